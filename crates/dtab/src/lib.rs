@@ -17,13 +17,15 @@
 mod bind;
 mod dtab;
 pub mod global;
+mod interp;
 mod parse;
 mod path;
 mod tree;
 
 pub use bind::{Bound, DEFAULT_MAX_DEPTH, Name, State, bind, max_depth_message};
 pub use dtab::{Dentry, Dtab};
-pub use parse::ParseError;
+pub use interp::{bind_path, default_lookup};
+pub use parse::{MAX_NESTING, ParseError};
 pub use path::{Path, Prefix, PrefixElem, is_showable};
 pub use tree::{DEFAULT_WEIGHT, NameTree, Weighted, format_weight};
 

@@ -97,10 +97,16 @@ pub(crate) fn is_java_whitespace(c: char) -> bool {
     )
 }
 
+/// How deeply parentheses may nest. Finagle has no limit (the JVM's stack
+/// is the limit); a router parsing `l5d-dtab` headers from clients must not
+/// let a header of `((((...` exhaust its stack.
+pub const MAX_NESTING: usize = 100;
+
 struct Parser<'a> {
     src: &'a str,
     chars: Vec<char>,
     idx: usize,
+    depth: usize,
 }
 
 /// What the parser found: a character or the end of the input.
@@ -125,6 +131,7 @@ impl<'a> Parser<'a> {
             src,
             chars: src.chars().collect(),
             idx: 0,
+            depth: 0,
         }
     }
 
@@ -311,10 +318,18 @@ impl<'a> Parser<'a> {
         self.eat_whitespace();
         match self.peek() {
             Found::Char('(') => {
+                if self.depth == MAX_NESTING {
+                    return self.illegal(
+                        format_args!("at most {MAX_NESTING} nested '('"),
+                        self.peek(),
+                    );
+                }
                 self.idx += 1;
+                self.depth += 1;
                 let tree = self.tree()?;
                 self.eat_whitespace();
                 self.eat(')')?;
+                self.depth -= 1;
                 Ok(tree)
             }
             Found::Char('/') => Ok(NameTree::Leaf(self.path()?)),
@@ -356,8 +371,14 @@ impl<'a> Parser<'a> {
             return self.illegal("weight", Found::Char('.'));
         }
         match text.parse::<f64>() {
-            Ok(w) => Ok(w),
-            Err(_) => self.illegal("weight", Found::Char('.')),
+            // Finagle reads an overlong number as Infinity and then prints
+            // `Infinity*/b`, which no parser reads back (so a re-emitted
+            // `l5d-ctx-dtab` would break the next hop): refuse it here.
+            Ok(w) if w.is_finite() => Ok(w),
+            _ => {
+                self.idx = start;
+                self.illegal("finite weight", self.peek())
+            }
         }
     }
 

@@ -171,7 +171,7 @@ impl fmt::Debug for Path {
 }
 
 /// One element of a dentry prefix.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum PrefixElem {
     /// Matches exactly this (non-empty) label.
     Label(Bytes),

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `strait` command. Everything lives in the library; see [`strait::cli`].
+
+fn main() -> std::process::ExitCode {
+    strait::cli::main()
+}

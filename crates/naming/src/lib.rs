@@ -1,0 +1,114 @@
+//! Naming: from a logical name to live sets of endpoints.
+//!
+//! This crate owns the [`Namer`] trait (a namer answers a path with a
+//! *watchable* name tree), the [`Interpreter`] that binds a path through a
+//! dtab, the configured namers under `/#/` and the system namers under `/$/`
+//! (Linkerd 1's `ConfiguredNamersInterpreter`), the `/$/inet` resolver with
+//! DNS re-resolution ([`inet`]), and the `io.l5d.fs` namer ([`fs`]).
+//!
+//! It knows nothing of HTTP, YAML or load balancing: the router asks for a
+//! [`Binding`], keeps it while [`Binding::is_stale`] says no, and hands each
+//! bound name's [`AddrVar`] to a client.
+//!
+//! Everything is a snapshot plus a change signal (`tokio::sync::watch`):
+//! reading the current value is a lock-free borrow, and "did anything I
+//! depended on change?" is one atomic load per dependency.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use strait_dtab::{Bound, Name, NameTree, Path, State};
+use tokio::sync::watch;
+
+pub mod fs;
+pub mod inet;
+mod interp;
+
+pub use interp::{Binding, Interpreter};
+
+/// One address of a concrete name, with its load-balancing weight.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Endpoint {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// Relative weight (1.0 unless the namer says otherwise).
+    pub weight: f64,
+}
+
+impl Endpoint {
+    /// An endpoint of weight 1.0.
+    pub fn new(addr: SocketAddr) -> Self {
+        Endpoint { addr, weight: 1.0 }
+    }
+}
+
+/// The state of a concrete name's address set (Finagle's `Addr`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Addr {
+    /// Not known yet.
+    Pending,
+    /// Known not to exist.
+    Neg,
+    /// These endpoints (possibly none).
+    Bound(Arc<[Endpoint]>),
+    /// Resolution failed; the message says why.
+    Failed(Arc<str>),
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Pending => f.write_str("pending"),
+            Addr::Neg => f.write_str("neg"),
+            Addr::Failed(e) => write!(f, "failed: {e}"),
+            Addr::Bound(eps) => {
+                f.write_str("[")?;
+                for (i, e) in eps.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{}", e.addr)?;
+                }
+                f.write_str("]")
+            }
+        }
+    }
+}
+
+/// A live address set: the current [`Addr`] and a change signal.
+pub type AddrVar = watch::Receiver<Addr>;
+
+/// A bound name whose addresses are live.
+pub type BoundName = Bound<AddrVar>;
+
+/// What a namer answers for a path.
+pub type LookupTree = NameTree<Name<AddrVar>>;
+
+/// A live lookup answer.
+pub type Activity = watch::Receiver<State<LookupTree>>;
+
+/// An address set that never changes.
+pub fn const_addr(addr: Addr) -> AddrVar {
+    // The receiver keeps the last value after the sender is dropped.
+    watch::channel(addr).1
+}
+
+/// A lookup answer that never changes.
+pub fn const_activity(state: State<LookupTree>) -> Activity {
+    watch::channel(state).1
+}
+
+/// A configured namer, serving the paths under its prefix (e.g.
+/// `/#/io.l5d.fs`).
+pub trait Namer: Send + Sync + 'static {
+    /// Looks up `path`, the part of the name below `prefix`. Bound ids are
+    /// conventionally `prefix` plus the elements the namer consumed; the
+    /// rest is the residual.
+    fn lookup(&self, prefix: &Path, path: &Path) -> Activity;
+
+    /// What the namer is doing, for `/namer_state/<prefix>.json`.
+    fn state(&self) -> serde_json::Value {
+        serde_json::Value::Null
+    }
+}

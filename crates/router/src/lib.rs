@@ -1,0 +1,3 @@
+//! The HTTP path of a Strait router.
+
+pub mod stats;

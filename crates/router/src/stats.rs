@@ -1,0 +1,555 @@
+//! Counters, gauges and latency histograms under Linkerd 1's names.
+//!
+//! Every metric is an atomic owned by the thing it measures (a server, a
+//! service, a client) and registered once by name; the request path only
+//! touches atomics. The registry renders the same values two ways: the flat
+//! JSON of `/admin/metrics.json` (`rt/http/service/svc/hello/requests`) and
+//! Prometheus text with Linkerd's label mapping
+//! (`rt:service:requests{rt="http", service="/svc/hello"}`).
+//!
+//! Why not `metrics-exporter-prometheus`: it renders only Prometheus text,
+//! and the admin must also serve Linkerd's flat JSON from the same values;
+//! counting twice on the hot path to feed two exporters would cost more than
+//! this file.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Where a metric lives.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Scope {
+    /// A plain slash-separated scope, e.g. `namer/io.l5d.fs` or `config`.
+    Root(String),
+    /// `rt/<router>/server/<ip>/<port>`.
+    Server {
+        /// Router label.
+        router: String,
+        /// `ip/port`.
+        addr: String,
+    },
+    /// `rt/<router>/service/<logical name>`.
+    Service {
+        /// Router label.
+        router: String,
+        /// The logical name, e.g. `/svc/hello`.
+        name: String,
+    },
+    /// `rt/<router>/client/<concrete id>`.
+    Client {
+        /// Router label.
+        router: String,
+        /// The concrete id, e.g. `/#/io.l5d.fs/hello`.
+        id: String,
+    },
+}
+
+impl Scope {
+    fn flat(&self, name: &str) -> String {
+        match self {
+            Scope::Root(s) if s.is_empty() => name.to_owned(),
+            Scope::Root(s) => format!("{s}/{name}"),
+            Scope::Server { router, addr } => format!("rt/{router}/server/{addr}/{name}"),
+            Scope::Service { router, name: n } => {
+                format!("rt/{router}/service/{}/{name}", n.trim_start_matches('/'))
+            }
+            Scope::Client { router, id } => {
+                format!("rt/{router}/client/{}/{name}", id.trim_start_matches('/'))
+            }
+        }
+    }
+
+    /// Prometheus name and labels (Linkerd 1's `PrometheusTelemeter`).
+    fn prometheus(&self, name: &str, prefix: &str) -> (String, String) {
+        let (base, labels) = match self {
+            Scope::Root(s) if s.is_empty() => (name.to_owned(), String::new()),
+            Scope::Root(s) => (format!("{s}/{name}"), String::new()),
+            Scope::Server { router, addr } => (
+                format!("rt/server/{name}"),
+                format!(
+                    "rt=\"{}\", server=\"{}\"",
+                    escape_label(router),
+                    escape_label(addr)
+                ),
+            ),
+            Scope::Service { router, name: n } => (
+                format!("rt/service/{name}"),
+                format!(
+                    "rt=\"{}\", service=\"{}\"",
+                    escape_label(router),
+                    escape_label(n)
+                ),
+            ),
+            Scope::Client { router, id } => (
+                format!("rt/client/{name}"),
+                format!(
+                    "rt=\"{}\", client=\"{}\"",
+                    escape_label(router),
+                    escape_label(id)
+                ),
+            ),
+        };
+        (format!("{prefix}{}", sanitize(&base)), labels)
+    }
+}
+
+/// Linkerd: segments joined with `:`, other characters than `[a-zA-Z0-9:]`
+/// replaced by `_`.
+fn sanitize(flat: &str) -> String {
+    flat.chars()
+        .map(|c| match c {
+            '/' => ':',
+            c if c.is_ascii_alphanumeric() || c == ':' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// A monotonically increasing count.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds one.
+    #[inline]
+    pub fn incr(&self) {
+        self.0.fetch_add(1, Relaxed);
+    }
+    /// Adds `n`.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// A value that goes up and down.
+#[derive(Debug, Default)]
+pub struct Gauge(AtomicI64);
+
+impl Gauge {
+    /// Sets the value.
+    pub fn set(&self, v: i64) {
+        self.0.store(v, Relaxed);
+    }
+    /// Adds `d` (may be negative).
+    #[inline]
+    pub fn add(&self, d: i64) {
+        self.0.fetch_add(d, Relaxed);
+    }
+    /// The current value.
+    pub fn get(&self) -> i64 {
+        self.0.load(Relaxed)
+    }
+}
+
+/// Sub-buckets per power of two: values are kept to within 1/16 (~6 %).
+const SUB: usize = 16;
+const BUCKETS: usize = 40 * SUB;
+
+/// A latency histogram in microseconds with ~6 % resolution, cumulative
+/// since start, reported in milliseconds.
+#[derive(Debug)]
+pub struct Histogram {
+    buckets: Box<[AtomicU64]>,
+    count: AtomicU64,
+    sum_us: AtomicU64,
+    max_us: AtomicU64,
+    min_us: AtomicU64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            count: AtomicU64::new(0),
+            sum_us: AtomicU64::new(0),
+            max_us: AtomicU64::new(0),
+            min_us: AtomicU64::new(u64::MAX),
+        }
+    }
+}
+
+fn bucket_of(v: u64) -> usize {
+    if v < SUB as u64 {
+        return v as usize;
+    }
+    let log = 63 - v.leading_zeros() as usize; // >= 4
+    let shift = log - 4;
+    let sub = ((v >> shift) as usize) & (SUB - 1);
+    ((log - 3) * SUB + sub).min(BUCKETS - 1)
+}
+
+fn bucket_floor(i: usize) -> u64 {
+    if i < SUB {
+        return i as u64;
+    }
+    let log = i / SUB + 3;
+    let sub = (i % SUB) as u64;
+    (SUB as u64 | sub) << (log - 4)
+}
+
+impl Histogram {
+    /// Records one duration.
+    #[inline]
+    pub fn record(&self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.buckets[bucket_of(us)].fetch_add(1, Relaxed);
+        self.count.fetch_add(1, Relaxed);
+        self.sum_us.fetch_add(us, Relaxed);
+        self.max_us.fetch_max(us, Relaxed);
+        self.min_us.fetch_min(us, Relaxed);
+    }
+
+    /// Count, sum (ms), and the requested quantiles (ms).
+    pub fn snapshot(&self, quantiles: &[f64]) -> HistogramSnapshot {
+        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let total: u64 = counts.iter().sum();
+        let max = self.max_us.load(Relaxed);
+        let min = if total == 0 {
+            0
+        } else {
+            self.min_us.load(Relaxed)
+        };
+        let qs = quantiles
+            .iter()
+            .map(|&q| {
+                if total == 0 {
+                    return 0.0;
+                }
+                let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+                let mut seen = 0;
+                for (i, c) in counts.iter().enumerate() {
+                    seen += c;
+                    if seen >= rank {
+                        let v = bucket_floor(i).clamp(min, max);
+                        return v as f64 / 1000.0;
+                    }
+                }
+                max as f64 / 1000.0
+            })
+            .collect();
+        HistogramSnapshot {
+            count: total,
+            sum_ms: self.sum_us.load(Relaxed) as f64 / 1000.0,
+            min_ms: min as f64 / 1000.0,
+            max_ms: max as f64 / 1000.0,
+            quantiles: qs,
+        }
+    }
+}
+
+/// A histogram's values at one instant.
+#[derive(Clone, Debug)]
+pub struct HistogramSnapshot {
+    /// Number of samples.
+    pub count: u64,
+    /// Sum of the samples, in ms.
+    pub sum_ms: f64,
+    /// Smallest sample, in ms.
+    pub min_ms: f64,
+    /// Largest sample, in ms.
+    pub max_ms: f64,
+    /// The requested quantiles, in ms.
+    pub quantiles: Vec<f64>,
+}
+
+#[derive(Clone, Debug)]
+enum Metric {
+    Counter(Arc<Counter>),
+    Gauge(Arc<Gauge>),
+    Histogram(Arc<Histogram>),
+}
+
+/// All metrics of the process, by scope and name.
+#[derive(Clone, Debug, Default)]
+pub struct Registry {
+    metrics: Arc<RwLock<BTreeMap<(Scope, String), Metric>>>,
+}
+
+const JSON_QUANTILES: [(&str, f64); 6] = [
+    ("p50", 0.5),
+    ("p90", 0.9),
+    ("p95", 0.95),
+    ("p99", 0.99),
+    ("p9990", 0.999),
+    ("p9999", 0.9999),
+];
+
+impl Registry {
+    /// The counter `name` in `scope`, created on first use.
+    pub fn counter(&self, scope: &Scope, name: &str) -> Arc<Counter> {
+        match self.get_or_insert(scope, name, || Metric::Counter(Arc::default())) {
+            Metric::Counter(c) => c,
+            // Same name registered as another type: hand out a detached one.
+            _ => Arc::default(),
+        }
+    }
+
+    /// The gauge `name` in `scope`, created on first use.
+    pub fn gauge(&self, scope: &Scope, name: &str) -> Arc<Gauge> {
+        match self.get_or_insert(scope, name, || Metric::Gauge(Arc::default())) {
+            Metric::Gauge(g) => g,
+            _ => Arc::default(),
+        }
+    }
+
+    /// The histogram `name` in `scope`, created on first use.
+    pub fn histogram(&self, scope: &Scope, name: &str) -> Arc<Histogram> {
+        match self.get_or_insert(scope, name, || Metric::Histogram(Arc::default())) {
+            Metric::Histogram(h) => h,
+            _ => Arc::default(),
+        }
+    }
+
+    fn get_or_insert(&self, scope: &Scope, name: &str, new: impl FnOnce() -> Metric) -> Metric {
+        let key = (scope.clone(), name.to_owned());
+        if let Some(m) = self
+            .metrics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+        {
+            return m.clone();
+        }
+        let mut w = self.metrics.write().unwrap_or_else(|e| e.into_inner());
+        w.entry(key).or_insert_with(new).clone()
+    }
+
+    /// Drops every metric of `scope` (an expired service or client).
+    pub fn remove_scope(&self, scope: &Scope) {
+        self.metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(s, _), _| s != scope);
+    }
+
+    /// The flat JSON of `/admin/metrics.json`: counters and gauges as
+    /// numbers, histograms as `<name>.count`, `.sum`, `.avg`, `.min`,
+    /// `.max`, `.p50` ... `.p9999` (ms).
+    pub fn to_json(&self) -> serde_json::Map<String, serde_json::Value> {
+        let mut out = serde_json::Map::new();
+        let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());
+        let qs: Vec<f64> = JSON_QUANTILES.iter().map(|q| q.1).collect();
+        for ((scope, name), m) in metrics.iter() {
+            let flat = scope.flat(name);
+            match m {
+                Metric::Counter(c) => {
+                    out.insert(flat, c.get().into());
+                }
+                Metric::Gauge(g) => {
+                    out.insert(flat, g.get().into());
+                }
+                Metric::Histogram(h) => {
+                    let s = h.snapshot(&qs);
+                    let avg = if s.count == 0 {
+                        0.0
+                    } else {
+                        s.sum_ms / s.count as f64
+                    };
+                    out.insert(format!("{flat}.count"), s.count.into());
+                    out.insert(format!("{flat}.sum"), json_f64(s.sum_ms));
+                    out.insert(format!("{flat}.avg"), json_f64(avg));
+                    out.insert(format!("{flat}.min"), json_f64(s.min_ms));
+                    out.insert(format!("{flat}.max"), json_f64(s.max_ms));
+                    for ((label, _), v) in JSON_QUANTILES.iter().zip(&s.quantiles) {
+                        out.insert(format!("{flat}.{label}"), json_f64(*v));
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Prometheus text exposition (format 0.0.4). Counters and gauges are
+    /// typed; histograms are summaries with `quantile` labels plus `_count`
+    /// and `_sum`, as Linkerd 1 wrote them.
+    pub fn to_prometheus(&self, prefix: &str) -> String {
+        let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());
+        // Group series by metric name so each family is contiguous and has
+        // one TYPE line.
+        let mut families: BTreeMap<String, (&'static str, Vec<String>)> = BTreeMap::new();
+        let quantiles = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
+        for ((scope, name), m) in metrics.iter() {
+            let (pname, labels) = scope.prometheus(name, prefix);
+            let with = |extra: &str| -> String {
+                match (labels.is_empty(), extra.is_empty()) {
+                    (true, true) => String::new(),
+                    (true, false) => format!("{{{extra}}}"),
+                    (false, true) => format!("{{{labels}}}"),
+                    (false, false) => format!("{{{labels}, {extra}}}"),
+                }
+            };
+            match m {
+                Metric::Counter(c) => {
+                    let fam = families
+                        .entry(pname.clone())
+                        .or_insert(("counter", Vec::new()));
+                    fam.1.push(format!("{pname}{} {}", with(""), c.get()));
+                }
+                Metric::Gauge(g) => {
+                    let fam = families
+                        .entry(pname.clone())
+                        .or_insert(("gauge", Vec::new()));
+                    fam.1.push(format!("{pname}{} {}", with(""), g.get()));
+                }
+                Metric::Histogram(h) => {
+                    let s = h.snapshot(&quantiles);
+                    let fam = families
+                        .entry(pname.clone())
+                        .or_insert(("summary", Vec::new()));
+                    for (q, v) in quantiles.iter().zip(&s.quantiles) {
+                        fam.1
+                            .push(format!("{pname}{} {v}", with(&format!("quantile=\"{q}\""))));
+                    }
+                    fam.1.push(format!("{pname}_sum{} {}", with(""), s.sum_ms));
+                    fam.1.push(format!("{pname}_count{} {}", with(""), s.count));
+                }
+            }
+        }
+        let mut out = String::new();
+        for (name, (ty, lines)) in families {
+            let _ = writeln!(out, "# TYPE {name} {ty}");
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+fn json_f64(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, serde_json::Value::Number)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_within_six_percent() {
+        let mut last = 0;
+        for v in [0u64, 1, 15, 16, 17, 31, 32, 100, 1_000, 123_456, 10_000_000] {
+            let b = bucket_of(v);
+            assert!(b >= last, "bucket index grows with the value");
+            last = b;
+            let floor = bucket_floor(b);
+            assert!(
+                floor <= v && (v - floor) as f64 <= v as f64 / 16.0 + 1.0,
+                "{v} -> floor {floor}"
+            );
+        }
+    }
+
+    #[test]
+    fn flat_names_follow_linkerd_scopes() {
+        let r = Registry::default();
+        r.counter(
+            &Scope::Service {
+                router: "http".into(),
+                name: "/svc/hello".into(),
+            },
+            "requests",
+        )
+        .incr();
+        r.counter(
+            &Scope::Client {
+                router: "http".into(),
+                id: "/#/io.l5d.fs/hello".into(),
+            },
+            "status/200",
+        )
+        .add(2);
+        r.counter(
+            &Scope::Server {
+                router: "http".into(),
+                addr: "127.0.0.1/4140".into(),
+            },
+            "requests",
+        )
+        .incr();
+        let j = r.to_json();
+        assert_eq!(j["rt/http/service/svc/hello/requests"], 1);
+        assert_eq!(j["rt/http/client/#/io.l5d.fs/hello/status/200"], 2);
+        assert_eq!(j["rt/http/server/127.0.0.1/4140/requests"], 1);
+    }
+
+    #[test]
+    fn prometheus_lifts_router_service_client_and_server_into_labels() {
+        let r = Registry::default();
+        r.counter(
+            &Scope::Service {
+                router: "http".into(),
+                name: "/svc/foo".into(),
+            },
+            "requests",
+        )
+        .incr();
+        r.counter(
+            &Scope::Client {
+                router: "http".into(),
+                id: "/#/bar".into(),
+            },
+            "status/2XX",
+        )
+        .incr();
+        r.histogram(
+            &Scope::Service {
+                router: "http".into(),
+                name: "/svc/foo".into(),
+            },
+            "request_latency_ms",
+        )
+        .record(Duration::from_millis(3));
+        let text = r.to_prometheus("");
+        assert!(
+            text.contains("rt:service:requests{rt=\"http\", service=\"/svc/foo\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("rt:client:status:2XX{rt=\"http\", client=\"/#/bar\"} 1"),
+            "{text}"
+        );
+        assert!(text.contains("rt:service:request_latency_ms{rt=\"http\", service=\"/svc/foo\", quantile=\"0.5\"} 3"), "{text}");
+        assert!(
+            text.contains(
+                "rt:service:request_latency_ms_count{rt=\"http\", service=\"/svc/foo\"} 1"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn histogram_quantiles_are_close() {
+        let h = Histogram::default();
+        for ms in 1..=100 {
+            h.record(Duration::from_millis(ms));
+        }
+        let s = h.snapshot(&[0.5, 0.99]);
+        assert_eq!(s.count, 100);
+        assert!(
+            (s.quantiles[0] - 50.0).abs() <= 50.0 / 16.0 + 0.001,
+            "p50 ~ 50 ms, got {}",
+            s.quantiles[0]
+        );
+        assert!(
+            (s.quantiles[1] - 99.0).abs() <= 99.0 / 16.0 + 0.001,
+            "p99 ~ 99 ms, got {}",
+            s.quantiles[1]
+        );
+        assert_eq!(s.max_ms, 100.0);
+    }
+}

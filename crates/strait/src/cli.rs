@@ -1,0 +1,103 @@
+//! The `strait` command line: the [`Cli`] definition and its dispatcher.
+//!
+//! Command groups live in submodules and each exposes a subcommand enum with
+//! an `execute` method returning the single line to print; [`execute`]
+//! dispatches to them and [`main`] turns the outcome into output and an exit
+//! status. New groups (`strait run --config PATH`, `strait check --config
+//! PATH`) are new [`Command`] variants.
+
+use std::fmt;
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod dtab;
+
+/// Strait: a service-mesh router that speaks Linkerd 1's linkerd.yaml and dtabs.
+#[derive(Debug, Parser)]
+#[command(name = "strait", version, about, propagate_version = true)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work with dtabs, paths and name trees offline.
+    #[command(subcommand)]
+    Dtab(dtab::DtabCommand),
+}
+
+/// A command failed; the message goes to stderr and the exit status is 1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CliError {
+    message: String,
+}
+
+impl CliError {
+    /// An error with `message`.
+    pub fn new(message: impl Into<String>) -> Self {
+        CliError {
+            message: message.into(),
+        }
+    }
+
+    /// The message printed on stderr.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CliError {}
+
+impl From<strait_dtab::ParseError> for CliError {
+    fn from(e: strait_dtab::ParseError) -> Self {
+        CliError::new(e.message())
+    }
+}
+
+/// Runs `cli`, writing its output to `out`.
+pub fn execute(cli: &Cli, out: &mut impl Write) -> Result<(), CliError> {
+    let line = match &cli.command {
+        Command::Dtab(cmd) => cmd.execute()?,
+    };
+    writeln!(out, "{line}")
+        .and_then(|()| out.flush())
+        .map_err(|e| CliError::new(format!("cannot write to stdout: {e}")))
+}
+
+/// The entry point of the `strait` binary: parses the process arguments
+/// (clap prints usage errors and exits 2), runs the command, prints its
+/// error on stderr if it failed, and returns the exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let stdout = io::stdout();
+    match execute(&cli, &mut stdout.lock()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}
