@@ -1,0 +1,232 @@
+//! Header rewriting: proxy-form URIs, hop-by-hop headers, `Via`, Linkerd's
+//! `l5d-*` context headers, `Forwarded`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http::header::{
+    CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
+    TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
+};
+use http::{Request, Uri};
+use strait_dtab::{Dtab, Path};
+
+/// What the router appends to `Via` in both directions.
+pub const VIA_VALUE: &str = "1.1 strait";
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+const L5D_DTAB: HeaderName = HeaderName::from_static("l5d-dtab");
+const L5D_CTX_DTAB: HeaderName = HeaderName::from_static("l5d-ctx-dtab");
+const L5D_DST_SERVICE: HeaderName = HeaderName::from_static("l5d-dst-service");
+const L5D_DST_CLIENT: HeaderName = HeaderName::from_static("l5d-dst-client");
+const L5D_DST_RESIDUAL: HeaderName = HeaderName::from_static("l5d-dst-residual");
+const L5D_REQID: HeaderName = HeaderName::from_static("l5d-reqid");
+const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
+
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every
+/// header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+/// `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
+/// `Proxy-Authorization`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    let named: Vec<HeaderName> = h
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
+        .collect();
+    for n in named {
+        h.remove(n);
+    }
+    for n in [
+        CONNECTION,
+        KEEP_ALIVE,
+        PROXY_CONNECTION,
+        TE,
+        TRAILER,
+        TRANSFER_ENCODING,
+        UPGRADE,
+        PROXY_AUTHENTICATE,
+        PROXY_AUTHORIZATION,
+    ] {
+        h.remove(n);
+    }
+}
+
+/// Appends `1.1 strait` to `Via`.
+pub fn append_via(h: &mut HeaderMap) {
+    h.append(VIA, HeaderValue::from_static(VIA_VALUE));
+}
+
+/// The number of proxies the request has been through, from `Via`.
+pub fn via_depth(h: &HeaderMap) -> usize {
+    h.get_all(VIA)
+        .iter()
+        .map(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .filter(|s| !s.trim_ascii().is_empty())
+                .count()
+        })
+        .sum()
+}
+
+/// Removes every `l5d-*` header (`clearContext`).
+pub fn strip_l5d(h: &mut HeaderMap) {
+    let names: Vec<HeaderName> = h
+        .keys()
+        .filter(|k| k.as_str().starts_with("l5d-"))
+        .cloned()
+        .collect();
+    for n in names {
+        h.remove(n);
+    }
+}
+
+/// `GET http://hello/x` (what `http_proxy` clients send): `Host` from the
+/// URI's authority, the URI cut to path and query.
+pub fn absolute_to_origin_form<B>(req: &mut Request<B>) {
+    let uri = req.uri();
+    let (Some(auth), Some(_)) = (uri.authority(), uri.scheme()) else {
+        return;
+    };
+    let host = HeaderValue::from_str(auth.as_str());
+    let origin = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse::<Uri>();
+    if let Ok(host) = host {
+        req.headers_mut().insert(HOST, host);
+    }
+    if let Ok(u) = origin {
+        *req.uri_mut() = u;
+    }
+}
+
+/// Takes `l5d-ctx-dtab` then `l5d-dtab` off the request (each possibly
+/// repeated) and parses them into the local dtab, `l5d-dtab` last so the
+/// user's entries win. `None` when neither is present; a parse error is the
+/// parser's message (a 400).
+pub fn take_local_dtab(h: &mut HeaderMap) -> Result<Option<(Arc<str>, Dtab)>, String> {
+    if !h.contains_key(&L5D_CTX_DTAB) && !h.contains_key(&L5D_DTAB) {
+        return Ok(None);
+    }
+    let mut dtab = Dtab::empty();
+    for name in [L5D_CTX_DTAB, L5D_DTAB] {
+        for v in h.get_all(&name) {
+            let text = v
+                .to_str()
+                .map_err(|_| format!("{name}: not a visible ASCII header value"))?;
+            dtab = dtab.concat(&Dtab::read(text).map_err(|e| e.to_string())?);
+        }
+        h.remove(&name);
+    }
+    if dtab.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some((Arc::from(dtab.show()), dtab)))
+}
+
+/// Sets the informational headers Linkerd adds downstream
+/// (`l5d-dst-service`, `l5d-dst-client`, `l5d-dst-residual`, `l5d-reqid`)
+/// and re-emits the local dtab as `l5d-ctx-dtab`.
+pub fn set_l5d(
+    h: &mut HeaderMap,
+    service: &Path,
+    client: &Path,
+    residual: &Path,
+    local: Option<&str>,
+) {
+    let set = |h: &mut HeaderMap, n: HeaderName, v: String| {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.insert(n, v);
+        }
+    };
+    set(h, L5D_DST_SERVICE, service.show());
+    set(h, L5D_DST_CLIENT, client.show());
+    if residual.is_empty() {
+        h.remove(L5D_DST_RESIDUAL);
+    } else {
+        set(h, L5D_DST_RESIDUAL, residual.show());
+    }
+    if !h.contains_key(L5D_REQID) {
+        set(h, L5D_REQID, format!("{:016x}", fastrand::u64(..)));
+    }
+    match local {
+        Some(l) => set(h, L5D_CTX_DTAB, l.to_owned()),
+        None => {
+            h.remove(L5D_CTX_DTAB);
+        }
+    }
+}
+
+/// Appends an RFC 7239 `Forwarded` element: `by` the server, `for` the
+/// client, `host` and `proto`.
+pub fn add_forwarded(h: &mut HeaderMap, remote: SocketAddr, local: SocketAddr) {
+    let node = |a: SocketAddr| match a {
+        SocketAddr::V4(a) => format!("\"{a}\""),
+        SocketAddr::V6(a) => format!("\"[{}]:{}\"", a.ip(), a.port()),
+    };
+    let mut v = format!("by={};for={}", node(local), node(remote));
+    if let Some(host) = h.get(HOST).and_then(|h| h.to_str().ok()) {
+        v.push_str(&format!(";host=\"{host}\""));
+    }
+    v.push_str(";proto=http");
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        h.append(FORWARDED, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "only end-to-end headers stay: {h:?}");
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn via_depth_counts_comma_separated_entries() {
+        let mut h = HeaderMap::new();
+        h.append(VIA, HeaderValue::from_static("1.1 a, 1.1 b"));
+        h.append(VIA, HeaderValue::from_static("1.1 c"));
+        assert_eq!(via_depth(&h), 3);
+    }
+
+    #[test]
+    fn local_dtab_puts_user_entries_after_context_entries() {
+        let mut h = HeaderMap::new();
+        h.insert("l5d-dtab", HeaderValue::from_static("/svc=>/user"));
+        h.insert("l5d-ctx-dtab", HeaderValue::from_static("/svc=>/ctx"));
+        let (s, d) = take_local_dtab(&mut h).unwrap().unwrap();
+        assert_eq!(&*s, "/svc=>/ctx;/svc=>/user");
+        assert_eq!(d.len(), 2);
+        assert!(h.is_empty(), "both headers are taken off the request");
+        let mut h = HeaderMap::new();
+        h.insert("l5d-dtab", HeaderValue::from_static("/svc=>"));
+        assert!(
+            take_local_dtab(&mut h)
+                .unwrap_err()
+                .contains("expected but")
+        );
+    }
+
+    #[test]
+    fn absolute_form_moves_the_authority_into_host() {
+        let mut r = Request::get("http://hello:8080/x?y=1").body(()).unwrap();
+        absolute_to_origin_form(&mut r);
+        assert_eq!(r.uri().to_string(), "/x?y=1");
+        assert_eq!(r.headers()[HOST], "hello:8080");
+    }
+}

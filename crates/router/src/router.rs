@@ -1,0 +1,560 @@
+//! One router: identify -> bind (logical -> concrete) -> pick an endpoint ->
+//! forward. A router is immutable once built; reloading builds a new one.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::header::{HOST, HeaderValue};
+use http::{Request, Response, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use strait_dtab::{Dtab, NameTree, Path, State};
+use strait_naming::{Addr, Binding, BoundName, Interpreter};
+
+use crate::client::Client;
+use crate::error::RouteError;
+use crate::headers;
+use crate::identify::{Identifier, is_connect};
+use crate::service::RequestStats;
+use crate::stats::{Registry, Scope};
+
+/// The body of every response the router gives.
+pub type Body = Either<Incoming, Full<Bytes>>;
+
+/// A router's settings, from `linkerd.yaml`'s `routers[]`.
+#[derive(Clone, Debug)]
+pub struct RouterParams {
+    /// `label`: the metrics scope `rt/<label>`.
+    pub label: String,
+    /// The base dtab.
+    pub dtab: Dtab,
+    /// `dstPrefix` (default `/svc`).
+    pub dst_prefix: Path,
+    /// Tried in order; the first that names the request wins.
+    pub identifiers: Vec<Identifier>,
+    /// `bindingTimeoutMs`.
+    pub binding_timeout: Duration,
+    /// Most bindings (and services, and clients) kept.
+    pub cache_capacity: usize,
+    /// Idle bindings, services and clients expire after this.
+    pub idle_ttl: Duration,
+    /// `maxHeadersKB`, for the `l5d-err` cap.
+    pub max_headers_bytes: usize,
+    /// `maxErrResponseKB`.
+    pub max_err_bytes: usize,
+    /// `maxCallDepth` (the `Via` loop guard).
+    pub max_call_depth: u32,
+}
+
+/// Per-server settings that change how a request is handled.
+#[derive(Clone, Debug)]
+pub struct ServerParams {
+    /// `ip/port`, the server's metrics scope.
+    pub label: String,
+    /// `clearContext`.
+    pub clear_context: bool,
+    /// `addForwardedHeader`.
+    pub add_forwarded: bool,
+    /// The local address the server listens on.
+    pub local: SocketAddr,
+}
+
+/// One router.
+pub struct Router {
+    params: RouterParams,
+    interp: Interpreter,
+    registry: Registry,
+    http: HttpClient<HttpConnector, Incoming>,
+    bindings: Mutex<HashMap<BindKey, Arc<BindEntry>>>,
+    clients: Mutex<HashMap<Path, Arc<Client>>>,
+    services: Mutex<HashMap<Path, Arc<RequestStats>>>,
+    epoch: Instant,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BindKey {
+    local: Option<Arc<str>>,
+    dst: Path,
+}
+
+struct BindEntry {
+    binding: Binding,
+    clients: Vec<Arc<Client>>,
+    service: Arc<RequestStats>,
+    last_used: std::sync::atomic::AtomicU64,
+}
+
+/// What the request was routed to, for headers and errors.
+struct Target {
+    service: Path,
+    client: Arc<Client>,
+    residual: Path,
+}
+
+impl Router {
+    /// A router over `interp`, reporting into `registry`.
+    pub fn new(params: RouterParams, interp: Interpreter, registry: Registry) -> Arc<Router> {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(10)));
+        let http = HttpClient::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .set_host(false)
+            .build(connector);
+        Arc::new(Router {
+            params,
+            interp,
+            registry,
+            http,
+            bindings: Mutex::default(),
+            clients: Mutex::default(),
+            services: Mutex::default(),
+            epoch: Instant::now(),
+        })
+    }
+
+    /// The router's settings.
+    pub fn params(&self) -> &RouterParams {
+        &self.params
+    }
+
+    /// The interpreter (for the delegation explorer).
+    pub fn interpreter(&self) -> &Interpreter {
+        &self.interp
+    }
+
+    /// The concrete names this router has clients for, with their current
+    /// address sets (for `/client_state.json`).
+    pub fn client_states(&self) -> Vec<(Path, Addr)> {
+        let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out: Vec<(Path, Addr)> = clients
+            .values()
+            .map(|c| (c.id.clone(), c.endpoints().addr.clone()))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Handles one request from a client of `server`.
+    pub async fn route(
+        &self,
+        mut req: Request<Incoming>,
+        server: &ServerParams,
+        remote: SocketAddr,
+    ) -> Response<Body> {
+        let clear = server.clear_context;
+        if clear {
+            headers::strip_l5d(req.headers_mut());
+        }
+        match self.route0(req, server, remote).await {
+            Ok(mut resp) => {
+                if clear {
+                    headers::strip_l5d(resp.headers_mut());
+                }
+                resp
+            }
+            Err(e) => {
+                tracing::debug!(router = %self.params.label, error = %e, "request failed");
+                let resp = e.to_response(
+                    self.params.max_headers_bytes,
+                    self.params.max_err_bytes,
+                    clear,
+                );
+                let mut resp = resp.map(|b| Either::Right(Full::new(b)));
+                headers::append_via(resp.headers_mut());
+                resp
+            }
+        }
+    }
+
+    async fn route0(
+        &self,
+        mut req: Request<Incoming>,
+        server: &ServerParams,
+        remote: SocketAddr,
+    ) -> Result<Response<Body>, RouteError> {
+        if is_connect(&req) {
+            return Err(RouteError::Connect);
+        }
+        if headers::via_depth(req.headers()) > self.params.max_call_depth as usize {
+            return Err(RouteError::CallDepth(self.params.max_call_depth));
+        }
+        headers::absolute_to_origin_form(&mut req);
+        let local = headers::take_local_dtab(req.headers_mut()).map_err(RouteError::BadDtab)?;
+
+        let mut identified = None;
+        let mut first_err = None;
+        for id in &self.params.identifiers {
+            match id.identify(&self.params.dst_prefix, &req) {
+                Ok(i) => {
+                    identified = Some(i);
+                    break;
+                }
+                Err(e) => {
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+        let Some(identified) = identified else {
+            return Err(RouteError::Unidentified {
+                request: format!("{} {}", req.method(), req.uri().path()),
+                from: remote,
+                reason: first_err.unwrap_or_else(|| "no identifier configured".to_owned()),
+            });
+        };
+        if let Some(uri) = identified.uri {
+            *req.uri_mut() = uri;
+        }
+        let dst = identified.dst;
+        let start = Instant::now();
+        let entry = self.bind(&dst, local.as_ref()).await?;
+        let service = Arc::clone(&entry.service);
+        service.pending.add(1);
+        let result = self
+            .dispatch(req, &entry, &dst, local.as_ref(), server, remote)
+            .await;
+        service.pending.add(-1);
+        let code = match &result {
+            Ok(r) => r.status().as_u16(),
+            Err(e) => e.status().as_u16(),
+        };
+        service.record(code, start.elapsed());
+        result
+    }
+
+    /// The binding of `dst` under the request's local dtab: from the cache
+    /// while it is fresh, else bound again, waiting up to
+    /// `bindingTimeoutMs` while it is pending.
+    async fn bind(
+        &self,
+        dst: &Path,
+        local: Option<&(Arc<str>, Dtab)>,
+    ) -> Result<Arc<BindEntry>, RouteError> {
+        let key = BindKey {
+            local: local.map(|(s, _)| Arc::clone(s)),
+            dst: dst.clone(),
+        };
+        let now = self.now_ms();
+        if let Some(e) = self
+            .bindings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .filter(|e| !e.binding.is_stale() && !matches!(e.binding.state, State::Pending))
+        {
+            e.last_used.store(now, std::sync::atomic::Ordering::Relaxed);
+            return Ok(Arc::clone(e));
+        }
+        let dtab = match local {
+            Some((_, l)) => self.params.dtab.concat(l),
+            None => self.params.dtab.clone(),
+        };
+        let deadline = tokio::time::Instant::now() + self.params.binding_timeout;
+        let mut binding = self.interp.bind(&dtab, dst, strait_dtab::DEFAULT_MAX_DEPTH);
+        while matches!(binding.state, State::Pending) {
+            let mut waiting = binding.clone();
+            if tokio::time::timeout_at(deadline, waiting.changed())
+                .await
+                .is_err()
+            {
+                return Err(RouteError::BindingTimeout {
+                    service: dst.clone(),
+                    timeout: self.params.binding_timeout,
+                });
+            }
+            binding = self.interp.bind(&dtab, dst, strait_dtab::DEFAULT_MAX_DEPTH);
+        }
+        let mut clients = Vec::new();
+        if let State::Ok(tree) = &binding.state {
+            tree.for_each_leaf(&mut |b: &BoundName| {
+                if !clients.iter().any(|c: &Arc<Client>| c.id == b.id) {
+                    clients.push(self.client(b));
+                }
+            });
+        }
+        let entry = Arc::new(BindEntry {
+            binding,
+            clients,
+            service: self.service(dst),
+            last_used: std::sync::atomic::AtomicU64::new(now),
+        });
+        let mut map = self.bindings.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= self.params.cache_capacity && !map.contains_key(&key) {
+            // Evict the least recently used binding.
+            if let Some(k) = map
+                .iter()
+                .min_by_key(|(_, v)| v.last_used.load(std::sync::atomic::Ordering::Relaxed))
+                .map(|(k, _)| k.clone())
+            {
+                map.remove(&k);
+            }
+        }
+        map.insert(key, Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    fn client(&self, b: &BoundName) -> Arc<Client> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let c = clients.entry(b.id.clone()).or_insert_with(|| {
+            Client::new(
+                b.id.clone(),
+                b.addr.clone(),
+                &self.registry,
+                &self.params.label,
+            )
+        });
+        c.touch();
+        Arc::clone(c)
+    }
+
+    fn service(&self, dst: &Path) -> Arc<RequestStats> {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(services.entry(dst.clone()).or_insert_with(|| {
+            let scope = Scope::Service {
+                router: self.params.label.clone(),
+                name: dst.show(),
+            };
+            Arc::new(RequestStats::new(&self.registry, &scope))
+        }))
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    /// Removes bindings, clients and services idle for longer than the TTL,
+    /// with their metrics. Called periodically.
+    pub fn expire_idle(&self) {
+        let ttl = self.params.idle_ttl.as_millis() as u64;
+        let now = self.now_ms();
+        self.bindings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, e| {
+                now.saturating_sub(e.last_used.load(std::sync::atomic::Ordering::Relaxed)) < ttl
+            });
+        let expired: Vec<Path> = {
+            let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+            let dead: Vec<Path> = clients
+                .iter()
+                .filter(|(_, c)| Arc::strong_count(c) == 1 && c.idle_for() >= self.params.idle_ttl)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &dead {
+                clients.remove(k);
+            }
+            dead
+        };
+        for id in expired {
+            self.registry.remove_scope(&Scope::Client {
+                router: self.params.label.clone(),
+                id: id.show(),
+            });
+        }
+        let dead: Vec<Path> = {
+            let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+            let dead: Vec<Path> = services
+                .iter()
+                .filter(|(_, s)| Arc::strong_count(s) == 1)
+                .map(|(k, _)| k.clone())
+                .collect();
+            for k in &dead {
+                services.remove(k);
+            }
+            dead
+        };
+        for name in dead {
+            self.registry.remove_scope(&Scope::Service {
+                router: self.params.label.clone(),
+                name: name.show(),
+            });
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        entry: &BindEntry,
+        dst: &Path,
+        local: Option<&(Arc<str>, Dtab)>,
+        server: &ServerParams,
+        remote: SocketAddr,
+    ) -> Result<Response<Body>, RouteError> {
+        let no_route = || RouteError::NoRoute {
+            service: dst.clone(),
+            base: self.params.dtab.clone(),
+            local: local.map(|(_, d)| d.clone()).unwrap_or_default(),
+        };
+        let tree = match &entry.binding.state {
+            State::Ok(t) => t,
+            State::Failed(m) => {
+                return Err(RouteError::BindingFailed {
+                    service: dst.clone(),
+                    message: m.clone(),
+                });
+            }
+            State::Pending => return Err(no_route()),
+        };
+        let Some(bound) = choose(tree) else {
+            return Err(no_route());
+        };
+        let Some(client) = entry.clients.iter().find(|c| c.id == bound.id) else {
+            return Err(no_route());
+        };
+        client.touch();
+        let target = Target {
+            service: dst.clone(),
+            client: Arc::clone(client),
+            residual: bound.residual.clone(),
+        };
+        self.forward(req, &target, local, server, remote).await
+    }
+
+    async fn forward(
+        &self,
+        mut req: Request<Incoming>,
+        target: &Target,
+        local: Option<&(Arc<str>, Dtab)>,
+        server: &ServerParams,
+        remote: SocketAddr,
+    ) -> Result<Response<Body>, RouteError> {
+        let client = &target.client;
+        let Some(lease) = client.pick(None) else {
+            let set = client.endpoints();
+            return Err(match &set.addr {
+                Addr::Neg => RouteError::NoRoute {
+                    service: target.service.clone(),
+                    base: self.params.dtab.clone(),
+                    local: local.map(|(_, d)| d.clone()).unwrap_or_default(),
+                },
+                other => RouteError::NoEndpoints {
+                    service: target.service.clone(),
+                    client: client.id.clone(),
+                    state: other.to_string(),
+                },
+            });
+        };
+        let addr = lease.addr();
+        let h = req.headers_mut();
+        headers::strip_hop_by_hop(h);
+        headers::append_via(h);
+        if server.add_forwarded {
+            headers::add_forwarded(h, remote, server.local);
+        }
+        if h.get(HOST).is_none() {
+            h.insert(HOST, HeaderValue::from_static(""));
+        }
+        headers::set_l5d(
+            h,
+            &target.service,
+            &client.id,
+            &target.residual,
+            local.map(|(s, _)| &**s),
+        );
+        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(addr.to_string())
+            .path_and_query(pq)
+            .build()
+            .map_err(|e| RouteError::Upstream {
+                message: format!("bad request URI: {e}"),
+                retryable: true,
+            })?;
+        *req.uri_mut() = uri;
+
+        let stats = Arc::clone(&client.stats);
+        stats.pending.add(1);
+        let start = Instant::now();
+        let res = self.http.request(req).await;
+        stats.pending.add(-1);
+        drop(lease);
+        match res {
+            Ok(resp) => {
+                let code = resp.status().as_u16();
+                stats.requests.incr();
+                if code >= 500 {
+                    stats.failures.incr();
+                } else {
+                    stats.success.incr();
+                }
+                stats.status(code);
+                stats.latency.record(start.elapsed());
+                let mut resp = resp.map(Either::Left);
+                headers::strip_hop_by_hop(resp.headers_mut());
+                headers::append_via(resp.headers_mut());
+                Ok(resp)
+            }
+            Err(e) => {
+                stats.requests.incr();
+                stats.failures.incr();
+                if e.is_connect() {
+                    stats.connect_failures.incr();
+                    let addresses = client
+                        .endpoints()
+                        .endpoints
+                        .iter()
+                        .map(|e| e.addr)
+                        .collect();
+                    Err(RouteError::ConnectFailed {
+                        selected: addr,
+                        service: target.service.clone(),
+                        client: client.id.clone(),
+                        addresses,
+                    })
+                } else {
+                    Err(RouteError::Upstream {
+                        message: format!(
+                            "Failed to get a response from {addr} for {}: {}",
+                            target.service,
+                            error_chain(&e)
+                        ),
+                        retryable: false,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+/// Picks the bound name a request goes to: a union by weight, a leaf as
+/// is; `None` for `Neg`, `Fail` and `Empty`.
+fn choose(tree: &NameTree<BoundName>) -> Option<&BoundName> {
+    match tree {
+        NameTree::Leaf(b) => Some(b),
+        NameTree::Union(ws) => {
+            let total: f64 = ws.iter().map(|w| w.weight.max(0.0)).sum();
+            if total <= 0.0 {
+                return ws.iter().find_map(|w| choose(&w.tree));
+            }
+            let mut x = fastrand::f64() * total;
+            for w in ws {
+                let wt = w.weight.max(0.0);
+                if x < wt {
+                    return choose(&w.tree).or_else(|| ws.iter().find_map(|w| choose(&w.tree)));
+                }
+                x -= wt;
+            }
+            ws.iter().rev().find_map(|w| choose(&w.tree))
+        }
+        NameTree::Alt(ts) => ts.iter().find_map(choose),
+        NameTree::Neg | NameTree::Fail | NameTree::Empty => None,
+    }
+}

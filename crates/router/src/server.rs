@@ -1,0 +1,149 @@
+//! Accepting connections and serving HTTP/1.1 on them.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::error::RouteError;
+use crate::router::{Body, Router, ServerParams};
+use crate::service::RequestStats;
+use crate::stats::{Gauge, Registry, Scope};
+
+/// One listening address of a router.
+pub struct Server {
+    params: ServerParams,
+    router: Arc<ArcSwap<Router>>,
+    stats: RequestStats,
+    connections: Arc<Gauge>,
+    limit: Option<(Arc<Semaphore>, u32)>,
+    max_buf: usize,
+}
+
+impl Server {
+    /// A server for `router` (swappable), with `max_concurrent` requests at
+    /// most (none: unlimited) and header buffers sized from `maxHeadersKB`
+    /// plus `maxInitialLineKB`.
+    pub fn new(
+        params: ServerParams,
+        router: Arc<ArcSwap<Router>>,
+        registry: &Registry,
+        max_concurrent: Option<u32>,
+        max_head_bytes: usize,
+    ) -> Arc<Server> {
+        let label = router.load().params().label.clone();
+        let scope = Scope::Server {
+            router: label,
+            addr: params.label.clone(),
+        };
+        Arc::new(Server {
+            stats: RequestStats::new(registry, &scope),
+            connections: registry.gauge(&scope, "connections"),
+            limit: max_concurrent.map(|n| (Arc::new(Semaphore::new(n as usize)), n)),
+            max_buf: max_head_bytes.max(8192),
+            params,
+            router,
+        })
+    }
+
+    /// Serves `listener` until `shutdown` turns true, then stops accepting
+    /// and waits up to `grace` for in-flight requests to finish.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        mut shutdown: watch::Receiver<bool>,
+        grace: Duration,
+    ) {
+        let graceful = GracefulShutdown::new();
+        loop {
+            tokio::select! {
+                res = listener.accept() => {
+                    let (stream, remote) = match res {
+                        Ok(c) => c,
+                        Err(e) => {
+                            // EMFILE and friends: back off instead of spinning.
+                            tracing::warn!(server = %self.params.label, error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let this = Arc::clone(&self);
+                    let conn = http1::Builder::new()
+                        .keep_alive(true)
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .max_buf_size(self.max_buf)
+                        .serve_connection(
+                            TokioIo::new(stream),
+                            service_fn(move |req| {
+                                let this = Arc::clone(&this);
+                                async move { Ok::<_, Infallible>(this.handle(req, remote).await) }
+                            }),
+                        );
+                    let conn = graceful.watch(conn);
+                    let gauge = Arc::clone(&self.connections);
+                    gauge.add(1);
+                    tokio::spawn(async move {
+                        if let Err(e) = conn.await {
+                            tracing::debug!(error = %e, "connection ended with an error");
+                        }
+                        gauge.add(-1);
+                    });
+                }
+                res = shutdown.changed() => {
+                    if res.is_err() || *shutdown.borrow() {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(listener);
+        if tokio::time::timeout(grace, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(server = %self.params.label, "grace period over; dropping remaining connections");
+        }
+    }
+
+    async fn handle(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        remote: SocketAddr,
+    ) -> hyper::Response<Body> {
+        let start = Instant::now();
+        let router = self.router.load_full();
+        let _permit = match &self.limit {
+            None => None,
+            Some((sem, n)) => match Arc::clone(sem).try_acquire_owned() {
+                Ok(p) => Some(p),
+                Err(_) => {
+                    let p = router.params();
+                    let resp = RouteError::Overloaded(*n)
+                        .to_response(
+                            p.max_headers_bytes,
+                            p.max_err_bytes,
+                            self.params.clear_context,
+                        )
+                        .map(|b| http_body_util::Either::Right(http_body_util::Full::new(b)));
+                    self.stats.record(resp.status().as_u16(), start.elapsed());
+                    return resp;
+                }
+            },
+        };
+        self.stats.pending.add(1);
+        let resp = router.route(req, &self.params, remote).await;
+        self.stats.pending.add(-1);
+        self.stats.record(resp.status().as_u16(), start.elapsed());
+        resp
+    }
+}

@@ -1,0 +1,97 @@
+//! Per logical name (service) and per server stats.
+
+use std::sync::{Arc, RwLock};
+
+use crate::stats::{Counter, Gauge, Histogram, Registry, Scope};
+
+/// `status/<code>` and `status/<N>XX` counters, registered on first use.
+#[derive(Debug)]
+pub struct StatusCounters {
+    registry: Registry,
+    scope: Scope,
+    classes: [Arc<Counter>; 5],
+    codes: RwLock<Vec<(u16, Arc<Counter>)>>,
+}
+
+impl StatusCounters {
+    /// Counters under `scope`.
+    pub fn new(registry: &Registry, scope: &Scope) -> Self {
+        let class = |n: u8| registry.counter(scope, &format!("status/{n}XX"));
+        StatusCounters {
+            registry: registry.clone(),
+            scope: scope.clone(),
+            classes: [class(1), class(2), class(3), class(4), class(5)],
+            codes: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// Counts one response with status `code`.
+    pub fn record(&self, code: u16) {
+        if let Some(c) = self.classes.get(usize::from(code / 100).wrapping_sub(1)) {
+            c.incr();
+        }
+        let found = {
+            let codes = self.codes.read().unwrap_or_else(|e| e.into_inner());
+            codes
+                .iter()
+                .find(|(k, _)| *k == code)
+                .map(|(_, c)| Arc::clone(c))
+        };
+        let counter = found.unwrap_or_else(|| {
+            let c = self
+                .registry
+                .counter(&self.scope, &format!("status/{code}"));
+            self.codes
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .push((code, Arc::clone(&c)));
+            c
+        });
+        counter.incr();
+    }
+}
+
+/// Stats of a server or a service: requests, success, failures, statuses,
+/// latency.
+#[derive(Debug)]
+pub struct RequestStats {
+    /// `requests`.
+    pub requests: Arc<Counter>,
+    /// `success`.
+    pub success: Arc<Counter>,
+    /// `failures`.
+    pub failures: Arc<Counter>,
+    /// `pending`.
+    pub pending: Arc<Gauge>,
+    /// `request_latency_ms`.
+    pub latency: Arc<Histogram>,
+    /// `status/...`.
+    pub status: StatusCounters,
+}
+
+impl RequestStats {
+    /// Stats under `scope`.
+    pub fn new(registry: &Registry, scope: &Scope) -> Self {
+        RequestStats {
+            requests: registry.counter(scope, "requests"),
+            success: registry.counter(scope, "success"),
+            failures: registry.counter(scope, "failures"),
+            pending: registry.gauge(scope, "pending"),
+            latency: registry.histogram(scope, "request_latency_ms"),
+            status: StatusCounters::new(registry, scope),
+        }
+    }
+
+    /// Records one finished request: 5xx is a failure (Linkerd's default
+    /// classifier), anything else a success.
+    pub fn record(&self, code: u16, elapsed: std::time::Duration) {
+        self.requests.incr();
+        if code >= 500 {
+            self.failures.incr();
+        } else {
+            self.success.incr();
+        }
+        self.status.record(code);
+        self.latency.record(elapsed);
+    }
+}
