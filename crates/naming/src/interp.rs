@@ -38,16 +38,24 @@ impl Binding {
         self.deps.iter().any(|d| d.has_changed().unwrap_or(false))
     }
 
-    /// Waits until a lookup this binding used changes. Never returns when
-    /// nothing it used can change.
+    /// Waits until a lookup this binding used changes. Lookups whose
+    /// sender is gone can never change and are not waited on; with none
+    /// left, this never returns.
     pub async fn changed(&mut self) {
-        if self.deps.is_empty() {
-            return std::future::pending().await;
-        }
-        let waits = self.deps.iter_mut().map(|d| Box::pin(d.changed()));
-        if first_ready(waits).await.is_err() {
-            // A closed sender never changes again: wait forever.
-            std::future::pending::<()>().await;
+        loop {
+            let open: Vec<&mut Activity> = self
+                .deps
+                .iter_mut()
+                .filter(|d| d.has_changed().is_ok())
+                .collect();
+            if open.is_empty() {
+                return std::future::pending().await;
+            }
+            let waits = open.into_iter().map(|d| Box::pin(d.changed()));
+            if first_ready(waits).await.is_ok() {
+                return;
+            }
+            // One sender went away meanwhile: wait on the others.
         }
     }
 }

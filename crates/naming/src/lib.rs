@@ -21,6 +21,7 @@ use std::sync::Arc;
 use strait_dtab::{Bound, Name, NameTree, Path, State};
 use tokio::sync::watch;
 
+pub mod delegate;
 pub mod fs;
 pub mod inet;
 mod interp;

@@ -12,6 +12,7 @@
 //! [`RouterParams`] and [`ServerParams`]. A [`Router`] is immutable; the
 //! daemon swaps a whole new one in on reload.
 
+pub mod accesslog;
 pub mod client;
 pub mod error;
 pub mod headers;

@@ -49,6 +49,8 @@ pub struct RouterParams {
     pub max_err_bytes: usize,
     /// `maxCallDepth` (the `Via` loop guard).
     pub max_call_depth: u32,
+    /// `httpAccessLog`: one line per request forwarded to a backend.
+    pub access_log: Option<crate::accesslog::AccessLog>,
 }
 
 /// Per-server settings that change how a request is handled.
@@ -467,6 +469,22 @@ impl Router {
                 message: format!("bad request URI: {e}"),
                 retryable: true,
             })?;
+        let logged = self.params.access_log.as_ref().map(|_| {
+            let h = req.headers();
+            let text = |n: http::header::HeaderName| {
+                h.get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            (
+                text(HOST),
+                req.method().to_string(),
+                pq.to_owned(),
+                text(http::header::REFERER),
+                text(http::header::USER_AGENT),
+            )
+        });
         *req.uri_mut() = uri;
 
         let stats = Arc::clone(&client.stats);
@@ -486,6 +504,23 @@ impl Router {
                 }
                 stats.status(code);
                 stats.latency.record(start.elapsed());
+                if let (Some(log), Some((host, method, uri, referer, ua))) =
+                    (&self.params.access_log, &logged)
+                {
+                    log.log(&crate::accesslog::Entry {
+                        host,
+                        remote,
+                        method,
+                        uri,
+                        status: code,
+                        bytes: resp
+                            .headers()
+                            .get(http::header::CONTENT_LENGTH)
+                            .and_then(|v| v.to_str().ok()?.parse().ok()),
+                        referer,
+                        user_agent: ua,
+                    });
+                }
                 let mut resp = resp.map(Either::Left);
                 headers::strip_hop_by_hop(resp.headers_mut());
                 headers::append_via(resp.headers_mut());

@@ -61,6 +61,18 @@ impl Scope {
         }
     }
 
+    /// The metric's scope kind and name without instance names, for help
+    /// texts (`rt/service/requests`).
+    fn generic(&self, name: &str) -> String {
+        match self {
+            Scope::Root(s) if s.is_empty() => name.to_owned(),
+            Scope::Root(s) => format!("{s}/{name}"),
+            Scope::Server { .. } => format!("rt/server/{name}"),
+            Scope::Service { .. } => format!("rt/service/{name}"),
+            Scope::Client { .. } => format!("rt/client/{name}"),
+        }
+    }
+
     /// Prometheus name and labels (Linkerd 1's `PrometheusTelemeter`).
     fn prometheus(&self, name: &str, prefix: &str) -> (String, String) {
         let (base, labels) = match self {
@@ -372,14 +384,23 @@ impl Registry {
         out
     }
 
-    /// Prometheus text exposition (format 0.0.4). Counters and gauges are
-    /// typed; histograms are summaries with `quantile` labels plus `_count`
-    /// and `_sum`, as Linkerd 1 wrote them.
+    /// Prometheus text exposition (format 0.0.4) with Linkerd 1's names:
+    /// segments joined with `:`, the router, service, client and server
+    /// lifted into labels, histograms as summaries in milliseconds
+    /// (`rt:service:request_latency_ms{rt="http", service="/svc/a",
+    /// quantile="0.5"}`). These are the names Linkerd 1 dashboards query;
+    /// `promtool` parses them but its linter objects to `:` and to counters
+    /// without `_total`, so [`PromStyle::Conventional`] exists too.
     pub fn to_prometheus(&self, prefix: &str) -> String {
+        self.render_prometheus(prefix, PromStyle::Linkerd)
+    }
+
+    /// Prometheus text exposition in the given naming style.
+    pub fn render_prometheus(&self, prefix: &str, style: PromStyle) -> String {
         let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());
         // Group series by metric name so each family is contiguous and has
-        // one TYPE line.
-        let mut families: BTreeMap<String, (&'static str, Vec<String>)> = BTreeMap::new();
+        // one HELP and TYPE line.
+        let mut families: BTreeMap<String, (&'static str, String, Vec<String>)> = BTreeMap::new();
         let quantiles = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
         for ((scope, name), m) in metrics.iter() {
             let (pname, labels) = scope.prometheus(name, prefix);
@@ -391,35 +412,48 @@ impl Registry {
                     (false, false) => format!("{{{labels}, {extra}}}"),
                 }
             };
+            let help = format!("Linkerd 1 metric {}", scope.generic(name));
             match m {
                 Metric::Counter(c) => {
-                    let fam = families
-                        .entry(pname.clone())
-                        .or_insert(("counter", Vec::new()));
-                    fam.1.push(format!("{pname}{} {}", with(""), c.get()));
+                    let pname = style.counter(&pname);
+                    let fam =
+                        families
+                            .entry(pname.clone())
+                            .or_insert(("counter", help, Vec::new()));
+                    fam.2.push(format!("{pname}{} {}", with(""), c.get()));
                 }
                 Metric::Gauge(g) => {
+                    let pname = style.plain(&pname);
                     let fam = families
                         .entry(pname.clone())
-                        .or_insert(("gauge", Vec::new()));
-                    fam.1.push(format!("{pname}{} {}", with(""), g.get()));
+                        .or_insert(("gauge", help, Vec::new()));
+                    fam.2.push(format!("{pname}{} {}", with(""), g.get()));
                 }
                 Metric::Histogram(h) => {
                     let s = h.snapshot(&quantiles);
-                    let fam = families
-                        .entry(pname.clone())
-                        .or_insert(("summary", Vec::new()));
+                    let (pname, scale) = style.latency(&pname);
+                    let fam =
+                        families
+                            .entry(pname.clone())
+                            .or_insert(("summary", help, Vec::new()));
                     for (q, v) in quantiles.iter().zip(&s.quantiles) {
-                        fam.1
-                            .push(format!("{pname}{} {v}", with(&format!("quantile=\"{q}\""))));
+                        fam.2.push(format!(
+                            "{pname}{} {}",
+                            with(&format!("quantile=\"{q}\"")),
+                            v * scale
+                        ));
                     }
-                    fam.1.push(format!("{pname}_sum{} {}", with(""), s.sum_ms));
-                    fam.1.push(format!("{pname}_count{} {}", with(""), s.count));
+                    fam.2
+                        .push(format!("{pname}_sum{} {}", with(""), s.sum_ms * scale));
+                    fam.2.push(format!("{pname}_count{} {}", with(""), s.count));
                 }
             }
         }
         let mut out = String::new();
-        for (name, (ty, lines)) in families {
+        for (name, (ty, help, lines)) in families {
+            if style == PromStyle::Conventional {
+                let _ = writeln!(out, "# HELP {name} {help}");
+            }
             let _ = writeln!(out, "# TYPE {name} {ty}");
             for l in lines {
                 out.push_str(&l);
@@ -427,6 +461,46 @@ impl Registry {
             }
         }
         out
+    }
+}
+
+/// How Prometheus metric names are spelled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PromStyle {
+    /// Linkerd 1's names (`rt:service:requests`, latency in ms): what its
+    /// dashboards query.
+    Linkerd,
+    /// The same series under Prometheus' naming rules, clean for `promtool
+    /// check metrics`: `_` instead of `:`, lower case, counters ending in
+    /// `_total`, latency in seconds (`rt_service_request_latency_seconds`),
+    /// with HELP lines.
+    Conventional,
+}
+
+impl PromStyle {
+    fn plain(self, name: &str) -> String {
+        match self {
+            PromStyle::Linkerd => name.to_owned(),
+            PromStyle::Conventional => name.replace(':', "_").to_ascii_lowercase(),
+        }
+    }
+
+    fn counter(self, name: &str) -> String {
+        match self {
+            PromStyle::Linkerd => name.to_owned(),
+            PromStyle::Conventional => format!("{}_total", self.plain(name)),
+        }
+    }
+
+    /// The histogram's name and the factor from milliseconds to its unit.
+    fn latency(self, name: &str) -> (String, f64) {
+        match self {
+            PromStyle::Linkerd => (name.to_owned(), 1.0),
+            PromStyle::Conventional => match self.plain(name).strip_suffix("_ms") {
+                Some(base) => (format!("{base}_seconds"), 0.001),
+                None => (self.plain(name), 1.0),
+            },
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 
 use std::fmt;
 use std::io::{self, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -26,6 +27,19 @@ pub struct Cli {
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve a linkerd.yaml: routers, namers and the admin server.
+    Run {
+        /// The configuration file (YAML or JSON).
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: PathBuf,
+    },
+    /// Validate a linkerd.yaml without serving: exit 0, or 1 listing every
+    /// problem with file:line:column and key path.
+    Check {
+        /// The configuration file (YAML or JSON).
+        #[arg(long, short = 'c', value_name = "PATH")]
+        config: PathBuf,
+    },
     /// Work with dtabs, paths and name trees offline.
     #[command(subcommand)]
     Dtab(dtab::DtabCommand),
@@ -69,10 +83,44 @@ impl From<strait_dtab::ParseError> for CliError {
 pub fn execute(cli: &Cli, out: &mut impl Write) -> Result<(), CliError> {
     let line = match &cli.command {
         Command::Dtab(cmd) => cmd.execute()?,
+        Command::Check { config } => {
+            let (report, ok) = crate::config::check_report(config);
+            if !ok {
+                return Err(CliError::new(report));
+            }
+            report
+        }
+        Command::Run { config } => {
+            run(config)?;
+            return Ok(());
+        }
     };
     writeln!(out, "{line}")
         .and_then(|()| out.flush())
         .map_err(|e| CliError::new(format!("cannot write to stdout: {e}")))
+}
+
+/// Serves `config` on a multi-threaded runtime until shut down.
+fn run(config: &std::path::Path) -> Result<(), CliError> {
+    init_tracing();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("strait")
+        .build()
+        .map_err(|e| CliError::new(format!("cannot start the runtime: {e}")))?;
+    rt.block_on(crate::daemon::run(config))
+        .map_err(CliError::new)
+}
+
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// The entry point of the `strait` binary: parses the process arguments

@@ -13,4 +13,7 @@
 //! stdout and exits 0, or prints its error on stderr and exits 1. Usage
 //! errors are clap's (exit 2).
 
+pub mod admin;
 pub mod cli;
+pub mod config;
+pub mod daemon;

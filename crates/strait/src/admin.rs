@@ -1,0 +1,1289 @@
+//! The admin server on `admin.ip:admin.port` (default `127.0.0.1:9990`):
+//! Linkerd 1's endpoints, with its paths, texts and JSON shapes.
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `/` | a small dashboard (one HTML page, no external assets) |
+//! | `/admin`, `/admin/index.txt` | every path, one per line |
+//! | `/admin/ping` | `pong` |
+//! | `/admin/metrics.json` | flat metrics; `?q=` subtree, `?tree=1`, `?pretty=1` |
+//! | `/metrics` | Prometheus text with Linkerd's names |
+//! | `/admin/metrics/prometheus` | the same, at the `io.l5d.prometheus` telemeter's `path` |
+//! | `/config.json` | the running configuration |
+//! | `/delegator.json` | the delegation tree of a path (GET params or POST JSON) |
+//! | `/client_state.json` | each concrete name's address set |
+//! | `/namer_state/<prefix>.json` | a namer's own account of itself |
+//! | `/admin/shutdown` | POST only: `quitting`, then shut down |
+//!
+//! The state is read through an [`ArcSwap`] once per request, so a reload
+//! that swaps in new routers and namers is seen by the next request. The
+//! server logs nothing per request (debug level at most).
+//!
+//! Not served: Linkerd's JVM diagnostics (`/admin/threads`, `/admin/pprof`,
+//! ...), `/logging`, `/delegator` (the playground page) and the admin
+//! `security` filter.
+
+use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use serde_json::{Map, Value};
+use strait_dtab::{Dtab, Path};
+use strait_naming::delegate::{delegate_within, to_json as delegate_json};
+use strait_naming::{Addr, Namer};
+use strait_router::Router;
+use strait_router::stats::{PromStyle, Registry};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+/// Everything the admin server shows, as of one configuration.
+pub struct AdminState {
+    /// The metrics of the process.
+    pub registry: Registry,
+    /// The routers, in configuration order; the first is the default
+    /// namespace of `/delegator.json`.
+    pub routers: Vec<Arc<ArcSwap<Router>>>,
+    /// The configured namers, for `/namer_state/<prefix>.json`.
+    pub namers: Vec<NamerEntry>,
+    /// The running configuration, served by `/config.json`.
+    pub config_json: Value,
+    /// `(path, prefix)` of the `io.l5d.prometheus` telemeter, if configured.
+    pub prometheus: Option<(String, String)>,
+    /// Set to `true` by `POST /admin/shutdown`.
+    pub shutdown: watch::Sender<bool>,
+}
+
+/// One configured namer.
+pub struct NamerEntry {
+    /// Its full prefix, e.g. `/#/io.l5d.fs`.
+    pub prefix: Path,
+    /// Its `kind`, e.g. `io.l5d.fs`.
+    pub kind: String,
+    /// The namer.
+    pub namer: Arc<dyn Namer>,
+}
+
+/// Where the `io.l5d.prometheus` telemeter serves by default.
+const DEFAULT_PROMETHEUS_PATH: &str = "/admin/metrics/prometheus";
+
+/// The content type of the Prometheus text format.
+const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4";
+
+/// `/delegator.json` gives up after this (Linkerd's `within(2.seconds)`).
+const DELEGATE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The largest `POST /delegator.json` body read.
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// How long requests in flight (the `/admin/shutdown` answer among them)
+/// get to finish once the server stops accepting.
+const DRAIN: Duration = Duration::from_secs(1);
+
+/// Histogram statistics: `<name>.<stat>` in the flat JSON.
+const HISTOGRAM_STATS: [&str; 11] = [
+    "count", "sum", "avg", "min", "max", "p50", "p90", "p95", "p99", "p9990", "p9999",
+];
+
+/// Metric names (last segments) that are gauges, for the `counter` /
+/// `gauge` field names of `?tree=1`. The flat JSON the registry renders
+/// does not say which numbers are gauges, so the tree form goes by
+/// Finagle's names; anything else is a counter.
+const GAUGE_NAMES: [&str; 9] = [
+    "pending",
+    "connections",
+    "loadbalancer/size",
+    "loadbalancer/available",
+    "loadbalancer/busy",
+    "loadbalancer/closed",
+    "loadbalancer/load",
+    "retries/budget",
+    "failure_accrual/removed_for_ms",
+];
+
+/// Serves the admin endpoints on `listener` until `shutdown` turns true
+/// (or its sender is gone), then stops accepting and gives requests in
+/// flight a second to finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ArcSwap<AdminState>>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let graceful = GracefulShutdown::new();
+    loop {
+        tokio::select! {
+            res = listener.accept() => {
+                let stream = match res {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(error = %e, "admin: accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let state = Arc::clone(&state);
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
+                    .serve_connection(
+                        TokioIo::new(stream),
+                        service_fn(move |req| {
+                            let snapshot = state.load_full();
+                            async move { Ok::<_, Infallible>(handle(snapshot, req).await) }
+                        }),
+                    );
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "admin connection ended with an error");
+                    }
+                });
+            }
+            () = stopped(&mut shutdown) => break,
+        }
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+}
+
+/// Returns once `shutdown` is true or can no longer change.
+async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    // Not in `select!` directly: the guard `wait_for` returns is not `Send`.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// Answers one request from one snapshot of the state.
+async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let path = req.uri().path().to_owned();
+    let query = Query::parse(req.uri().query());
+    tracing::debug!(method = %req.method(), path = %path, "admin request");
+    match path.as_str() {
+        "/" => respond(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
+        "/admin" | "/admin/" | "/admin/index.txt" => text(StatusCode::OK, index(&state)),
+        "/admin/ping" => text(StatusCode::OK, "pong"),
+        "/admin/metrics.json" => metrics_json(&state.registry, &query),
+        "/metrics" => prometheus(&state, PromStyle::Conventional),
+        "/config.json" => json(StatusCode::OK, &state.config_json, true),
+        "/delegator.json" => delegator(&state, req, &query).await,
+        "/client_state.json" => client_state(&state),
+        "/admin/shutdown" => shutdown(&state, req.method()),
+        p if state.prometheus.as_ref().is_some_and(|(cp, _)| cp == p) => {
+            prometheus(&state, PromStyle::Linkerd)
+        }
+        DEFAULT_PROMETHEUS_PATH => text(
+            StatusCode::NOT_FOUND,
+            "Prometheus metrics are not enabled here: add the io.l5d.prometheus telemeter \
+             to `telemetry` (they are always served at /metrics)\n",
+        ),
+        p => match namer_state_name(p) {
+            Some(name) => namer_state(&state, name),
+            None => text(
+                StatusCode::NOT_FOUND,
+                format!("Not found: {p} (see /admin/index.txt)\n"),
+            ),
+        },
+    }
+}
+
+/// `/admin/index.txt`: every path served, one per line.
+fn index(state: &AdminState) -> String {
+    let mut paths: Vec<String> = [
+        "/",
+        "/admin",
+        "/admin/index.txt",
+        "/admin/ping",
+        "/admin/metrics.json",
+        "/metrics",
+        "/config.json",
+        "/delegator.json",
+        "/client_state.json",
+        "/admin/shutdown",
+    ]
+    .iter()
+    .map(|p| (*p).to_owned())
+    .collect();
+    if let Some((p, _)) = &state.prometheus {
+        paths.push(p.clone());
+    }
+    for n in &state.namers {
+        paths.push(format!("/namer_state/{}.json", namer_name(&n.prefix)));
+    }
+    paths.sort();
+    paths.dedup();
+    let mut out = String::new();
+    for p in paths {
+        let _ = writeln!(out, "{p}");
+    }
+    out
+}
+
+/// `/admin/metrics.json`, as Linkerd's `AdminMetricsExportTelemeter`:
+/// `?q=a/b` keeps the subtree under `a/b` with names relative to it,
+/// `?tree=1` nests on `/` (a node's own value under `counter`, `gauge` or
+/// `stat.<stat>`), `?pretty=1` indents. Keys are always sorted.
+fn metrics_json(registry: &Registry, query: &Query) -> Response<Full<Bytes>> {
+    let pretty = query.flag("pretty");
+    let tree = query.flag("tree");
+    let q = query.get("q");
+    let prefix = q.map(|q| q.trim_matches('/')).unwrap_or("");
+    let mut flat: Vec<(String, Value)> = registry.to_json().into_iter().collect();
+    flat.sort_by(|a, b| a.0.cmp(&b.0));
+
+    let body = if tree {
+        let mut root = TreeNode::default();
+        let mut found = false;
+        for (key, value) in &flat {
+            let (base, field) = classify(key);
+            let Some(rel) = under(base, prefix) else {
+                continue;
+            };
+            found = true;
+            let mut node = &mut root;
+            for seg in rel.split('/').filter(|s| !s.is_empty()) {
+                node = node.children.entry(seg.to_owned()).or_default();
+            }
+            node.fields.push((field, value.clone()));
+        }
+        found.then(|| root.into_json())
+    } else {
+        let map: Map<String, Value> = flat
+            .iter()
+            .filter_map(|(k, v)| under(k, prefix).map(|rel| (rel.to_owned(), v.clone())))
+            .collect();
+        (!map.is_empty() || prefix.is_empty()).then_some(Value::Object(map))
+    };
+    match body {
+        Some(body) => json(StatusCode::OK, &body, pretty),
+        None => {
+            let err =
+                serde_json::json!({ "error": format!("No such subtree: {}", q.unwrap_or("")) });
+            json(StatusCode::NOT_FOUND, &err, pretty)
+        }
+    }
+}
+
+/// A node of `?tree=1`: its own value(s), then its children.
+#[derive(Default)]
+struct TreeNode {
+    fields: Vec<(String, Value)>,
+    children: std::collections::BTreeMap<String, TreeNode>,
+}
+
+impl TreeNode {
+    fn into_json(self) -> Value {
+        let mut map = Map::new();
+        map.extend(self.fields);
+        for (name, child) in self.children {
+            map.insert(name, child.into_json());
+        }
+        Value::Object(map)
+    }
+}
+
+/// The part of the flat key `key` below `prefix` (`""` for the node
+/// itself; `.p50` and such for a histogram's own statistics), or `None` if
+/// `key` is not under `prefix`.
+fn under<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+    if prefix.is_empty() {
+        return Some(key);
+    }
+    let rest = key.strip_prefix(prefix)?;
+    if rest.is_empty() {
+        Some(rest)
+    } else if let Some(rel) = rest.strip_prefix('/') {
+        Some(rel)
+    } else if rest
+        .strip_prefix('.')
+        .is_some_and(|stat| HISTOGRAM_STATS.contains(&stat))
+    {
+        Some(rest)
+    } else {
+        None
+    }
+}
+
+/// Splits a flat key into the metric's path and the field naming its
+/// value in the tree form: `stat.p50` for `a/request_latency_ms.p50`,
+/// `gauge` for `a/pending`, `counter` otherwise.
+fn classify(key: &str) -> (&str, String) {
+    if let Some((base, stat)) = key.rsplit_once('.')
+        && HISTOGRAM_STATS.contains(&stat)
+    {
+        return (base, format!("stat.{stat}"));
+    }
+    let gauge = GAUGE_NAMES
+        .iter()
+        .any(|g| key == *g || key.strip_suffix(g).is_some_and(|head| head.ends_with('/')));
+    (key, if gauge { "gauge" } else { "counter" }.to_owned())
+}
+
+/// Prometheus text, with the telemeter's prefix when there is one: Linkerd
+/// 1's names at the telemeter's path (what its dashboards query), the same
+/// series under Prometheus' own naming rules at `/metrics`.
+fn prometheus(state: &AdminState, style: PromStyle) -> Response<Full<Bytes>> {
+    let prefix = state.prometheus.as_ref().map_or("", |(_, p)| p.as_str());
+    respond(
+        StatusCode::OK,
+        PROMETHEUS_CONTENT_TYPE,
+        state.registry.render_prometheus(prefix, style),
+    )
+}
+
+/// `POST /admin/shutdown` answers `quitting` and flips the shutdown
+/// signal; the connection is drained before the server task ends.
+fn shutdown(state: &AdminState, method: &Method) -> Response<Full<Bytes>> {
+    if method != Method::POST {
+        let mut resp = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "/admin/shutdown takes POST only\n",
+        );
+        resp.headers_mut()
+            .insert(ALLOW, HeaderValue::from_static("POST"));
+        return resp;
+    }
+    state.shutdown.send_replace(true);
+    text(StatusCode::OK, "quitting")
+}
+
+/// `/client_state.json`: every router's clients and their address sets.
+fn client_state(state: &AdminState) -> Response<Full<Bytes>> {
+    let mut out = Map::new();
+    for router in &state.routers {
+        for (id, addr) in router.load().client_states() {
+            out.insert(id.show(), addr_json(&addr));
+        }
+    }
+    json(StatusCode::OK, &Value::Object(out), false)
+}
+
+/// One address set as `/client_state.json` shows it.
+fn addr_json(addr: &Addr) -> Value {
+    match addr {
+        Addr::Bound(eps) => serde_json::json!({
+            "state": "bound",
+            "addresses": eps.iter().map(|e| e.addr.to_string()).collect::<Vec<_>>(),
+        }),
+        Addr::Neg => serde_json::json!({ "state": "neg" }),
+        Addr::Pending => serde_json::json!({ "state": "pending" }),
+        Addr::Failed(e) => serde_json::json!({ "state": "failed", "error": &**e }),
+    }
+}
+
+/// The `<prefix>` of `/namer_state/<prefix>.json`.
+fn namer_state_name(path: &str) -> Option<&str> {
+    path.strip_prefix("/namer_state/")?
+        .strip_suffix(".json")
+        .filter(|n| !n.is_empty())
+}
+
+/// A namer's name in `/namer_state/<name>.json`: its prefix without `/#/`.
+fn namer_name(prefix: &Path) -> String {
+    let shown = prefix.show();
+    match shown.strip_prefix("/#/") {
+        Some(rest) => rest.to_owned(),
+        None => shown.trim_start_matches('/').to_owned(),
+    }
+}
+
+fn namer_state(state: &AdminState, name: &str) -> Response<Full<Bytes>> {
+    match state.namers.iter().find(|n| namer_name(&n.prefix) == name) {
+        Some(n) => json(StatusCode::OK, &n.namer.state(), false),
+        None => text(
+            StatusCode::NOT_FOUND,
+            format!("No namer with prefix /#/{name}\n"),
+        ),
+    }
+}
+
+/// The body of `POST /delegator.json`.
+#[derive(serde::Deserialize)]
+struct DelegationRequest {
+    namespace: Option<String>,
+    dtab: Option<String>,
+    path: Option<String>,
+}
+
+/// `/delegator.json` (Linkerd's `DelegateApiHandler`): the delegation tree
+/// of `path` through the router's dtab plus `dtab`.
+async fn delegator(
+    state: &AdminState,
+    req: Request<Incoming>,
+    query: &Query,
+) -> Response<Full<Bytes>> {
+    let request = match *req.method() {
+        Method::GET | Method::HEAD => DelegationRequest {
+            namespace: query.get("namespace").map(str::to_owned),
+            dtab: query.get("dtab").map(str::to_owned),
+            path: query.get("path").map(str::to_owned),
+        },
+        Method::POST => match read_delegation_request(req).await {
+            Ok(r) => r,
+            Err(resp) => return resp,
+        },
+        _ => {
+            let mut resp = text(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "/delegator.json takes GET or POST\n",
+            );
+            resp.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, POST"));
+            return resp;
+        }
+    };
+    explain(state, request).await
+}
+
+/// Answers a delegation request: 404 for an unknown namespace, 400 for a
+/// bad dtab (checked first, as Linkerd does) or path, 503 after 2 s of
+/// waiting on namers, 500 if the explanation fails.
+async fn explain(state: &AdminState, request: DelegationRequest) -> Response<Full<Bytes>> {
+    let router = match request.namespace.as_deref().filter(|n| !n.is_empty()) {
+        Some(ns) => state
+            .routers
+            .iter()
+            .map(|r| r.load_full())
+            .find(|r| r.params().label == ns),
+        None => state.routers.first().map(|r| r.load_full()),
+    };
+    let Some(router) = router else {
+        let ns = request.namespace.as_deref().unwrap_or("");
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("Unknown namespace: {ns:?} (no router has this label)\n"),
+        );
+    };
+    // Linkerd reports a bad dtab before a bad path.
+    let extra = match Dtab::read(request.dtab.as_deref().unwrap_or("")) {
+        Ok(d) => d,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("Invalid dtab: {e}")),
+    };
+    let path = match request.path.as_deref().map(Path::read) {
+        Some(Ok(p)) => p,
+        Some(Err(e)) => return text(StatusCode::BAD_REQUEST, format!("Invalid path: {e}")),
+        None => return text(StatusCode::BAD_REQUEST, "Invalid path: no path given"),
+    };
+
+    let dtab = router.params().dtab.concat(&extra);
+    // Like Linkerd, wait for namers and address sets that have not answered
+    // yet, up to the deadline; the outer timeout also bounds the
+    // (synchronous) explanation itself.
+    let explained = tokio::time::timeout(
+        DELEGATE_TIMEOUT,
+        delegate_within(router.interpreter(), &dtab, &path, DELEGATE_TIMEOUT),
+    )
+    .await;
+    match explained {
+        Ok(Ok(Some(tree))) => json(StatusCode::OK, &delegate_json(&tree), false),
+        Ok(Ok(None)) | Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "Request timed out."),
+        Ok(Err(message)) => text(StatusCode::INTERNAL_SERVER_ERROR, message),
+    }
+}
+
+/// Reads a JSON `{namespace, dtab, path}` body; a missing `dtab` is empty.
+async fn read_delegation_request(
+    req: Request<Incoming>,
+) -> Result<DelegationRequest, Response<Full<Bytes>>> {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "POST /delegator.json takes Content-Type: application/json\n",
+        ));
+    }
+    let body = match Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+    {
+        Ok(b) => b.to_bytes(),
+        Err(e) if e.is::<LengthLimitError>() => {
+            return Err(text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("Delegation request larger than {MAX_BODY_BYTES} bytes\n"),
+            ));
+        }
+        Err(e) => {
+            return Err(text(
+                StatusCode::BAD_REQUEST,
+                format!("Cannot read the delegation request: {e}\n"),
+            ));
+        }
+    };
+    match serde_json::from_slice::<DelegationRequest>(&body) {
+        Ok(r) if r.path.is_some() => Ok(r),
+        _ => Err(text(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Malformed delegation request: {}",
+                String::from_utf8_lossy(&body)
+            ),
+        )),
+    }
+}
+
+/// A decoded `application/x-www-form-urlencoded` query string.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(query: Option<&str>) -> Query {
+        Query(
+            query
+                .unwrap_or("")
+                .split('&')
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+                    (url_decode(k), url_decode(v))
+                })
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Finagle's `getBooleanParam`: `1`, `t` and `true` are true.
+    fn flag(&self, name: &str) -> bool {
+        self.get(name).is_some_and(|v| {
+            v == "1" || v.eq_ignore_ascii_case("t") || v.eq_ignore_ascii_case("true")
+        })
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (a space); a `%` not followed by two hex
+/// digits stays as it is, invalid UTF-8 becomes U+FFFD.
+fn url_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = |j: usize| bytes.get(j).and_then(|c| (*c as char).to_digit(16));
+                if let (Some(hi), Some(lo)) = (hex(i + 1), hex(i + 2)) {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn respond(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(body.into()));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+fn text(status: StatusCode, body: impl Into<String>) -> Response<Full<Bytes>> {
+    respond(status, "text/plain; charset=utf-8", body.into())
+}
+
+fn json(status: StatusCode, value: &Value, pretty: bool) -> Response<Full<Bytes>> {
+    let body = if pretty {
+        format!("{value:#}")
+    } else {
+        value.to_string()
+    };
+    respond(status, "application/json", body)
+}
+
+/// `/`: routers with their servers, services and clients, refreshed from
+/// `/admin/metrics.json` every two seconds.
+const DASHBOARD: &str = r#"<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Strait</title>
+<style>
+body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:64em;padding:0 1em;color:#222;background:#fafafa}
+h1{font-size:20px;margin:0}
+h2{font-size:16px;margin:1.6em 0 .3em;padding-bottom:.2em;border-bottom:1px solid #ccc}
+h3{font-size:12px;margin:1em 0 .3em;color:#666;text-transform:uppercase;letter-spacing:.06em}
+nav{margin:.4em 0 1em}nav a{margin-right:1.2em;color:#2563eb;text-decoration:none}
+table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e5e5}
+th,td{padding:4px 10px;text-align:right;border-bottom:1px solid #eee;font-variant-numeric:tabular-nums}
+th{font-weight:600;color:#555;background:#f3f3f3}
+th:first-child,td:first-child{text-align:left;font-family:ui-monospace,monospace;word-break:break-all}
+.muted{color:#888}.bad{color:#b91c1c}
+</style>
+</head>
+<body>
+<h1>Strait</h1>
+<nav><a href="/admin/metrics.json?pretty=1">metrics.json</a><a href="/metrics">prometheus</a><a href="/client_state.json">client state</a><a href="/config.json">config</a><a href="/admin/index.txt">all endpoints</a></nav>
+<p id="status" class="muted">loading&hellip;</p>
+<div id="routers"></div>
+<script>
+"use strict";
+const KINDS = ["server", "service", "client"];
+const KEY = /^rt\/([^\/]+)\/(server|service|client)\/(.+)\/(requests|success|failures)$/;
+function el(tag, text, cls) {
+  const e = document.createElement(tag);
+  if (text !== undefined) e.textContent = String(text);
+  if (cls) e.className = cls;
+  return e;
+}
+function collect(metrics) {
+  const routers = {};
+  for (const [key, value] of Object.entries(metrics)) {
+    const m = KEY.exec(key);
+    if (!m) continue;
+    const [, rt, kind, name, stat] = m;
+    const r = routers[rt] || (routers[rt] = {server: {}, service: {}, client: {}});
+    const row = r[kind][name] || (r[kind][name] = {requests: 0, success: 0, failures: 0});
+    row[stat] = value;
+  }
+  return routers;
+}
+function render(metrics) {
+  const root = document.getElementById("routers");
+  const routers = collect(metrics);
+  root.replaceChildren();
+  const labels = Object.keys(routers).sort();
+  if (!labels.length) root.append(el("p", "No router has counted a request yet.", "muted"));
+  for (const rt of labels) {
+    root.append(el("h2", "router " + rt));
+    for (const kind of KINDS) {
+      const rows = routers[rt][kind];
+      const names = Object.keys(rows).sort();
+      root.append(el("h3", kind + "s"));
+      if (!names.length) { root.append(el("p", "none", "muted")); continue; }
+      const table = el("table");
+      const head = table.createTHead().insertRow();
+      for (const c of [kind, "requests", "success", "failures", "success rate"]) head.append(el("th", c));
+      const body = table.createTBody();
+      for (const name of names) {
+        const r = rows[name];
+        const done = r.success + r.failures;
+        const rate = done ? (100 * r.success / done).toFixed(2) + " %" : "\u2013";
+        body.insertRow().append(
+          el("td", kind === "server" ? name : "/" + name),
+          el("td", r.requests), el("td", r.success),
+          el("td", r.failures, r.failures ? "bad" : ""), el("td", rate));
+      }
+      root.append(table);
+    }
+  }
+}
+async function refresh() {
+  const status = document.getElementById("status");
+  try {
+    const resp = await fetch("/admin/metrics.json", {cache: "no-store"});
+    if (!resp.ok) throw new Error("HTTP " + resp.status);
+    render(await resp.json());
+    status.textContent = "updated " + new Date().toLocaleTimeString();
+    status.className = "muted";
+  } catch (e) {
+    status.textContent = "cannot load /admin/metrics.json: " + e.message;
+    status.className = "bad";
+  }
+}
+refresh();
+setInterval(refresh, 2000);
+</script>
+</body>
+</html>
+"#;
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::net::SocketAddr;
+
+    use strait_dtab::{NameTree, State};
+    use strait_naming::inet::InetResolver;
+    use strait_naming::{Activity, Endpoint, Interpreter, const_activity};
+    use strait_router::RouterParams;
+    use strait_router::identify::Identifier;
+    use strait_router::stats::Scope;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio::task::JoinHandle;
+
+    use super::*;
+
+    /// A namer that knows nothing, or that never answers.
+    struct FakeNamer {
+        pending: bool,
+    }
+
+    impl Namer for FakeNamer {
+        fn lookup(&self, _prefix: &Path, _path: &Path) -> Activity {
+            const_activity(if self.pending {
+                State::Pending
+            } else {
+                State::Ok(NameTree::Neg)
+            })
+        }
+
+        fn state(&self) -> Value {
+            serde_json::json!({ "watching": ["hello"] })
+        }
+    }
+
+    struct Admin {
+        addr: SocketAddr,
+        stopped: watch::Receiver<bool>,
+        task: JoinHandle<()>,
+    }
+
+    struct Reply {
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: String,
+    }
+
+    impl Reply {
+        fn header(&self, name: &str) -> Option<&str> {
+            self.headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.as_str())
+        }
+
+        fn json(&self) -> Value {
+            serde_json::from_str(&self.body)
+                .unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", self.body))
+        }
+    }
+
+    fn registry() -> Registry {
+        let registry = Registry::default();
+        let service = Scope::Service {
+            router: "http".into(),
+            name: "/svc/foo".into(),
+        };
+        registry.counter(&service, "requests").add(3);
+        registry.counter(&service, "success").add(2);
+        registry.counter(&service, "failures").add(1);
+        registry
+            .histogram(&service, "request_latency_ms")
+            .record(Duration::from_millis(4));
+        let server = Scope::Server {
+            router: "http".into(),
+            addr: "127.0.0.1/4140".into(),
+        };
+        registry.counter(&server, "requests").add(7);
+        let client = Scope::Client {
+            router: "http".into(),
+            id: "/$/inet/127.0.0.1/1".into(),
+        };
+        registry.gauge(&client, "loadbalancer/size").set(1);
+        registry
+    }
+
+    fn router(registry: &Registry, namers: Vec<(Path, Arc<dyn Namer>)>) -> Arc<Router> {
+        let params = RouterParams {
+            label: "http".into(),
+            dtab: Dtab::read("/svc=>/$/inet/127.0.0.1/1").expect("test dtab parses"),
+            dst_prefix: Path::read("/svc").expect("test prefix parses"),
+            identifiers: vec![Identifier::HeaderToken {
+                header: http::header::HOST,
+            }],
+            binding_timeout: Duration::from_secs(1),
+            cache_capacity: 100,
+            idle_ttl: Duration::from_secs(600),
+            max_headers_bytes: 8192,
+            max_err_bytes: 5 * 1024 * 1024,
+            max_call_depth: 1000,
+            access_log: None,
+        };
+        Router::new(
+            params,
+            Interpreter::new(namers, InetResolver::default()),
+            registry.clone(),
+        )
+    }
+
+    /// One router `http` (dtab `/svc=>/$/inet/127.0.0.1/1`) and one namer
+    /// at `/#/io.l5d.fs`.
+    fn admin_state(
+        prometheus: Option<(&str, &str)>,
+        pending_namer: bool,
+    ) -> (AdminState, watch::Receiver<bool>) {
+        let registry = registry();
+        let (tx, rx) = watch::channel(false);
+        let prefix = Path::read("/#/io.l5d.fs").expect("test prefix parses");
+        let namer: Arc<dyn Namer> = Arc::new(FakeNamer {
+            pending: pending_namer,
+        });
+        let state = AdminState {
+            routers: vec![Arc::new(ArcSwap::new(router(
+                &registry,
+                vec![(prefix.clone(), Arc::clone(&namer))],
+            )))],
+            registry,
+            namers: vec![NamerEntry {
+                prefix,
+                kind: "io.l5d.fs".into(),
+                namer,
+            }],
+            config_json: serde_json::json!({ "admin": { "port": 9990 }, "routers": [{ "protocol": "http" }] }),
+            prometheus: prometheus.map(|(p, x)| (p.to_owned(), x.to_owned())),
+            shutdown: tx,
+        };
+        (state, rx)
+    }
+
+    async fn start(prometheus: Option<(&str, &str)>) -> Admin {
+        let (state, rx) = admin_state(prometheus, false);
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+        let addr = listener.local_addr().expect("local addr");
+        let task = tokio::spawn(serve(
+            listener,
+            Arc::new(ArcSwap::from_pointee(state)),
+            rx.clone(),
+        ));
+        Admin {
+            addr,
+            stopped: rx,
+            task,
+        }
+    }
+
+    /// One HTTP/1.1 exchange on a fresh connection.
+    async fn call(
+        admin: &Admin,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Reply {
+        let mut stream = TcpStream::connect(admin.addr).await.expect("connect");
+        let mut head = format!(
+            "{method} {target} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (k, v) in headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
+        }
+        head.push_str("\r\n");
+        head.push_str(body);
+        stream.write_all(head.as_bytes()).await.expect("write");
+        let mut raw = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
+            .await
+            .expect("response within 10 s")
+            .expect("read");
+        let raw = String::from_utf8(raw).expect("UTF-8 response");
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a head and a body");
+        let mut lines = head.split("\r\n");
+        let status = lines
+            .next()
+            .and_then(|l| l.split(' ').nth(1))
+            .and_then(|s| s.parse().ok())
+            .expect("a status line");
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+            .collect();
+        Reply {
+            status,
+            headers,
+            body: body.to_owned(),
+        }
+    }
+
+    async fn get(admin: &Admin, target: &str) -> Reply {
+        call(admin, "GET", target, &[], "").await
+    }
+
+    #[tokio::test]
+    async fn ping_answers_pong() {
+        let admin = start(None).await;
+        let r = get(&admin, "/admin/ping").await;
+        assert_eq!(r.status, 200, "/admin/ping is always up");
+        assert_eq!(r.body, "pong", "/admin/ping answers exactly `pong`");
+        assert!(
+            r.header("content-type")
+                .is_some_and(|c| c.starts_with("text/plain")),
+            "pong is plain text"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_json_is_flat_with_linkerd_names() {
+        let admin = start(None).await;
+        let r = get(&admin, "/admin/metrics.json").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        let m = r.json();
+        assert_eq!(
+            m["rt/http/service/svc/foo/requests"], 3,
+            "service counters live under rt/<router>/service/<name without leading slash>"
+        );
+        assert_eq!(m["rt/http/server/127.0.0.1/4140/requests"], 7);
+        assert_eq!(m["rt/http/client/$/inet/127.0.0.1/1/loadbalancer/size"], 1);
+        assert_eq!(
+            m["rt/http/service/svc/foo/request_latency_ms.count"], 1,
+            "histograms are flattened to <name>.count, .p50, ..."
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_json_q_keeps_the_subtree_with_relative_names() {
+        let admin = start(None).await;
+        let r = get(&admin, "/admin/metrics.json?q=rt/http/service").await;
+        assert_eq!(r.status, 200);
+        let m = r.json();
+        let obj = m.as_object().expect("an object");
+        assert_eq!(
+            m["svc/foo/requests"], 3,
+            "?q= names keys relative to the subtree, as Linkerd's flattenMetricsTree"
+        );
+        assert!(
+            obj.keys().all(|k| k.starts_with("svc/foo/")),
+            "?q=rt/http/service keeps only that subtree: {obj:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_json_unknown_subtree_is_404() {
+        let admin = start(None).await;
+        let r = get(&admin, "/admin/metrics.json?q=rt/nope").await;
+        assert_eq!(r.status, 404, "an empty subtree is a 404");
+        assert_eq!(
+            r.json(),
+            serde_json::json!({ "error": "No such subtree: rt/nope" }),
+            "the 404 names the subtree asked for"
+        );
+    }
+
+    #[tokio::test]
+    async fn metrics_json_tree_nests_on_slashes_with_typed_fields() {
+        let admin = start(None).await;
+        let r = get(&admin, "/admin/metrics.json?tree=1&q=rt/http&pretty=1").await;
+        assert_eq!(r.status, 200);
+        assert!(r.body.contains('\n'), "?pretty=1 indents");
+        let m = r.json();
+        assert_eq!(
+            m["service"]["svc"]["foo"]["requests"]["counter"], 3,
+            "a counter's value is its node's `counter` field"
+        );
+        assert_eq!(
+            m["client"]["$"]["inet"]["127.0.0.1"]["1"]["loadbalancer"]["size"]["gauge"], 1,
+            "loadbalancer/size is a gauge"
+        );
+        assert_eq!(
+            m["service"]["svc"]["foo"]["request_latency_ms"]["stat.count"], 1,
+            "a histogram's statistics are `stat.<stat>` fields"
+        );
+    }
+
+    #[tokio::test]
+    async fn prometheus_text_uses_linkerd_names_at_the_telemeter_path_and_conventional_ones_at_metrics()
+     {
+        let admin = start(Some(("/admin/metrics/prometheus", ""))).await;
+        for (path, want) in [
+            (
+                "/admin/metrics/prometheus",
+                r#"rt:service:requests{rt="http", service="/svc/foo"} 3"#,
+            ),
+            (
+                "/metrics",
+                r#"rt_service_requests_total{rt="http", service="/svc/foo"} 3"#,
+            ),
+        ] {
+            let r = get(&admin, path).await;
+            assert_eq!(r.status, 200, "{path} serves Prometheus text");
+            assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4"));
+            assert!(
+                r.body.contains(want),
+                "{path}: router and service are labels of the requests counter:\n{}",
+                r.body
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn prometheus_telemeter_path_is_404_unless_configured() {
+        let admin = start(None).await;
+        let r = get(&admin, "/admin/metrics/prometheus").await;
+        assert_eq!(
+            r.status, 404,
+            "no io.l5d.prometheus telemeter, no telemeter path"
+        );
+        assert!(
+            r.body.contains("io.l5d.prometheus"),
+            "the 404 says which telemeter to add: {}",
+            r.body
+        );
+        let r = get(&admin, "/metrics").await;
+        assert_eq!(r.status, 200, "/metrics is served without a telemeter");
+    }
+
+    #[tokio::test]
+    async fn prometheus_uses_the_telemeter_prefix_and_path() {
+        let admin = start(Some(("/prom", "linkerd_"))).await;
+        let r = get(&admin, "/prom").await;
+        assert_eq!(r.status, 200, "the telemeter's path serves Prometheus text");
+        assert!(
+            r.body.contains("linkerd_rt:service:requests{"),
+            "the telemeter's prefix starts every name:\n{}",
+            r.body
+        );
+    }
+
+    #[tokio::test]
+    async fn config_json_echoes_the_running_config() {
+        let admin = start(None).await;
+        let r = get(&admin, "/config.json").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.json(),
+            serde_json::json!({ "admin": { "port": 9990 }, "routers": [{ "protocol": "http" }] }),
+            "/config.json is the configuration as given to the admin"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_is_post_only() {
+        let admin = start(None).await;
+        let r = get(&admin, "/admin/shutdown").await;
+        assert_eq!(r.status, 405, "GET /admin/shutdown is refused");
+        assert_eq!(
+            r.header("allow"),
+            Some("POST"),
+            "the 405 says POST is allowed"
+        );
+        assert!(
+            !*admin.stopped.borrow(),
+            "a refused shutdown does not shut down"
+        );
+    }
+
+    #[tokio::test]
+    async fn shutdown_post_replies_quitting_and_stops_the_server() {
+        let mut admin = start(None).await;
+        let r = call(&admin, "POST", "/admin/shutdown", &[], "").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.body, "quitting",
+            "POST /admin/shutdown answers `quitting`"
+        );
+        tokio::time::timeout(Duration::from_secs(1), admin.stopped.wait_for(|s| *s))
+            .await
+            .expect("the shutdown watch flips")
+            .expect("sender alive");
+        tokio::time::timeout(Duration::from_secs(5), &mut admin.task)
+            .await
+            .expect("serve returns once shutdown is true")
+            .expect("serve does not panic");
+        assert!(
+            TcpStream::connect(admin.addr).await.is_err(),
+            "the listener is closed after shutdown"
+        );
+    }
+
+    #[tokio::test]
+    async fn namer_state_serves_known_namers_and_404s_others() {
+        let admin = start(None).await;
+        let r = get(&admin, "/namer_state/io.l5d.fs.json").await;
+        assert_eq!(r.status, 200, "the namer at /#/io.l5d.fs is io.l5d.fs.json");
+        assert_eq!(r.json(), serde_json::json!({ "watching": ["hello"] }));
+        let r = get(&admin, "/namer_state/io.l5d.consul.json").await;
+        assert_eq!(r.status, 404, "no namer with that prefix");
+    }
+
+    #[tokio::test]
+    async fn client_state_is_an_empty_object_before_any_client() {
+        let admin = start(None).await;
+        let r = get(&admin, "/client_state.json").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.json(), serde_json::json!({}), "no client bound yet");
+    }
+
+    #[test]
+    fn client_state_shows_each_addr_kind_as_linkerd() {
+        let eps: Arc<[Endpoint]> = vec![Endpoint::new(([127, 0, 0, 1], 8080).into())].into();
+        assert_eq!(
+            addr_json(&Addr::Bound(eps)),
+            serde_json::json!({ "state": "bound", "addresses": ["127.0.0.1:8080"] })
+        );
+        assert_eq!(addr_json(&Addr::Neg), serde_json::json!({ "state": "neg" }));
+        assert_eq!(
+            addr_json(&Addr::Pending),
+            serde_json::json!({ "state": "pending" })
+        );
+        assert_eq!(
+            addr_json(&Addr::Failed("no such host".into())),
+            serde_json::json!({ "state": "failed", "error": "no such host" })
+        );
+    }
+
+    #[tokio::test]
+    async fn delegator_json_explains_a_path_through_the_router_dtab() {
+        let admin = start(None).await;
+        let r = get(&admin, "/delegator.json?namespace=http&path=/svc/foo").await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(
+            r.json()["type"],
+            "delegate",
+            "the root of a delegation through a dentry is a delegate node: {}",
+            r.body
+        );
+        let leaf = &r.json()["delegate"];
+        assert_eq!(leaf["type"], "leaf", "/svc/foo binds through /$/inet");
+        assert_eq!(
+            leaf["dentry"],
+            serde_json::json!({ "prefix": "/svc", "dst": "/$/inet/127.0.0.1/1" }),
+            "each node names the dentry of the router's dtab that produced it"
+        );
+        assert_eq!(leaf["bound"]["id"], "/$/inet/127.0.0.1/1");
+    }
+
+    #[tokio::test]
+    async fn delegator_json_takes_a_post_json_body() {
+        let admin = start(None).await;
+        let body = r#"{"namespace":"http","dtab":"/foo=>/bar","path":"/svc/foo"}"#;
+        let ct = [("Content-Type", "application/json")];
+        let r = call(&admin, "POST", "/delegator.json", &ct, body).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.json()["type"], "delegate");
+        let r = call(&admin, "POST", "/delegator.json", &[], body).await;
+        assert_eq!(r.status, 415, "a POST must be JSON");
+        let r = call(&admin, "POST", "/delegator.json", &ct, "{}").await;
+        assert_eq!(r.status, 400, "a POST without path is malformed");
+        assert!(
+            r.body.starts_with("Malformed delegation request: "),
+            "{}",
+            r.body
+        );
+    }
+
+    #[tokio::test]
+    async fn delegator_json_rejects_bad_input() {
+        let admin = start(None).await;
+        let r = get(&admin, "/delegator.json?path=/svc/foo&dtab=%2Fa%3D%3E").await;
+        assert_eq!(r.status, 400, "a dtab that does not parse is a 400");
+        assert!(
+            r.body.starts_with("Invalid dtab: "),
+            "a bad dtab is `Invalid dtab: <parser message>`: {}",
+            r.body
+        );
+        let r = get(&admin, "/delegator.json?path=svc").await;
+        assert_eq!(r.status, 400, "a path that does not parse is a 400");
+        assert!(
+            r.body.starts_with("Invalid path: "),
+            "a bad path is `Invalid path: <parser message>`: {}",
+            r.body
+        );
+        let r = get(&admin, "/delegator.json?namespace=nope&path=/svc/foo").await;
+        assert_eq!(r.status, 404, "an unknown namespace is a 404");
+        let r = call(&admin, "DELETE", "/delegator.json", &[], "").await;
+        assert_eq!(r.status, 405);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delegator_times_out_with_503_while_a_namer_has_not_answered() {
+        let (state, _stopped) = admin_state(None, true);
+        let request = DelegationRequest {
+            namespace: Some("http".into()),
+            dtab: Some("/svc=>/#/io.l5d.fs".into()),
+            path: Some("/svc/foo".into()),
+        };
+        let started = tokio::time::Instant::now();
+        let resp = explain(&state, request).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::SERVICE_UNAVAILABLE,
+            "a namer that never answers is a 503"
+        );
+        assert!(
+            started.elapsed() >= DELEGATE_TIMEOUT,
+            "the explainer waits the full 2 s for the namer first"
+        );
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"Request timed out.", "Linkerd's text");
+    }
+
+    #[tokio::test]
+    async fn index_lists_every_path_and_unknown_paths_are_404() {
+        let admin = start(None).await;
+        for path in ["/admin", "/admin/index.txt"] {
+            let r = get(&admin, path).await;
+            assert_eq!(r.status, 200);
+            let lines: Vec<&str> = r.body.lines().collect();
+            for want in [
+                "/admin/ping",
+                "/admin/metrics.json",
+                "/metrics",
+                "/delegator.json",
+                "/client_state.json",
+                "/namer_state/io.l5d.fs.json",
+                "/admin/shutdown",
+            ] {
+                assert!(lines.contains(&want), "{path} lists {want}: {lines:?}");
+            }
+        }
+        let r = get(&admin, "/nope").await;
+        assert_eq!(r.status, 404, "unknown paths are 404");
+    }
+
+    #[tokio::test]
+    async fn dashboard_is_one_self_contained_page() {
+        let admin = start(None).await;
+        let r = get(&admin, "/").await;
+        assert_eq!(r.status, 200);
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+        assert!(
+            r.body.contains("/admin/metrics.json"),
+            "the page polls the metrics"
+        );
+        assert!(
+            !r.body.contains("src=") && !r.body.contains("<link"),
+            "the dashboard loads no external assets"
+        );
+    }
+
+    #[test]
+    fn query_strings_are_url_decoded() {
+        let q = Query::parse(Some(
+            "dtab=%2Fa%3D%3E%2Fb+%7C+%2Fc&pretty&q=rt%2Fhttp&q=second&bad=%zz",
+        ));
+        assert_eq!(q.get("dtab"), Some("/a=>/b | /c"), "%XX and + decode");
+        assert_eq!(q.get("q"), Some("rt/http"), "the first value wins");
+        assert_eq!(q.get("pretty"), Some(""), "a bare key has an empty value");
+        assert_eq!(q.get("bad"), Some("%zz"), "a broken escape stays as is");
+        assert!(!q.flag("pretty"), "an empty value is not true");
+        assert!(Query::parse(Some("tree=true")).flag("tree"));
+        assert!(Query::parse(Some("tree=1")).flag("tree"));
+        assert!(!Query::parse(Some("tree=0")).flag("tree"));
+    }
+}

@@ -1,0 +1,699 @@
+//! Typed reading of a [`Node`] tree that collects every error.
+//!
+//! [`Ctx`] holds the errors found so far; [`MapReader`] reads one mapping:
+//! each getter names a key (so the reader knows every key the schema
+//! accepts) and `finish` reports the keys nobody asked for, with a "did you
+//! mean" for near misses. Getters return `None` both for an absent key and
+//! for a bad value (already recorded), so callers fall back to the default
+//! and keep going.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use strait_dtab::{Dtab, ParseError, Path};
+
+use super::ConfigError;
+use super::tree::{Key, Node, Pos, Value, child};
+
+/// The error sink, plus what is needed to place errors.
+pub(crate) struct Ctx<'a> {
+    pub(crate) file: &'a str,
+    pub(crate) source: &'a str,
+    pub(crate) errors: Vec<ConfigError>,
+}
+
+impl Ctx<'_> {
+    /// Records an error at `pos` for `path`.
+    pub(crate) fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        self.errors.push(ConfigError {
+            file: self.file.to_owned(),
+            line: pos.line,
+            col: pos.col,
+            key_path: if path.is_empty() {
+                "(document)".to_owned()
+            } else {
+                path.to_owned()
+            },
+            message: message.into(),
+        });
+    }
+
+    /// Records a dtab-language error at the character it points to inside
+    /// the scalar `node`.
+    fn dtab_error(&mut self, node: &Node, path: &str, what: &str, e: &ParseError) {
+        let pos = self.pos_in_scalar(node, e.offset());
+        // Finagle quotes the whole input; keep the error on one line.
+        let message = e.message().replace('\n', "\\n");
+        self.error(pos, path, format!("invalid {what}: {message}"));
+    }
+
+    /// The source position of the `offset`-th character of a scalar's value.
+    ///
+    /// The value's characters are matched in order against the raw source
+    /// text (quotes, escapes, indentation and folding are skipped over), so
+    /// the answer is exact for plain, single-line and block scalars and
+    /// close for exotic escapes.
+    fn pos_in_scalar(&self, node: &Node, offset: usize) -> Pos {
+        let Value::Scalar(s) = &node.value else {
+            return node.pos;
+        };
+        let raw: Vec<char> = self
+            .source
+            .chars()
+            .skip(s.start)
+            .take(s.end.saturating_sub(s.start))
+            .collect();
+        let (mut line, mut col) = (node.pos.line, node.pos.col);
+        let mut j = 0;
+        for (i, want) in s.text.chars().enumerate() {
+            // Find `want` in the raw text, advancing the position over
+            // anything skipped.
+            while j < raw.len() && raw[j] != want {
+                if raw[j] == '\n' {
+                    line += 1;
+                    col = 1;
+                } else {
+                    col += 1;
+                }
+                j += 1;
+            }
+            if j >= raw.len() {
+                return Pos { line, col };
+            }
+            if i == offset {
+                return Pos { line, col };
+            }
+            if raw[j] == '\n' {
+                line += 1;
+                col = 1;
+            } else {
+                col += 1;
+            }
+            j += 1;
+        }
+        // The offset is the end of the value.
+        Pos { line, col }
+    }
+}
+
+/// Levenshtein distance over characters, for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let subst = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The known key closest to `unknown` (case-insensitively), if it is within
+/// two edits.
+pub(crate) fn suggest<'k>(unknown: &str, known: &[&'k str]) -> Option<&'k str> {
+    let lower = unknown.to_lowercase();
+    known
+        .iter()
+        .map(|k| (distance(&lower, &k.to_lowercase()), *k))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Reads one mapping. Every getter records its key as known.
+pub(crate) struct MapReader<'n> {
+    entries: &'n [(Key, Node)],
+    pos: Pos,
+    path: String,
+    /// Every key the schema names here, refused ones included.
+    known: Vec<&'static str>,
+    /// The keys Strait reads here (listed when a key is unknown).
+    readable: Vec<&'static str>,
+}
+
+impl<'n> MapReader<'n> {
+    /// A reader for `node`, or `None` (recorded) if it is not a mapping.
+    /// A null node reads as an empty mapping (`admin:` with nothing under it).
+    pub(crate) fn new(cx: &mut Ctx<'_>, node: &'n Node, path: &str) -> Option<MapReader<'n>> {
+        let entries: &[(Key, Node)] = match &node.value {
+            Value::Map(entries) => entries,
+            _ if node.is_null() => &[],
+            _ => {
+                cx.error(
+                    node.pos,
+                    path,
+                    format!("expected a mapping, found {}", node.describe()),
+                );
+                return None;
+            }
+        };
+        Some(MapReader {
+            entries,
+            pos: node.pos,
+            path: path.to_owned(),
+            known: Vec::new(),
+            readable: Vec::new(),
+        })
+    }
+
+    /// Where the mapping starts.
+    pub(crate) fn pos(&self) -> Pos {
+        self.pos
+    }
+
+    /// The key path of `key` in this mapping.
+    pub(crate) fn path_of(&self, key: &str) -> String {
+        child(&self.path, key)
+    }
+
+    /// The key and value of `key` as written, null included.
+    pub(crate) fn entry(&mut self, key: &'static str) -> Option<&'n (Key, Node)> {
+        self.readable.push(key);
+        self.known.push(key);
+        self.entries.iter().find(|(k, _)| k.name == key)
+    }
+
+    /// The value of `key`; `None` if absent or null.
+    pub(crate) fn get(&mut self, key: &'static str) -> Option<&'n Node> {
+        self.entry(key).map(|(_, v)| v).filter(|v| !v.is_null())
+    }
+
+    /// Reads `key` with `read` if present and not null.
+    pub(crate) fn opt<T>(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: &'static str,
+        read: Reader<T>,
+    ) -> Option<T> {
+        let node = self.get(key)?;
+        read(cx, node, &self.path_of(key))
+    }
+
+    /// Reads `key`, or `default` if it is absent, null or bad.
+    pub(crate) fn or<T>(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: &'static str,
+        read: Reader<T>,
+        default: T,
+    ) -> T {
+        self.opt(cx, key, read).unwrap_or(default)
+    }
+
+    /// Reads `key`, recording "missing required key" if absent or null.
+    pub(crate) fn req<T>(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        key: &'static str,
+        read: Reader<T>,
+    ) -> Option<T> {
+        match self.entry(key) {
+            Some((_, v)) if !v.is_null() => read(cx, v, &self.path_of(key)),
+            Some((k, _)) => {
+                cx.error(k.pos, &self.path_of(key), format!("'{key}' needs a value"));
+                None
+            }
+            None => {
+                cx.error(
+                    self.pos,
+                    &self.path_of(key),
+                    format!("missing required key '{key}'"),
+                );
+                None
+            }
+        }
+    }
+
+    /// Refuses each of `keys` that is present, with `message(key)`. The keys
+    /// count as known (so a typo of one gets a suggestion).
+    pub(crate) fn refuse(
+        &mut self,
+        cx: &mut Ctx<'_>,
+        keys: &[&'static str],
+        message: fn(&str) -> String,
+    ) {
+        for &key in keys {
+            self.known.push(key);
+            if let Some((k, _)) = self.entries.iter().find(|(k, _)| k.name == key) {
+                cx.error(k.pos, &self.path_of(key), message(key));
+            }
+        }
+    }
+
+    /// Refuses Linkerd 1 keys Strait does not implement yet, by name.
+    pub(crate) fn not_implemented(&mut self, cx: &mut Ctx<'_>, keys: &[&'static str]) {
+        self.refuse(cx, keys, |key| {
+            format!("`{key}` is a Linkerd 1 feature Strait does not implement yet; remove it")
+        });
+    }
+
+    /// Reports every key that no getter asked for.
+    pub(crate) fn finish(self, cx: &mut Ctx<'_>) {
+        for (k, _) in self.entries {
+            if self.known.contains(&k.name.as_str()) {
+                continue;
+            }
+            let message = match suggest(&k.name, &self.known) {
+                Some(s) => format!("unknown key '{}'; did you mean '{s}'?", k.name),
+                None => {
+                    let mut readable = self.readable.clone();
+                    readable.sort_unstable();
+                    readable.dedup();
+                    format!(
+                        "unknown key '{}'; known keys: {}",
+                        k.name,
+                        readable.join(", ")
+                    )
+                }
+            };
+            cx.error(k.pos, &child(&self.path, &k.name), message);
+        }
+    }
+}
+
+/// Reads one value; records an error and returns `None` when it is bad.
+pub(crate) type Reader<T> = fn(&mut Ctx<'_>, &Node, &str) -> Option<T>;
+
+/// The scalar's text if `node` is a scalar, else records "expected `what`".
+fn scalar<'n>(cx: &mut Ctx<'_>, node: &'n Node, path: &str, what: &str) -> Option<&'n str> {
+    match &node.value {
+        Value::Scalar(s) => Some(&s.text),
+        _ => {
+            cx.error(
+                node.pos,
+                path,
+                format!("expected {what}, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+/// The text of a plain scalar, else records "expected `what`" (with a hint
+/// for quoted numbers and booleans).
+fn plain<'n>(cx: &mut Ctx<'_>, node: &'n Node, path: &str, what: &str) -> Option<&'n str> {
+    match &node.value {
+        Value::Scalar(s) if s.plain => Some(&s.text),
+        Value::Scalar(_) => {
+            cx.error(
+                node.pos,
+                path,
+                format!(
+                    "expected {what}, found {} (remove the quotes)",
+                    node.describe()
+                ),
+            );
+            None
+        }
+        _ => {
+            cx.error(
+                node.pos,
+                path,
+                format!("expected {what}, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+/// Any scalar, as a string (YAML numbers and booleans keep their text).
+pub(crate) fn string(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    scalar(cx, node, path, "a string").map(str::to_owned)
+}
+
+/// A non-empty string.
+pub(crate) fn non_empty(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let s = string(cx, node, path)?;
+    if s.is_empty() {
+        cx.error(node.pos, path, "must not be empty");
+        return None;
+    }
+    Some(s)
+}
+
+/// `true` or `false` (YAML 1.2 core schema spellings).
+pub(crate) fn boolean(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<bool> {
+    let text = plain(cx, node, path, "true or false")?;
+    match text {
+        "true" | "True" | "TRUE" => Some(true),
+        "false" | "False" | "FALSE" => Some(false),
+        _ => {
+            cx.error(
+                node.pos,
+                path,
+                format!("expected true or false, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+/// A decimal integer in `min..=max`.
+fn integer(cx: &mut Ctx<'_>, node: &Node, path: &str, min: i128, max: i128) -> Option<i128> {
+    let text = plain(cx, node, path, "an integer")?;
+    let digits = text.strip_prefix('+').unwrap_or(text);
+    let Ok(n) = digits.parse::<i128>() else {
+        cx.error(
+            node.pos,
+            path,
+            format!("expected an integer, found {}", node.describe()),
+        );
+        return None;
+    };
+    if n < min || n > max {
+        cx.error(
+            node.pos,
+            path,
+            format!("expected an integer from {min} to {max}, found {n}"),
+        );
+        return None;
+    }
+    Some(n)
+}
+
+/// An integer in `0..=65535`.
+pub(crate) fn port(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u16> {
+    integer(cx, node, path, 0, i128::from(u16::MAX)).and_then(|n| u16::try_from(n).ok())
+}
+
+/// A non-negative integer that fits in 32 bits.
+pub(crate) fn u32_any(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u32> {
+    integer(cx, node, path, 0, i128::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
+}
+
+/// A positive integer that fits in 32 bits.
+pub(crate) fn u32_positive(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u32> {
+    integer(cx, node, path, 1, i128::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
+}
+
+/// A non-negative integer that fits in 64 bits.
+pub(crate) fn u64_any(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u64> {
+    integer(cx, node, path, 0, i128::from(u64::MAX)).and_then(|n| u64::try_from(n).ok())
+}
+
+/// A finite number greater than zero.
+pub(crate) fn positive_number(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<f64> {
+    let text = plain(cx, node, path, "a number")?;
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() && n > 0.0 => Some(n),
+        Ok(_) => {
+            cx.error(
+                node.pos,
+                path,
+                format!("expected a number greater than 0, found {text}"),
+            );
+            None
+        }
+        Err(_) => {
+            cx.error(
+                node.pos,
+                path,
+                format!("expected a number, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+/// An IP address literal.
+pub(crate) fn ip(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<IpAddr> {
+    let text = scalar(cx, node, path, "an IP address")?;
+    match text.parse() {
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            cx.error(
+                node.pos,
+                path,
+                format!(
+                    "expected an IP address such as 127.0.0.1 or 0.0.0.0, found {}",
+                    node.describe()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// A file-system path (non-empty).
+pub(crate) fn file_path(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PathBuf> {
+    non_empty(cx, node, path).map(PathBuf::from)
+}
+
+/// A Finagle path such as `/svc`.
+pub(crate) fn name_path(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Path> {
+    let text = scalar(cx, node, path, "a path such as /svc")?;
+    match Path::read(text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            cx.dtab_error(node, path, "path", &e);
+            None
+        }
+    }
+}
+
+/// A dtab, positioned at the offending character on error.
+pub(crate) fn dtab(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Dtab> {
+    let text = scalar(cx, node, path, "a dtab string")?;
+    match Dtab::read(text) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            cx.dtab_error(node, path, "dtab", &e);
+            None
+        }
+    }
+}
+
+/// A list read item by item with `item`; bad items are dropped (and
+/// recorded).
+pub(crate) fn list<T>(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    item: Reader<T>,
+) -> Option<Vec<T>> {
+    let Value::Seq(items) = &node.value else {
+        cx.error(
+            node.pos,
+            path,
+            format!("expected a list, found {}", node.describe()),
+        );
+        return None;
+    };
+    Some(
+        items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| item(cx, n, &format!("{path}[{i}]")))
+            .collect(),
+    )
+}
+
+/// The items of a list node (with their paths), or the node itself when
+/// `one_or_many` and it is not a list; records an error for a non-list
+/// otherwise.
+pub(crate) fn items<'n>(
+    cx: &mut Ctx<'_>,
+    node: &'n Node,
+    path: &str,
+    one_or_many: bool,
+) -> Option<Vec<(&'n Node, String)>> {
+    match &node.value {
+        Value::Seq(items) => Some(
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (n, format!("{path}[{i}]")))
+                .collect(),
+        ),
+        _ if one_or_many => Some(vec![(node, path.to_owned())]),
+        _ => {
+            cx.error(
+                node.pos,
+                path,
+                format!("expected a list, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+/// One of `choices`, as written.
+pub(crate) fn one_of(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    choices: &[&'static str],
+) -> Option<&'static str> {
+    let text = scalar(cx, node, path, "a string")?;
+    if let Some(c) = choices.iter().find(|c| **c == text) {
+        return Some(c);
+    }
+    cx.error(
+        node.pos,
+        path,
+        format!(
+            "expected one of {}, found {}",
+            choices.join(", "),
+            node.describe()
+        ),
+    );
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tree;
+    use super::*;
+
+    /// Runs `f` over the root mapping of `text`, returning the value and the
+    /// errors as strings.
+    fn with_root<T>(
+        text: &str,
+        f: impl FnOnce(&mut Ctx<'_>, MapReader<'_>) -> T,
+    ) -> (T, Vec<String>) {
+        let (root, _) = match tree::parse(text, "t.yaml") {
+            Ok(t) => t,
+            Err(e) => panic!("{e:?}"),
+        };
+        let mut cx = Ctx {
+            file: "t.yaml",
+            source: text,
+            errors: Vec::new(),
+        };
+        let r = match MapReader::new(&mut cx, &root, "") {
+            Some(r) => r,
+            None => panic!("root is not a map"),
+        };
+        let out = f(&mut cx, r);
+        (out, cx.errors.iter().map(ToString::to_string).collect())
+    }
+
+    #[test]
+    fn quoted_number_is_not_an_integer() {
+        let (v, errors) = with_root("port: \"4140\"\n", |cx, mut r| r.opt(cx, "port", port));
+        assert_eq!(v, None);
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:1:7: port: expected an integer, found the quoted string \"4140\" (remove the quotes)"
+            ],
+            "a quoted number is a string, not a port"
+        );
+    }
+
+    #[test]
+    fn integers_are_range_checked() {
+        let (_, errors) = with_root("port: 70000\nn: -1\n", |cx, mut r| {
+            (r.opt(cx, "port", port), r.opt(cx, "n", u32_any))
+        });
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:1:7: port: expected an integer from 0 to 65535, found 70000",
+                "t.yaml:2:4: n: expected an integer from 0 to 4294967295, found -1",
+            ]
+        );
+    }
+
+    #[test]
+    fn booleans_are_true_or_false_only() {
+        let (v, errors) = with_root("a: true\nb: yes\nc: 'false'\n", |cx, mut r| {
+            (
+                r.opt(cx, "a", boolean),
+                r.opt(cx, "b", boolean),
+                r.opt(cx, "c", boolean),
+            )
+        });
+        assert_eq!(v, (Some(true), None, None));
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:2:4: b: expected true or false, found 'yes'",
+                "t.yaml:3:4: c: expected true or false, found the quoted string \"false\" (remove the quotes)",
+            ]
+        );
+    }
+
+    #[test]
+    fn null_reads_as_absent_and_required_null_needs_a_value() {
+        let (v, errors) = with_root("a: ~\nb:\n", |cx, mut r| {
+            (
+                r.opt(cx, "a", port),
+                r.req(cx, "b", port),
+                r.req(cx, "c", port),
+            )
+        });
+        assert_eq!(v, (None, None, None));
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:2:1: b: 'b' needs a value",
+                "t.yaml:1:1: c: missing required key 'c'",
+            ]
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_a_suggestion_for_near_misses() {
+        let (_, errors) = with_root("rooters: []\nzzz: 1\n", |cx, mut r| {
+            let _ = r.get("routers");
+            let _ = r.get("admin");
+            r.finish(cx);
+        });
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:1:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
+                "t.yaml:2:1: zzz: unknown key 'zzz'; known keys: admin, routers",
+            ]
+        );
+    }
+
+    #[test]
+    fn suggestion_ignores_case_and_needs_two_edits_or_fewer() {
+        assert_eq!(
+            suggest("maxheaderskb", &["maxHeadersKB"]),
+            Some("maxHeadersKB")
+        );
+        assert_eq!(
+            suggest("dstPrefx", &["dtab", "dstPrefix"]),
+            Some("dstPrefix")
+        );
+        assert_eq!(suggest("completely", &["routers"]), None);
+    }
+
+    #[test]
+    fn dtab_error_points_into_a_plain_value() {
+        let (_, errors) = with_root("dtab: /svc => bad;\n", |cx, mut r| r.opt(cx, "dtab", dtab));
+        assert_eq!(
+            errors,
+            ["t.yaml:1:15: dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'"]
+        );
+    }
+
+    #[test]
+    fn dtab_error_points_into_a_block_value() {
+        let text = "dtab: |\n  /svc => /a;\n  /b => c;\n";
+        let (_, errors) = with_root(text, |cx, mut r| r.opt(cx, "dtab", dtab));
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:3:9: dtab: invalid dtab: simple expected but 'c' found at '/svc => /a;\\n/b => [c];\\n'"
+            ],
+            "the error names the line and column of the bad character in the block, on one line"
+        );
+    }
+
+    #[test]
+    fn dtab_error_points_into_a_quoted_value() {
+        let (_, errors) = with_root("dtab: \"/a=>/b;;\"\n", |cx, mut r| r.opt(cx, "dtab", dtab));
+        assert_eq!(errors.len(), 1);
+        assert!(
+            errors[0].starts_with("t.yaml:1:15: dtab: invalid dtab: "),
+            "{errors:?}"
+        );
+    }
+}

@@ -1,0 +1,813 @@
+//! The `linkerd.yaml` schema: the walk from [`Node`] to [`Config`], then
+//! Linkerd's cross-field checks.
+//!
+//! One function per block, each reading its keys with a [`MapReader`] in
+//! the order of linkerd1.md §1–2. Keys Linkerd 1 has and Strait does not
+//! implement yet are refused by name, never ignored; a later issue that
+//! implements one replaces its name in a `not_implemented` list with a
+//! getter.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use strait_dtab::{Dtab, Path};
+
+use super::read::{
+    Ctx, MapReader, boolean, dtab, file_path, ip, items, list, name_path, non_empty, one_of, port,
+    positive_number, string, u32_any, u32_positive, u64_any,
+};
+use super::tree::{Node, Pos, Value, child};
+use super::types::{
+    AdminConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig, ForwardedConfig,
+    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig,
+    Protocol, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
+};
+
+/// Where a router's parts were written, for the cross-field checks.
+struct RouterSite {
+    path: String,
+    pos: Pos,
+    label_pos: Pos,
+    /// The servers' key paths and positions, in order, and whether each
+    /// read without error (a defaulted bad port must not "conflict").
+    servers: Vec<(String, Pos, bool)>,
+    /// Whether the label read without error.
+    label_clean: bool,
+    /// Where `servers` was written, if it was, and how many items it has.
+    servers_pos: Option<Pos>,
+    servers_written: usize,
+}
+
+/// Reads the whole document. Always returns a value (defaults stand in for
+/// bad parts); the caller decides by `cx.errors` whether it is valid.
+pub(crate) fn config(cx: &mut Ctx<'_>, root: &Node) -> Option<Config> {
+    let mut r = MapReader::new(cx, root, "")?;
+    let admin = match r.get("admin") {
+        Some(n) => admin(cx, n, "admin"),
+        None => AdminConfig::default(),
+    };
+
+    let mut routers = Vec::new();
+    let mut sites = Vec::new();
+    match r.entry("routers") {
+        None => cx.error(
+            r.pos(),
+            "routers",
+            "missing required key 'routers'; a config needs at least one router",
+        ),
+        Some((_, n)) if n.is_null() || matches!(&n.value, Value::Seq(v) if v.is_empty()) => {
+            cx.error(
+                n.pos,
+                "routers",
+                "no routers specified; a config needs at least one router",
+            );
+        }
+        Some((_, n)) => {
+            for (node, path) in items(cx, n, "routers", false).unwrap_or_default() {
+                if let Some((router, site)) = router(cx, node, &path) {
+                    routers.push(router);
+                    sites.push(site);
+                }
+            }
+        }
+    }
+
+    let mut namers = Vec::new();
+    let mut namer_sites = Vec::new();
+    if let Some(n) = r.get("namers") {
+        for (node, path) in items(cx, n, "namers", false).unwrap_or_default() {
+            let before = cx.errors.len();
+            if let Some(namer) = namer(cx, node, &path) {
+                namers.push(namer);
+                let clean = cx.errors.len() == before;
+                namer_sites.push((path, prefix_pos(node), clean));
+            }
+        }
+    }
+
+    let mut telemetry = Vec::new();
+    let mut telemeter_sites = Vec::new();
+    if let Some(n) = r.get("telemetry") {
+        for (node, path) in items(cx, n, "telemetry", false).unwrap_or_default() {
+            if let Some(t) = telemeter(cx, node, &path) {
+                telemetry.push(t);
+                telemeter_sites.push((path, node.pos));
+            }
+        }
+    }
+    let usage = r.opt(cx, "usage", usage);
+    r.finish(cx);
+
+    check_labels(cx, &routers, &sites);
+    check_servers(cx, &routers, &sites);
+    check_addresses(cx, &admin, &routers, &sites);
+    check_namer_prefixes(cx, &namers, &namer_sites);
+    check_telemeter_paths(cx, &telemetry, &telemeter_sites);
+
+    Some(Config {
+        admin,
+        routers,
+        namers,
+        telemetry,
+        usage,
+    })
+}
+
+fn not_implemented_kind(cx: &mut Ctx<'_>, node: &Node, path: &str, what: &str, kind: &str) {
+    cx.error(
+        node.pos,
+        path,
+        format!("{what} `{kind}` is a Linkerd 1 feature Strait does not implement yet"),
+    );
+}
+
+fn unknown_kind(cx: &mut Ctx<'_>, node: &Node, path: &str, what: &str, kind: &str, known: &[&str]) {
+    cx.error(
+        node.pos,
+        path,
+        format!(
+            "unknown {what} kind '{kind}'; known kinds: {}",
+            known.join(", ")
+        ),
+    );
+}
+
+/// Reads `kind` (required) from a plugin block.
+fn kind(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> Option<(String, Node)> {
+    let node = r.get("kind").cloned();
+    let kind = r.req(cx, "kind", non_empty)?;
+    node.map(|n| (kind, n))
+}
+
+// ---------------------------------------------------------------- admin
+
+fn admin(cx: &mut Ctx<'_>, node: &Node, path: &str) -> AdminConfig {
+    let d = AdminConfig::default();
+    let Some(mut r) = MapReader::new(cx, node, path) else {
+        return d;
+    };
+    let admin = AdminConfig {
+        ip: r.or(cx, "ip", ip, d.ip),
+        port: r.or(cx, "port", port, d.port),
+        shutdown_grace: r
+            .opt(cx, "shutdownGraceMs", u64_any)
+            .map_or(d.shutdown_grace, Duration::from_millis),
+    };
+    r.not_implemented(
+        cx,
+        &[
+            "socketOptions",
+            "httpIdentifierPort",
+            "tls",
+            "security",
+            "workerThreads",
+        ],
+    );
+    r.finish(cx);
+    admin
+}
+
+// -------------------------------------------------------------- routers
+
+/// Linkerd 1's protocols other than `http`.
+const OTHER_PROTOCOLS: &[&str] = &["h2", "thrift", "mux", "thriftmux"];
+
+fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, RouterSite)> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let protocol_node = r.get("protocol").cloned();
+    let name = r.req(cx, "protocol", non_empty)?;
+    let protocol = match name.as_str() {
+        "http" => Protocol::Http,
+        other => {
+            let pos = protocol_node.map_or(r.pos(), |n| n.pos);
+            let message = if OTHER_PROTOCOLS.contains(&other) {
+                format!(
+                    "protocol `{other}` is a Linkerd 1 feature Strait does not implement yet; \
+                     Strait routes `http` (HTTP/1.x) only"
+                )
+            } else {
+                format!(
+                    "unknown protocol '{other}'; Linkerd 1's protocols are http, h2, thrift, mux"
+                )
+            };
+            // The other keys depend on the protocol: do not guess.
+            cx.error(pos, &r.path_of("protocol"), message);
+            return None;
+        }
+    };
+
+    let label_pos = r.get("label").map_or(r.pos(), |n| n.pos);
+    let before = cx.errors.len();
+    let label = r.or(cx, "label", non_empty, protocol.name().to_owned());
+    let label_clean = cx.errors.len() == before;
+    let dtab = r.or(cx, "dtab", dtab, Dtab::empty());
+    let dst_prefix = r.or(cx, "dstPrefix", name_path, Path::utf8(&["svc"]));
+    let identifiers = match r.get("identifier") {
+        Some(n) => identifier_list(cx, n, &r.path_of("identifier")),
+        None => vec![IdentifierConfig::default()],
+    };
+
+    let mut servers = Vec::new();
+    let mut server_sites = Vec::new();
+    let servers_pos = r
+        .entry("servers")
+        .map(|(k, v)| if v.is_null() { k.pos } else { v.pos });
+    let mut servers_written = 0;
+    if let Some(n) = r.get("servers") {
+        let written = items(cx, n, &r.path_of("servers"), false).unwrap_or_default();
+        servers_written = written.len();
+        for (node, path) in written {
+            let before = cx.errors.len();
+            if let Some(server) = server(cx, node, &path, protocol) {
+                servers.push(server);
+                server_sites.push((path, node.pos, cx.errors.len() == before));
+            }
+        }
+    }
+
+    let bc = BindingCacheConfig::default();
+    let router = RouterConfig {
+        protocol,
+        label,
+        dtab,
+        dst_prefix,
+        identifiers,
+        servers,
+        binding_timeout: r
+            .opt(cx, "bindingTimeoutMs", u64_any)
+            .map_or(Duration::from_millis(10_000), Duration::from_millis),
+        binding_cache: r.or(cx, "bindingCache", binding_cache, bc),
+        max_headers_kb: r.or(cx, "maxHeadersKB", u32_positive, 8),
+        max_initial_line_kb: r.or(cx, "maxInitialLineKB", u32_positive, 4),
+        max_err_response_kb: r.or(cx, "maxErrResponseKB", u32_any, 5120),
+        http_access_log: r.opt(cx, "httpAccessLog", file_path),
+    };
+
+    r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
+        format!("`{key}` was removed in Linkerd 1.7 (bodies are streamed); remove the key")
+    });
+    // `client` (linkerd1.md §1.6) and `service` (§1.7) come next: each will
+    // become a getter feeding a field of `RouterConfig`.
+    r.not_implemented(cx, &["client", "service"]);
+    r.not_implemented(
+        cx,
+        &[
+            "interpreter",
+            "announcers",
+            "originator",
+            "streamAfterContentLengthKB",
+            "streamingEnabled",
+            "compressionLevel",
+            "tracePropagator",
+            "httpAccessLogRollPolicy",
+            "httpAccessLogAppend",
+            "httpAccessLogRotateCount",
+            "maxChunkKB",
+            "loggers",
+        ],
+    );
+    r.finish(cx);
+
+    let site = RouterSite {
+        path: path.to_owned(),
+        pos: node.pos,
+        label_pos,
+        label_clean,
+        servers: server_sites,
+        servers_pos,
+        servers_written,
+    };
+    Some((router, site))
+}
+
+fn binding_cache(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BindingCacheConfig> {
+    let d = BindingCacheConfig::default();
+    let mut r = MapReader::new(cx, node, path)?;
+    let bc = BindingCacheConfig {
+        paths: r.or(cx, "paths", u32_positive, d.paths),
+        trees: r.or(cx, "trees", u32_positive, d.trees),
+        bounds: r.or(cx, "bounds", u32_positive, d.bounds),
+        clients: r.or(cx, "clients", u32_positive, d.clients),
+        idle_ttl: r
+            .opt(cx, "idleTtlSecs", u64_any)
+            .map_or(d.idle_ttl, Duration::from_secs),
+    };
+    r.finish(cx);
+    Some(bc)
+}
+
+// ---------------------------------------------------------- identifiers
+
+const IDENTIFIER_KINDS: &[&str] = &[
+    "io.l5d.header.token",
+    "io.l5d.methodAndHost",
+    "io.l5d.path",
+    "io.l5d.header",
+    "io.l5d.static",
+];
+
+const OTHER_IDENTIFIER_KINDS: &[&str] = &[
+    "io.l5d.ingress",
+    "io.l5d.k8s.istio",
+    "io.l5d.k8s.istio-ingress",
+    "io.l5d.header.path",
+];
+
+/// `identifier:` is one object or a list of them.
+fn identifier_list(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<IdentifierConfig> {
+    if matches!(&node.value, Value::Seq(v) if v.is_empty()) {
+        cx.error(node.pos, path, "needs at least one identifier");
+    }
+    let found: Vec<IdentifierConfig> = items(cx, node, path, true)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(n, p)| identifier(cx, n, &p))
+        .collect();
+    if found.is_empty() {
+        vec![IdentifierConfig::default()]
+    } else {
+        found
+    }
+}
+
+fn identifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<IdentifierConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let kind_path = r.path_of("kind");
+    let id = match kind.as_str() {
+        "io.l5d.header.token" => Some(IdentifierConfig::HeaderToken {
+            header: r.or(cx, "header", header_name, "Host".to_owned()),
+        }),
+        "io.l5d.methodAndHost" => Some(IdentifierConfig::MethodAndHost {
+            http_uri_in_dst: r.or(cx, "httpUriInDst", boolean, false),
+        }),
+        "io.l5d.path" => Some(IdentifierConfig::Path {
+            segments: r.or(cx, "segments", u32_positive, 1),
+            consume: r.or(cx, "consume", boolean, false),
+        }),
+        "io.l5d.header" => Some(IdentifierConfig::Header {
+            header: r.or(cx, "header", header_name, "l5d-name".to_owned()),
+        }),
+        "io.l5d.static" => r
+            .req(cx, "path", name_path)
+            .map(|path| IdentifierConfig::Static { path }),
+        k if OTHER_IDENTIFIER_KINDS.contains(&k) => {
+            not_implemented_kind(cx, &kind_node, &kind_path, "identifier", k);
+            return None;
+        }
+        k => {
+            unknown_kind(
+                cx,
+                &kind_node,
+                &kind_path,
+                "identifier",
+                k,
+                IDENTIFIER_KINDS,
+            );
+            return None;
+        }
+    };
+    r.finish(cx);
+    id
+}
+
+/// An HTTP header name (an RFC 9110 token).
+fn header_name(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let name = non_empty(cx, node, path)?;
+    let tchar = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
+    if name.chars().all(tchar) {
+        Some(name)
+    } else {
+        cx.error(
+            node.pos,
+            path,
+            format!("'{name}' is not a valid HTTP header name"),
+        );
+        None
+    }
+}
+
+// -------------------------------------------------------------- servers
+
+fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Option<ServerConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let server = ServerConfig {
+        ip: r.or(cx, "ip", ip, LOOPBACK),
+        port: r.or(cx, "port", port, protocol.default_port()),
+        clear_context: r.or(cx, "clearContext", boolean, false),
+        max_concurrent_requests: r.opt(cx, "maxConcurrentRequests", u32_positive),
+        add_forwarded_header: r.opt(cx, "addForwardedHeader", forwarded),
+        max_call_depth: r.or(cx, "maxCallDepth", u32_positive, 1000),
+    };
+    r.not_implemented(
+        cx,
+        &[
+            "tls",
+            "socketOptions",
+            "serverSession",
+            "announce",
+            "timestampHeader",
+        ],
+    );
+    r.finish(cx);
+    Some(server)
+}
+
+fn forwarded(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ForwardedConfig> {
+    if let Value::Scalar(s) = &node.value {
+        cx.error(
+            node.pos,
+            path,
+            format!(
+                "expected a mapping, found '{}'; write `addForwardedHeader: {{}}` to add the \
+                 header with the default labels",
+                s.text
+            ),
+        );
+        return None;
+    }
+    let mut r = MapReader::new(cx, node, path)?;
+    let f = ForwardedConfig {
+        by: r.or(cx, "by", labeler, ForwardedLabeler::RequestRandom),
+        for_: r.or(cx, "for", labeler, ForwardedLabeler::RequestRandom),
+    };
+    r.finish(cx);
+    Some(f)
+}
+
+const LABELER_KINDS: &[&str] = &[
+    "ip",
+    "ip:port",
+    "connectionRandom",
+    "requestRandom",
+    "router",
+    "static",
+];
+
+fn labeler(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ForwardedLabeler> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let l = match kind.as_str() {
+        "ip" => Some(ForwardedLabeler::Ip),
+        "ip:port" => Some(ForwardedLabeler::IpPort),
+        "connectionRandom" => Some(ForwardedLabeler::ConnectionRandom),
+        "requestRandom" => Some(ForwardedLabeler::RequestRandom),
+        "router" => Some(ForwardedLabeler::Router),
+        "static" => r
+            .req(cx, "label", non_empty)
+            .map(|label| ForwardedLabeler::Static { label }),
+        k => {
+            let kind_path = r.path_of("kind");
+            unknown_kind(cx, &kind_node, &kind_path, "labeler", k, LABELER_KINDS);
+            return None;
+        }
+    };
+    r.finish(cx);
+    l
+}
+
+// --------------------------------------------------------------- namers
+
+const NAMER_KINDS: &[&str] = &["io.l5d.fs", "io.l5d.consul"];
+
+const OTHER_NAMER_KINDS: &[&str] = &[
+    "io.l5d.k8s",
+    "io.l5d.k8s.external",
+    "io.l5d.k8s.ns",
+    "io.l5d.istio",
+    "io.l5d.marathon",
+    "io.l5d.zk",
+    "io.l5d.zkLeader",
+    "io.l5d.serversets",
+    "io.l5d.curator",
+    "io.l5d.dnssrv",
+    "io.l5d.rewrite",
+];
+
+/// Where a namer's prefix was written (the namer itself if it was not).
+fn prefix_pos(node: &Node) -> Pos {
+    match &node.value {
+        Value::Map(entries) => entries
+            .iter()
+            .find(|(k, _)| k.name == "prefix")
+            .map_or(node.pos, |(_, v)| v.pos),
+        _ => node.pos,
+    }
+}
+
+fn namer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<NamerConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let namer = match kind.as_str() {
+        "io.l5d.fs" => {
+            let prefix = namer_prefix(cx, &mut r, "io.l5d.fs");
+            r.req(cx, "rootDir", file_path)
+                .map(|root_dir| NamerConfig::Fs(FsNamerConfig { prefix, root_dir }))
+        }
+        "io.l5d.consul" => Some(NamerConfig::Consul(consul(cx, &mut r))),
+        k => {
+            let kind_path = r.path_of("kind");
+            if OTHER_NAMER_KINDS.contains(&k) {
+                not_implemented_kind(cx, &kind_node, &kind_path, "namer", k);
+            } else {
+                unknown_kind(cx, &kind_node, &kind_path, "namer", k, NAMER_KINDS);
+            }
+            return None;
+        }
+    };
+    // Every Linkerd namer accepts these two.
+    let _experimental = r.opt(cx, "experimental", boolean);
+    r.not_implemented(cx, &["transformers"]);
+    r.finish(cx);
+    namer
+}
+
+/// `prefix`: a non-empty path, default `/<kind>`.
+fn namer_prefix(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, kind: &str) -> Path {
+    let default = Path::utf8(&[kind]);
+    let Some(node) = r.get("prefix") else {
+        return default;
+    };
+    let path = r.path_of("prefix");
+    match name_path(cx, node, &path) {
+        Some(p) if p.is_empty() => {
+            cx.error(node.pos, &path, "a namer prefix must not be empty");
+            default
+        }
+        Some(p) => p,
+        None => default,
+    }
+}
+
+fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
+    let c = ConsulConfig {
+        prefix: namer_prefix(cx, r, "io.l5d.consul"),
+        host: r.or(cx, "host", non_empty, "localhost".to_owned()),
+        port: r.or(cx, "port", port, 8500),
+        include_tag: r.or(cx, "includeTag", boolean, false),
+        use_health_check: r.or(cx, "useHealthCheck", boolean, false),
+        health_statuses: r
+            .opt(cx, "healthStatuses", health_statuses)
+            .unwrap_or_else(|| vec![HealthStatus::Passing]),
+        token: r.opt(cx, "token", non_empty),
+        set_host: r.or(cx, "setHost", boolean, false),
+        consistency_mode: r.or(
+            cx,
+            "consistencyMode",
+            consistency_mode,
+            ConsistencyMode::Default,
+        ),
+        fail_fast: r.or(cx, "failFast", boolean, false),
+        prefer_service_address: r.or(cx, "preferServiceAddress", boolean, true),
+        weights: r
+            .opt(cx, "weights", |cx, n, p| list(cx, n, p, tag_weight))
+            .unwrap_or_default(),
+        transfer_metadata: r.or(cx, "transferMetadata", boolean, false),
+        fixed_length_streamed_after_kb: r.or(cx, "fixedLengthStreamedAfterKB", u64_any, 5120),
+    };
+    r.not_implemented(cx, &["tls"]);
+    c
+}
+
+fn health_statuses(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Vec<HealthStatus>> {
+    let statuses = list(cx, node, path, |cx, n, p| {
+        let s = one_of(cx, n, p, &["passing", "warning", "critical", "maintenance"])?;
+        Some(match s {
+            "passing" => HealthStatus::Passing,
+            "warning" => HealthStatus::Warning,
+            "critical" => HealthStatus::Critical,
+            _ => HealthStatus::Maintenance,
+        })
+    })?;
+    if statuses.is_empty() && matches!(&node.value, Value::Seq(v) if v.is_empty()) {
+        cx.error(
+            node.pos,
+            path,
+            "needs at least one status (an empty list would mark every instance down)",
+        );
+        return None;
+    }
+    Some(statuses)
+}
+
+fn consistency_mode(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ConsistencyMode> {
+    Some(
+        match one_of(cx, node, path, &["default", "stale", "consistent"])? {
+            "stale" => ConsistencyMode::Stale,
+            "consistent" => ConsistencyMode::Consistent,
+            _ => ConsistencyMode::Default,
+        },
+    )
+}
+
+fn tag_weight(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TagWeight> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let tag = r.req(cx, "tag", non_empty);
+    let weight = r.req(cx, "weight", positive_number);
+    r.finish(cx);
+    Some(TagWeight {
+        tag: tag?,
+        weight: weight?,
+    })
+}
+
+// ------------------------------------------------------------ telemetry
+
+const TELEMETER_KINDS: &[&str] = &["io.l5d.prometheus"];
+
+const OTHER_TELEMETER_KINDS: &[&str] = &[
+    "io.l5d.zipkin",
+    "io.l5d.statsd",
+    "io.l5d.influxdb",
+    "io.l5d.recentRequests",
+    "io.l5d.tracelog",
+    "io.l5d.adminMetricsExport",
+    "io.l5d.commonMetrics",
+];
+
+fn telemeter(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TelemeterConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let t = match kind.as_str() {
+        "io.l5d.prometheus" => TelemeterConfig::Prometheus {
+            path: r.or(
+                cx,
+                "path",
+                admin_path,
+                "/admin/metrics/prometheus".to_owned(),
+            ),
+            prefix: r.or(cx, "prefix", metric_prefix, String::new()),
+        },
+        k => {
+            let kind_path = r.path_of("kind");
+            if OTHER_TELEMETER_KINDS.contains(&k) {
+                not_implemented_kind(cx, &kind_node, &kind_path, "telemeter", k);
+            } else {
+                unknown_kind(cx, &kind_node, &kind_path, "telemeter", k, TELEMETER_KINDS);
+            }
+            return None;
+        }
+    };
+    let _experimental = r.opt(cx, "experimental", boolean);
+    r.finish(cx);
+    Some(t)
+}
+
+/// An admin server path: starts with `/`.
+fn admin_path(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let p = string(cx, node, path)?;
+    if p.starts_with('/') && !p.contains(char::is_whitespace) {
+        Some(p)
+    } else {
+        cx.error(
+            node.pos,
+            path,
+            format!("'{p}' is not an admin path; it must start with '/'"),
+        );
+        None
+    }
+}
+
+/// A Prometheus metric name prefix: `[a-zA-Z_:][a-zA-Z0-9_:]*` or empty.
+fn metric_prefix(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let p = string(cx, node, path)?;
+    let ok_first = |c: char| c.is_ascii_alphabetic() || c == '_' || c == ':';
+    let ok_rest = |c: char| ok_first(c) || c.is_ascii_digit();
+    let mut chars = p.chars();
+    let valid = chars.next().is_none_or(ok_first) && chars.all(ok_rest);
+    if valid {
+        Some(p)
+    } else {
+        cx.error(
+            node.pos,
+            path,
+            format!("'{p}' is not a valid Prometheus metric prefix ([a-zA-Z_:][a-zA-Z0-9_:]*)"),
+        );
+        None
+    }
+}
+
+fn usage(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<UsageConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let u = UsageConfig {
+        org_id: r.opt(cx, "orgId", string),
+        enabled: r.opt(cx, "enabled", boolean),
+    };
+    r.finish(cx);
+    Some(u)
+}
+
+// ------------------------------------------------- cross-field checks
+
+/// Linkerd's `ConflictingLabels`: router labels are unique.
+fn check_labels(cx: &mut Ctx<'_>, routers: &[RouterConfig], sites: &[RouterSite]) {
+    for (i, router) in routers.iter().enumerate() {
+        if !sites[i].label_clean {
+            continue;
+        }
+        let same =
+            |(j, r): &(usize, &RouterConfig)| sites[*j].label_clean && r.label == router.label;
+        if let Some((first, _)) = routers[..i].iter().enumerate().find(same) {
+            cx.error(
+                sites[i].label_pos,
+                &child(&sites[i].path, "label"),
+                format!(
+                    "router label '{}' is used by {} and {}; give each router a unique `label`",
+                    router.label, sites[first].path, sites[i].path
+                ),
+            );
+        }
+    }
+}
+
+/// Linkerd's `ProtocolInitializer`: every router has a server.
+fn check_servers(cx: &mut Ctx<'_>, routers: &[RouterConfig], sites: &[RouterSite]) {
+    for (router, site) in routers.iter().zip(sites) {
+        if router.servers.is_empty() && site.servers_written == 0 {
+            cx.error(
+                site.servers_pos.unwrap_or(site.pos),
+                &child(&site.path, "servers"),
+                format!("router '{}' has no servers", router.label),
+            );
+        }
+    }
+}
+
+fn overlaps(a: (IpAddr, u16), b: (IpAddr, u16)) -> bool {
+    a.1 != 0 && a.1 == b.1 && (a.0 == b.0 || a.0.is_unspecified() || b.0.is_unspecified())
+}
+
+/// Linkerd's `ConflictingPorts`: no two listeners on one address (port 0,
+/// an ephemeral port, never clashes). A wildcard address clashes with every
+/// address on its port.
+fn check_addresses(
+    cx: &mut Ctx<'_>,
+    admin: &AdminConfig,
+    routers: &[RouterConfig],
+    sites: &[RouterSite],
+) {
+    let mut seen: Vec<((IpAddr, u16), String)> =
+        vec![((admin.ip, admin.port), "the admin server".to_owned())];
+    for (router, site) in routers.iter().zip(sites) {
+        for (server, (path, pos, clean)) in router.servers.iter().zip(&site.servers) {
+            if !clean {
+                continue;
+            }
+            let addr = (server.ip, server.port);
+            if let Some((other, owner)) = seen.iter().find(|(a, _)| overlaps(*a, addr)) {
+                cx.error(
+                    *pos,
+                    path,
+                    format!(
+                        "server address {} conflicts with {owner} on {}",
+                        show_addr(addr),
+                        show_addr(*other)
+                    ),
+                );
+            }
+            seen.push((addr, path.clone()));
+        }
+    }
+}
+
+fn show_addr((ip, port): (IpAddr, u16)) -> String {
+    std::net::SocketAddr::new(ip, port).to_string()
+}
+
+/// Two namers under one prefix would shadow each other.
+fn check_namer_prefixes(cx: &mut Ctx<'_>, namers: &[NamerConfig], sites: &[(String, Pos, bool)]) {
+    for (i, namer) in namers.iter().enumerate() {
+        if !sites[i].2 {
+            continue;
+        }
+        let same = |(j, n): &(usize, &NamerConfig)| sites[*j].2 && n.prefix() == namer.prefix();
+        if let Some((first, _)) = namers[..i].iter().enumerate().find(same) {
+            cx.error(
+                sites[i].1,
+                &child(&sites[i].0, "prefix"),
+                format!(
+                    "namer prefix {} is also used by {}; give each namer a unique `prefix`",
+                    namer.prefix().show(),
+                    sites[first].0
+                ),
+            );
+        }
+    }
+}
+
+/// Two telemeters serving one admin path would shadow each other.
+fn check_telemeter_paths(cx: &mut Ctx<'_>, telemetry: &[TelemeterConfig], sites: &[(String, Pos)]) {
+    for (i, t) in telemetry.iter().enumerate() {
+        let TelemeterConfig::Prometheus { path, .. } = t;
+        let first = telemetry[..i]
+            .iter()
+            .position(|TelemeterConfig::Prometheus { path: p, .. }| p == path);
+        if let Some(first) = first {
+            cx.error(
+                sites[i].1,
+                &sites[i].0,
+                format!("admin path {path} is also served by {}", sites[first].0),
+            );
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Strait's test kit (dev-only): real processes and real tools for
+//! end-to-end tests.
+//!
+//! * [`Backend`]: a real `python3 -m http.server` on an ephemeral loopback
+//!   port, serving a directory whose `/` says which instance answered.
+//! * [`Strait`]: the `strait` binary running a config, with the addresses
+//!   it reports it listens on.
+//! * [`curl`]: the real `curl`, with the response split into status,
+//!   headers and body.
+//!
+//! Every child process is killed when its handle is dropped, so a failing
+//! test leaves nothing behind. Ports are always 0 (the kernel picks).
+//! This crate depends on no Strait crate: it speaks to Strait only over
+//! sockets and the command line, so the types under test never leak in.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// A child process killed on drop, with its stdout lines on a channel and
+/// its stderr kept for failure messages.
+pub struct Proc {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `cmd` with piped stdout/stderr.
+    pub fn spawn(cmd: &mut Command) -> Proc {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {cmd:?}: {e}"));
+        let (tx, lines) = mpsc::channel();
+        let out = child.stdout.take().expect("piped stdout");
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let err = child.stderr.take().expect("piped stderr");
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(err);
+            let mut line = String::new();
+            while r.read_line(&mut line).map(|n| n > 0).unwrap_or(false) {
+                sink.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+        });
+        Proc {
+            child,
+            lines,
+            stderr,
+        }
+    }
+
+    /// Waits up to `timeout` for a stdout line for which `f` returns
+    /// `Some`, returning that value. Panics with the process's stderr if the
+    /// line never comes.
+    pub fn wait_line<T>(&mut self, timeout: Duration, mut f: impl FnMut(&str) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(v) = f(&line) {
+                        return v;
+                    }
+                }
+                Err(_) => panic!(
+                    "expected output did not come within {timeout:?}; exit: {:?}; stderr:\n{}",
+                    self.child.try_wait().ok().flatten(),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Everything the process wrote on stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. `"TERM"`, `"HUP"`) with the real `kill`.
+    pub fn signal(&self, signal: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .map(|s| s.success());
+        assert_eq!(ok.ok(), Some(true), "kill -{signal} {} failed", self.pid());
+    }
+
+    /// Waits up to `timeout` for the process to exit; its status if it did.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A real Python HTTP server on `127.0.0.1:<ephemeral>`, whose `/` answers
+/// `instance <name>\n` and which serves any file written into [`Backend::dir`].
+pub struct Backend {
+    /// The instance's name (what `/` answers).
+    pub name: String,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+    _proc: Proc,
+}
+
+impl Backend {
+    /// Starts a backend named `name`.
+    pub fn start(name: &str) -> Backend {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("index.html"), format!("instance {name}\n")).unwrap();
+        let mut proc = Proc::spawn(
+            Command::new("python3")
+                .args([
+                    "-u",
+                    "-m",
+                    "http.server",
+                    "0",
+                    "--bind",
+                    "127.0.0.1",
+                    "--directory",
+                ])
+                .arg(dir.path()),
+        );
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port: u16 = proc.wait_line(Duration::from_secs(20), |l| {
+            l.strip_prefix("Serving HTTP on ")
+                .and_then(|r| r.split(" port ").nth(1))
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        });
+        Backend {
+            name: name.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            _proc: proc,
+        }
+    }
+
+    /// The directory it serves.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `host port` for an `io.l5d.fs` file.
+    pub fn fs_line(&self) -> String {
+        format!("{} {}", self.addr.ip(), self.addr.port())
+    }
+}
+
+/// A running `strait run --config ...`.
+pub struct Strait {
+    /// The process.
+    pub proc: Proc,
+    /// Router listeners, in the order Strait reported them, as
+    /// `(router label, address)`.
+    pub routers: Vec<(String, SocketAddr)>,
+    /// The admin server.
+    pub admin: SocketAddr,
+}
+
+impl Strait {
+    /// Starts `bin run --config <config>` and waits until the admin server
+    /// listens (which Strait reports after every router listener).
+    pub fn start(bin: &str, config: &Path) -> Strait {
+        let mut proc = Proc::spawn(Command::new(bin).args(["run", "--config"]).arg(config).env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        ));
+        let mut routers = Vec::new();
+        let admin = proc.wait_line(Duration::from_secs(30), |l| {
+            if let Some(rest) = l.strip_prefix("strait: router '") {
+                let (label, addr) = rest.split_once("' listening on ")?;
+                routers.push((label.to_owned(), addr.trim().parse().ok()?));
+                None
+            } else {
+                l.strip_prefix("strait: admin listening on ")
+                    .and_then(|a| a.trim().parse().ok())
+            }
+        });
+        Strait {
+            proc,
+            routers,
+            admin,
+        }
+    }
+
+    /// The first router listener.
+    pub fn router(&self) -> SocketAddr {
+        self.routers
+            .first()
+            .map(|r| r.1)
+            .expect("strait reported no router listener")
+    }
+}
+
+/// What `curl -i` got back.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code (0 when curl failed to get a response).
+    pub status: u16,
+    /// Header lines as `(lower-cased name, value)`.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: String,
+    /// curl's stderr.
+    pub curl_stderr: String,
+}
+
+impl Response {
+    /// The first value of header `name`.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Runs the real `curl -s -S -i <args>` (proxy variables cleared unless
+/// given through `env`) and parses the response.
+pub fn curl(args: &[&str], env: &[(&str, &str)]) -> Response {
+    let mut cmd = Command::new("curl");
+    cmd.args(["-s", "-S", "-i", "--max-time", "20"]).args(args);
+    for k in [
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "no_proxy",
+        "NO_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd
+        .output()
+        .expect("curl must be installed (scripts/test installs it)");
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    let curl_stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    Response {
+        status,
+        headers,
+        body: body.to_owned(),
+        curl_stderr,
+    }
+}
+
+/// Writes `text` to a fresh file named `name` in a new temporary directory.
+pub fn write_temp(name: &str, text: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    (dir, path)
+}
+
+/// Reads a whole stream (for raw socket tests).
+pub fn read_all(mut r: impl Read) -> String {
+    let mut s = String::new();
+    let _ = r.read_to_string(&mut s);
+    s
+}

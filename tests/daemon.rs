@@ -1,0 +1,544 @@
+//! End-to-end: the real `strait` binary routing real `curl` requests to real
+//! Python backends, discovered through a real `io.l5d.fs` directory.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use strait_test_kit::{Backend, Response, Strait, curl};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strait");
+
+/// A disco directory, a config using it, and a running Strait.
+struct Mesh {
+    disco: tempfile::TempDir,
+    _conf_dir: tempfile::TempDir,
+    strait: Strait,
+}
+
+fn config(disco: &Path, extra_router: &str, extra_server: &str) -> String {
+    format!(
+        "admin:\n  ip: 127.0.0.1\n  port: 0\n\
+         namers:\n- kind: io.l5d.fs\n  rootDir: {}\n\
+         routers:\n- protocol: http\n  label: outgoing\n  dtab: /svc => /#/io.l5d.fs;\n{extra_router}\
+         \n  servers:\n  - ip: 127.0.0.1\n    port: 0\n{extra_server}\n\
+         telemetry:\n- kind: io.l5d.prometheus\n",
+        disco.display()
+    )
+}
+
+impl Mesh {
+    fn start(services: &[(&str, &[&Backend])]) -> Mesh {
+        Mesh::start_with(services, "", "")
+    }
+
+    fn start_with(
+        services: &[(&str, &[&Backend])],
+        extra_router: &str,
+        extra_server: &str,
+    ) -> Mesh {
+        let disco = tempfile::tempdir().unwrap();
+        for (name, backends) in services {
+            write_disco(disco.path(), name, backends);
+        }
+        let conf_dir = tempfile::tempdir().unwrap();
+        let conf = conf_dir.path().join("linkerd.yaml");
+        std::fs::write(&conf, config(disco.path(), extra_router, extra_server)).unwrap();
+        let strait = Strait::start(BIN, &conf);
+        Mesh {
+            disco,
+            _conf_dir: conf_dir,
+            strait,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.strait.router())
+    }
+
+    fn get(&self, host: &str, path: &str) -> Response {
+        curl(&["-H", &format!("Host: {host}"), &self.url(path)], &[])
+    }
+
+    fn admin(&self, path: &str) -> Response {
+        curl(&[&format!("http://{}{path}", self.strait.admin)], &[])
+    }
+}
+
+fn write_disco(dir: &Path, name: &str, backends: &[&Backend]) {
+    let text: String = backends
+        .iter()
+        .map(|b| format!("{}\n", b.fs_line()))
+        .collect();
+    // Write then rename, as configuration management does.
+    let tmp: PathBuf = dir.join(format!(".{name}.tmp"));
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, dir.join(name)).unwrap();
+}
+
+fn l5d_err(r: &Response) -> String {
+    let raw = r
+        .header("l5d-err")
+        .unwrap_or_else(|| panic!("no l5d-err header in {r:?}"));
+    // URL-decoding of application/x-www-form-urlencoded text.
+    let bytes = raw.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() + 1 => {
+                out.push(u8::from_str_radix(&raw[i + 1..i + 3], 16).unwrap());
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn origin_form_request_reaches_the_backend_named_by_host() {
+    let a = Backend::start("a");
+    let mesh = Mesh::start(&[("hello", &[&a])]);
+    let r = mesh.get("hello", "/");
+    assert_eq!(
+        r.status, 200,
+        "Host: hello routes to the hello service: {r:?}"
+    );
+    assert_eq!(r.body, "instance a\n", "the backend's own page comes back");
+    assert!(
+        r.header("via").is_some_and(|v| v.contains("1.1 strait")),
+        "responses carry Via: 1.1 strait"
+    );
+}
+
+#[test]
+fn http_proxy_form_request_is_routed_by_the_uri_authority() {
+    let a = Backend::start("a");
+    let mesh = Mesh::start(&[("hello", &[&a])]);
+    let proxy = format!("http://{}", mesh.strait.router());
+    let r = curl(&["http://hello/"], &[("http_proxy", &proxy)]);
+    assert_eq!(
+        r.status, 200,
+        "http_proxy=... curl http://hello/ works: {r:?}"
+    );
+    assert_eq!(r.body, "instance a\n");
+}
+
+#[test]
+fn load_is_spread_over_every_instance() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let mesh = Mesh::start(&[("hello", &[&a, &b])]);
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for _ in 0..40 {
+        let r = mesh.get("hello", "/");
+        assert_eq!(r.status, 200, "{r:?}");
+        *seen.entry(r.body).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 2, "both instances get traffic: {seen:?}");
+    assert!(
+        seen.values().all(|&n| n >= 5),
+        "neither instance is starved: {seen:?}"
+    );
+}
+
+#[test]
+fn editing_the_disco_file_moves_traffic_without_errors() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let mesh = Mesh::start(&[("hello", &[&a])]);
+    assert_eq!(mesh.get("hello", "/").body, "instance a\n");
+
+    // Traffic flows while the file changes from [a] to [a, b] to [b].
+    write_disco(mesh.disco.path(), "hello", &[&a, &b]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut saw_b = false;
+    while Instant::now() < deadline && !saw_b {
+        let r = mesh.get("hello", "/");
+        assert_eq!(
+            r.status, 200,
+            "no request fails while instances are added: {r:?}"
+        );
+        saw_b = r.body == "instance b\n";
+    }
+    assert!(saw_b, "the added instance gets traffic");
+
+    write_disco(mesh.disco.path(), "hello", &[&b]);
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        let r = mesh.get("hello", "/");
+        assert_eq!(
+            r.status, 200,
+            "no request fails while instances are removed: {r:?}"
+        );
+        assert_eq!(
+            r.body, "instance b\n",
+            "the removed instance gets no more traffic"
+        );
+    }
+}
+
+#[test]
+fn l5d_dtab_header_overrides_routing_for_one_request() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let mesh = Mesh::start(&[("hello", &[&a]), ("canary", &[&b])]);
+    let r = curl(
+        &[
+            "-H",
+            "Host: hello",
+            "-H",
+            "l5d-dtab: /svc/hello => /#/io.l5d.fs/canary",
+            &mesh.url("/"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.body, "instance b\n",
+        "a per-request dtab entry wins over the router's dtab: {r:?}"
+    );
+    assert_eq!(
+        mesh.get("hello", "/").body,
+        "instance a\n",
+        "other requests are unaffected"
+    );
+}
+
+#[test]
+fn headers_downstream_name_the_route_and_hop_by_hop_headers_are_stripped() {
+    let a = Backend::start("a");
+    // Python's http.server echoes nothing, so look at what Strait sends with
+    // a raw listener standing in for the backend.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let disco = tempfile::tempdir().unwrap();
+    std::fs::write(
+        disco.path().join("echo"),
+        format!("{} {}\n", addr.ip(), addr.port()),
+    )
+    .unwrap();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("l.yaml");
+    std::fs::write(&conf, config(disco.path(), "", "")).unwrap();
+    let strait = Strait::start(BIN, &conf);
+    let url = format!("http://{}/x", strait.router());
+    let t = std::thread::spawn(move || {
+        curl(
+            &[
+                "-H",
+                "Host: echo",
+                "-H",
+                "Connection: x-private",
+                "-H",
+                "x-private: 1",
+                "-H",
+                "l5d-dtab: /a=>/b",
+                &url,
+            ],
+            &[],
+        )
+    });
+    let (mut sock, _) = listener.accept().unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut got = String::new();
+    while !got.contains("\r\n\r\n") {
+        let n = std::io::Read::read(&mut sock, &mut buf).unwrap();
+        assert!(n > 0, "backend connection closed early");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    std::io::Write::write_all(
+        &mut sock,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    )
+    .unwrap();
+    let r = t.join().unwrap();
+    assert_eq!(r.status, 200);
+    let lower = got.to_ascii_lowercase();
+    assert!(lower.contains("\r\nhost: echo\r\n"), "Host is kept: {got}");
+    assert!(
+        lower.contains("\r\nl5d-dst-service: /svc/echo\r\n"),
+        "l5d-dst-service names the logical name: {got}"
+    );
+    assert!(
+        lower.contains("\r\nl5d-dst-client: /#/io.l5d.fs/echo\r\n"),
+        "l5d-dst-client names the concrete name: {got}"
+    );
+    assert!(
+        lower.contains("\r\nl5d-ctx-dtab: /a=>/b\r\n"),
+        "the local dtab is re-emitted as l5d-ctx-dtab: {got}"
+    );
+    assert!(
+        !lower.contains("\r\nl5d-dtab:"),
+        "l5d-dtab is consumed: {got}"
+    );
+    assert!(
+        lower.contains("\r\nl5d-reqid: "),
+        "a request id is added: {got}"
+    );
+    assert!(
+        lower.contains("\r\nvia: 1.1 strait\r\n"),
+        "Via is appended: {got}"
+    );
+    assert!(
+        !lower.contains("x-private"),
+        "headers named by Connection are hop-by-hop: {got}"
+    );
+    drop(a);
+}
+
+#[test]
+fn unidentifiable_request_is_400_with_l5d_err() {
+    let mesh = Mesh::start(&[]);
+    // HTTP/1.0 without Host: nothing to name the request by.
+    let r = curl(&["-0", "-H", "Host:", &mesh.url("/path")], &[]);
+    assert_eq!(r.status, 400, "{r:?}");
+    let err = l5d_err(&r);
+    assert!(
+        err.starts_with("Unknown destination: Request(\"GET /path\", from /127.0.0.1:")
+            && err.ends_with(" / Host header is absent"),
+        "Linkerd's message: {err}"
+    );
+    assert_eq!(r.body, err, "the body carries the same message");
+}
+
+#[test]
+fn bad_l5d_dtab_is_400_with_the_parse_error() {
+    let mesh = Mesh::start(&[]);
+    let r = curl(
+        &[
+            "-H",
+            "Host: hello",
+            "-H",
+            "l5d-dtab: /svc=>;",
+            &mesh.url("/"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(l5d_err(&r), "simple expected but ';' found at '/svc=>[;]'");
+}
+
+#[test]
+fn proxy_loops_are_refused_past_max_call_depth() {
+    let mesh = Mesh::start_with(&[], "", "    maxCallDepth: 2\n");
+    let r = curl(
+        &[
+            "-H",
+            "Host: hello",
+            "-H",
+            "Via: 1.1 a, 1.1 b, 1.1 c",
+            &mesh.url("/"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        l5d_err(&r),
+        "Maximum number of calls (2) has been exceeded. Please check for proxy loops."
+    );
+}
+
+#[test]
+fn connect_is_405_with_a_clear_body() {
+    let mesh = Mesh::start(&[]);
+    let r = curl(
+        &["-X", "CONNECT", "-H", "Host: hello:443", &mesh.url("/")],
+        &[],
+    );
+    assert_eq!(r.status, 405, "{r:?}");
+    assert!(r.body.contains("CONNECT is not supported"), "{r:?}");
+}
+
+#[test]
+fn unknown_service_is_502_unable_to_route_with_the_dtabs() {
+    let mesh = Mesh::start(&[]);
+    let r = mesh.get("nosuch", "/");
+    assert_eq!(r.status, 502, "{r:?}");
+    let err = l5d_err(&r);
+    assert!(
+        err.starts_with(
+            "Unable to route request!\n\nservice name: /svc/nosuch\ndtab:\n  /svc => /#/io.l5d.fs\n"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("base dtab:\n  /svc => /#/io.l5d.fs\noverride dtab:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dead_instance_is_502_unable_to_establish_connection() {
+    // A port nobody listens on: bind, note the port, close.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let disco = tempfile::tempdir().unwrap();
+    std::fs::write(disco.path().join("dead"), format!("127.0.0.1 {port}\n")).unwrap();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("l.yaml");
+    std::fs::write(&conf, config(disco.path(), "", "")).unwrap();
+    let strait = Strait::start(BIN, &conf);
+    let r = curl(
+        &["-H", "Host: dead", &format!("http://{}/", strait.router())],
+        &[],
+    );
+    assert_eq!(r.status, 502, "{r:?}");
+    let err = l5d_err(&r);
+    assert!(
+        err.starts_with(&format!("Unable to establish connection to 127.0.0.1:{port}.\n\nservice name: /svc/dead\nclient name: /#/io.l5d.fs/dead\naddresses: [127.0.0.1:{port}]")),
+        "{err}"
+    );
+    assert_eq!(
+        r.header("l5d-retryable"),
+        Some("true"),
+        "the request never reached a backend"
+    );
+}
+
+#[test]
+fn clear_context_strips_l5d_headers_and_empties_error_bodies() {
+    let mesh = Mesh::start_with(&[], "", "    clearContext: true\n");
+    let r = curl(
+        &[
+            "-H",
+            "Host: nosuch",
+            "-H",
+            "l5d-dtab: /svc=>/$/inet/127.0.0.1/1",
+            &mesh.url("/"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        r.status, 502,
+        "the l5d-dtab override is ignored at an edge: {r:?}"
+    );
+    assert!(
+        r.header("l5d-err").is_none(),
+        "no l5d-* header leaves an edge: {r:?}"
+    );
+    assert!(r.body.is_empty(), "error bodies are emptied: {r:?}");
+}
+
+#[test]
+fn admin_serves_ping_metrics_and_client_state() {
+    let a = Backend::start("a");
+    let mesh = Mesh::start(&[("hello", &[&a])]);
+    for _ in 0..3 {
+        assert_eq!(mesh.get("hello", "/").status, 200);
+    }
+    assert_eq!(mesh.admin("/admin/ping").body, "pong");
+    let m = mesh.admin("/admin/metrics.json");
+    let j: serde_json::Value = serde_json::from_str(&m.body).unwrap();
+    let server = format!(
+        "rt/outgoing/server/127.0.0.1/{}/requests",
+        mesh.strait.router().port()
+    );
+    assert_eq!(
+        j[&server], 3,
+        "server requests counted under ip/port: {}",
+        m.body
+    );
+    assert_eq!(j["rt/outgoing/service/svc/hello/requests"], 3, "{}", m.body);
+    assert_eq!(
+        j["rt/outgoing/client/#/io.l5d.fs/hello/status/200"], 3,
+        "{}",
+        m.body
+    );
+    assert_eq!(
+        j["rt/outgoing/client/#/io.l5d.fs/hello/loadbalancer/size"], 1,
+        "{}",
+        m.body
+    );
+    let cs: serde_json::Value =
+        serde_json::from_str(&mesh.admin("/client_state.json").body).unwrap();
+    assert_eq!(cs["/#/io.l5d.fs/hello"]["state"], "bound");
+    assert_eq!(cs["/#/io.l5d.fs/hello"]["addresses"][0], a.addr.to_string());
+}
+
+fn promtool(text: &str) -> (i32, String) {
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (scripts/test installs Debian's prometheus)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), text.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), said)
+}
+
+#[test]
+fn prometheus_metrics_pass_promtool() {
+    let a = Backend::start("a");
+    let mesh = Mesh::start(&[("hello", &[&a])]);
+    assert_eq!(mesh.get("hello", "/").status, 200);
+    assert_eq!(mesh.get("nosuch", "/").status, 502);
+
+    let r = mesh.admin("/metrics");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body
+            .contains("rt_service_requests_total{rt=\"outgoing\", service=\"/svc/hello\"} 1"),
+        "{}",
+        r.body
+    );
+    let (code, said) = promtool(&r.body);
+    assert_eq!(
+        code, 0,
+        "promtool check metrics accepts /metrics without a lint problem:\n{said}"
+    );
+
+    // Linkerd 1's own names, for its dashboards: valid exposition (promtool
+    // parses it; exit 1 would be a parse error), linted only for what
+    // Linkerd chose: `:` in names, counters without `_total`, `_ms`.
+    let r = mesh.admin("/admin/metrics/prometheus");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        r.body
+            .contains("rt:service:requests{rt=\"outgoing\", service=\"/svc/hello\"} 1"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("rt:client:status:200{rt=\"outgoing\", client=\"/#/io.l5d.fs/hello\"} 1"),
+        "{}",
+        r.body
+    );
+    let (code, said) = promtool(&r.body);
+    assert_ne!(code, 1, "Linkerd-style exposition parses:\n{said}");
+    for line in said.lines().filter(|l| !l.trim().is_empty()) {
+        assert!(
+            line.contains("should not contain ':'")
+                || line.contains("\"_total\" suffix")
+                || line.contains("no help text")
+                || line.contains("abbreviated units"),
+            "only Linkerd's naming choices are linted: {line}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_exits_zero() {
+    let mut mesh = Mesh::start(&[]);
+    mesh.strait.proc.signal("TERM");
+    let status = mesh
+        .strait
+        .proc
+        .wait_exit(Duration::from_secs(15))
+        .expect("strait exits after SIGTERM");
+    assert!(status.success(), "SIGTERM is a clean shutdown: {status:?}");
+}
