@@ -56,14 +56,7 @@ impl Identifier {
         };
         match self {
             Identifier::HeaderToken { header } => {
-                let value = req
-                    .headers()
-                    .get(header)
-                    .map(|v| v.as_bytes())
-                    .unwrap_or_default();
-                if value.is_empty() {
-                    return Err(absent(header));
-                }
+                let value = header_value(req, header)?;
                 let mut p = Path::empty();
                 p.push(Bytes::copy_from_slice(value));
                 Ok(dst(p))
@@ -128,14 +121,7 @@ impl Identifier {
                 })
             }
             Identifier::Header { header } => {
-                let value = req
-                    .headers()
-                    .get(header)
-                    .map(|v| v.as_bytes())
-                    .unwrap_or_default();
-                if value.is_empty() {
-                    return Err(absent(header));
-                }
+                let value = header_value(req, header)?;
                 let text = std::str::from_utf8(value)
                     .map_err(|_| format!("{header} header is not UTF-8"))?;
                 let p = Path::read(text).map_err(|e| e.to_string())?;
@@ -146,11 +132,13 @@ impl Identifier {
     }
 }
 
-fn absent(header: &HeaderName) -> String {
-    if header == HOST {
-        "Host header is absent".to_owned()
-    } else {
-        format!("{header} header is absent")
+/// The header's value; missing or empty is Linkerd's "`<header>` header is
+/// absent".
+fn header_value<'r, B>(req: &'r Request<B>, header: &HeaderName) -> Result<&'r [u8], String> {
+    match req.headers().get(header).map(|v| v.as_bytes()) {
+        Some(v) if !v.is_empty() => Ok(v),
+        _ if header == HOST => Err("Host header is absent".to_owned()),
+        _ => Err(format!("{header} header is absent")),
     }
 }
 

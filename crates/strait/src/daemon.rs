@@ -17,6 +17,7 @@ use strait_router::server::Server;
 use strait_router::stats::{Registry, Scope};
 use strait_router::{Router, RouterParams, ServerParams};
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
@@ -26,6 +27,10 @@ use crate::config::{self, Config, IdentifierConfig, NamerConfig, RouterConfig, T
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
 /// with the reason it could not start.
 pub async fn run(path: &std::path::Path) -> Result<(), String> {
+    // Before anything is announced: a SIGTERM that arrives right after the
+    // listeners are reported must be a graceful shutdown, not the default
+    // action (death).
+    let signals = Signals::install();
     let cfg = config::load(path).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
         format!(
@@ -118,7 +123,7 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
         "strait is serving"
     );
 
-    wait_for_shutdown(shutdown_tx, shutdown_rx).await;
+    signals.wait_for_shutdown(shutdown_tx, shutdown_rx).await;
     tracing::info!(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining in-flight requests"
@@ -131,32 +136,47 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
     Ok(())
 }
 
-/// Waits for SIGTERM, SIGINT or a shutdown request from the admin server;
-/// a second signal exits at once.
-async fn wait_for_shutdown(tx: watch::Sender<bool>, mut rx: watch::Receiver<bool>) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot install signal handlers; only POST /admin/shutdown stops strait");
-        let _ = rx.wait_for(|v| *v).await;
-        return;
-    };
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM"),
-        _ = int.recv() => tracing::info!("SIGINT"),
-        _ = rx.wait_for(|v| *v) => tracing::info!("shutdown requested on the admin server"),
-    }
-    let _ = tx.send(true);
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+/// SIGTERM and SIGINT, installed once at start.
+struct Signals(Option<(Signal, Signal)>);
+
+impl Signals {
+    fn install() -> Signals {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(term), Ok(int)) => Signals(Some((term, int))),
+            _ => {
+                tracing::warn!(
+                    "cannot install signal handlers; only POST /admin/shutdown stops strait"
+                );
+                Signals(None)
+            }
         }
-        tracing::warn!("second signal: exiting now");
-        std::process::exit(1);
-    });
+    }
+
+    /// Waits for SIGTERM, SIGINT or a shutdown request from the admin
+    /// server; a second signal exits at once.
+    async fn wait_for_shutdown(self, tx: watch::Sender<bool>, mut rx: watch::Receiver<bool>) {
+        let Some((mut term, mut int)) = self.0 else {
+            let _ = rx.wait_for(|v| *v).await;
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM"),
+            _ = int.recv() => tracing::info!("SIGINT"),
+            _ = rx.wait_for(|v| *v) => tracing::info!("shutdown requested on the admin server"),
+        }
+        let _ = tx.send(true);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(1);
+        });
+    }
 }
 
 async fn expire_idle(router: Arc<Router>, mut shutdown: watch::Receiver<bool>) {

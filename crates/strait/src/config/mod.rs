@@ -56,6 +56,23 @@ pub struct ConfigError {
     pub message: String,
 }
 
+impl ConfigError {
+    /// An error at `pos` in `file`; an empty `path` is the document itself.
+    pub(crate) fn at(file: &str, pos: tree::Pos, path: &str, message: impl Into<String>) -> Self {
+        ConfigError {
+            file: file.to_owned(),
+            line: pos.line,
+            col: pos.col,
+            key_path: if path.is_empty() {
+                "(document)".to_owned()
+            } else {
+                path.to_owned()
+            },
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

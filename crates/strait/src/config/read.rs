@@ -25,17 +25,8 @@ pub(crate) struct Ctx<'a> {
 impl Ctx<'_> {
     /// Records an error at `pos` for `path`.
     pub(crate) fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
-        self.errors.push(ConfigError {
-            file: self.file.to_owned(),
-            line: pos.line,
-            col: pos.col,
-            key_path: if path.is_empty() {
-                "(document)".to_owned()
-            } else {
-                path.to_owned()
-            },
-            message: message.into(),
-        });
+        self.errors
+            .push(ConfigError::at(self.file, pos, path, message));
     }
 
     /// Records a dtab-language error at the character it points to inside

@@ -156,17 +156,7 @@ impl<'a> Builder<'a> {
     }
 
     fn error(&self, pos: Pos, path: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            file: self.file.to_owned(),
-            line: pos.line,
-            col: pos.col,
-            key_path: if path.is_empty() {
-                "(document)".to_owned()
-            } else {
-                path.to_owned()
-            },
-            message: message.into(),
-        }
+        ConfigError::at(self.file, pos, path, message)
     }
 
     fn record(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
