@@ -542,3 +542,38 @@ fn sigterm_exits_zero() {
         .expect("strait exits after SIGTERM");
     assert!(status.success(), "SIGTERM is a clean shutdown: {status:?}");
 }
+
+#[test]
+fn access_log_has_one_line_per_forwarded_request() {
+    let a = Backend::start("a");
+    let logdir = tempfile::tempdir().unwrap();
+    let log = logdir.path().join("access.log");
+    let extra = format!("  httpAccessLog: {}\n", log.display());
+    let mesh = Mesh::start_with(&[("hello", &[&a])], &extra, "");
+    let r = curl(
+        &[
+            "-H",
+            "Host: hello",
+            "-A",
+            "tester/1.0",
+            &mesh.url("/index.html?x=1"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut text = String::new();
+    while Instant::now() < deadline && !text.ends_with('\n') {
+        text = std::fs::read_to_string(&log).unwrap_or_default();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let line = text.lines().next().unwrap_or_default();
+    assert!(
+        line.starts_with("hello 127.0.0.1 - - ["),
+        "Linkerd's access log format: {line}"
+    );
+    assert!(
+        line.ends_with("] \"GET /index.html?x=1 HTTP/1.1\" 200 11 \"-\" \"tester/1.0\""),
+        "{line}"
+    );
+}

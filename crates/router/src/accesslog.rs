@@ -136,8 +136,8 @@ mod tests {
     #[test]
     fn dates_are_common_log_format_in_utc() {
         assert_eq!(clf_time(UNIX_EPOCH), "01/01/1970:00:00:00 +0000");
-        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000);
-        assert_eq!(clf_time(t), "18/11/2026:09:06:40 +0000");
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_000_000); // date -u -d @1795000000
+        assert_eq!(clf_time(t), "18/11/2026:11:06:40 +0000");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
         assert_eq!(clf_time(leap), "29/02/2000:00:00:00 +0000");
     }
