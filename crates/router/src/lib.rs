@@ -13,10 +13,13 @@
 //! daemon swaps a whole new one in on reload.
 
 pub mod accesslog;
+pub mod body;
 pub mod client;
+pub mod deadline;
 pub mod error;
 pub mod headers;
 pub mod identify;
+pub mod retry;
 mod router;
 pub mod server;
 pub mod service;

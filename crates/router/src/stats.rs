@@ -277,11 +277,28 @@ pub struct HistogramSnapshot {
     pub quantiles: Vec<f64>,
 }
 
-#[derive(Clone, Debug)]
+/// A value read when metrics are rendered (state owned elsewhere, e.g. a
+/// balancer's atomics).
+pub type ReadFn = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+#[derive(Clone)]
 enum Metric {
     Counter(Arc<Counter>),
     Gauge(Arc<Gauge>),
     Histogram(Arc<Histogram>),
+    /// Read at render time; `true` when it is a counter.
+    Read(ReadFn, bool),
+}
+
+impl std::fmt::Debug for Metric {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Metric::Counter(c) => c.fmt(f),
+            Metric::Gauge(g) => g.fmt(f),
+            Metric::Histogram(_) => f.write_str("Histogram"),
+            Metric::Read(r, _) => write!(f, "Read({})", r()),
+        }
+    }
 }
 
 /// All metrics of the process, by scope and name.
@@ -325,6 +342,18 @@ impl Registry {
         }
     }
 
+    /// Registers `read` as the counter (`counter == true`) or gauge `name`
+    /// in `scope`, replacing any previous one.
+    pub fn read_fn(&self, scope: &Scope, name: &str, counter: bool, read: ReadFn) {
+        self.metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(
+                (scope.clone(), name.to_owned()),
+                Metric::Read(read, counter),
+            );
+    }
+
     fn get_or_insert(&self, scope: &Scope, name: &str, new: impl FnOnce() -> Metric) -> Metric {
         let key = (scope.clone(), name.to_owned());
         if let Some(m) = self
@@ -362,6 +391,9 @@ impl Registry {
                 }
                 Metric::Gauge(g) => {
                     out.insert(flat, g.get().into());
+                }
+                Metric::Read(r, _) => {
+                    out.insert(flat, r().into());
                 }
                 Metric::Histogram(h) => {
                     let s = h.snapshot(&qs);
@@ -428,6 +460,17 @@ impl Registry {
                         .entry(pname.clone())
                         .or_insert(("gauge", help, Vec::new()));
                     fam.2.push(format!("{pname}{} {}", with(""), g.get()));
+                }
+                Metric::Read(r, counter) => {
+                    let (pname, ty) = if *counter {
+                        (style.counter(&pname), "counter")
+                    } else {
+                        (style.plain(&pname), "gauge")
+                    };
+                    let fam = families
+                        .entry(pname.clone())
+                        .or_insert((ty, help, Vec::new()));
+                    fam.2.push(format!("{pname}{} {}", with(""), r()));
                 }
                 Metric::Histogram(h) => {
                     let s = h.snapshot(&quantiles);

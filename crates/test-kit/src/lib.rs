@@ -171,6 +171,52 @@ impl Backend {
         }
     }
 
+    /// Starts a threaded HTTP/1.1 backend named `name` behaving as `b`.
+    pub fn scripted(name: &str, b: Behavior) -> Backend {
+        let (mode, arg) = match b {
+            Behavior::Ok => ("ok", 0),
+            Behavior::HalfUnavailable => ("half", 0),
+            Behavior::Unavailable => ("unavailable", 0),
+            Behavior::Hang => ("hang", 0),
+            Behavior::FailFirst(n) => ("failfirst", n),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut proc = Proc::spawn(Command::new("python3").args([
+            "-u",
+            "-c",
+            SCRIPT,
+            name,
+            mode,
+            &arg.to_string(),
+        ]));
+        let port: u16 = proc.wait_line(Duration::from_secs(20), |l| {
+            l.strip_prefix("Serving HTTP on 127.0.0.1 port ")
+                .and_then(|r| r.split_whitespace().next())
+                .and_then(|p| p.parse().ok())
+        });
+        Backend {
+            name: name.to_owned(),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            dir,
+            _proc: proc,
+        }
+    }
+
+    /// Kills the backend process now (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        let _ = self._proc.child.kill();
+        let _ = self._proc.child.wait();
+    }
+
+    /// How many requests a scripted backend has answered (`GET /__count`).
+    pub fn count(&self) -> u64 {
+        let r = curl(&[&format!("http://{}/__count", self.addr)], &[]);
+        r.body
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("bad /__count answer: {r:?}"))
+    }
+
     /// The directory it serves.
     pub fn dir(&self) -> &Path {
         self.dir.path()
@@ -181,6 +227,58 @@ impl Backend {
         format!("{} {}", self.addr.ip(), self.addr.port())
     }
 }
+
+/// What a scripted backend does with each request (see [`Backend::scripted`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Behavior {
+    /// Always `200 instance <name>`.
+    Ok,
+    /// Every other request (2nd, 4th, ...) is `503`.
+    HalfUnavailable,
+    /// Always `503`.
+    Unavailable,
+    /// Never answers (holds the connection).
+    Hang,
+    /// The first `n` requests fail with `503`, then `200`.
+    FailFirst(u32),
+}
+
+/// A threaded Python HTTP/1.1 server whose answers follow a [`Behavior`];
+/// `GET /__count` answers how many other requests it has seen.
+const SCRIPT: &str = r#"
+import sys, threading, time
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+name, mode, arg = sys.argv[1], sys.argv[2], int(sys.argv[3])
+lock = threading.Lock()
+count = [0]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def handle_any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        if n: self.rfile.read(n)
+        if self.path == "/__count":
+            return self.reply(200, str(count[0]))
+        with lock:
+            count[0] += 1
+            k = count[0]
+        if mode == "hang":
+            time.sleep(3600)
+        fail = (mode == "unavailable") or (mode == "half" and k % 2 == 0) or (mode == "failfirst" and k <= arg)
+        self.reply(503 if fail else 200, ("unavailable " if fail else "instance ") + name + "
+")
+    def reply(self, code, text):
+        body = text.encode()
+        self.send_response(code)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv.daemon_threads = True
+print("Serving HTTP on 127.0.0.1 port %d (scripted)" % srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
 
 /// A running `strait run --config ...`.
 pub struct Strait {

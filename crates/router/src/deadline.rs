@@ -1,0 +1,81 @@
+//! `l5d-ctx-deadline`: `"<timestamp ns> <deadline ns>"` (nanoseconds since
+//! the Unix epoch), possibly several values; the strictest (earliest)
+//! deadline wins. Strait honours it (the request's total timeout is cut to
+//! what is left) and re-emits the strictest deadline downstream.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// The header.
+pub const L5D_CTX_DEADLINE: HeaderName = HeaderName::from_static("l5d-ctx-deadline");
+
+fn now_ns() -> u128 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_nanos()
+}
+
+/// The earliest deadline in the request's `l5d-ctx-deadline` values (ns
+/// since the epoch), ignoring values that do not parse.
+pub fn read(h: &HeaderMap) -> Option<u128> {
+    h.get_all(&L5D_CTX_DEADLINE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|v| v.split_whitespace().nth(1)?.parse::<u128>().ok())
+        .min()
+}
+
+/// How long until `deadline` (zero when it has passed).
+pub fn remaining(deadline: u128) -> Duration {
+    let left = deadline.saturating_sub(now_ns());
+    Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX))
+}
+
+/// Replaces the header with the strictest of `deadline` and the end of
+/// `timeout` from now.
+pub fn write(h: &mut HeaderMap, deadline: Option<u128>, timeout: Option<Duration>) {
+    let now = now_ns();
+    let from_timeout = timeout.map(|t| now + t.as_nanos());
+    let strictest = match (deadline, from_timeout) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    h.remove(&L5D_CTX_DEADLINE);
+    if let Some(v) = strictest.and_then(|d| HeaderValue::from_str(&format!("{now} {d}")).ok()) {
+        h.insert(L5D_CTX_DEADLINE, v);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strictest_deadline_wins() {
+        let mut h = HeaderMap::new();
+        h.append(L5D_CTX_DEADLINE, HeaderValue::from_static("1 500, 2 300"));
+        h.append(L5D_CTX_DEADLINE, HeaderValue::from_static("3 400"));
+        h.append(L5D_CTX_DEADLINE, HeaderValue::from_static("garbage"));
+        assert_eq!(read(&h), Some(300));
+    }
+
+    #[test]
+    fn written_deadline_is_the_earlier_of_the_incoming_one_and_the_timeout() {
+        let mut h = HeaderMap::new();
+        let far = now_ns() + 60_000_000_000;
+        write(&mut h, Some(far), Some(Duration::from_secs(1)));
+        let d = read(&h).unwrap_or(0);
+        assert!(
+            d < far && remaining(d) <= Duration::from_secs(1),
+            "the timeout is stricter"
+        );
+        assert_eq!(
+            remaining(1),
+            Duration::ZERO,
+            "a past deadline leaves nothing"
+        );
+    }
+}
