@@ -7,11 +7,14 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use strait::config::{
-    AdminConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig, ForwardedConfig,
-    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, NamerConfig, Protocol,
-    RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
+    AdminConfig, BackoffConfig, BindingCacheConfig, BudgetConfig, ClassifierKind, ClientConfig,
+    ClientParams, ClientParamsPatch, ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig,
+    FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus,
+    IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig,
+    RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
+    ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
 };
-use strait_dtab::{Dtab, Path};
+use strait_dtab::{Dtab, Path, Prefix};
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -68,10 +71,68 @@ fn default_router() -> RouterConfig {
             clients: 1000,
             idle_ttl: Duration::from_secs(600),
         },
+        client: ClientConfig::Global(default_client_params()),
+        service: ServiceConfig::Global(default_service_params()),
         max_headers_kb: 8,
         max_initial_line_kb: 4,
         max_err_response_kb: 5120,
         http_access_log: None,
+    }
+}
+
+fn prefix(s: &str) -> Prefix {
+    match Prefix::read(s) {
+        Ok(p) => p,
+        Err(e) => panic!("{s}: {e}"),
+    }
+}
+
+/// Linkerd 1's client defaults, spelled out (linkerd1.md §0, §1.6).
+fn default_client_params() -> ClientParams {
+    ClientParams {
+        load_balancer: LoadBalancerConfig::P2c {
+            max_effort: 5,
+            enable_probation: false,
+        },
+        failure_accrual: FailureAccrualConfig::ConsecutiveFailures {
+            failures: 5,
+            backoff: BackoffConfig::Jittered {
+                min: Duration::from_millis(5_000),
+                max: Duration::from_millis(300_000),
+            },
+        },
+        requeue_budget: default_budget(),
+        host_connection_pool: PoolConfig {
+            min_size: 0,
+            max_size: None,
+            idle_time: None,
+            max_waiters: None,
+        },
+        request_attempt_timeout: None,
+        connect_timeout: Duration::from_millis(10_000),
+        fail_fast: false,
+    }
+}
+
+fn default_budget() -> BudgetConfig {
+    BudgetConfig {
+        ttl: Duration::from_secs(10),
+        min_retries_per_sec: 10,
+        percent_can_retry: 0.2,
+    }
+}
+
+/// Linkerd 1's service defaults, spelled out (linkerd1.md §0, §1.7).
+fn default_service_params() -> ServiceParams {
+    ServiceParams {
+        response_classifier: ClassifierKind::NonRetryable5XX,
+        retries: RetriesConfig {
+            budget: default_budget(),
+            backoff: BackoffConfig::Constant {
+                delay: Duration::ZERO,
+            },
+        },
+        total_timeout: None,
     }
 }
 
@@ -155,6 +216,24 @@ routers:
     maxCallDepth: 20
   bindingTimeoutMs: 3000
   bindingCache: {paths: 10, trees: 20, bounds: 30, clients: 40, idleTtlSecs: 60}
+  client:
+    loadBalancer: {kind: ewma, maxEffort: 3, decayTimeMs: 2000, enableProbation: true}
+    failureAccrual:
+      kind: io.l5d.consecutiveFailures
+      failures: 7
+      backoff: {kind: constant, ms: 250}
+    requeueBudget: {ttlSecs: 30, minRetriesPerSec: 0, percentCanRetry: 1.5}
+    hostConnectionPool: {minSize: 1, maxSize: 50, idleTimeMs: 30000, maxWaiters: 100}
+    requestAttemptTimeoutMs: 800
+    connectTimeoutMs: 250
+    failFast: true
+  service:
+    kind: io.l5d.global
+    responseClassifier: {kind: io.l5d.http.retryableIdempotent5XX}
+    retries:
+      budget: {ttlSecs: 5, minRetriesPerSec: 2, percentCanRetry: 0.1}
+      backoff: {kind: jittered, minMs: 10, maxMs: 1000}
+    totalTimeoutMs: 3000
   maxHeadersKB: 16
   maxInitialLineKB: 8
   maxErrResponseKB: 1
@@ -199,6 +278,25 @@ const FULL_JSON: &str = r#"{
     ],
     "bindingTimeoutMs": 3000,
     "bindingCache": {"paths": 10, "trees": 20, "bounds": 30, "clients": 40, "idleTtlSecs": 60},
+    "client": {
+      "loadBalancer": {"kind": "ewma", "maxEffort": 3, "decayTimeMs": 2000, "enableProbation": true},
+      "failureAccrual": {"kind": "io.l5d.consecutiveFailures", "failures": 7,
+                         "backoff": {"kind": "constant", "ms": 250}},
+      "requeueBudget": {"ttlSecs": 30, "minRetriesPerSec": 0, "percentCanRetry": 1.5},
+      "hostConnectionPool": {"minSize": 1, "maxSize": 50, "idleTimeMs": 30000, "maxWaiters": 100},
+      "requestAttemptTimeoutMs": 800,
+      "connectTimeoutMs": 250,
+      "failFast": true
+    },
+    "service": {
+      "kind": "io.l5d.global",
+      "responseClassifier": {"kind": "io.l5d.http.retryableIdempotent5XX"},
+      "retries": {
+        "budget": {"ttlSecs": 5, "minRetriesPerSec": 2, "percentCanRetry": 0.1},
+        "backoff": {"kind": "jittered", "minMs": 10, "maxMs": 1000}
+      },
+      "totalTimeoutMs": 3000
+    },
     "maxHeadersKB": 16,
     "maxInitialLineKB": 8,
     "maxErrResponseKB": 1,
@@ -325,6 +423,54 @@ fn every_key_is_read_into_the_domain_types() {
     );
     assert_eq!(r.http_access_log, Some("/var/log/strait/access.log".into()));
     assert_eq!(
+        r.client,
+        ClientConfig::Global(ClientParams {
+            load_balancer: LoadBalancerConfig::Ewma {
+                max_effort: 3,
+                decay_time: Duration::from_millis(2000),
+                enable_probation: true,
+            },
+            failure_accrual: FailureAccrualConfig::ConsecutiveFailures {
+                failures: 7,
+                backoff: BackoffConfig::Constant {
+                    delay: Duration::from_millis(250)
+                },
+            },
+            requeue_budget: BudgetConfig {
+                ttl: Duration::from_secs(30),
+                min_retries_per_sec: 0,
+                percent_can_retry: 1.5,
+            },
+            host_connection_pool: PoolConfig {
+                min_size: 1,
+                max_size: Some(50),
+                idle_time: Some(Duration::from_secs(30)),
+                max_waiters: Some(100),
+            },
+            request_attempt_timeout: Some(Duration::from_millis(800)),
+            connect_timeout: Duration::from_millis(250),
+            fail_fast: true,
+        })
+    );
+    assert_eq!(
+        r.service,
+        ServiceConfig::Global(ServiceParams {
+            response_classifier: ClassifierKind::RetryableIdempotent5XX,
+            retries: RetriesConfig {
+                budget: BudgetConfig {
+                    ttl: Duration::from_secs(5),
+                    min_retries_per_sec: 2,
+                    percent_can_retry: 0.1,
+                },
+                backoff: BackoffConfig::Jittered {
+                    min: Duration::from_millis(10),
+                    max: Duration::from_millis(1000),
+                },
+            },
+            total_timeout: Some(Duration::from_secs(3)),
+        })
+    );
+    assert_eq!(
         c.telemetry,
         vec![TelemeterConfig::Prometheus {
             path: "/metrics".to_owned(),
@@ -351,7 +497,7 @@ fn yaml_and_json_forms_of_one_config_are_equal() {
 
 #[test]
 fn printed_config_json_parses_back_to_the_same_config() {
-    for text in [MINIMAL, FULL_YAML] {
+    for text in [MINIMAL, FULL_YAML, STATIC_POLICIES, ACCRUAL_KINDS] {
         let config = ok(text);
         let json = serde_json::to_string_pretty(&config).unwrap();
         assert_eq!(
@@ -374,6 +520,37 @@ fn config_json_uses_linkerd_key_names() {
     assert_eq!(r["bindingCache"]["idleTtlSecs"], 600);
     assert_eq!(r["maxHeadersKB"], 8);
     assert_eq!(r["servers"][0]["maxCallDepth"], 1000);
+    assert_eq!(r["client"]["kind"], "io.l5d.global");
+    assert_eq!(r["client"]["loadBalancer"]["kind"], "p2c");
+    assert_eq!(r["client"]["loadBalancer"]["maxEffort"], 5);
+    assert_eq!(
+        r["client"]["failureAccrual"]["kind"],
+        "io.l5d.consecutiveFailures"
+    );
+    assert_eq!(r["client"]["failureAccrual"]["backoff"]["kind"], "jittered");
+    assert_eq!(r["client"]["failureAccrual"]["backoff"]["minMs"], 5000);
+    assert_eq!(r["client"]["requeueBudget"]["ttlSecs"], 10);
+    assert_eq!(r["client"]["requeueBudget"]["percentCanRetry"], 0.2);
+    assert_eq!(r["client"]["connectTimeoutMs"], 10_000);
+    assert_eq!(r["service"]["kind"], "io.l5d.global");
+    assert_eq!(
+        r["service"]["responseClassifier"]["kind"],
+        "io.l5d.http.nonRetryable5XX"
+    );
+    assert_eq!(r["service"]["retries"]["backoff"]["ms"], 0);
+
+    let json = serde_json::to_value(ok(STATIC_POLICIES)).unwrap();
+    let client = &json["routers"][0]["client"];
+    assert_eq!(client["kind"], "io.l5d.static");
+    assert_eq!(
+        client["configs"][2]["prefix"], "/#/io.l5d.fs/*/canary",
+        "a {{name}} capture prints as the * it is read as"
+    );
+    assert_eq!(client["configs"][2]["connectTimeoutMs"], 50);
+    assert!(
+        client["configs"][2].get("failFast").is_none(),
+        "keys a static item does not set are not printed"
+    );
 }
 
 #[test]
@@ -404,7 +581,7 @@ rooters: []
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",
-            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingTimeoutMs, dstPrefix, dtab, httpAccessLog, identifier, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers",
+            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingTimeoutMs, client, dstPrefix, dtab, httpAccessLog, identifier, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers, service",
             "linkerd.yaml:14:3: namers[0].rootDir: missing required key 'rootDir'",
             "linkerd.yaml:16:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
         ],
@@ -468,7 +645,7 @@ admin:
 routers:
 - protocol: http
   client:
-    loadBalancer: {kind: ewma}
+    tls: {commonName: foo}
   interpreter: {kind: default}
   servers:
   - tls: {certPath: /a, keyPath: /b}
@@ -485,7 +662,7 @@ telemetry:
         errors(text),
         [
             "linkerd.yaml:2:3: admin.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:5:3: routers[0].client: `client` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:6:5: routers[0].client.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:7:3: routers[0].interpreter: `interpreter` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:9:5: routers[0].servers[0].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:10:13: routers[1].protocol: protocol `h2` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) only",
@@ -844,4 +1021,479 @@ fn repo_linkerd_yaml_is_a_valid_config() {
         c.telemetry[..],
         [TelemeterConfig::Prometheus { .. }]
     ));
+}
+
+// ------------------------------------------------------ client, service
+
+#[test]
+fn client_and_service_take_linkerd_defaults_when_absent() {
+    let c = ok(MINIMAL);
+    let r = &c.routers[0];
+    assert_eq!(
+        r.client,
+        ClientConfig::Global(default_client_params()),
+        "p2c maxEffort 5, 5 consecutive failures with jittered 5 s → 300 s backoff, \
+         requeue budget 10 s / 10 per s / 0.2, unbounded pool, connect timeout 10 s"
+    );
+    assert_eq!(
+        r.service,
+        ServiceConfig::Global(default_service_params()),
+        "nonRetryable5XX, retry budget 10 s / 10 per s / 0.2, constant 0 ms backoff"
+    );
+    assert_eq!(r.client, ClientConfig::default());
+    assert_eq!(r.service, ServiceConfig::default());
+    assert_eq!(
+        r.client.params_for(&path("/#/io.l5d.fs/web")),
+        default_client_params()
+    );
+    assert_eq!(
+        r.service.params_for(&path("/svc/web")),
+        default_service_params()
+    );
+
+    let empty = ok("routers:\n- protocol: http\n  client: {}\n  service:\n  servers: [{}]\n");
+    assert_eq!(
+        empty.routers[0],
+        default_router(),
+        "an empty or null block is io.l5d.global with every default"
+    );
+}
+
+#[test]
+fn empty_client_blocks_get_the_defaults_of_their_kind() {
+    let text = "\
+routers:
+- protocol: http
+  servers: [{}]
+  client:
+    loadBalancer: {kind: ewma}
+    failureAccrual: {kind: io.l5d.successRate, successRate: 0.9, requests: 20}
+    requeueBudget: {}
+    hostConnectionPool: {maxSize: 3}
+  service:
+    retries: {}
+";
+    let r = &ok(text).routers[0];
+    assert_eq!(
+        r.client,
+        ClientConfig::Global(ClientParams {
+            load_balancer: LoadBalancerConfig::Ewma {
+                max_effort: 5,
+                decay_time: Duration::from_millis(10_000),
+                enable_probation: false,
+            },
+            failure_accrual: FailureAccrualConfig::SuccessRate {
+                success_rate: 0.9,
+                requests: 20,
+                backoff: BackoffConfig::Jittered {
+                    min: Duration::from_millis(5_000),
+                    max: Duration::from_millis(300_000),
+                },
+            },
+            host_connection_pool: PoolConfig {
+                min_size: 0,
+                max_size: Some(3),
+                idle_time: None,
+                max_waiters: None,
+            },
+            ..default_client_params()
+        }),
+        "ewma: maxEffort 5, decayTimeMs 10000; accrual backoff defaults to Linkerd's 5 s → 300 s"
+    );
+    assert_eq!(r.service, ServiceConfig::Global(default_service_params()));
+}
+
+const ACCRUAL_KINDS: &str = "\
+routers:
+- protocol: http
+  label: a
+  servers: [{port: 4140}]
+  client:
+    loadBalancer: {kind: roundRobin, maxEffort: 0}
+    failureAccrual:
+      kind: io.l5d.successRateWindowed
+      successRate: 1
+      window: 30
+      backoff: {kind: jittered, minMs: 100, maxMs: 100}
+- protocol: http
+  label: b
+  servers: [{port: 4141}]
+  client:
+    loadBalancer: {kind: p2c, enableProbation: true}
+    failureAccrual: {kind: none}
+  service:
+    responseClassifier: {kind: io.l5d.http.allSuccessful}
+";
+
+#[test]
+fn every_balancer_and_accrual_kind_is_read() {
+    let c = ok(ACCRUAL_KINDS);
+    let a = c.routers[0].client.params_for(&path("/x"));
+    assert_eq!(
+        a.load_balancer,
+        LoadBalancerConfig::RoundRobin {
+            max_effort: 0,
+            enable_probation: false
+        }
+    );
+    assert_eq!(a.load_balancer.max_effort(), 0);
+    assert_eq!(
+        a.failure_accrual,
+        FailureAccrualConfig::SuccessRateWindowed {
+            success_rate: 1.0,
+            window: Duration::from_secs(30),
+            backoff: BackoffConfig::Jittered {
+                min: Duration::from_millis(100),
+                max: Duration::from_millis(100),
+            },
+        },
+        "successRate 1 is in (0, 1]; minMs == maxMs is allowed"
+    );
+    let b = c.routers[1].client.params_for(&path("/x"));
+    assert_eq!(
+        b.load_balancer,
+        LoadBalancerConfig::P2c {
+            max_effort: 5,
+            enable_probation: true
+        }
+    );
+    assert!(b.load_balancer.enable_probation());
+    assert_eq!(b.failure_accrual, FailureAccrualConfig::Disabled);
+    assert_eq!(
+        c.routers[1]
+            .service
+            .params_for(&path("/svc/x"))
+            .response_classifier,
+        ClassifierKind::AllSuccessful
+    );
+}
+
+#[test]
+fn every_classifier_kind_is_read() {
+    for kind in ClassifierKind::ALL {
+        let text = format!(
+            "routers:\n- protocol: http\n  servers: [{{}}]\n  service:\n    responseClassifier: {{kind: {}}}\n",
+            kind.name()
+        );
+        let c = ok(&text);
+        assert_eq!(
+            c.routers[0].service,
+            ServiceConfig::Global(ServiceParams {
+                response_classifier: kind,
+                ..default_service_params()
+            })
+        );
+    }
+}
+
+const STATIC_POLICIES: &str = "\
+routers:
+- protocol: http
+  servers: [{}]
+  client:
+    kind: io.l5d.static
+    configs:
+    - prefix: /
+      requestAttemptTimeoutMs: 1000
+      failFast: true
+    - prefix: /#/io.l5d.fs/*
+      loadBalancer: {kind: ewma}
+      connectTimeoutMs: 500
+    - prefix: \"/#/io.l5d.fs/{service}/canary\"
+      connectTimeoutMs: 50
+    - prefix: /#/io.l5d.consul/*/web
+      hostConnectionPool: {maxSize: 10}
+  service:
+    kind: io.l5d.static
+    configs:
+    - prefix: /svc
+      totalTimeoutMs: 5000
+      retries:
+        budget: {percentCanRetry: 0.5}
+    - prefix: /svc/foo
+      responseClassifier: {kind: io.l5d.http.retryableRead5XX}
+      retries:
+        backoff: {kind: jittered, minMs: 10, maxMs: 100}
+    - prefix: /svc/foo/admin
+      responseClassifier: {kind: io.l5d.http.nonRetryable5XX}
+";
+
+#[test]
+fn static_client_prefixes_match_with_wildcards_and_later_matches_override() {
+    let c = ok(STATIC_POLICIES);
+    let client = &c.routers[0].client;
+    let ClientConfig::Static { configs } = client else {
+        panic!("expected io.l5d.static, got {client:?}");
+    };
+    assert_eq!(
+        configs.iter().map(|c| c.prefix.clone()).collect::<Vec<_>>(),
+        vec![
+            prefix("/"),
+            prefix("/#/io.l5d.fs/*"),
+            prefix("/#/io.l5d.fs/*/canary"),
+            prefix("/#/io.l5d.consul/*/web"),
+        ],
+        "a {{name}} capture segment reads as a * wildcard"
+    );
+    assert_eq!(
+        configs[1],
+        ClientPrefixConfig {
+            prefix: prefix("/#/io.l5d.fs/*"),
+            params: ClientParamsPatch {
+                load_balancer: Some(LoadBalancerConfig::Ewma {
+                    max_effort: 5,
+                    decay_time: Duration::from_millis(10_000),
+                    enable_probation: false,
+                }),
+                connect_timeout: Some(Duration::from_millis(500)),
+                ..ClientParamsPatch::default()
+            },
+        },
+        "an item holds only the keys written in it"
+    );
+
+    let everywhere = ClientParams {
+        request_attempt_timeout: Some(Duration::from_secs(1)),
+        fail_fast: true,
+        ..default_client_params()
+    };
+    assert_eq!(
+        client.params_for(&path("/$/inet/127.1/8080")),
+        everywhere,
+        "only `/` matches: its keys over the defaults"
+    );
+    let fs = ClientParams {
+        load_balancer: LoadBalancerConfig::Ewma {
+            max_effort: 5,
+            decay_time: Duration::from_millis(10_000),
+            enable_probation: false,
+        },
+        connect_timeout: Duration::from_millis(500),
+        ..everywhere.clone()
+    };
+    assert_eq!(
+        client.params_for(&path("/#/io.l5d.fs/web")),
+        fs,
+        "`*` matches one element; keys the later match does not set stay"
+    );
+    assert_eq!(
+        client.params_for(&path("/#/io.l5d.fs/web/canary")),
+        ClientParams {
+            connect_timeout: Duration::from_millis(50),
+            ..fs.clone()
+        },
+        "the later match overrides connectTimeoutMs, key by key"
+    );
+    assert_eq!(
+        client.params_for(&path("/#/io.l5d.fs")),
+        everywhere,
+        "a wildcard needs an element to match"
+    );
+    assert_eq!(
+        client
+            .params_for(&path("/#/io.l5d.consul/dc1/web/extra"))
+            .host_connection_pool,
+        PoolConfig {
+            max_size: Some(10),
+            ..PoolConfig::default()
+        },
+        "a prefix matches longer names"
+    );
+}
+
+#[test]
+fn static_service_configs_apply_matching_prefixes_in_order() {
+    let c = ok(STATIC_POLICIES);
+    let service = &c.routers[0].service;
+    let ServiceConfig::Static { configs } = service else {
+        panic!("expected io.l5d.static, got {service:?}");
+    };
+    assert_eq!(
+        configs[0],
+        ServicePrefixConfig {
+            prefix: prefix("/svc"),
+            params: ServiceParamsPatch {
+                response_classifier: None,
+                retries: Some(RetriesPatch {
+                    budget: Some(BudgetConfig {
+                        percent_can_retry: 0.5,
+                        ..default_budget()
+                    }),
+                    backoff: None,
+                }),
+                total_timeout: Some(Duration::from_secs(5)),
+            },
+        }
+    );
+
+    let svc = ServiceParams {
+        retries: RetriesConfig {
+            budget: BudgetConfig {
+                percent_can_retry: 0.5,
+                ..default_budget()
+            },
+            ..default_service_params().retries
+        },
+        total_timeout: Some(Duration::from_secs(5)),
+        ..default_service_params()
+    };
+    assert_eq!(service.params_for(&path("/svc/bar")), svc);
+    let foo = ServiceParams {
+        response_classifier: ClassifierKind::RetryableRead5XX,
+        retries: RetriesConfig {
+            backoff: BackoffConfig::Jittered {
+                min: Duration::from_millis(10),
+                max: Duration::from_millis(100),
+            },
+            ..svc.retries.clone()
+        },
+        ..svc.clone()
+    };
+    assert_eq!(
+        service.params_for(&path("/svc/foo")),
+        foo,
+        "retries.backoff from /svc/foo, retries.budget still from /svc"
+    );
+    assert_eq!(
+        service.params_for(&path("/svc/foo/admin")),
+        ServiceParams {
+            response_classifier: ClassifierKind::NonRetryable5XX,
+            ..foo
+        },
+        "the last match wins"
+    );
+    assert_eq!(
+        service.params_for(&path("/other")),
+        default_service_params(),
+        "no match: the defaults"
+    );
+}
+
+#[test]
+fn client_and_service_problems_are_all_reported_with_position_and_key_path() {
+    let text = "\
+routers:
+- protocol: http
+  servers: [{}]
+  client:
+    loadBalancer: {kind: aperture, smoothWindowMs: 100}
+    failureAccrual:
+      kind: io.l5d.successRate
+      successRate: 1.5
+      requests: 0
+      backoff: {kind: jittered, minMs: 500, maxMs: 100}
+    requeueBudget: {ttlSecs: 61, percentCanRetry: 1500}
+    hostConnectionPool: {minSize: 10, maxSize: 5}
+    requestAttemptTimeoutMs: 0
+    tls: {commonName: foo}
+  service:
+    responseClassifier: {kind: io.l5d.http.retryable5XX}
+    retries:
+      budget: {percentCanRetry: -0.1}
+      backoff: {kind: exponential}
+    totalTimeoutMs: 0
+- protocol: http
+  label: b
+  servers: [{port: 4141}]
+  client:
+    kind: io.l5d.static
+    configs:
+    - prefix: /#/io.l5d.fs/{svc}/b@d
+      failureAccrual: {kind: io.l5d.hedged}
+    - loadBalancer: {kind: heap}
+      loadBalancr: {}
+  service:
+    kind: io.l5d.dynamic
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:5:26: routers[0].client.loadBalancer.kind: load balancer `aperture` is a Linkerd 1 feature Strait parses but does not support yet; use one of p2c, ewma, roundRobin",
+            "linkerd.yaml:8:20: routers[0].client.failureAccrual.successRate: expected a number greater than 0 and at most 1, found 1.5",
+            "linkerd.yaml:9:17: routers[0].client.failureAccrual.requests: expected an integer from 1 to 4294967295, found 0",
+            "linkerd.yaml:10:52: routers[0].client.failureAccrual.backoff.maxMs: maxMs (100) must be at least minMs (500)",
+            "linkerd.yaml:11:30: routers[0].client.requeueBudget.ttlSecs: expected an integer from 1 to 60, found 61",
+            "linkerd.yaml:11:51: routers[0].client.requeueBudget.percentCanRetry: expected a number from 0 to 1000, found 1500",
+            "linkerd.yaml:12:48: routers[0].client.hostConnectionPool.maxSize: maxSize (5) must be at least minSize (10)",
+            "linkerd.yaml:13:30: routers[0].client.requestAttemptTimeoutMs: expected an integer from 1 to 18446744073709551615, found 0",
+            "linkerd.yaml:14:5: routers[0].client.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:16:32: routers[0].service.responseClassifier.kind: unknown response classifier kind 'io.l5d.http.retryable5XX'; known kinds: io.l5d.http.nonRetryable5XX, io.l5d.http.retryableRead5XX, io.l5d.http.retryableIdempotent5XX, io.l5d.http.retryableAll5XX, io.l5d.http.allSuccessful",
+            "linkerd.yaml:18:33: routers[0].service.retries.budget.percentCanRetry: expected a number from 0 to 1000, found -0.1",
+            "linkerd.yaml:19:23: routers[0].service.retries.backoff.kind: unknown backoff kind 'exponential'; known kinds: constant, jittered",
+            "linkerd.yaml:20:21: routers[0].service.totalTimeoutMs: expected an integer from 1 to 18446744073709551615, found 0",
+            "linkerd.yaml:27:35: routers[1].client.configs[0].prefix: invalid prefix: end of input expected but '@' found at '/#/io.l5d.fs/{svc}/b[@]d'",
+            "linkerd.yaml:28:30: routers[1].client.configs[0].failureAccrual.kind: unknown failure accrual kind 'io.l5d.hedged'; known kinds: io.l5d.consecutiveFailures, io.l5d.successRate, io.l5d.successRateWindowed, none",
+            "linkerd.yaml:29:7: routers[1].client.configs[1].prefix: missing required key 'prefix'",
+            "linkerd.yaml:29:28: routers[1].client.configs[1].loadBalancer.kind: load balancer `heap` is a Linkerd 1 feature Strait parses but does not support yet; use one of p2c, ewma, roundRobin",
+            "linkerd.yaml:30:7: routers[1].client.configs[1].loadBalancr: unknown key 'loadBalancr'; did you mean 'loadBalancer'?",
+            "linkerd.yaml:32:11: routers[1].service.kind: unknown service kind 'io.l5d.dynamic'; known kinds: io.l5d.global, io.l5d.static",
+        ],
+        "every client and service problem at once, in file order, each with file:line:col and key path"
+    );
+}
+
+#[test]
+fn a_bad_budget_and_a_bad_accrual_kind_are_both_reported() {
+    let text = "\
+routers:
+- protocol: http
+  servers: [{}]
+  client:
+    requeueBudget: {percentCanRetry: 2000}
+    failureAccrual: {kind: io.l5d.unknown}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:5:38: routers[0].client.requeueBudget.percentCanRetry: expected a number from 0 to 1000, found 2000",
+            "linkerd.yaml:6:28: routers[0].client.failureAccrual.kind: unknown failure accrual kind 'io.l5d.unknown'; known kinds: io.l5d.consecutiveFailures, io.l5d.successRate, io.l5d.successRateWindowed, none",
+        ]
+    );
+}
+
+#[test]
+fn client_and_service_blocks_refuse_misplaced_and_meaningless_keys() {
+    let text = "\
+routers:
+- protocol: http
+  servers: [{}]
+  client:
+    kind: io.l5d.static
+    failFast: true
+    configs:
+    - prefix: /
+      clientSession: {idleTimeMs: 100}
+      failureAccrual: {kind: none, backoff: {kind: constant}}
+  service:
+    configs: []
+    retries: {budget: {ttlSecs: 0}, backof: {}}
+    responseClassifier: {}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:6:5: routers[0].client.failFast: unknown key 'failFast'; known keys: configs, kind",
+            "linkerd.yaml:9:7: routers[0].client.configs[0].clientSession: `clientSession` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:10:36: routers[0].client.configs[0].failureAccrual.backoff: `backoff` has no effect with failure accrual `none`; remove it",
+            "linkerd.yaml:12:5: routers[0].service.configs: unknown key 'configs'; known keys: kind, responseClassifier, retries, totalTimeoutMs",
+            "linkerd.yaml:13:33: routers[0].service.retries.budget.ttlSecs: expected an integer from 1 to 60, found 0",
+            "linkerd.yaml:13:37: routers[0].service.retries.backof: unknown key 'backof'; did you mean 'backoff'?",
+            "linkerd.yaml:14:25: routers[0].service.responseClassifier.kind: missing required key 'kind'",
+        ],
+        "a static block takes only `configs`, a global one no `configs`; keys that would be ignored are refused"
+    );
+}
+
+#[test]
+fn static_configs_need_a_prefix_and_a_list() {
+    assert_eq!(
+        errors("routers:\n- protocol: http\n  servers: [{}]\n  service: {kind: io.l5d.static}\n"),
+        ["linkerd.yaml:4:12: routers[0].service.configs: missing required key 'configs'"]
+    );
+    assert_eq!(
+        errors(
+            "routers:\n- protocol: http\n  servers: [{}]\n  client: {kind: io.l5d.static, configs: {prefix: /}}\n"
+        ),
+        ["linkerd.yaml:4:42: routers[0].client.configs: expected a list, found a mapping"]
+    );
 }

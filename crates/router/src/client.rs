@@ -1,46 +1,52 @@
-//! A client per concrete name: its live endpoint set, endpoint selection and
-//! its stats. All logical names that bind to one concrete name share it.
+//! A client per concrete name: its live endpoint set behind a balancer with
+//! failure accrual, its connection pool, its requeue budget and its stats.
+//! All logical names that bind to one concrete name share it.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use hyper_util::client::legacy::Client as HttpClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use strait_balancer::{Balancer, SystemClock};
 use strait_dtab::Path;
 use strait_naming::{Addr, AddrVar};
 
+use crate::policy::ClientPolicy;
+use crate::retry::Budget;
 use crate::stats::{Counter, Gauge, Histogram, Registry, Scope};
 
-/// One endpoint and the requests in flight to it.
-#[derive(Debug)]
-pub struct EndpointState {
-    /// Where to connect.
-    pub addr: SocketAddr,
-    /// Relative weight.
-    pub weight: f64,
-    inflight: AtomicUsize,
-}
-
-/// The endpoints of a concrete name at one instant.
-#[derive(Debug)]
-pub struct EndpointSet {
-    /// The namer's answer this set came from.
-    pub addr: Addr,
-    /// The endpoints (empty unless `addr` is bound to a non-empty set).
-    pub endpoints: Vec<Arc<EndpointState>>,
-}
+/// The request body type sent to backends: streamed, or replayable bytes.
+pub type ReqBody =
+    http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
 
 /// The client of one concrete name.
-#[derive(Debug)]
 pub struct Client {
     /// The concrete name, e.g. `/#/io.l5d.fs/hello`.
     pub id: Path,
-    set: ArcSwap<EndpointSet>,
+    /// The policy it was built with.
+    pub policy: ClientPolicy,
+    /// Endpoint selection and failure accrual.
+    pub balancer: Balancer,
+    /// The connection pool.
+    pub http: HttpClient<HttpConnector, ReqBody>,
+    /// `requeueBudget`.
+    pub requeue_budget: Budget,
+    addr: ArcSwap<Addr>,
     last_used: AtomicU64,
     epoch: Instant,
     /// Stats under `rt/<router>/client/<id>/`.
-    pub stats: Arc<ClientStats>,
+    pub stats: ClientStats,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Stats of a client (Linkerd/Finagle names).
@@ -54,12 +60,14 @@ pub struct ClientStats {
     pub failures: Arc<Counter>,
     /// `request_latency_ms`.
     pub latency: Arc<Histogram>,
-    /// `loadbalancer/size`.
-    pub lb_size: Arc<Gauge>,
     /// `pending`: requests in flight.
     pub pending: Arc<Gauge>,
-    /// `connect_failures` (Linkerd: `failures/...ConnectionFailedException`).
+    /// `connect_failures`.
     pub connect_failures: Arc<Counter>,
+    /// `retries/requeues`.
+    pub requeues: Arc<Counter>,
+    /// `retries/budget_exhausted` (requeue budget).
+    pub requeue_budget_exhausted: Arc<Counter>,
     status: crate::service::StatusCounters,
 }
 
@@ -70,9 +78,10 @@ impl ClientStats {
             success: registry.counter(scope, "success"),
             failures: registry.counter(scope, "failures"),
             latency: registry.histogram(scope, "request_latency_ms"),
-            lb_size: registry.gauge(scope, "loadbalancer/size"),
             pending: registry.gauge(scope, "pending"),
             connect_failures: registry.counter(scope, "connect_failures"),
+            requeues: registry.counter(scope, "retries/requeues"),
+            requeue_budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
             status: crate::service::StatusCounters::new(registry, scope),
         }
     }
@@ -83,45 +92,57 @@ impl ClientStats {
     }
 }
 
-/// An endpoint lease: counts the request as in flight until dropped.
-#[derive(Debug)]
-pub struct Lease {
-    ep: Arc<EndpointState>,
-}
-
-impl Lease {
-    /// The endpoint's address.
-    pub fn addr(&self) -> SocketAddr {
-        self.ep.addr
-    }
-}
-
-impl Drop for Lease {
-    fn drop(&mut self) {
-        self.ep.inflight.fetch_sub(1, Relaxed);
-    }
-}
-
 impl Client {
-    /// A client following `addr`; a task keeps the endpoint set current for
-    /// as long as the client lives.
-    pub fn new(id: Path, mut addr: AddrVar, registry: &Registry, router: &str) -> Arc<Client> {
+    /// A client following `addr` with `policy`; a task keeps the balancer's
+    /// endpoint set current for as long as the client lives.
+    pub fn new(
+        id: Path,
+        mut addr: AddrVar,
+        policy: ClientPolicy,
+        registry: &Registry,
+        router: &str,
+    ) -> Arc<Client> {
         let scope = Scope::Client {
             router: router.to_owned(),
             id: id.show(),
         };
-        let stats = Arc::new(ClientStats::new(registry, &scope));
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(policy.connect_timeout));
+        let mut builder = HttpClient::builder(hyper_util::rt::TokioExecutor::new());
+        builder
+            .pool_timer(hyper_util::rt::TokioTimer::new())
+            .pool_idle_timeout(policy.pool_idle_timeout.unwrap_or(Duration::from_secs(60)))
+            .set_host(false);
+        if let Some(n) = policy.pool_max_idle {
+            builder.pool_max_idle_per_host(n);
+        }
+        let http = builder.build(connector);
+        let requeue_budget = Budget::new(
+            policy.requeue_budget.ttl,
+            policy.requeue_budget.min_per_sec,
+            policy.requeue_budget.percent_can_retry,
+        )
+        .unwrap_or_else(|_| Budget::linkerd_default());
+        let balancer = Balancer::new(
+            policy.balancer,
+            policy.accrual,
+            Arc::new(SystemClock),
+            fastrand::u64(..),
+        );
         let first = addr.borrow_and_update().clone();
         let client = Arc::new(Client {
             id,
-            set: ArcSwap::from_pointee(EndpointSet {
-                addr: Addr::Pending,
-                endpoints: Vec::new(),
-            }),
+            policy,
+            balancer,
+            http,
+            requeue_budget,
+            addr: ArcSwap::from_pointee(Addr::Pending),
             last_used: AtomicU64::new(0),
             epoch: Instant::now(),
-            stats,
+            stats: ClientStats::new(registry, &scope),
         });
+        register_balancer_stats(registry, &scope, &client);
         client.update(first);
         let weak: Weak<Client> = Arc::downgrade(&client);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -138,39 +159,29 @@ impl Client {
         client
     }
 
-    /// Replaces the endpoint set, keeping the in-flight counts of endpoints
-    /// that stay.
     fn update(&self, addr: Addr) {
-        let old = self.set.load();
-        let endpoints: Vec<Arc<EndpointState>> = match &addr {
-            Addr::Bound(eps) => eps
-                .iter()
-                .map(|e| {
-                    old.endpoints
-                        .iter()
-                        .find(|o| o.addr == e.addr && o.weight == e.weight)
-                        .cloned()
-                        .unwrap_or_else(|| {
-                            Arc::new(EndpointState {
-                                addr: e.addr,
-                                weight: e.weight,
-                                inflight: AtomicUsize::new(0),
-                            })
-                        })
-                })
-                .collect(),
+        let endpoints: Vec<(SocketAddr, f64)> = match &addr {
+            Addr::Bound(eps) => eps.iter().map(|e| (e.addr, e.weight)).collect(),
             _ => Vec::new(),
         };
-        self.stats.lb_size.set(endpoints.len() as i64);
-        if old.addr != addr {
+        self.balancer.update(&endpoints);
+        if **self.addr.load() != addr {
             tracing::info!(client = %self.id, addresses = %addr, "client endpoints changed");
         }
-        self.set.store(Arc::new(EndpointSet { addr, endpoints }));
+        self.addr.store(Arc::new(addr));
     }
 
-    /// The current endpoint set.
-    pub fn endpoints(&self) -> Arc<EndpointSet> {
-        self.set.load_full()
+    /// What the namer says the endpoints are now.
+    pub fn addr(&self) -> Arc<Addr> {
+        self.addr.load_full()
+    }
+
+    /// The endpoint addresses now.
+    pub fn addresses(&self) -> Vec<SocketAddr> {
+        match &**self.addr.load() {
+            Addr::Bound(eps) => eps.iter().map(|e| e.addr).collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Marks the client used now (for idle expiry).
@@ -180,39 +191,36 @@ impl Client {
     }
 
     /// How long since the client was last used.
-    pub fn idle_for(&self) -> std::time::Duration {
+    pub fn idle_for(&self) -> Duration {
         let now = self.epoch.elapsed().as_millis() as u64;
-        std::time::Duration::from_millis(now.saturating_sub(self.last_used.load(Relaxed)))
+        Duration::from_millis(now.saturating_sub(self.last_used.load(Relaxed)))
     }
+}
 
-    /// Picks an endpoint by power of two choices over in-flight requests
-    /// divided by weight, avoiding `avoid` when another endpoint exists.
-    pub fn pick(&self, avoid: Option<SocketAddr>) -> Option<Lease> {
-        let set = self.set.load();
-        let eps = &set.endpoints;
-        let candidates: usize = eps.len();
-        let ep = match candidates {
-            0 => return None,
-            1 => &eps[0],
-            n => {
-                let a = fastrand::usize(..n);
-                let mut b = fastrand::usize(..n - 1);
-                if b >= a {
-                    b += 1;
-                }
-                let load = |e: &EndpointState| {
-                    (e.inflight.load(Relaxed) as f64 + 1.0) / e.weight.max(f64::MIN_POSITIVE)
-                };
-                let (x, y) = (&eps[a], &eps[b]);
-                let pick = if load(y) < load(x) { y } else { x };
-                if Some(pick.addr) == avoid {
-                    if pick.addr == x.addr { y } else { x }
-                } else {
-                    pick
-                }
-            }
-        };
-        ep.inflight.fetch_add(1, Relaxed);
-        Some(Lease { ep: Arc::clone(ep) })
+/// `loadbalancer/*` and `failure_accrual/*`, read from the balancer when
+/// metrics are rendered.
+fn register_balancer_stats(registry: &Registry, scope: &Scope, client: &Arc<Client>) {
+    type Get = fn(&strait_balancer::BalancerStats) -> u64;
+    let items: [(&str, bool, Get); 8] = [
+        ("loadbalancer/size", false, |s| s.size as u64),
+        ("loadbalancer/available", false, |s| s.available as u64),
+        ("loadbalancer/adds", true, |s| s.adds),
+        ("loadbalancer/removes", true, |s| s.removes),
+        ("failure_accrual/removals", true, |s| s.removals),
+        ("failure_accrual/revivals", true, |s| s.revivals),
+        ("failure_accrual/probes", true, |s| s.probes),
+        ("failure_accrual/removed_for_ms", true, |s| s.removed_for_ms),
+    ];
+    for (name, counter, get) in items {
+        let weak = Arc::downgrade(client);
+        registry.read_fn(
+            scope,
+            name,
+            counter,
+            Arc::new(move || {
+                weak.upgrade()
+                    .map_or(0, |c| get(&c.balancer.stats()) as i64)
+            }),
+        );
     }
 }

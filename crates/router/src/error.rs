@@ -50,6 +50,20 @@ pub enum RouteError {
         /// `bindingTimeoutMs`.
         timeout: Duration,
     },
+    /// `totalTimeoutMs` (or the request's `l5d-ctx-deadline`) passed.
+    TotalTimeout {
+        /// The logical name.
+        service: Path,
+        /// The timeout that applied.
+        timeout: Duration,
+    },
+    /// `requestAttemptTimeoutMs` passed on the last attempt.
+    AttemptTimeout {
+        /// The concrete name.
+        client: Path,
+        /// `requestAttemptTimeoutMs`.
+        timeout: Duration,
+    },
     /// No connection could be made to the picked endpoint.
     ConnectFailed {
         /// The picked address.
@@ -131,6 +145,16 @@ impl fmt::Display for RouteError {
                 "exceeded {} to unspecified while dyn binding {service}",
                 finagle_duration(*timeout)
             ),
+            RouteError::TotalTimeout { service, timeout } => write!(
+                f,
+                "exceeded {} to {service} while waiting for a response for the request, including retries (if applicable)",
+                finagle_duration(*timeout)
+            ),
+            RouteError::AttemptTimeout { client, timeout } => write!(
+                f,
+                "exceeded {} to {client} while waiting for a response for an individual request, excluding retries",
+                finagle_duration(*timeout)
+            ),
             RouteError::ConnectFailed { selected, service, client, addresses } => {
                 write!(f, "Unable to establish connection to {selected}.\n\nservice name: {service}\nclient name: {client}\naddresses: [")?;
                 for (i, a) in addresses.iter().enumerate() {
@@ -161,9 +185,10 @@ impl RouteError {
             RouteError::Unidentified { .. } | RouteError::CallDepth(_) | RouteError::BadDtab(_) => {
                 StatusCode::BAD_REQUEST
             }
-            RouteError::BindingTimeout { .. } | RouteError::Overloaded(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            RouteError::BindingTimeout { .. }
+            | RouteError::Overloaded(_)
+            | RouteError::TotalTimeout { .. }
+            | RouteError::AttemptTimeout { .. } => StatusCode::SERVICE_UNAVAILABLE,
             RouteError::NoRoute { .. }
             | RouteError::BindingFailed { .. }
             | RouteError::ConnectFailed { .. }
@@ -176,6 +201,7 @@ impl RouteError {
     pub fn never_sent(&self) -> bool {
         match self {
             RouteError::Upstream { retryable, .. } => *retryable,
+            RouteError::TotalTimeout { .. } | RouteError::AttemptTimeout { .. } => false,
             _ => true,
         }
     }

@@ -19,6 +19,7 @@ pub mod deadline;
 pub mod error;
 pub mod headers;
 pub mod identify;
+pub mod policy;
 pub mod retry;
 mod router;
 pub mod server;

@@ -9,22 +9,35 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
 use http::{Request, Response, Uri};
+use http_body::Body as _;
+use http_body_util::BodyExt;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
+use strait_balancer::Outcome;
 use strait_dtab::{Dtab, NameTree, Path, State};
 use strait_naming::{Addr, Binding, BoundName, Interpreter};
 
-use crate::client::Client;
+use crate::body::Observed;
+use crate::client::{Client, ReqBody};
 use crate::error::RouteError;
-use crate::headers;
 use crate::identify::{Identifier, is_connect};
-use crate::service::RequestStats;
+use crate::policy::Policies;
+use crate::retry::ResponseClass;
+use crate::service::Service;
 use crate::stats::{Registry, Scope};
+use crate::{deadline, headers};
 
 /// The body of every response the router gives.
-pub type Body = Either<Incoming, Full<Bytes>>;
+pub type Body = Either<Observed, Full<Bytes>>;
+
+/// Request bodies up to this size (with a `Content-Length`) are kept so the
+/// request can be requeued or retried; larger or chunked bodies stream
+/// through once and are never sent twice.
+pub(crate) const REPLAY_LIMIT: u64 = 64 * 1024;
+
+/// Requeues of one request at most (Finagle's `RequeueFilter` cap), besides
+/// the budget.
+const MAX_REQUEUES: u32 = 25;
 
 /// A router's settings, from `linkerd.yaml`'s `routers[]`.
 #[derive(Clone, Debug)]
@@ -51,6 +64,8 @@ pub struct RouterParams {
     pub max_call_depth: u32,
     /// `httpAccessLog`: one line per request forwarded to a backend.
     pub access_log: Option<crate::accesslog::AccessLog>,
+    /// `client` and `service` policies, by name.
+    pub policies: Policies,
 }
 
 /// Per-server settings that change how a request is handled.
@@ -71,10 +86,9 @@ pub struct Router {
     params: RouterParams,
     interp: Interpreter,
     registry: Registry,
-    http: HttpClient<HttpConnector, Incoming>,
     bindings: Mutex<HashMap<BindKey, Arc<BindEntry>>>,
     clients: Mutex<HashMap<Path, Arc<Client>>>,
-    services: Mutex<HashMap<Path, Arc<RequestStats>>>,
+    services: Mutex<HashMap<Path, Arc<Service>>>,
     epoch: Instant,
 }
 
@@ -87,7 +101,7 @@ struct BindKey {
 struct BindEntry {
     binding: Binding,
     clients: Vec<Arc<Client>>,
-    service: Arc<RequestStats>,
+    service: Arc<Service>,
     last_used: std::sync::atomic::AtomicU64,
 }
 
@@ -101,19 +115,10 @@ struct Target {
 impl Router {
     /// A router over `interp`, reporting into `registry`.
     pub fn new(params: RouterParams, interp: Interpreter, registry: Registry) -> Arc<Router> {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(10)));
-        let http = HttpClient::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .set_host(false)
-            .build(connector);
         Arc::new(Router {
             params,
             interp,
             registry,
-            http,
             bindings: Mutex::default(),
             clients: Mutex::default(),
             services: Mutex::default(),
@@ -137,7 +142,7 @@ impl Router {
         let clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         let mut out: Vec<(Path, Addr)> = clients
             .values()
-            .map(|c| (c.id.clone(), c.endpoints().addr.clone()))
+            .map(|c| (c.id.clone(), (*c.addr()).clone()))
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
@@ -217,16 +222,16 @@ impl Router {
         let start = Instant::now();
         let entry = self.bind(&dst, local.as_ref()).await?;
         let service = Arc::clone(&entry.service);
-        service.pending.add(1);
+        service.stats.pending.add(1);
         let result = self
             .dispatch(req, &entry, &dst, local.as_ref(), server, remote)
             .await;
-        service.pending.add(-1);
+        service.stats.pending.add(-1);
         let code = match &result {
             Ok(r) => r.status().as_u16(),
             Err(e) => e.status().as_u16(),
         };
-        service.record(code, start.elapsed());
+        service.stats.record(code, start.elapsed());
         result
     }
 
@@ -304,9 +309,11 @@ impl Router {
     fn client(&self, b: &BoundName) -> Arc<Client> {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         let c = clients.entry(b.id.clone()).or_insert_with(|| {
+            let policy = (self.params.policies.client)(&b.id);
             Client::new(
                 b.id.clone(),
                 b.addr.clone(),
+                policy,
                 &self.registry,
                 &self.params.label,
             )
@@ -315,14 +322,14 @@ impl Router {
         Arc::clone(c)
     }
 
-    fn service(&self, dst: &Path) -> Arc<RequestStats> {
+    fn service(&self, dst: &Path) -> Arc<Service> {
         let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(services.entry(dst.clone()).or_insert_with(|| {
             let scope = Scope::Service {
                 router: self.params.label.clone(),
                 name: dst.show(),
             };
-            Arc::new(RequestStats::new(&self.registry, &scope))
+            Service::new(&self.registry, &scope, (self.params.policies.service)(dst))
         }))
     }
 
@@ -415,35 +422,42 @@ impl Router {
             client: Arc::clone(client),
             residual: bound.residual.clone(),
         };
-        self.forward(req, &target, local, server, remote).await
+        let svc = &entry.service;
+        let incoming = deadline::read(req.headers());
+        let total = match (svc.policy.total_timeout, incoming.map(deadline::remaining)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let fut = self.forward(req, &target, svc, local, server, remote, incoming, total);
+        match total {
+            None => fut.await,
+            Some(t) => match tokio::time::timeout(t, fut).await {
+                Ok(r) => r,
+                Err(_) => Err(RouteError::TotalTimeout {
+                    service: dst.clone(),
+                    timeout: t,
+                }),
+            },
+        }
     }
 
+    /// Sends the request, requeueing it on connection failures and retrying
+    /// it on retryable failures as the budgets allow.
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        req: Request<Incoming>,
         target: &Target,
+        svc: &Service,
         local: Option<&(Arc<str>, Dtab)>,
         server: &ServerParams,
         remote: SocketAddr,
+        incoming_deadline: Option<u128>,
+        total: Option<Duration>,
     ) -> Result<Response<Body>, RouteError> {
         let client = &target.client;
-        let Some(lease) = client.pick(None) else {
-            let set = client.endpoints();
-            return Err(match &set.addr {
-                Addr::Neg => RouteError::NoRoute {
-                    service: target.service.clone(),
-                    base: self.params.dtab.clone(),
-                    local: local.map(|(_, d)| d.clone()).unwrap_or_default(),
-                },
-                other => RouteError::NoEndpoints {
-                    service: target.service.clone(),
-                    client: client.id.clone(),
-                    state: other.to_string(),
-                },
-            });
-        };
-        let addr = lease.addr();
-        let h = req.headers_mut();
+        let (mut parts, body) = req.into_parts();
+        let h = &mut parts.headers;
         headers::strip_hop_by_hop(h);
         headers::append_via(h);
         if server.add_forwarded {
@@ -459,101 +473,242 @@ impl Router {
             &target.residual,
             local.map(|(s, _)| &**s),
         );
-        let pq = req.uri().path_and_query().map_or("/", |p| p.as_str());
-        let uri = Uri::builder()
-            .scheme("http")
-            .authority(addr.to_string())
-            .path_and_query(pq)
-            .build()
-            .map_err(|e| RouteError::Upstream {
-                message: format!("bad request URI: {e}"),
+        deadline::write(h, incoming_deadline, total);
+        let pq = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+
+        // Keep small bodies so the request can be sent again.
+        let replayable =
+            body.is_end_stream() || body.size_hint().exact().is_some_and(|n| n <= REPLAY_LIMIT);
+        let mut body = if replayable {
+            let bytes = body.collect().await.map_err(|e| RouteError::Upstream {
+                message: format!("reading the request body: {e}"),
                 retryable: true,
             })?;
+            BodyState::Kept(bytes.to_bytes())
+        } else {
+            BodyState::Stream(Some(body))
+        };
+
         let logged = self.params.access_log.as_ref().map(|_| {
-            let h = req.headers();
             let text = |n: http::header::HeaderName| {
-                h.get(n)
+                parts
+                    .headers
+                    .get(n)
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("")
                     .to_owned()
             };
             (
                 text(HOST),
-                req.method().to_string(),
-                pq.to_owned(),
+                parts.method.to_string(),
+                pq.clone(),
                 text(http::header::REFERER),
                 text(http::header::USER_AGENT),
             )
         });
-        *req.uri_mut() = uri;
 
-        let stats = Arc::clone(&client.stats);
-        stats.pending.add(1);
-        let start = Instant::now();
-        let res = self.http.request(req).await;
-        stats.pending.add(-1);
-        drop(lease);
-        match res {
-            Ok(resp) => {
-                let code = resp.status().as_u16();
-                stats.requests.incr();
-                if code >= 500 {
-                    stats.failures.incr();
-                } else {
-                    stats.success.incr();
+        svc.budget.deposit();
+        client.requeue_budget.deposit();
+        let classifier = svc.policy.classifier;
+        let mut avoid: Option<SocketAddr> = None;
+        let (mut retries, mut requeues) = (0u32, 0u32);
+        let mut pause = Duration::ZERO;
+        loop {
+            let Some(lease) = client.balancer.pick(avoid) else {
+                return Err(match &*client.addr() {
+                    Addr::Neg => RouteError::NoRoute {
+                        service: target.service.clone(),
+                        base: self.params.dtab.clone(),
+                        local: local.map(|(_, d)| d.clone()).unwrap_or_default(),
+                    },
+                    other => RouteError::NoEndpoints {
+                        service: target.service.clone(),
+                        client: client.id.clone(),
+                        state: other.to_string(),
+                    },
+                });
+            };
+            let addr = lease.addr();
+            let Some(attempt_body) = body.next() else {
+                return Err(RouteError::Upstream {
+                    message: "the request body was already sent".into(),
+                    retryable: false,
+                });
+            };
+            let uri = Uri::builder()
+                .scheme("http")
+                .authority(addr.to_string())
+                .path_and_query(pq.as_str())
+                .build()
+                .map_err(|e| RouteError::Upstream {
+                    message: format!("bad request URI: {e}"),
+                    retryable: true,
+                })?;
+            let mut attempt = Request::new(attempt_body);
+            *attempt.method_mut() = parts.method.clone();
+            *attempt.uri_mut() = uri;
+            *attempt.version_mut() = http::Version::HTTP_11;
+            *attempt.headers_mut() = parts.headers.clone();
+
+            let stats = &client.stats;
+            stats.pending.add(1);
+            let start = Instant::now();
+            let sent = client.http.request(attempt);
+            let res = match client.policy.attempt_timeout {
+                None => Ok(sent.await),
+                Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
+            };
+            stats.pending.add(-1);
+            stats.requests.incr();
+            let retry_or = |class: ResponseClass, retries: &mut u32| -> bool {
+                if let ResponseClass::Failure { retryable: true } = class {
+                    if svc.budget.try_withdraw() {
+                        *retries += 1;
+                        svc.retries.incr();
+                        return true;
+                    }
+                    svc.budget_exhausted.incr();
                 }
-                stats.status(code);
-                stats.latency.record(start.elapsed());
-                if let (Some(log), Some((host, method, uri, referer, ua))) =
-                    (&self.params.access_log, &logged)
-                {
-                    log.log(&crate::accesslog::Entry {
-                        host,
-                        remote,
-                        method,
-                        uri,
-                        status: code,
-                        bytes: resp
-                            .headers()
-                            .get(http::header::CONTENT_LENGTH)
-                            .and_then(|v| v.to_str().ok()?.parse().ok()),
-                        referer,
-                        user_agent: ua,
+                false
+            };
+            match res {
+                Ok(Ok(resp)) => {
+                    let code = resp.status().as_u16();
+                    let class = classifier.classify(
+                        &parts.method,
+                        resp.status(),
+                        resp.headers(),
+                        body.kept(),
+                    );
+                    stats.status(code);
+                    stats.latency.record(start.elapsed());
+                    if class.is_success() {
+                        stats.success.incr();
+                    } else {
+                        stats.failures.incr();
+                    }
+                    if !class.is_success() && retry_or(class, &mut retries) {
+                        lease.finish(Outcome::Failure);
+                        avoid = Some(addr);
+                        pause = svc.policy.backoff.next(pause);
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                    svc.per_request
+                        .record(Duration::from_millis(u64::from(retries)));
+                    if let (Some(log), Some((host, method, uri, referer, ua))) =
+                        (&self.params.access_log, &logged)
+                    {
+                        log.log(&crate::accesslog::Entry {
+                            host,
+                            remote,
+                            method,
+                            uri,
+                            status: code,
+                            bytes: resp
+                                .headers()
+                                .get(http::header::CONTENT_LENGTH)
+                                .and_then(|v| v.to_str().ok()?.parse().ok()),
+                            referer,
+                            user_agent: ua,
+                        });
+                    }
+                    let outcome = if class.is_success() {
+                        Outcome::Success
+                    } else {
+                        Outcome::Failure
+                    };
+                    let mut lease = Some(lease);
+                    let on_end: crate::body::OnEnd = Box::new(move |ok| {
+                        if let Some(l) = lease.take() {
+                            l.finish(if ok { outcome } else { Outcome::Failure });
+                        }
                     });
+                    let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
+                    headers::strip_hop_by_hop(resp.headers_mut());
+                    headers::append_via(resp.headers_mut());
+                    return Ok(resp);
                 }
-                let mut resp = resp.map(Either::Left);
-                headers::strip_hop_by_hop(resp.headers_mut());
-                headers::append_via(resp.headers_mut());
-                Ok(resp)
-            }
-            Err(e) => {
-                stats.requests.incr();
-                stats.failures.incr();
-                if e.is_connect() {
+                Ok(Err(e)) if e.is_connect() => {
+                    stats.failures.incr();
                     stats.connect_failures.incr();
-                    let addresses = client
-                        .endpoints()
-                        .endpoints
-                        .iter()
-                        .map(|e| e.addr)
-                        .collect();
-                    Err(RouteError::ConnectFailed {
+                    lease.finish(Outcome::Failure);
+                    // Nothing reached a backend: safe to send elsewhere.
+                    if body.kept() && requeues < MAX_REQUEUES {
+                        if client.requeue_budget.try_withdraw() {
+                            requeues += 1;
+                            stats.requeues.incr();
+                            avoid = Some(addr);
+                            continue;
+                        }
+                        stats.requeue_budget_exhausted.incr();
+                    }
+                    return Err(RouteError::ConnectFailed {
                         selected: addr,
                         service: target.service.clone(),
                         client: client.id.clone(),
-                        addresses,
-                    })
-                } else {
-                    Err(RouteError::Upstream {
+                        addresses: client.addresses(),
+                    });
+                }
+                Ok(Err(e)) => {
+                    stats.failures.incr();
+                    lease.finish(Outcome::Failure);
+                    let class = classifier.classify_error(&parts.method, body.kept());
+                    if retry_or(class, &mut retries) {
+                        avoid = Some(addr);
+                        pause = svc.policy.backoff.next(pause);
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                    return Err(RouteError::Upstream {
                         message: format!(
                             "Failed to get a response from {addr} for {}: {}",
                             target.service,
                             error_chain(&e)
                         ),
                         retryable: false,
-                    })
+                    });
+                }
+                Err(t) => {
+                    stats.failures.incr();
+                    lease.finish(Outcome::Failure);
+                    let class = classifier.classify_error(&parts.method, body.kept());
+                    if retry_or(class, &mut retries) {
+                        avoid = Some(addr);
+                        pause = svc.policy.backoff.next(pause);
+                        tokio::time::sleep(pause).await;
+                        continue;
+                    }
+                    return Err(RouteError::AttemptTimeout {
+                        client: client.id.clone(),
+                        timeout: t,
+                    });
                 }
             }
+        }
+    }
+}
+
+/// The request body across attempts.
+enum BodyState {
+    /// Kept in memory: every attempt sends a copy.
+    Kept(Bytes),
+    /// Streamed: only the first attempt can send it.
+    Stream(Option<Incoming>),
+}
+
+impl BodyState {
+    fn kept(&self) -> bool {
+        matches!(self, BodyState::Kept(_))
+    }
+
+    fn next(&mut self) -> Option<ReqBody> {
+        match self {
+            BodyState::Kept(b) => Some(Either::Right(Full::new(b.clone()))),
+            BodyState::Stream(s) => s.take().map(Either::Left),
         }
     }
 }

@@ -95,3 +95,51 @@ impl RequestStats {
         self.latency.record(elapsed);
     }
 }
+
+/// A logical name's policy, retry budget and stats
+/// (`rt/<router>/service/<name>/...`).
+#[derive(Debug)]
+pub struct Service {
+    /// `requests`, `success`, `status/...`, latency.
+    pub stats: RequestStats,
+    /// Classifier, retries, timeout.
+    pub policy: crate::policy::ServicePolicy,
+    /// `retries.budget`.
+    pub budget: crate::retry::Budget,
+    /// `retries/total`.
+    pub retries: Arc<Counter>,
+    /// `retries/budget_exhausted`.
+    pub budget_exhausted: Arc<Counter>,
+    /// `retries/per_request` (recorded as milliseconds so that its
+    /// snapshot reads as a count).
+    pub per_request: Arc<Histogram>,
+}
+
+impl Service {
+    /// The service `scope` with `policy`.
+    pub fn new(
+        registry: &Registry,
+        scope: &Scope,
+        policy: crate::policy::ServicePolicy,
+    ) -> Arc<Service> {
+        let b = policy.budget;
+        let budget = crate::retry::Budget::new(b.ttl, b.min_per_sec, b.percent_can_retry)
+            .unwrap_or_else(|_| crate::retry::Budget::linkerd_default());
+        let svc = Arc::new(Service {
+            stats: RequestStats::new(registry, scope),
+            policy,
+            budget,
+            retries: registry.counter(scope, "retries/total"),
+            budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
+            per_request: registry.histogram(scope, "retries/per_request"),
+        });
+        let weak = Arc::downgrade(&svc);
+        registry.read_fn(
+            scope,
+            "retries/budget",
+            false,
+            Arc::new(move || weak.upgrade().map_or(0, |s| s.budget.balance())),
+        );
+        svc
+    }
+}

@@ -446,31 +446,23 @@ impl Registry {
             };
             let help = format!("Linkerd 1 metric {}", scope.generic(name));
             match m {
-                Metric::Counter(c) => {
-                    let pname = style.counter(&pname);
-                    let fam =
-                        families
-                            .entry(pname.clone())
-                            .or_insert(("counter", help, Vec::new()));
-                    fam.2.push(format!("{pname}{} {}", with(""), c.get()));
-                }
-                Metric::Gauge(g) => {
-                    let pname = style.plain(&pname);
-                    let fam = families
-                        .entry(pname.clone())
-                        .or_insert(("gauge", help, Vec::new()));
-                    fam.2.push(format!("{pname}{} {}", with(""), g.get()));
-                }
-                Metric::Read(r, counter) => {
-                    let (pname, ty) = if *counter {
+                Metric::Counter(_) | Metric::Gauge(_) | Metric::Read(..) => {
+                    let (value, counter) = match m {
+                        Metric::Counter(c) => (c.get() as f64, true),
+                        Metric::Gauge(g) => (g.get() as f64, false),
+                        Metric::Read(r, counter) => (r() as f64, *counter),
+                        Metric::Histogram(_) => (0.0, false),
+                    };
+                    let (pname, scale) = style.unit(&pname);
+                    let (pname, ty) = if counter {
                         (style.counter(&pname), "counter")
                     } else {
-                        (style.plain(&pname), "gauge")
+                        (pname, "gauge")
                     };
                     let fam = families
                         .entry(pname.clone())
                         .or_insert((ty, help, Vec::new()));
-                    fam.2.push(format!("{pname}{} {}", with(""), r()));
+                    fam.2.push(format!("{pname}{} {}", with(""), value * scale));
                 }
                 Metric::Histogram(h) => {
                     let s = h.snapshot(&quantiles);
@@ -531,7 +523,19 @@ impl PromStyle {
     fn counter(self, name: &str) -> String {
         match self {
             PromStyle::Linkerd => name.to_owned(),
-            PromStyle::Conventional => format!("{}_total", self.plain(name)),
+            PromStyle::Conventional => format!("{name}_total"),
+        }
+    }
+
+    /// The name in this style and the factor to its unit: conventional
+    /// names carry seconds where Linkerd's carry `_ms`.
+    fn unit(self, name: &str) -> (String, f64) {
+        match self {
+            PromStyle::Linkerd => (name.to_owned(), 1.0),
+            PromStyle::Conventional => match self.plain(name).strip_suffix("_ms") {
+                Some(base) => (format!("{base}_seconds"), 0.001),
+                None => (self.plain(name), 1.0),
+            },
         }
     }
 

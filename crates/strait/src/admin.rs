@@ -822,6 +822,7 @@ mod tests {
             max_err_bytes: 5 * 1024 * 1024,
             max_call_depth: 1000,
             access_log: None,
+            policies: Default::default(),
         };
         Router::new(
             params,

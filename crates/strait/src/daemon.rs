@@ -22,7 +22,14 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminState, NamerEntry};
-use crate::config::{self, Config, IdentifierConfig, NamerConfig, RouterConfig, TelemeterConfig};
+use crate::config::{
+    self, BackoffConfig, BudgetConfig, ClassifierKind, ClientParams, Config, FailureAccrualConfig,
+    IdentifierConfig, LoadBalancerConfig, NamerConfig, RouterConfig, ServiceParams,
+    TelemeterConfig,
+};
+use strait_balancer::{FailureAccrual, LoadBalancer};
+use strait_router::policy::{BudgetParams, ClientPolicy, Policies, ServicePolicy};
+use strait_router::retry::{Backoff as RetryBackoff, Classifier};
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
 /// with the reason it could not start.
@@ -278,5 +285,110 @@ fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterParams,
         max_err_bytes: rc.max_err_response_kb as usize * 1024,
         max_call_depth: max_depth,
         access_log,
+        policies: policies(rc),
     })
+}
+
+/// The router's `client` and `service` blocks as policies resolved by name.
+fn policies(rc: &RouterConfig) -> Policies {
+    let client = rc.client.clone();
+    let service = rc.service.clone();
+    Policies {
+        client: Arc::new(move |id: &Path| client_policy(&client.params_for(id))),
+        service: Arc::new(move |name: &Path| service_policy(&service.params_for(name))),
+    }
+}
+
+fn backoff(b: &BackoffConfig) -> strait_balancer::Backoff {
+    // Linkerd's unwritten default (5 s -> 300 s) is Finagle's equal jitter;
+    // a written `kind: jittered` is decorrelated jitter.
+    if *b == FailureAccrualConfig::default_backoff() {
+        return strait_balancer::Backoff::default();
+    }
+    match *b {
+        BackoffConfig::Constant { delay } => strait_balancer::Backoff::Constant(delay),
+        BackoffConfig::Jittered { min, max } => strait_balancer::Backoff::Jittered { min, max },
+    }
+}
+
+fn budget(b: &BudgetConfig) -> BudgetParams {
+    BudgetParams {
+        ttl: b.ttl,
+        min_per_sec: b.min_retries_per_sec,
+        percent_can_retry: b.percent_can_retry,
+    }
+}
+
+fn client_policy(p: &ClientParams) -> ClientPolicy {
+    let balancer = match p.load_balancer {
+        LoadBalancerConfig::P2c { max_effort, .. } => LoadBalancer::P2c { max_effort },
+        LoadBalancerConfig::Ewma {
+            max_effort,
+            decay_time,
+            ..
+        } => LoadBalancer::Ewma {
+            max_effort,
+            decay: decay_time,
+        },
+        LoadBalancerConfig::RoundRobin { max_effort, .. } => {
+            LoadBalancer::RoundRobin { max_effort }
+        }
+    };
+    let accrual = match &p.failure_accrual {
+        FailureAccrualConfig::ConsecutiveFailures {
+            failures,
+            backoff: b,
+        } => FailureAccrual::ConsecutiveFailures {
+            failures: *failures,
+            backoff: backoff(b),
+        },
+        FailureAccrualConfig::SuccessRate {
+            success_rate,
+            requests,
+            backoff: b,
+        } => FailureAccrual::SuccessRate {
+            success_rate: *success_rate,
+            requests: *requests,
+            backoff: backoff(b),
+        },
+        FailureAccrualConfig::SuccessRateWindowed {
+            success_rate,
+            window,
+            backoff: b,
+        } => FailureAccrual::SuccessRateWindowed {
+            success_rate: *success_rate,
+            window: *window,
+            backoff: backoff(b),
+        },
+        FailureAccrualConfig::Disabled => FailureAccrual::None,
+    };
+    ClientPolicy {
+        balancer,
+        accrual,
+        requeue_budget: budget(&p.requeue_budget),
+        attempt_timeout: p.request_attempt_timeout,
+        connect_timeout: p.connect_timeout,
+        pool_max_idle: p.host_connection_pool.max_size.map(|n| n as usize),
+        pool_idle_timeout: p.host_connection_pool.idle_time,
+    }
+}
+
+fn service_policy(p: &ServiceParams) -> ServicePolicy {
+    let classifier = match p.response_classifier {
+        ClassifierKind::NonRetryable5XX => Classifier::NonRetryable5XX,
+        ClassifierKind::RetryableRead5XX => Classifier::RetryableRead5XX,
+        ClassifierKind::RetryableIdempotent5XX => Classifier::RetryableIdempotent5XX,
+        ClassifierKind::RetryableAll5XX => Classifier::RetryableAll5XX,
+        ClassifierKind::AllSuccessful => Classifier::AllSuccessful,
+    };
+    let retry_backoff = match p.retries.backoff {
+        BackoffConfig::Constant { delay } => RetryBackoff::Constant(delay),
+        BackoffConfig::Jittered { min, max } => RetryBackoff::Jittered { min, max },
+    };
+    ServicePolicy {
+        classifier,
+        budget: budget(&p.retries.budget),
+        backoff: retry_backoff,
+        total_timeout: p.total_timeout,
+    }
 }

@@ -265,8 +265,7 @@ class H(BaseHTTPRequestHandler):
         if mode == "hang":
             time.sleep(3600)
         fail = (mode == "unavailable") or (mode == "half" and k % 2 == 0) or (mode == "failfirst" and k <= arg)
-        self.reply(503 if fail else 200, ("unavailable " if fail else "instance ") + name + "
-")
+        self.reply(503 if fail else 200, ("unavailable " if fail else "instance ") + name + "\n")
     def reply(self, code, text):
         body = text.encode()
         self.send_response(code)

@@ -28,15 +28,20 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+mod policy;
 mod read;
 mod schema;
 mod tree;
 mod types;
 
 pub use types::{
-    AdminConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig, ForwardedConfig,
-    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, NamerConfig, Protocol,
-    RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
+    AdminConfig, BackoffConfig, BindingCacheConfig, BudgetConfig, ClassifierKind, ClientConfig,
+    ClientParams, ClientParamsPatch, ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig,
+    DEFAULT_CONNECT_TIMEOUT, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler,
+    FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig,
+    Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig,
+    ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig,
+    UsageConfig,
 };
 
 /// One problem in a config file.

@@ -10,7 +10,7 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use strait_dtab::{Dtab, ParseError, Path};
+use strait_dtab::{Dtab, ParseError, Path, Prefix};
 
 use super::ConfigError;
 use super::tree::{Key, Node, Pos, Value, child};
@@ -32,9 +32,15 @@ impl Ctx<'_> {
     /// Records a dtab-language error at the character it points to inside
     /// the scalar `node`.
     fn dtab_error(&mut self, node: &Node, path: &str, what: &str, e: &ParseError) {
-        let pos = self.pos_in_scalar(node, e.offset());
+        self.syntax_error(node, path, what, e.offset(), e.message());
+    }
+
+    /// Records a dtab-language error `message` at the `offset`-th
+    /// character of the scalar `node`.
+    fn syntax_error(&mut self, node: &Node, path: &str, what: &str, offset: usize, message: &str) {
+        let pos = self.pos_in_scalar(node, offset);
         // Finagle quotes the whole input; keep the error on one line.
-        let message = e.message().replace('\n', "\\n");
+        let message = message.replace('\n', "\\n");
         self.error(pos, path, format!("invalid {what}: {message}"));
     }
 
@@ -380,6 +386,16 @@ pub(crate) fn u32_positive(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<
     integer(cx, node, path, 1, i128::from(u32::MAX)).and_then(|n| u32::try_from(n).ok())
 }
 
+/// A positive integer that fits in 64 bits.
+pub(crate) fn u64_positive(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u64> {
+    integer(cx, node, path, 1, i128::from(u64::MAX)).and_then(|n| u64::try_from(n).ok())
+}
+
+/// An integer from 1 to 60.
+pub(crate) fn secs_1_to_60(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u64> {
+    integer(cx, node, path, 1, 60).and_then(|n| u64::try_from(n).ok())
+}
+
 /// A non-negative integer that fits in 64 bits.
 pub(crate) fn u64_any(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u64> {
     integer(cx, node, path, 0, i128::from(u64::MAX)).and_then(|n| u64::try_from(n).ok())
@@ -407,6 +423,54 @@ pub(crate) fn positive_number(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Opti
             None
         }
     }
+}
+
+/// A finite number (an integer or a decimal).
+pub(crate) fn number(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<f64> {
+    let text = plain(cx, node, path, "a number")?;
+    match text.parse::<f64>() {
+        Ok(n) if n.is_finite() => Some(n),
+        _ => {
+            cx.error(
+                node.pos,
+                path,
+                format!("expected a number, found {}", node.describe()),
+            );
+            None
+        }
+    }
+}
+
+/// A finite number from `min` to `max`; `above_min` leaves `min` itself
+/// out.
+pub(crate) fn number_in(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    min: f64,
+    max: f64,
+    above_min: bool,
+) -> Option<f64> {
+    let n = number(cx, node, path)?;
+    let low_ok = if above_min { n > min } else { n >= min };
+    if low_ok && n <= max {
+        return Some(n);
+    }
+    let text = match &node.value {
+        Value::Scalar(s) => s.text.as_str(),
+        _ => "",
+    };
+    let range = if above_min {
+        format!("greater than {min} and at most {max}")
+    } else {
+        format!("from {min} to {max}")
+    };
+    cx.error(
+        node.pos,
+        path,
+        format!("expected a number {range}, found {text}"),
+    );
+    None
 }
 
 /// An IP address literal.
@@ -442,6 +506,103 @@ pub(crate) fn name_path(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Pat
             cx.dtab_error(node, path, "path", &e);
             None
         }
+    }
+}
+
+/// A dentry prefix such as `/#/io.l5d.fs/*` (`*` matches any one
+/// element), positioned at the offending character on error.
+///
+/// Linkerd's static client and service configs also take `{name}`
+/// capture segments (`/#/io.l5d.consul/dc1/{service}`); Strait reads each
+/// as `*`. Captures only feed `tls.commonName`, which Strait does not
+/// implement yet, so none are kept.
+pub(crate) fn prefix(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Prefix> {
+    let text = scalar(cx, node, path, "a prefix such as /#/io.l5d.fs/*")?;
+    let (rewritten, map) = captures_as_wildcards(text);
+    match Prefix::read(&rewritten) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            let offset = map
+                .get(e.offset())
+                .copied()
+                .unwrap_or_else(|| text.chars().count());
+            let message = restore_context(e.message(), &rewritten, e.offset(), text, offset);
+            cx.syntax_error(node, path, "prefix", offset, &message);
+            None
+        }
+    }
+}
+
+/// `text` with every `{name}` segment replaced by `*`, and for each
+/// character of the result (and its end) the index of the character of
+/// `text` it came from.
+fn captures_as_wildcards(text: &str) -> (String, Vec<usize>) {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let mut map = Vec::with_capacity(chars.len() + 1);
+    let mut i = 0;
+    while i < chars.len() {
+        if i > 0
+            && chars[i - 1] == '/'
+            && chars[i] == '{'
+            && let Some(len) = capture_len(&chars[i..])
+        {
+            out.push('*');
+            map.push(i);
+            i += len;
+            continue;
+        }
+        out.push(chars[i]);
+        map.push(i);
+        i += 1;
+    }
+    map.push(chars.len());
+    (out, map)
+}
+
+/// The length of the `{name}` segment `chars` starts with: a non-empty
+/// name of letters, digits, `_`, `-` and `.`, then `/`, whitespace or the
+/// end.
+fn capture_len(chars: &[char]) -> Option<usize> {
+    let close = chars.iter().position(|&c| c == '}')?;
+    let name = &chars[1..close];
+    let name_ok = !name.is_empty()
+        && name
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let end_ok = chars
+        .get(close + 1)
+        .is_none_or(|&c| c == '/' || c.is_whitespace());
+    (name_ok && end_ok).then_some(close + 1)
+}
+
+/// Finagle's message about `rewritten` (`… found at '<context>'`), with the
+/// context quoting `original` instead.
+fn restore_context(
+    message: &str,
+    rewritten: &str,
+    offset: usize,
+    original: &str,
+    original_offset: usize,
+) -> String {
+    fn context(s: &str, idx: usize) -> String {
+        let chars: Vec<char> = s.chars().collect();
+        match chars.get(idx) {
+            None => format!("{s}[]"),
+            Some(c) => {
+                let before: String = chars[..idx].iter().collect();
+                let after: String = chars[idx + 1..].iter().collect();
+                format!("{before}[{c}]{after}")
+            }
+        }
+    }
+    if rewritten == original {
+        return message.to_owned();
+    }
+    let suffix = format!(" found at '{}'", context(rewritten, offset));
+    match message.strip_suffix(&suffix) {
+        Some(head) => format!("{head} found at '{}'", context(original, original_offset)),
+        None => message.to_owned(),
     }
 }
 
@@ -675,6 +836,61 @@ mod tests {
                 "t.yaml:3:9: dtab: invalid dtab: simple expected but 'c' found at '/svc => /a;\\n/b => [c];\\n'"
             ],
             "the error names the line and column of the bad character in the block, on one line"
+        );
+    }
+
+    #[test]
+    fn prefix_reads_wildcards_and_name_captures_as_wildcards() {
+        let (v, errors) = with_root(
+            "a: /#/io.l5d.consul/{dc}/{service}\nb: \"/#/io.l5d.fs/*/x\"\n",
+            |cx, mut r| (r.opt(cx, "a", prefix), r.opt(cx, "b", prefix)),
+        );
+        assert_eq!(errors, Vec::<String>::new());
+        let show = |p: Option<Prefix>| p.map(|p| p.show());
+        assert_eq!(show(v.0), Some("/#/io.l5d.consul/*/*".to_owned()));
+        assert_eq!(show(v.1), Some("/#/io.l5d.fs/*/x".to_owned()));
+    }
+
+    #[test]
+    fn prefix_error_points_at_the_original_text_around_captures() {
+        let (_, errors) = with_root(
+            "a: \"/{dc}/x{y}\"\nb: /{}/x\nc: /{svc}/{dc}/b@d\n",
+            |cx, mut r| {
+                (
+                    r.opt(cx, "a", prefix),
+                    r.opt(cx, "b", prefix),
+                    r.opt(cx, "c", prefix),
+                )
+            },
+        );
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:1:12: a: invalid prefix: end of input expected but '{' found at '/{dc}/x[{]y}'",
+                "t.yaml:2:5: b: invalid prefix: end of input expected but '{' found at '/[{]}/x'",
+                "t.yaml:3:17: c: invalid prefix: end of input expected but '@' found at '/{svc}/{dc}/b[@]d'",
+            ],
+            "only whole `{{name}}` segments are captures; errors quote what was written"
+        );
+    }
+
+    #[test]
+    fn numbers_are_range_checked() {
+        let (v, errors) = with_root("a: 0.5\nb: 0\nc: 1e3\nd: .inf\n", |cx, mut r| {
+            (
+                r.opt(cx, "a", |cx, n, p| number_in(cx, n, p, 0.0, 1.0, true)),
+                r.opt(cx, "b", |cx, n, p| number_in(cx, n, p, 0.0, 1.0, true)),
+                r.opt(cx, "c", |cx, n, p| number_in(cx, n, p, 0.0, 1000.0, false)),
+                r.opt(cx, "d", number),
+            )
+        });
+        assert_eq!(v, (Some(0.5), None, Some(1000.0), None));
+        assert_eq!(
+            errors,
+            [
+                "t.yaml:2:4: b: expected a number greater than 0 and at most 1, found 0",
+                "t.yaml:4:4: d: expected a number, found '.inf'",
+            ]
         );
     }
 

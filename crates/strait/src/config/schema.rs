@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use strait_dtab::{Dtab, Path};
 
+use super::policy;
 use super::read::{
     Ctx, MapReader, boolean, dtab, file_path, ip, items, list, name_path, non_empty, one_of, port,
     positive_number, string, u32_any, u32_positive, u64_any,
@@ -121,7 +122,14 @@ fn not_implemented_kind(cx: &mut Ctx<'_>, node: &Node, path: &str, what: &str, k
     );
 }
 
-fn unknown_kind(cx: &mut Ctx<'_>, node: &Node, path: &str, what: &str, kind: &str, known: &[&str]) {
+pub(super) fn unknown_kind(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    what: &str,
+    kind: &str,
+    known: &[&str],
+) {
     cx.error(
         node.pos,
         path,
@@ -133,7 +141,7 @@ fn unknown_kind(cx: &mut Ctx<'_>, node: &Node, path: &str, what: &str, kind: &st
 }
 
 /// Reads `kind` (required) from a plugin block.
-fn kind(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> Option<(String, Node)> {
+pub(super) fn kind(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> Option<(String, Node)> {
     let node = r.get("kind").cloned();
     let kind = r.req(cx, "kind", non_empty)?;
     node.map(|n| (kind, n))
@@ -237,6 +245,14 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
             .opt(cx, "bindingTimeoutMs", u64_any)
             .map_or(Duration::from_millis(10_000), Duration::from_millis),
         binding_cache: r.or(cx, "bindingCache", binding_cache, bc),
+        client: r
+            .get("client")
+            .map(|n| policy::client(cx, n, &r.path_of("client")))
+            .unwrap_or_default(),
+        service: r
+            .get("service")
+            .map(|n| policy::service(cx, n, &r.path_of("service")))
+            .unwrap_or_default(),
         max_headers_kb: r.or(cx, "maxHeadersKB", u32_positive, 8),
         max_initial_line_kb: r.or(cx, "maxInitialLineKB", u32_positive, 4),
         max_err_response_kb: r.or(cx, "maxErrResponseKB", u32_any, 5120),
@@ -246,9 +262,6 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
     r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
         format!("`{key}` was removed in Linkerd 1.7 (bodies are streamed); remove the key")
     });
-    // `client` (linkerd1.md §1.6) and `service` (§1.7) come next: each will
-    // become a getter feeding a field of `RouterConfig`.
-    r.not_implemented(cx, &["client", "service"]);
     r.not_implemented(
         cx,
         &[

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use strait_dtab::{Dtab, Path};
+use strait_dtab::{Dtab, Path, Prefix};
 
 /// A whole `linkerd.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -105,6 +105,14 @@ pub struct RouterConfig {
     pub binding_timeout: Duration,
     /// Binding cache sizes (`bindingCache`).
     pub binding_cache: BindingCacheConfig,
+    /// How clients of concrete names behave (`client`, default
+    /// `io.l5d.global` with Linkerd's defaults); see
+    /// [`ClientConfig::params_for`].
+    pub client: ClientConfig,
+    /// How requests to logical names are classified, retried and timed out
+    /// (`service`, default `io.l5d.global` with Linkerd's defaults); see
+    /// [`ServiceConfig::params_for`].
+    pub service: ServiceConfig,
     /// Largest request header block accepted (`maxHeadersKB`, default 8).
     #[serde(rename = "maxHeadersKB")]
     pub max_headers_kb: u32,
@@ -257,6 +265,588 @@ pub enum ForwardedLabeler {
         label: String,
     },
 }
+
+// ------------------------------------------------------------ client
+
+/// Per-concrete-name client settings (`client`, linkerd1.md §1.6),
+/// dispatched on `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum ClientConfig {
+    /// `io.l5d.global` (the default): one set of parameters, written
+    /// directly in the `client` block, for every client.
+    #[serde(rename = "io.l5d.global")]
+    Global(ClientParams),
+    /// `io.l5d.static`: `configs`, a list of `{prefix, …params}`; every
+    /// item whose prefix matches a concrete name applies, in order, over
+    /// the defaults, so later matches override earlier ones key by key.
+    #[serde(rename = "io.l5d.static")]
+    Static {
+        /// The prefixed parameter sets, in the order written.
+        configs: Vec<ClientPrefixConfig>,
+    },
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        ClientConfig::Global(ClientParams::default())
+    }
+}
+
+impl ClientConfig {
+    /// The parameters of the client for the concrete (bound) name
+    /// `concrete`, such as `/#/io.l5d.fs/web` or `/$/inet/127.1/8080`:
+    /// the global parameters, or the defaults with every matching static
+    /// item applied in order.
+    pub fn params_for(&self, concrete: &Path) -> ClientParams {
+        match self {
+            ClientConfig::Global(params) => params.clone(),
+            ClientConfig::Static { configs } => {
+                let mut params = ClientParams::default();
+                for c in configs.iter().filter(|c| c.prefix.matches(concrete)) {
+                    c.params.apply_to(&mut params);
+                }
+                params
+            }
+        }
+    }
+}
+
+/// One `io.l5d.static` client item: a prefix and the keys it sets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClientPrefixConfig {
+    /// Concrete names this item applies to (`prefix`, required), such as
+    /// `/#/io.l5d.fs/*`: `*` matches any one element. Linkerd's `{name}`
+    /// capture segments read as `*` (Strait keeps no captures: they only
+    /// feed `tls.commonName`, which Strait does not implement yet), so
+    /// they print as `*`.
+    #[serde(serialize_with = "prefix_show")]
+    pub prefix: Prefix,
+    /// The keys written in this item; absent keys leave what earlier items
+    /// (or the defaults) set.
+    #[serde(flatten)]
+    pub params: ClientParamsPatch,
+}
+
+/// A client's parameters, every default filled in.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientParams {
+    /// How an endpoint is picked (`loadBalancer`, default `p2c` with
+    /// `maxEffort` 5).
+    pub load_balancer: LoadBalancerConfig,
+    /// When an endpoint is marked dead (`failureAccrual`, default 5
+    /// consecutive failures with jittered backoff 5 s → 300 s).
+    pub failure_accrual: FailureAccrualConfig,
+    /// Budget for connection-level retries (`requeueBudget`, default
+    /// `ttlSecs` 10, `minRetriesPerSec` 10, `percentCanRetry` 0.2).
+    pub requeue_budget: BudgetConfig,
+    /// The per-endpoint connection pool (`hostConnectionPool`, default
+    /// unbounded).
+    pub host_connection_pool: PoolConfig,
+    /// Timeout of one attempt, retries excluded (`requestAttemptTimeoutMs`,
+    /// default none).
+    #[serde(
+        rename = "requestAttemptTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_attempt_timeout: Option<Duration>,
+    /// How long opening a connection may take (`connectTimeoutMs`, at
+    /// least 1). Not a Linkerd 1 key (Finagle's connect timeout was not
+    /// configurable there): a Strait extension, default 10 000 ms.
+    #[serde(rename = "connectTimeoutMs", serialize_with = "as_millis")]
+    pub connect_timeout: Duration,
+    /// Mark an endpoint down as soon as a connection to it fails
+    /// (`failFast`, default false).
+    pub fail_fast: bool,
+}
+
+/// Strait's default connect timeout (`connectTimeoutMs`).
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(10_000);
+
+impl Default for ClientParams {
+    fn default() -> Self {
+        ClientParams {
+            load_balancer: LoadBalancerConfig::default(),
+            failure_accrual: FailureAccrualConfig::default(),
+            requeue_budget: BudgetConfig::default(),
+            host_connection_pool: PoolConfig::default(),
+            request_attempt_timeout: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            fail_fast: false,
+        }
+    }
+}
+
+/// The client keys one block sets: `None` for a key not written. Blocks
+/// (`loadBalancer`, `hostConnectionPool`, …) are whole values: a block
+/// written with some keys has Linkerd's defaults for the others, as in
+/// Linkerd, where each is one Finagle stack parameter.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClientParamsPatch {
+    /// `loadBalancer`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load_balancer: Option<LoadBalancerConfig>,
+    /// `failureAccrual`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_accrual: Option<FailureAccrualConfig>,
+    /// `requeueBudget`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requeue_budget: Option<BudgetConfig>,
+    /// `hostConnectionPool`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_connection_pool: Option<PoolConfig>,
+    /// `requestAttemptTimeoutMs`.
+    #[serde(
+        rename = "requestAttemptTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub request_attempt_timeout: Option<Duration>,
+    /// `connectTimeoutMs`.
+    #[serde(
+        rename = "connectTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connect_timeout: Option<Duration>,
+    /// `failFast`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fail_fast: Option<bool>,
+}
+
+impl ClientParamsPatch {
+    /// Overwrites in `params` every key this patch sets.
+    pub fn apply_to(&self, params: &mut ClientParams) {
+        if let Some(lb) = &self.load_balancer {
+            params.load_balancer = lb.clone();
+        }
+        if let Some(fa) = &self.failure_accrual {
+            params.failure_accrual = fa.clone();
+        }
+        if let Some(b) = &self.requeue_budget {
+            params.requeue_budget = b.clone();
+        }
+        if let Some(p) = &self.host_connection_pool {
+            params.host_connection_pool = p.clone();
+        }
+        if let Some(t) = self.request_attempt_timeout {
+            params.request_attempt_timeout = Some(t);
+        }
+        if let Some(t) = self.connect_timeout {
+            params.connect_timeout = t;
+        }
+        if let Some(f) = self.fail_fast {
+            params.fail_fast = f;
+        }
+    }
+}
+
+/// A load balancer (`loadBalancer`, dispatched on `kind`). Every kind
+/// takes `enableProbation` (default false). Linkerd's `aperture` and
+/// `heap` are refused as not supported yet.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all_fields = "camelCase")]
+pub enum LoadBalancerConfig {
+    /// `p2c`: power of two choices, least loaded.
+    #[serde(rename = "p2c")]
+    P2c {
+        /// Re-picks after drawing a dead endpoint (`maxEffort`, default 5).
+        max_effort: u32,
+        /// `enableProbation` (default false).
+        enable_probation: bool,
+    },
+    /// `ewma`: power of two choices, least peak-EWMA latency.
+    #[serde(rename = "ewma")]
+    Ewma {
+        /// Re-picks after drawing a dead endpoint (`maxEffort`, default 5).
+        max_effort: u32,
+        /// Latency decay window (`decayTimeMs`, default 10 000).
+        #[serde(rename = "decayTimeMs", serialize_with = "as_millis")]
+        decay_time: Duration,
+        /// `enableProbation` (default false).
+        enable_probation: bool,
+    },
+    /// `roundRobin`.
+    #[serde(rename = "roundRobin")]
+    RoundRobin {
+        /// Re-picks after drawing a dead endpoint (`maxEffort`, default 5).
+        max_effort: u32,
+        /// `enableProbation` (default false).
+        enable_probation: bool,
+    },
+}
+
+impl Default for LoadBalancerConfig {
+    fn default() -> Self {
+        LoadBalancerConfig::P2c {
+            max_effort: 5,
+            enable_probation: false,
+        }
+    }
+}
+
+impl LoadBalancerConfig {
+    /// `maxEffort`, whatever the kind.
+    pub fn max_effort(&self) -> u32 {
+        match self {
+            LoadBalancerConfig::P2c { max_effort, .. }
+            | LoadBalancerConfig::Ewma { max_effort, .. }
+            | LoadBalancerConfig::RoundRobin { max_effort, .. } => *max_effort,
+        }
+    }
+
+    /// `enableProbation`, whatever the kind.
+    pub fn enable_probation(&self) -> bool {
+        match self {
+            LoadBalancerConfig::P2c {
+                enable_probation, ..
+            }
+            | LoadBalancerConfig::Ewma {
+                enable_probation, ..
+            }
+            | LoadBalancerConfig::RoundRobin {
+                enable_probation, ..
+            } => *enable_probation,
+        }
+    }
+}
+
+/// When an endpoint is marked dead (`failureAccrual`, dispatched on
+/// `kind`). Each kind but `none` takes a `backoff`: how long a dead
+/// endpoint stays dead before one probe request (default jittered
+/// 5 000 → 300 000 ms).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all_fields = "camelCase")]
+pub enum FailureAccrualConfig {
+    /// `io.l5d.consecutiveFailures`: dead after `failures` failures in a
+    /// row.
+    #[serde(rename = "io.l5d.consecutiveFailures")]
+    ConsecutiveFailures {
+        /// `failures` (default 5, at least 1).
+        failures: u32,
+        /// `backoff`.
+        backoff: BackoffConfig,
+    },
+    /// `io.l5d.successRate`: dead when the success rate, an EWMA over
+    /// `requests` requests, falls below `success_rate`.
+    #[serde(rename = "io.l5d.successRate")]
+    SuccessRate {
+        /// `successRate` (required, in (0, 1]).
+        success_rate: f64,
+        /// `requests` (required, at least 1).
+        requests: u32,
+        /// `backoff`.
+        backoff: BackoffConfig,
+    },
+    /// `io.l5d.successRateWindowed`: dead when the success rate over the
+    /// last `window` falls below `success_rate`.
+    #[serde(rename = "io.l5d.successRateWindowed")]
+    SuccessRateWindowed {
+        /// `successRate` (required, in (0, 1]).
+        success_rate: f64,
+        /// `window` in seconds (required, at least 1).
+        #[serde(serialize_with = "as_secs")]
+        window: Duration,
+        /// `backoff`.
+        backoff: BackoffConfig,
+    },
+    /// `none`: endpoints are never marked dead.
+    #[serde(rename = "none")]
+    Disabled,
+}
+
+impl FailureAccrualConfig {
+    /// Linkerd's backoff when a policy has no `backoff`: 5 s to 300 s,
+    /// jittered. (Linkerd uses Finagle's equal jitter here and decorrelated
+    /// jitter for `kind: jittered`; Strait has one jittered backoff.)
+    pub fn default_backoff() -> BackoffConfig {
+        BackoffConfig::Jittered {
+            min: Duration::from_millis(5_000),
+            max: Duration::from_millis(300_000),
+        }
+    }
+}
+
+impl Default for FailureAccrualConfig {
+    /// Linkerd's default: 5 consecutive failures, jittered 5 s → 300 s.
+    fn default() -> Self {
+        FailureAccrualConfig::ConsecutiveFailures {
+            failures: 5,
+            backoff: FailureAccrualConfig::default_backoff(),
+        }
+    }
+}
+
+/// A backoff (`backoff`, dispatched on `kind`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind")]
+pub enum BackoffConfig {
+    /// `constant`: the same pause every time.
+    #[serde(rename = "constant")]
+    Constant {
+        /// The pause (`ms`, default 0).
+        #[serde(rename = "ms", serialize_with = "as_millis")]
+        delay: Duration,
+    },
+    /// `jittered`: decorrelated jitter between `min` and `max`.
+    #[serde(rename = "jittered")]
+    Jittered {
+        /// Smallest pause (`minMs`, required, at least 1).
+        #[serde(rename = "minMs", serialize_with = "as_millis")]
+        min: Duration,
+        /// Largest pause (`maxMs`, required, at least `minMs`).
+        #[serde(rename = "maxMs", serialize_with = "as_millis")]
+        max: Duration,
+    },
+}
+
+impl Default for BackoffConfig {
+    /// Constant 0 ms, Linkerd's retry backoff.
+    fn default() -> Self {
+        BackoffConfig::Constant {
+            delay: Duration::ZERO,
+        }
+    }
+}
+
+/// A retry budget (`requeueBudget`, `retries.budget`): retries allowed as
+/// `percent_can_retry` of the requests of the last `ttl`, plus
+/// `min_retries_per_sec`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BudgetConfig {
+    /// The window (`ttlSecs`, default 10, 1 to 60).
+    #[serde(rename = "ttlSecs", serialize_with = "as_secs")]
+    pub ttl: Duration,
+    /// Retries always allowed per second (`minRetriesPerSec`, default 10).
+    pub min_retries_per_sec: u32,
+    /// Retries allowed per request (`percentCanRetry`, default 0.2, 0 to
+    /// 1000).
+    pub percent_can_retry: f64,
+}
+
+impl Default for BudgetConfig {
+    fn default() -> Self {
+        BudgetConfig {
+            ttl: Duration::from_secs(10),
+            min_retries_per_sec: 10,
+            percent_can_retry: 0.2,
+        }
+    }
+}
+
+/// The per-endpoint connection pool (`hostConnectionPool`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolConfig {
+    /// Connections kept open even when idle (`minSize`, default 0).
+    pub min_size: u32,
+    /// Most connections (`maxSize`, default unbounded; at least 1 and at
+    /// least `minSize`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<u32>,
+    /// Idle connections above `minSize` close after this (`idleTimeMs`,
+    /// default never).
+    #[serde(
+        rename = "idleTimeMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub idle_time: Option<Duration>,
+    /// Requests that may wait for a connection (`maxWaiters`, default
+    /// unbounded).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_waiters: Option<u32>,
+}
+
+// ----------------------------------------------------------- service
+
+/// Per-logical-name service settings (`service`, linkerd1.md §1.7),
+/// dispatched on `kind`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "kind")]
+pub enum ServiceConfig {
+    /// `io.l5d.global` (the default): one set of parameters, written
+    /// directly in the `service` block, for every service.
+    #[serde(rename = "io.l5d.global")]
+    Global(ServiceParams),
+    /// `io.l5d.static`: `configs`, a list of `{prefix, …params}` matched
+    /// against service names such as `/svc/foo`; matching items apply in
+    /// order over the defaults, so later matches win key by key.
+    #[serde(rename = "io.l5d.static")]
+    Static {
+        /// The prefixed parameter sets, in the order written.
+        configs: Vec<ServicePrefixConfig>,
+    },
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig::Global(ServiceParams::default())
+    }
+}
+
+impl ServiceConfig {
+    /// The parameters for the service (logical) name `service`, such as
+    /// `/svc/foo`: the global parameters, or the defaults with every
+    /// matching static item applied in order.
+    pub fn params_for(&self, service: &Path) -> ServiceParams {
+        match self {
+            ServiceConfig::Global(params) => params.clone(),
+            ServiceConfig::Static { configs } => {
+                let mut params = ServiceParams::default();
+                for c in configs.iter().filter(|c| c.prefix.matches(service)) {
+                    c.params.apply_to(&mut params);
+                }
+                params
+            }
+        }
+    }
+}
+
+/// One `io.l5d.static` service item: a prefix and the keys it sets.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ServicePrefixConfig {
+    /// Service names this item applies to (`prefix`, required), such as
+    /// `/svc/foo`; `*` (and `{name}`, read as `*`) matches any one element.
+    #[serde(serialize_with = "prefix_show")]
+    pub prefix: Prefix,
+    /// The keys written in this item.
+    #[serde(flatten)]
+    pub params: ServiceParamsPatch,
+}
+
+/// A service's parameters, every default filled in.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceParams {
+    /// What is a failure and what may be retried (`responseClassifier`,
+    /// default `io.l5d.http.nonRetryable5XX`).
+    pub response_classifier: ClassifierKind,
+    /// Retry budget and backoff (`retries`).
+    pub retries: RetriesConfig,
+    /// Timeout of the whole request, retries included (`totalTimeoutMs`,
+    /// default none).
+    #[serde(
+        rename = "totalTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_timeout: Option<Duration>,
+}
+
+/// Retries of one service (`retries`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RetriesConfig {
+    /// `budget` (default `ttlSecs` 10, `minRetriesPerSec` 10,
+    /// `percentCanRetry` 0.2), per service.
+    pub budget: BudgetConfig,
+    /// Pause before each retry (`backoff`, default constant 0 ms).
+    pub backoff: BackoffConfig,
+}
+
+/// The service keys one block sets: `None` for a key not written.
+/// `retries.budget` and `retries.backoff` apply separately (each is one
+/// Finagle stack parameter in Linkerd); other blocks are whole values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceParamsPatch {
+    /// `responseClassifier`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_classifier: Option<ClassifierKind>,
+    /// `retries`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retries: Option<RetriesPatch>,
+    /// `totalTimeoutMs`.
+    #[serde(
+        rename = "totalTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub total_timeout: Option<Duration>,
+}
+
+impl ServiceParamsPatch {
+    /// Overwrites in `params` every key this patch sets.
+    pub fn apply_to(&self, params: &mut ServiceParams) {
+        if let Some(c) = self.response_classifier {
+            params.response_classifier = c;
+        }
+        if let Some(r) = &self.retries {
+            if let Some(b) = &r.budget {
+                params.retries.budget = b.clone();
+            }
+            if let Some(b) = &r.backoff {
+                params.retries.backoff = b.clone();
+            }
+        }
+        if let Some(t) = self.total_timeout {
+            params.total_timeout = Some(t);
+        }
+    }
+}
+
+/// The `retries` keys one block sets.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct RetriesPatch {
+    /// `budget`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<BudgetConfig>,
+    /// `backoff`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<BackoffConfig>,
+}
+
+/// An HTTP response classifier (`responseClassifier: {kind: …}`). Every
+/// kind treats 5xx (and errors) as failures except `allSuccessful`; they
+/// differ in which methods may be retried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind")]
+pub enum ClassifierKind {
+    /// `io.l5d.http.nonRetryable5XX` (the default): never retried.
+    #[default]
+    #[serde(rename = "io.l5d.http.nonRetryable5XX")]
+    NonRetryable5XX,
+    /// `io.l5d.http.retryableRead5XX`: GET, HEAD, OPTIONS, TRACE retried.
+    #[serde(rename = "io.l5d.http.retryableRead5XX")]
+    RetryableRead5XX,
+    /// `io.l5d.http.retryableIdempotent5XX`: … and PUT, DELETE.
+    #[serde(rename = "io.l5d.http.retryableIdempotent5XX")]
+    RetryableIdempotent5XX,
+    /// `io.l5d.http.retryableAll5XX`: any method retried.
+    #[serde(rename = "io.l5d.http.retryableAll5XX")]
+    RetryableAll5XX,
+    /// `io.l5d.http.allSuccessful`: every response is a success.
+    #[serde(rename = "io.l5d.http.allSuccessful")]
+    AllSuccessful,
+}
+
+impl ClassifierKind {
+    /// Every kind, in the order of Linkerd's docs.
+    pub const ALL: [ClassifierKind; 5] = [
+        ClassifierKind::NonRetryable5XX,
+        ClassifierKind::RetryableRead5XX,
+        ClassifierKind::RetryableIdempotent5XX,
+        ClassifierKind::RetryableAll5XX,
+        ClassifierKind::AllSuccessful,
+    ];
+
+    /// The kind as written in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClassifierKind::NonRetryable5XX => "io.l5d.http.nonRetryable5XX",
+            ClassifierKind::RetryableRead5XX => "io.l5d.http.retryableRead5XX",
+            ClassifierKind::RetryableIdempotent5XX => "io.l5d.http.retryableIdempotent5XX",
+            ClassifierKind::RetryableAll5XX => "io.l5d.http.retryableAll5XX",
+            ClassifierKind::AllSuccessful => "io.l5d.http.allSuccessful",
+        }
+    }
+}
+
+// ------------------------------------------------------------ namers
 
 /// A namer: resolves concrete names under `/#/<prefix>` to addresses.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -419,6 +1009,17 @@ fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 
 fn as_secs<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_u64(d.as_secs())
+}
+
+fn opt_as_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => as_millis(d, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn prefix_show<S: Serializer>(p: &Prefix, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&p.show())
 }
 
 fn dtab_show<S: Serializer>(d: &Dtab, s: S) -> Result<S::Ok, S::Error> {

@@ -1,0 +1,397 @@
+//! The router's `client` (linkerd1.md §1.6) and `service` (§1.7) blocks.
+//!
+//! Both are `io.l5d.global` (the default: parameters written in the block
+//! itself) or `io.l5d.static` (`configs:`, a list of `{prefix, …params}`).
+//! One reader per block reads the keys written as a patch (`None` for a
+//! key not written): the global kind applies it to the defaults, the
+//! static kind keeps one per prefix for `params_for` to apply in order.
+
+use std::time::Duration;
+
+use super::read::{
+    Ctx, MapReader, boolean, items, number, number_in, prefix, secs_1_to_60, u32_any, u32_positive,
+    u64_any, u64_positive,
+};
+use super::schema::{kind, unknown_kind};
+use super::tree::{Node, Pos};
+use super::types::{
+    BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
+    ClientPrefixConfig, FailureAccrualConfig, LoadBalancerConfig, PoolConfig, RetriesPatch,
+    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig,
+};
+
+const CONFIG_KINDS: &[&str] = &["io.l5d.global", "io.l5d.static"];
+
+/// Which of Linkerd's two `client`/`service` kinds a block is (`kind`,
+/// default `io.l5d.global`); `None` (recorded) for any other.
+fn config_kind(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, what: &str) -> Option<bool> {
+    let Some(node) = r.get("kind").cloned() else {
+        // Absent or null: the default.
+        return Some(false);
+    };
+    let kind_path = r.path_of("kind");
+    let name = super::read::non_empty(cx, &node, &kind_path)?;
+    match name.as_str() {
+        "io.l5d.global" => Some(false),
+        "io.l5d.static" => Some(true),
+        k => {
+            unknown_kind(cx, &node, &kind_path, what, k, CONFIG_KINDS);
+            None
+        }
+    }
+}
+
+/// The `configs` items of a static block, each read with `item`.
+fn static_configs<T>(
+    cx: &mut Ctx<'_>,
+    r: &mut MapReader<'_>,
+    item: fn(&mut Ctx<'_>, &Node, &str) -> Option<T>,
+) -> Vec<T> {
+    let Some(node) = r.req(cx, "configs", |_, n, _| Some(n.clone())) else {
+        return Vec::new();
+    };
+    let path = r.path_of("configs");
+    items(cx, &node, &path, false)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(n, p)| item(cx, n, &p))
+        .collect()
+}
+
+// --------------------------------------------------------------- client
+
+/// `client:`; a bad block reads as the default (with its errors recorded).
+pub(crate) fn client(cx: &mut Ctx<'_>, node: &Node, path: &str) -> ClientConfig {
+    let Some(mut r) = MapReader::new(cx, node, path) else {
+        return ClientConfig::default();
+    };
+    let config = match config_kind(cx, &mut r, "client") {
+        Some(false) => {
+            let mut params = ClientParams::default();
+            client_params(cx, &mut r).apply_to(&mut params);
+            ClientConfig::Global(params)
+        }
+        Some(true) => ClientConfig::Static {
+            configs: static_configs(cx, &mut r, client_prefix_config),
+        },
+        None => return ClientConfig::default(),
+    };
+    r.finish(cx);
+    config
+}
+
+fn client_prefix_config(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClientPrefixConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let prefix = r.req(cx, "prefix", prefix);
+    let params = client_params(cx, &mut r);
+    r.finish(cx);
+    Some(ClientPrefixConfig {
+        prefix: prefix?,
+        params,
+    })
+}
+
+/// The client parameters written in `r`.
+fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ClientParamsPatch {
+    let patch = ClientParamsPatch {
+        load_balancer: r.opt(cx, "loadBalancer", load_balancer),
+        failure_accrual: r.opt(cx, "failureAccrual", failure_accrual),
+        requeue_budget: r.opt(cx, "requeueBudget", budget),
+        host_connection_pool: r.opt(cx, "hostConnectionPool", pool),
+        request_attempt_timeout: r.opt(cx, "requestAttemptTimeoutMs", millis_positive),
+        connect_timeout: r.opt(cx, "connectTimeoutMs", millis_positive),
+        fail_fast: r.opt(cx, "failFast", boolean),
+    };
+    r.not_implemented(
+        cx,
+        &["tls", "clientSession", "socketOptions", "forwardClientCert"],
+    );
+    patch
+}
+
+/// A positive number of milliseconds.
+fn millis_positive(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Duration> {
+    u64_positive(cx, node, path).map(Duration::from_millis)
+}
+
+const BALANCER_KINDS: &[&str] = &["p2c", "ewma", "roundRobin"];
+
+fn load_balancer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<LoadBalancerConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let kind_path = r.path_of("kind");
+    let lb = match kind.as_str() {
+        "p2c" => Some(LoadBalancerConfig::P2c {
+            max_effort: r.or(cx, "maxEffort", u32_any, 5),
+            enable_probation: r.or(cx, "enableProbation", boolean, false),
+        }),
+        "ewma" => Some(LoadBalancerConfig::Ewma {
+            max_effort: r.or(cx, "maxEffort", u32_any, 5),
+            decay_time: r
+                .opt(cx, "decayTimeMs", millis_positive)
+                .unwrap_or(Duration::from_millis(10_000)),
+            enable_probation: r.or(cx, "enableProbation", boolean, false),
+        }),
+        "roundRobin" => Some(LoadBalancerConfig::RoundRobin {
+            max_effort: r.or(cx, "maxEffort", u32_any, 5),
+            enable_probation: r.or(cx, "enableProbation", boolean, false),
+        }),
+        k @ ("aperture" | "heap") => {
+            // Read (and check) its options, so the only error left is
+            // the kind itself.
+            if k == "aperture" {
+                let _ = r.opt(cx, "maxEffort", u32_any);
+                let _ = r.opt(cx, "smoothWindowMs", u64_positive);
+                let _ = r.opt(cx, "lowLoad", number);
+                let _ = r.opt(cx, "highLoad", number);
+                let _ = r.opt(cx, "minAperture", u32_positive);
+            }
+            let _ = r.opt(cx, "enableProbation", boolean);
+            cx.error(
+                kind_node.pos,
+                &kind_path,
+                format!(
+                    "load balancer `{k}` is a Linkerd 1 feature Strait parses but does not \
+                     support yet; use one of {}",
+                    BALANCER_KINDS.join(", ")
+                ),
+            );
+            None
+        }
+        k => {
+            unknown_kind(
+                cx,
+                &kind_node,
+                &kind_path,
+                "load balancer",
+                k,
+                BALANCER_KINDS,
+            );
+            return None;
+        }
+    };
+    r.finish(cx);
+    lb
+}
+
+const ACCRUAL_KINDS: &[&str] = &[
+    "io.l5d.consecutiveFailures",
+    "io.l5d.successRate",
+    "io.l5d.successRateWindowed",
+    "none",
+];
+
+fn failure_accrual(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<FailureAccrualConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let success_rate = |cx: &mut Ctx<'_>, n: &Node, p: &str| number_in(cx, n, p, 0.0, 1.0, true);
+    let fa = match kind.as_str() {
+        "io.l5d.consecutiveFailures" => Some(FailureAccrualConfig::ConsecutiveFailures {
+            failures: r.or(cx, "failures", u32_positive, 5),
+            backoff: accrual_backoff(cx, &mut r),
+        }),
+        "io.l5d.successRate" => {
+            let rate = r.req(cx, "successRate", success_rate);
+            let requests = r.req(cx, "requests", u32_positive);
+            let backoff = accrual_backoff(cx, &mut r);
+            Some(FailureAccrualConfig::SuccessRate {
+                success_rate: rate?,
+                requests: requests?,
+                backoff,
+            })
+        }
+        "io.l5d.successRateWindowed" => {
+            let rate = r.req(cx, "successRate", success_rate);
+            let window = r.req(cx, "window", u64_positive);
+            let backoff = accrual_backoff(cx, &mut r);
+            Some(FailureAccrualConfig::SuccessRateWindowed {
+                success_rate: rate?,
+                window: Duration::from_secs(window?),
+                backoff,
+            })
+        }
+        "none" => {
+            r.refuse(cx, &["backoff"], |_| {
+                "`backoff` has no effect with failure accrual `none`; remove it".to_owned()
+            });
+            Some(FailureAccrualConfig::Disabled)
+        }
+        k => {
+            let kind_path = r.path_of("kind");
+            unknown_kind(
+                cx,
+                &kind_node,
+                &kind_path,
+                "failure accrual",
+                k,
+                ACCRUAL_KINDS,
+            );
+            return None;
+        }
+    };
+    r.finish(cx);
+    fa
+}
+
+/// A failure accrual policy's `backoff` (default jittered 5 s → 300 s).
+fn accrual_backoff(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> BackoffConfig {
+    r.opt(cx, "backoff", backoff)
+        .unwrap_or_else(FailureAccrualConfig::default_backoff)
+}
+
+const BACKOFF_KINDS: &[&str] = &["constant", "jittered"];
+
+fn backoff(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BackoffConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let b = match kind.as_str() {
+        "constant" => Some(BackoffConfig::Constant {
+            delay: Duration::from_millis(r.or(cx, "ms", u64_any, 0)),
+        }),
+        "jittered" => {
+            let min = r.req(cx, "minMs", u64_positive);
+            let max_pos = r.get("maxMs").map(|n| n.pos);
+            let max = r.req(cx, "maxMs", u64_positive);
+            match (min, max, max_pos) {
+                (Some(min), Some(max), Some(pos)) if max < min => {
+                    cx.error(
+                        pos,
+                        &r.path_of("maxMs"),
+                        format!("maxMs ({max}) must be at least minMs ({min})"),
+                    );
+                    None
+                }
+                (Some(min), Some(max), _) => Some(BackoffConfig::Jittered {
+                    min: Duration::from_millis(min),
+                    max: Duration::from_millis(max),
+                }),
+                _ => None,
+            }
+        }
+        k => {
+            let kind_path = r.path_of("kind");
+            unknown_kind(cx, &kind_node, &kind_path, "backoff", k, BACKOFF_KINDS);
+            return None;
+        }
+    };
+    r.finish(cx);
+    b
+}
+
+/// A retry budget (`requeueBudget`, `retries.budget`), Finagle's ranges.
+fn budget(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BudgetConfig> {
+    let d = BudgetConfig::default();
+    let mut r = MapReader::new(cx, node, path)?;
+    let b = BudgetConfig {
+        ttl: r
+            .opt(cx, "ttlSecs", secs_1_to_60)
+            .map_or(d.ttl, Duration::from_secs),
+        min_retries_per_sec: r.or(cx, "minRetriesPerSec", u32_any, d.min_retries_per_sec),
+        percent_can_retry: r.or(
+            cx,
+            "percentCanRetry",
+            |cx, n, p| number_in(cx, n, p, 0.0, 1000.0, false),
+            d.percent_can_retry,
+        ),
+    };
+    r.finish(cx);
+    Some(b)
+}
+
+fn pool(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PoolConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let min_size = r.or(cx, "minSize", u32_any, 0);
+    let max_pos: Option<Pos> = r.get("maxSize").map(|n| n.pos);
+    let mut max_size = r.opt(cx, "maxSize", u32_positive);
+    if let (Some(max), Some(pos)) = (max_size, max_pos)
+        && max < min_size
+    {
+        cx.error(
+            pos,
+            &r.path_of("maxSize"),
+            format!("maxSize ({max}) must be at least minSize ({min_size})"),
+        );
+        max_size = None;
+    }
+    let p = PoolConfig {
+        min_size,
+        max_size,
+        idle_time: r.opt(cx, "idleTimeMs", u64_any).map(Duration::from_millis),
+        max_waiters: r.opt(cx, "maxWaiters", u32_any),
+    };
+    r.finish(cx);
+    Some(p)
+}
+
+// -------------------------------------------------------------- service
+
+/// `service:`; a bad block reads as the default (with its errors
+/// recorded).
+pub(crate) fn service(cx: &mut Ctx<'_>, node: &Node, path: &str) -> ServiceConfig {
+    let Some(mut r) = MapReader::new(cx, node, path) else {
+        return ServiceConfig::default();
+    };
+    let config = match config_kind(cx, &mut r, "service") {
+        Some(false) => {
+            let mut params = ServiceParams::default();
+            service_params(cx, &mut r).apply_to(&mut params);
+            ServiceConfig::Global(params)
+        }
+        Some(true) => ServiceConfig::Static {
+            configs: static_configs(cx, &mut r, service_prefix_config),
+        },
+        None => return ServiceConfig::default(),
+    };
+    r.finish(cx);
+    config
+}
+
+fn service_prefix_config(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ServicePrefixConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let prefix = r.req(cx, "prefix", prefix);
+    let params = service_params(cx, &mut r);
+    r.finish(cx);
+    Some(ServicePrefixConfig {
+        prefix: prefix?,
+        params,
+    })
+}
+
+/// The service parameters written in `r`.
+fn service_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ServiceParamsPatch {
+    ServiceParamsPatch {
+        response_classifier: r.opt(cx, "responseClassifier", classifier),
+        retries: r.opt(cx, "retries", retries),
+        total_timeout: r.opt(cx, "totalTimeoutMs", millis_positive),
+    }
+}
+
+fn classifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClassifierKind> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let Some(c) = ClassifierKind::ALL.into_iter().find(|c| c.name() == kind) else {
+        let kind_path = r.path_of("kind");
+        let known: Vec<&str> = ClassifierKind::ALL.iter().map(|c| c.name()).collect();
+        unknown_kind(
+            cx,
+            &kind_node,
+            &kind_path,
+            "response classifier",
+            &kind,
+            &known,
+        );
+        return None;
+    };
+    r.finish(cx);
+    Some(c)
+}
+
+fn retries(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RetriesPatch> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let p = RetriesPatch {
+        budget: r.opt(cx, "budget", budget),
+        backoff: r.opt(cx, "backoff", backoff),
+    };
+    r.finish(cx);
+    Some(p)
+}

@@ -1,0 +1,304 @@
+//! End-to-end resilience with the real binary, real backends and a real load
+//! generator: requeues and retries, retry budgets, total timeouts, failure
+//! accrual.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use strait_test_kit::{Backend, Behavior, Strait, curl};
+
+const BIN: &str = env!("CARGO_BIN_EXE_strait");
+
+struct Mesh {
+    _disco: tempfile::TempDir,
+    _conf: tempfile::TempDir,
+    strait: Strait,
+}
+
+fn start(services: &[(&str, &[&Backend])], router_extra: &str) -> Mesh {
+    let disco = tempfile::tempdir().unwrap();
+    for (name, backends) in services {
+        let text: String = backends
+            .iter()
+            .map(|b| format!("{}\n", b.fs_line()))
+            .collect();
+        std::fs::write(disco.path().join(name), text).unwrap();
+    }
+    let conf = tempfile::tempdir().unwrap();
+    let path = conf.path().join("linkerd.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "admin:\n  port: 0\nnamers:\n- kind: io.l5d.fs\n  rootDir: {}\nrouters:\n- protocol: http\n  label: out\n  dtab: /svc => /#/io.l5d.fs;\n  servers:\n  - port: 0\n{router_extra}",
+            disco.path().display()
+        ),
+    )
+    .unwrap();
+    let strait = Strait::start(BIN, &path);
+    Mesh {
+        _disco: disco,
+        _conf: conf,
+        strait,
+    }
+}
+
+impl Mesh {
+    fn request(&self, method: &str, host: &str) -> strait_test_kit::Response {
+        let mut args = vec!["-X", method, "-H"];
+        let h = format!("Host: {host}");
+        args.push(&h);
+        if method == "POST" {
+            args.extend(["--data", "x=1"]);
+        }
+        let url = format!("http://{}/", self.strait.router());
+        args.push(&url);
+        curl(&args, &[])
+    }
+
+    fn metric(&self, name: &str) -> i64 {
+        let r = curl(
+            &[&format!("http://{}/admin/metrics.json", self.strait.admin)],
+            &[],
+        );
+        let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        j[name].as_i64().unwrap_or(0)
+    }
+}
+
+/// What wrk said: total requests, non-2xx/3xx responses, socket errors.
+fn wrk(url: &str, host: &str, secs: u32) -> (u64, u64, String) {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            "-c4",
+            &format!("-d{secs}s"),
+            "-H",
+            &format!("Host: {host}"),
+            url,
+        ])
+        .output()
+        .expect("wrk must be installed (scripts/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let total = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let non2xx = text
+        .lines()
+        .find(|l| l.contains("Non-2xx or 3xx responses:"))
+        .and_then(|l| l.split(':').nth(1))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    (total, non2xx, text)
+}
+
+#[test]
+fn killing_a_backend_under_load_gives_no_client_errors() {
+    let a = Backend::scripted("a", Behavior::Ok);
+    let b = Backend::scripted("b", Behavior::Ok);
+    let mut c = Backend::scripted("c", Behavior::Ok);
+    let mesh = start(
+        &[("hello", &[&a, &b, &c])],
+        "  service:\n    responseClassifier:\n      kind: io.l5d.http.retryableRead5XX\n",
+    );
+    let url = format!("http://{}/", mesh.strait.router());
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        c.kill();
+        c
+    });
+    let (total, non2xx, text) = wrk(&url, "hello", 4);
+    let _c = killer.join().unwrap();
+    assert!(total > 100, "wrk ran a real load: {text}");
+    assert_eq!(
+        non2xx, 0,
+        "no client saw an error while an instance died:\n{text}"
+    );
+    assert!(
+        !text.contains("Socket errors"),
+        "no connection errors either:\n{text}"
+    );
+    assert!(
+        mesh.metric("rt/out/client/#/io.l5d.fs/hello/retries/requeues")
+            + mesh.metric("rt/out/service/svc/hello/retries/total")
+            >= 1,
+        "the dead instance's requests went elsewhere (requeued or retried)"
+    );
+}
+
+#[test]
+fn retryable_read_5xx_retries_gets_but_not_posts() {
+    let flaky = Backend::scripted("flaky", Behavior::HalfUnavailable);
+    let mesh = start(
+        &[("flaky", &[&flaky])],
+        "  service:\n    responseClassifier:\n      kind: io.l5d.http.retryableRead5XX\n",
+    );
+    for _ in 0..10 {
+        let r = mesh.request("GET", "flaky");
+        assert_eq!(
+            r.status, 200,
+            "a GET answered 503 is retried and succeeds: {r:?}"
+        );
+    }
+    let before = flaky.count();
+    let mut failed = 0;
+    for _ in 0..10 {
+        let r = mesh.request("POST", "flaky");
+        if r.status == 503 {
+            failed += 1;
+            assert!(
+                r.body.starts_with("unavailable"),
+                "the backend's own 503 comes back: {r:?}"
+            );
+        }
+    }
+    assert_eq!(
+        flaky.count() - before,
+        10,
+        "POSTs are never retried: one attempt each"
+    );
+    assert!(
+        failed >= 4,
+        "half the POSTs see the backend's 503 ({failed})"
+    );
+    assert!(
+        mesh.metric("rt/out/service/svc/flaky/retries/total") >= 5,
+        "the GET retries are counted"
+    );
+}
+
+#[test]
+fn total_timeout_answers_503_in_time_and_others_keep_serving() {
+    let hang = Backend::scripted("hang", Behavior::Hang);
+    let ok = Backend::scripted("ok", Behavior::Ok);
+    let mesh = start(
+        &[("hang", &[&hang]), ("ok", &[&ok])],
+        "  service:\n    totalTimeoutMs: 500\n",
+    );
+    let start_t = Instant::now();
+    let r = mesh.request("GET", "hang");
+    let took = start_t.elapsed();
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(
+        took < Duration::from_secs(3),
+        "the timeout fires in time ({took:?})"
+    );
+    let err = r.header("l5d-err").unwrap_or_default().replace('+', " ");
+    assert!(err.starts_with("exceeded 500.milliseconds to %2Fsvc%2Fhang while waiting for a response for the request"), "{err}");
+    assert_eq!(
+        mesh.request("GET", "ok").status,
+        200,
+        "other services keep serving"
+    );
+}
+
+#[test]
+fn flapping_backend_is_ejected_then_revived() {
+    let flap = Backend::scripted("flap", Behavior::FailFirst(3));
+    let good = Backend::scripted("good", Behavior::Ok);
+    let mesh = start(
+        &[("flap", &[&flap, &good])],
+        "  client:\n    failureAccrual:\n      kind: io.l5d.consecutiveFailures\n      failures: 3\n      backoff:\n        kind: constant\n        ms: 300\n",
+    );
+    let removals = "rt/out/client/#/io.l5d.fs/flap/failure_accrual/removals";
+    let revivals = "rt/out/client/#/io.l5d.fs/flap/failure_accrual/revivals";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while mesh.metric(removals) < 1 && Instant::now() < deadline {
+        mesh.request("GET", "flap");
+    }
+    assert_eq!(
+        mesh.metric(removals),
+        1,
+        "three consecutive failures eject the instance"
+    );
+    assert_eq!(
+        mesh.metric("rt/out/client/#/io.l5d.fs/flap/loadbalancer/available"),
+        1,
+        "one of two is available"
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    while mesh.metric(revivals) < 1 && Instant::now() < deadline {
+        mesh.request("GET", "flap");
+    }
+    assert_eq!(
+        mesh.metric(revivals),
+        1,
+        "after the backoff a probe succeeds and revives it"
+    );
+    assert_eq!(
+        mesh.metric("rt/out/client/#/io.l5d.fs/flap/loadbalancer/available"),
+        2
+    );
+}
+
+#[test]
+fn retry_storm_is_capped_by_the_budget() {
+    let down = Backend::scripted("down", Behavior::Unavailable);
+    let mesh = start(
+        &[("storm", &[&down])],
+        "  client:\n    failureAccrual:\n      kind: none\n  service:\n    responseClassifier:\n      kind: io.l5d.http.retryableRead5XX\n    retries:\n      budget:\n        ttlSecs: 10\n        minRetriesPerSec: 1\n        percentCanRetry: 0.1\n",
+    );
+    let n = 100;
+    for _ in 0..n {
+        assert_eq!(mesh.request("GET", "storm").status, 503);
+    }
+    let seen = down.count();
+    // Budget: 1/s * 10 s + 10 % of 100 requests = 20 retries at most.
+    assert!(
+        seen >= n && seen <= n + 20,
+        "the backend sees at most the budgeted extra load: {seen}"
+    );
+    assert!(
+        mesh.metric("rt/out/service/svc/storm/retries/budget_exhausted") >= 75,
+        "budget exhaustion is counted"
+    );
+}
+
+#[test]
+fn only_bodies_that_fit_the_replay_buffer_are_retried() {
+    let flaky = Backend::scripted("flaky", Behavior::HalfUnavailable);
+    let mesh = start(
+        &[("flaky", &[&flaky])],
+        "  service:\n    responseClassifier:\n      kind: io.l5d.http.retryableAll5XX\n",
+    );
+    let url = format!("http://{}/", mesh.strait.router());
+    let small = "x".repeat(1024);
+    for _ in 0..6 {
+        let r = curl(&["-H", "Host: flaky", "--data", &small, &url], &[]);
+        assert_eq!(
+            r.status, 200,
+            "a small POST body is kept and the POST retried: {r:?}"
+        );
+    }
+    // 100 KiB is more than the 64 KiB replay buffer: streamed, sent once.
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big");
+    std::fs::write(&big, vec![b'y'; 100 * 1024]).unwrap();
+    let before = flaky.count();
+    let mut failed = 0;
+    for _ in 0..6 {
+        let r = curl(
+            &[
+                "-H",
+                "Host: flaky",
+                "--data-binary",
+                &format!("@{}", big.display()),
+                &url,
+            ],
+            &[],
+        );
+        failed += usize::from(r.status == 503);
+    }
+    assert_eq!(
+        flaky.count() - before,
+        6,
+        "a body over the replay buffer is never sent twice"
+    );
+    assert!(
+        failed >= 2,
+        "so the backend's 503s reach the client ({failed})"
+    );
+}
