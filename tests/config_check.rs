@@ -223,10 +223,10 @@ routers:
       failures: 7
       backoff: {kind: constant, ms: 250}
     requeueBudget: {ttlSecs: 30, minRetriesPerSec: 0, percentCanRetry: 1.5}
-    hostConnectionPool: {minSize: 1, maxSize: 50, idleTimeMs: 30000, maxWaiters: 100}
+    hostConnectionPool: {minSize: 0, maxSize: 50, idleTimeMs: 30000}
     requestAttemptTimeoutMs: 800
     connectTimeoutMs: 250
-    failFast: true
+    failFast: false
   service:
     kind: io.l5d.global
     responseClassifier: {kind: io.l5d.http.retryableIdempotent5XX}
@@ -283,10 +283,10 @@ const FULL_JSON: &str = r#"{
       "failureAccrual": {"kind": "io.l5d.consecutiveFailures", "failures": 7,
                          "backoff": {"kind": "constant", "ms": 250}},
       "requeueBudget": {"ttlSecs": 30, "minRetriesPerSec": 0, "percentCanRetry": 1.5},
-      "hostConnectionPool": {"minSize": 1, "maxSize": 50, "idleTimeMs": 30000, "maxWaiters": 100},
+      "hostConnectionPool": {"minSize": 0, "maxSize": 50, "idleTimeMs": 30000},
       "requestAttemptTimeoutMs": 800,
       "connectTimeoutMs": 250,
-      "failFast": true
+      "failFast": false
     },
     "service": {
       "kind": "io.l5d.global",
@@ -442,14 +442,14 @@ fn every_key_is_read_into_the_domain_types() {
                 percent_can_retry: 1.5,
             },
             host_connection_pool: PoolConfig {
-                min_size: 1,
+                min_size: 0,
                 max_size: Some(50),
                 idle_time: Some(Duration::from_secs(30)),
-                max_waiters: Some(100),
+                max_waiters: None,
             },
             request_attempt_timeout: Some(Duration::from_millis(800)),
             connect_timeout: Duration::from_millis(250),
-            fail_fast: true,
+            fail_fast: false,
         })
     );
     assert_eq!(
@@ -1195,7 +1195,7 @@ routers:
     configs:
     - prefix: /
       requestAttemptTimeoutMs: 1000
-      failFast: true
+      failFast: false
     - prefix: /#/io.l5d.fs/*
       loadBalancer: {kind: ewma}
       connectTimeoutMs: 500
@@ -1254,7 +1254,7 @@ fn static_client_prefixes_match_with_wildcards_and_later_matches_override() {
 
     let everywhere = ClientParams {
         request_attempt_timeout: Some(Duration::from_secs(1)),
-        fail_fast: true,
+        fail_fast: false,
         ..default_client_params()
     };
     assert_eq!(
@@ -1414,6 +1414,7 @@ routers:
             "linkerd.yaml:10:52: routers[0].client.failureAccrual.backoff.maxMs: maxMs (100) must be at least minMs (500)",
             "linkerd.yaml:11:30: routers[0].client.requeueBudget.ttlSecs: expected an integer from 1 to 60, found 61",
             "linkerd.yaml:11:51: routers[0].client.requeueBudget.percentCanRetry: expected a number from 0 to 1000, found 1500",
+            "linkerd.yaml:12:35: routers[0].client.hostConnectionPool.minSize: minSize above 0 is not supported yet: connections are opened on demand",
             "linkerd.yaml:12:48: routers[0].client.hostConnectionPool.maxSize: maxSize (5) must be at least minSize (10)",
             "linkerd.yaml:13:30: routers[0].client.requestAttemptTimeoutMs: expected an integer from 1 to 18446744073709551615, found 0",
             "linkerd.yaml:14:5: routers[0].client.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",

@@ -100,7 +100,19 @@ fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ClientParamsPatch {
         host_connection_pool: r.opt(cx, "hostConnectionPool", pool),
         request_attempt_timeout: r.opt(cx, "requestAttemptTimeoutMs", millis_positive),
         connect_timeout: r.opt(cx, "connectTimeoutMs", millis_positive),
-        fail_fast: r.opt(cx, "failFast", boolean),
+        fail_fast: {
+            let pos = r.get("failFast").map(|n| n.pos);
+            let v = r.opt(cx, "failFast", boolean);
+            if let (Some(true), Some(pos)) = (v, pos) {
+                cx.error(
+                    pos,
+                    &r.path_of("failFast"),
+                    "failFast: true is not supported yet (Strait never marks an endpoint dead on \
+                     one connection failure: requeues and failure accrual cover that); remove it",
+                );
+            }
+            v
+        },
     };
     r.not_implemented(
         cx,
@@ -300,7 +312,16 @@ fn budget(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BudgetConfig> {
 
 fn pool(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PoolConfig> {
     let mut r = MapReader::new(cx, node, path)?;
+    let min_pos = r.get("minSize").map(|n| n.pos);
     let min_size = r.or(cx, "minSize", u32_any, 0);
+    if let (true, Some(pos)) = (min_size > 0, min_pos) {
+        cx.error(
+            pos,
+            &r.path_of("minSize"),
+            "minSize above 0 is not supported yet: connections are opened on demand",
+        );
+    }
+    let waiters_pos = r.get("maxWaiters").map(|n| n.pos);
     let max_pos: Option<Pos> = r.get("maxSize").map(|n| n.pos);
     let mut max_size = r.opt(cx, "maxSize", u32_positive);
     if let (Some(max), Some(pos)) = (max_size, max_pos)
@@ -319,6 +340,13 @@ fn pool(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PoolConfig> {
         idle_time: r.opt(cx, "idleTimeMs", u64_any).map(Duration::from_millis),
         max_waiters: r.opt(cx, "maxWaiters", u32_any),
     };
+    if let (Some(_), Some(pos)) = (p.max_waiters, waiters_pos) {
+        cx.error(
+            pos,
+            &r.path_of("maxWaiters"),
+            "maxWaiters is not supported yet: requests never wait for a pooled connection, a new one is opened",
+        );
+    }
     r.finish(cx);
     Some(p)
 }
