@@ -34,7 +34,7 @@ impl Default for BudgetParams {
 }
 
 /// How a concrete name's client behaves.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ClientPolicy {
     /// `loadBalancer`.
     pub balancer: LoadBalancer,
@@ -67,7 +67,7 @@ impl Default for ClientPolicy {
 }
 
 /// How requests to a logical name are classified, retried and timed out.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ServicePolicy {
     /// `responseClassifier`.
     pub classifier: Classifier,

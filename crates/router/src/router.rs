@@ -126,6 +126,33 @@ impl Router {
         })
     }
 
+    /// Takes over `prev`'s clients (connection pools, balancer and accrual
+    /// state) and services (retry budgets, stats) whose policy is
+    /// unchanged, for a reload. Clients whose concrete name `keep` refuses
+    /// (their namer changed) are left behind. Bindings are not taken over:
+    /// the dtab may have changed.
+    pub fn adopt(&self, prev: &Router, keep: impl Fn(&Path) -> bool) {
+        let old = prev.clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, c) in old.iter() {
+            if keep(id) && (self.params.policies.client)(id) == c.policy {
+                clients.insert(id.clone(), Arc::clone(c));
+            }
+        }
+        let old = prev.services.lock().unwrap_or_else(|e| e.into_inner());
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        for (name, s) in old.iter() {
+            if (self.params.policies.service)(name) == s.policy {
+                services.insert(name.clone(), Arc::clone(s));
+            }
+        }
+    }
+
+    /// How many clients this router has.
+    pub fn client_count(&self) -> usize {
+        self.clients.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
     /// The router's settings.
     pub fn params(&self) -> &RouterParams {
         &self.params

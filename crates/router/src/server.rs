@@ -20,12 +20,16 @@ use crate::stats::{Gauge, Registry, Scope};
 
 /// One listening address of a router.
 pub struct Server {
-    params: ServerParams,
+    params: ArcSwap<ServerParams>,
     router: Arc<ArcSwap<Router>>,
     stats: RequestStats,
     connections: Arc<Gauge>,
-    limit: Option<(Arc<Semaphore>, u32)>,
+    limit: ArcSwap<Option<(Arc<Semaphore>, u32)>>,
     max_buf: usize,
+}
+
+fn limit(max_concurrent: Option<u32>) -> Option<(Arc<Semaphore>, u32)> {
+    max_concurrent.map(|n| (Arc::new(Semaphore::new(n as usize)), n))
 }
 
 impl Server {
@@ -47,11 +51,31 @@ impl Server {
         Arc::new(Server {
             stats: RequestStats::new(registry, &scope),
             connections: registry.gauge(&scope, "connections"),
-            limit: max_concurrent.map(|n| (Arc::new(Semaphore::new(n as usize)), n)),
+            limit: ArcSwap::from_pointee(limit(max_concurrent)),
             max_buf: max_head_bytes.max(8192),
-            params,
+            params: ArcSwap::from_pointee(params),
             router,
         })
+    }
+
+    /// The address it listens on.
+    pub fn local(&self) -> std::net::SocketAddr {
+        self.params.load().local
+    }
+
+    /// The router this server hands requests to (swapped on reload).
+    pub fn router(&self) -> &ArcSwap<Router> {
+        &self.router
+    }
+
+    /// Applies new settings (on reload): requests that arrive from now on
+    /// see them; a changed `maxConcurrentRequests` starts a fresh count.
+    pub fn update(&self, params: ServerParams, max_concurrent: Option<u32>) {
+        let changed = self.limit.load().as_ref().as_ref().map(|l| l.1) != max_concurrent;
+        if changed {
+            self.limit.store(Arc::new(limit(max_concurrent)));
+        }
+        self.params.store(Arc::new(params));
     }
 
     /// Serves `listener` until `shutdown` turns true, then stops accepting
@@ -70,7 +94,7 @@ impl Server {
                         Ok(c) => c,
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
-                            tracing::warn!(server = %self.params.label, error = %e, "accept failed");
+                            tracing::warn!(server = %self.params.load().label, error = %e, "accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
@@ -111,7 +135,7 @@ impl Server {
             .await
             .is_err()
         {
-            tracing::warn!(server = %self.params.label, "grace period over; dropping remaining connections");
+            tracing::warn!(server = %self.params.load().label, "grace period over; dropping remaining connections");
         }
     }
 
@@ -122,18 +146,16 @@ impl Server {
     ) -> hyper::Response<Body> {
         let start = Instant::now();
         let router = self.router.load_full();
-        let _permit = match &self.limit {
+        let params = self.params.load_full();
+        let limit = self.limit.load_full();
+        let _permit = match &*limit {
             None => None,
             Some((sem, n)) => match Arc::clone(sem).try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
                     let p = router.params();
                     let resp = RouteError::Overloaded(*n)
-                        .to_response(
-                            p.max_headers_bytes,
-                            p.max_err_bytes,
-                            self.params.clear_context,
-                        )
+                        .to_response(p.max_headers_bytes, p.max_err_bytes, params.clear_context)
                         .map(|b| http_body_util::Either::Right(http_body_util::Full::new(b)));
                     self.stats.record(resp.status().as_u16(), start.elapsed());
                     return resp;
@@ -141,7 +163,7 @@ impl Server {
             },
         };
         self.stats.pending.add(1);
-        let resp = router.route(req, &self.params, remote).await;
+        let resp = router.route(req, &params, remote).await;
         self.stats.pending.add(-1);
         self.stats.record(resp.status().as_u16(), start.elapsed());
         resp

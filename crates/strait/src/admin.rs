@@ -62,9 +62,21 @@ pub struct AdminState {
     pub prometheus: Option<(String, String)>,
     /// Set to `true` by `POST /admin/shutdown`.
     pub shutdown: watch::Sender<bool>,
+    /// `POST /admin/reload` and `GET /admin/reload.json`.
+    pub reload: Option<ReloadHandle>,
+}
+
+/// How the admin asks the daemon to reload, and sees the last outcome.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    /// Each request carries where to send the outcome (as JSON).
+    pub requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Value>>,
+    /// The last attempt: time, result, errors, config hash.
+    pub last: Arc<ArcSwap<Value>>,
 }
 
 /// One configured namer.
+#[derive(Clone)]
 pub struct NamerEntry {
     /// Its full prefix, e.g. `/#/io.l5d.fs`.
     pub prefix: Path,
@@ -178,6 +190,11 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
         "/delegator.json" => delegator(&state, req, &query).await,
         "/client_state.json" => client_state(&state),
         "/admin/shutdown" => shutdown(&state, req.method()),
+        "/admin/reload.json" => match &state.reload {
+            Some(r) => json(StatusCode::OK, &r.last.load(), true),
+            None => text(StatusCode::NOT_FOUND, "reload is not available\n"),
+        },
+        "/admin/reload" => reload(&state, req.method()).await,
         p if state.prometheus.as_ref().is_some_and(|(cp, _)| cp == p) => {
             prometheus(&state, PromStyle::Linkerd)
         }
@@ -209,6 +226,8 @@ fn index(state: &AdminState) -> String {
         "/delegator.json",
         "/client_state.json",
         "/admin/shutdown",
+        "/admin/reload",
+        "/admin/reload.json",
     ]
     .iter()
     .map(|p| (*p).to_owned())
@@ -338,6 +357,38 @@ fn prometheus(state: &AdminState, style: PromStyle) -> Response<Full<Bytes>> {
         PROMETHEUS_CONTENT_TYPE,
         state.registry.render_prometheus(prefix, style),
     )
+}
+
+/// `POST /admin/reload`: reloads the config file now and answers with the
+/// outcome (200 applied or unchanged, 400 rejected with the errors).
+async fn reload(state: &AdminState, method: &Method) -> Response<Full<Bytes>> {
+    if method != Method::POST {
+        let mut resp = text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "/admin/reload takes POST only\n",
+        );
+        resp.headers_mut()
+            .insert(http::header::ALLOW, http::HeaderValue::from_static("POST"));
+        return resp;
+    }
+    let Some(r) = &state.reload else {
+        return text(StatusCode::NOT_FOUND, "reload is not available\n");
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    if r.requests.send(tx).await.is_err() {
+        return text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n");
+    }
+    match rx.await {
+        Ok(outcome) => {
+            let status = if outcome["result"] == "rejected" {
+                StatusCode::BAD_REQUEST
+            } else {
+                StatusCode::OK
+            };
+            json(status, &outcome, true)
+        }
+        Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
+    }
 }
 
 /// `POST /admin/shutdown` answers `quitting` and flips the shutdown
@@ -857,6 +908,7 @@ mod tests {
             config_json: serde_json::json!({ "admin": { "port": 9990 }, "routers": [{ "protocol": "http" }] }),
             prometheus: prometheus.map(|(p, x)| (p.to_owned(), x.to_owned())),
             shutdown: tx,
+            reload: None,
         };
         (state, rx)
     }

@@ -1,12 +1,15 @@
 //! `strait run`: from a checked `linkerd.yaml` to listening routers and the
 //! admin server, until SIGTERM, SIGINT or `POST /admin/shutdown`.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
+use serde_json::Value;
 use strait_dtab::Path;
 use strait_naming::fs::FsNamer;
 use strait_naming::inet::InetResolver;
@@ -14,14 +17,14 @@ use strait_naming::{Interpreter, Namer};
 use strait_router::accesslog::AccessLog;
 use strait_router::identify::Identifier;
 use strait_router::server::Server;
-use strait_router::stats::{Registry, Scope};
+use strait_router::stats::{Counter, Registry, Scope};
 use strait_router::{Router, RouterParams, ServerParams};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use crate::admin::{AdminState, NamerEntry};
+use crate::admin::{AdminState, NamerEntry, ReloadHandle};
 use crate::config::{
     self, BackoffConfig, BudgetConfig, ClassifierKind, ClientParams, Config, FailureAccrualConfig,
     IdentifierConfig, LoadBalancerConfig, NamerConfig, RouterConfig, ServiceParams,
@@ -33,12 +36,18 @@ use strait_router::retry::{Backoff as RetryBackoff, Classifier};
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
 /// with the reason it could not start.
+///
+/// SIGHUP (or `POST /admin/reload`) reloads the file: parse, validate,
+/// build, then swap the whole routing state in at once; a bad file is
+/// rejected whole and the old state keeps serving.
 pub async fn run(path: &std::path::Path) -> Result<(), String> {
     // Before anything is announced: a SIGTERM that arrives right after the
     // listeners are reported must be a graceful shutdown, not the default
     // action (death).
-    let signals = Signals::install();
-    let cfg = config::load(path).map_err(|errs| {
+    let mut signals = Signals::install();
+    let mut hup = signal(SignalKind::hangup()).ok();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let cfg = config::parse(&text, &path.display().to_string()).map_err(|errs| {
         let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
         format!(
             "{} problem(s) in the configuration:\n{}",
@@ -49,98 +58,516 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
     if cfg.usage.is_some() {
         tracing::info!("`usage` is accepted and ignored: Strait reports nothing to anyone");
     }
-
-    let registry = Registry::default();
-    let namers = build_namers(&cfg)?;
-    let interp = Interpreter::new(
-        namers
-            .iter()
-            .map(|n| (n.prefix.clone(), Arc::clone(&n.namer)))
-            .collect(),
-        InetResolver::default(),
-    );
-
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let grace = cfg.admin.shutdown_grace;
-    let mut tasks = JoinSet::new();
-    let mut routers = Vec::new();
-    for rc in &cfg.routers {
-        let router = Router::new(
-            router_params(rc, &registry)?,
-            interp.clone(),
-            registry.clone(),
-        );
-        let swap = Arc::new(ArcSwap::from(Arc::clone(&router)));
-        for sc in &rc.servers {
-            let want = SocketAddr::new(sc.ip, sc.port);
-            let listener = TcpListener::bind(want)
-                .await
-                .map_err(|e| format!("router '{}': cannot listen on {want}: {e}", rc.label))?;
-            let local = listener.local_addr().map_err(|e| e.to_string())?;
-            let params = ServerParams {
-                label: format!("{}/{}", local.ip(), local.port()),
-                clear_context: sc.clear_context,
-                add_forwarded: sc.add_forwarded_header.is_some(),
-                local,
-            };
-            let head = (rc.max_headers_kb as usize + rc.max_initial_line_kb as usize) * 1024;
-            let server = Server::new(
-                params,
-                Arc::clone(&swap),
-                &registry,
-                sc.max_concurrent_requests,
-                head,
-            );
-            println!("strait: router '{}' listening on {local}", rc.label);
-            tasks.spawn(server.serve(listener, shutdown_rx.clone(), grace));
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<oneshot::Sender<Value>>(4);
+    let mut live = Live::start(path.to_owned(), &text, cfg, shutdown_tx.clone(), reload_tx).await?;
+    crate::sdnotify::ready();
+    loop {
+        tokio::select! {
+            _ = recv(&mut hup) => {
+                crate::sdnotify::reloading();
+                live.reload("SIGHUP").await;
+                crate::sdnotify::ready();
+            }
+            Some(reply) = reload_rx.recv() => {
+                crate::sdnotify::reloading();
+                let outcome = live.reload("POST /admin/reload").await;
+                crate::sdnotify::ready();
+                let _ = reply.send(outcome);
+            }
+            () = signals.next() => {
+                let _ = shutdown_tx.send(true);
+                break;
+            }
+            _ = shutdown_rx.wait_for(|v| *v) => {
+                tracing::info!("shutdown requested on the admin server");
+                break;
+            }
         }
-        tasks.spawn(expire_idle(Arc::clone(&router), shutdown_rx.clone()));
-        routers.push(swap);
+    }
+    crate::sdnotify::stopping();
+    signals.exit_on_second();
+    live.shutdown().await;
+    Ok(())
+}
+
+async fn recv(s: &mut Option<Signal>) {
+    match s {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// One listening server of the running state.
+struct ServerSlot {
+    router: String,
+    server: Arc<Server>,
+    stop: watch::Sender<bool>,
+}
+
+/// One router of the running state.
+struct RouterSlot {
+    config: RouterConfig,
+    router: Arc<Router>,
+    stop_expiry: watch::Sender<bool>,
+}
+
+/// Everything `strait run` is serving, and what it was built from.
+struct Live {
+    path: PathBuf,
+    hash: u64,
+    config: Config,
+    registry: Registry,
+    inet: InetResolver,
+    namers: Vec<(NamerConfig, NamerEntry)>,
+    routers: Vec<RouterSlot>,
+    /// By configured address (`ip:port` as written; port 0 stays 0).
+    servers: HashMap<ServerKey, ServerSlot>,
+    admin_addr: SocketAddr,
+    admin_stop: watch::Sender<bool>,
+    admin_state: Arc<ArcSwap<AdminState>>,
+    shutdown: watch::Sender<bool>,
+    reload: ReloadHandle,
+    tasks: JoinSet<()>,
+    reloads: [Arc<Counter>; 3],
+}
+
+/// A server's identity across reloads: its configured address, or for
+/// port 0 (any free port) its router and position, since two port-0
+/// servers never share a listener.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct ServerKey(SocketAddr, Option<(String, usize)>);
+
+impl ServerKey {
+    fn of(rc: &RouterConfig, i: usize) -> ServerKey {
+        let sc = &rc.servers[i];
+        let addr = SocketAddr::new(sc.ip, sc.port);
+        ServerKey(addr, (sc.port == 0).then(|| (rc.label.clone(), i)))
+    }
+}
+
+/// What a reload would start, built before anything is swapped.
+struct Next {
+    namers: Vec<(NamerConfig, NamerEntry)>,
+    routers: Vec<(RouterConfig, Arc<Router>)>,
+    listeners: HashMap<ServerKey, TcpListener>,
+    admin_listener: Option<TcpListener>,
+}
+
+fn hash_text(text: &str) -> u64 {
+    // FNV-1a: stable across runs and versions, unlike `DefaultHasher`.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+impl Live {
+    async fn start(
+        path: PathBuf,
+        text: &str,
+        cfg: Config,
+        shutdown: watch::Sender<bool>,
+        requests: mpsc::Sender<oneshot::Sender<Value>>,
+    ) -> Result<Live, String> {
+        let registry = Registry::default();
+        let scope = Scope::Root("config/reloads".into());
+        let reloads = ["applied", "rejected", "unchanged"].map(|r| registry.counter(&scope, r));
+        let reload = ReloadHandle {
+            requests,
+            last: Arc::new(ArcSwap::from_pointee(Value::Null)),
+        };
+        let admin_addr = SocketAddr::new(cfg.admin.ip, cfg.admin.port);
+        let mut live = Live {
+            path,
+            hash: hash_text(text),
+            config: cfg.clone(),
+            registry,
+            inet: InetResolver::default(),
+            namers: Vec::new(),
+            routers: Vec::new(),
+            servers: HashMap::new(),
+            admin_addr,
+            admin_stop: watch::channel(false).0,
+            admin_state: Arc::new(ArcSwap::from_pointee(AdminState {
+                registry: Registry::default(),
+                routers: Vec::new(),
+                namers: Vec::new(),
+                config_json: Value::Null,
+                prometheus: None,
+                shutdown: shutdown.clone(),
+                reload: None,
+            })),
+            shutdown,
+            reload,
+            tasks: JoinSet::new(),
+            reloads,
+        };
+        let mut next = live.build(&cfg).await?;
+        let admin_listener = TcpListener::bind(admin_addr)
+            .await
+            .map_err(|e| format!("admin: cannot listen on {admin_addr}: {e}"))?;
+        next.admin_listener = Some(admin_listener);
+        live.swap(cfg, next);
+        live.reload.last.store(Arc::new(serde_json::json!({
+            "result": "started", "time": now_rfc3339(), "configHash": format!("{:016x}", live.hash), "errors": [],
+        })));
+        tracing::info!(
+            routers = live.routers.len(),
+            namers = live.namers.len(),
+            "strait is serving"
+        );
+        Ok(live)
     }
 
-    let prometheus = cfg
-        .telemetry
-        .iter()
-        .map(|t| match t {
-            TelemeterConfig::Prometheus { path, prefix } => (path.clone(), prefix.clone()),
+    /// Builds what `cfg` needs, reusing unchanged namers and binding new
+    /// listeners; nothing running is touched.
+    async fn build(&self, cfg: &Config) -> Result<Next, String> {
+        let mut namers = Vec::new();
+        for nc in &cfg.namers {
+            match self.namers.iter().find(|(c, _)| c == nc) {
+                Some((c, e)) => namers.push((c.clone(), e.clone())),
+                None => namers.push((nc.clone(), build_namer(nc)?)),
+            }
+        }
+        let interp = Interpreter::new(
+            namers
+                .iter()
+                .map(|(_, n)| (n.prefix.clone(), Arc::clone(&n.namer)))
+                .collect(),
+            self.inet.clone(),
+        );
+        // Concrete names under a namer that was rebuilt must get new clients.
+        let changed: Vec<Path> = self
+            .namers
+            .iter()
+            .filter(|(c, _)| !namers.iter().any(|(n, _)| n == c))
+            .map(|(_, e)| e.prefix.clone())
+            .collect();
+        let mut routers = Vec::new();
+        for rc in &cfg.routers {
+            let router = Router::new(
+                router_params(rc, &self.registry)?,
+                interp.clone(),
+                self.registry.clone(),
+            );
+            if let Some(prev) = self.routers.iter().find(|r| r.config.label == rc.label) {
+                router.adopt(&prev.router, |id| {
+                    !changed.iter().any(|p| id.starts_with(p))
+                });
+            }
+            routers.push((rc.clone(), router));
+        }
+        let mut listeners = HashMap::new();
+        for rc in &cfg.routers {
+            for (i, sc) in rc.servers.iter().enumerate() {
+                let want = SocketAddr::new(sc.ip, sc.port);
+                let key = ServerKey::of(rc, i);
+                if self.servers.contains_key(&key) {
+                    continue;
+                }
+                let l = TcpListener::bind(want)
+                    .await
+                    .map_err(|e| format!("router '{}': cannot listen on {want}: {e}", rc.label))?;
+                listeners.insert(key, l);
+            }
+        }
+        let admin_addr = SocketAddr::new(cfg.admin.ip, cfg.admin.port);
+        let admin_listener = if admin_addr != self.admin_addr && !self.servers.is_empty() {
+            Some(
+                TcpListener::bind(admin_addr)
+                    .await
+                    .map_err(|e| format!("admin: cannot listen on {admin_addr}: {e}"))?,
+            )
+        } else {
+            None
+        };
+        Ok(Next {
+            namers,
+            routers,
+            listeners,
+            admin_listener,
         })
-        .next();
-    let admin_addr = SocketAddr::new(cfg.admin.ip, cfg.admin.port);
-    let admin_listener = TcpListener::bind(admin_addr)
-        .await
-        .map_err(|e| format!("admin: cannot listen on {admin_addr}: {e}"))?;
-    let admin_local = admin_listener.local_addr().map_err(|e| e.to_string())?;
-    let state = AdminState {
-        registry: registry.clone(),
-        routers,
-        namers,
-        config_json: serde_json::to_value(&cfg).unwrap_or_default(),
-        prometheus,
-        shutdown: shutdown_tx.clone(),
-    };
-    tasks.spawn(crate::admin::serve(
-        admin_listener,
-        Arc::new(ArcSwap::from_pointee(state)),
-        shutdown_rx.clone(),
-    ));
-    println!("strait: admin listening on {admin_local}");
-    tracing::info!(
-        routers = cfg.routers.len(),
-        namers = cfg.namers.len(),
-        "strait is serving"
-    );
+    }
 
-    signals.wait_for_shutdown(shutdown_tx, shutdown_rx).await;
-    tracing::info!(
-        grace_ms = grace.as_millis() as u64,
-        "shutting down: draining in-flight requests"
+    /// Puts `next` in service: one store per server and for the admin.
+    fn swap(&mut self, cfg: Config, mut next: Next) {
+        let grace = cfg.admin.shutdown_grace;
+        for slot in self.routers.drain(..) {
+            let _ = slot.stop_expiry.send(true);
+        }
+        let mut keep = HashMap::new();
+        for (rc, router) in &next.routers {
+            let head = (rc.max_headers_kb as usize + rc.max_initial_line_kb as usize) * 1024;
+            for (i, sc) in rc.servers.iter().enumerate() {
+                let want = ServerKey::of(rc, i);
+                let params = |local: SocketAddr| ServerParams {
+                    label: format!("{}/{}", local.ip(), local.port()),
+                    clear_context: sc.clear_context,
+                    add_forwarded: sc.add_forwarded_header.is_some(),
+                    local,
+                };
+                if let Some(slot) = self.servers.remove(&want) {
+                    // Same address: keep the listener (and its connections),
+                    // hand it the new router and settings.
+                    slot.server.router().store(Arc::clone(router));
+                    slot.server
+                        .update(params(slot.server.local()), sc.max_concurrent_requests);
+                    keep.insert(
+                        want,
+                        ServerSlot {
+                            router: rc.label.clone(),
+                            ..slot
+                        },
+                    );
+                    continue;
+                }
+                let Some(listener) = next.listeners.remove(&want) else {
+                    continue;
+                };
+                let Ok(local) = listener.local_addr() else {
+                    continue;
+                };
+                let server = Server::new(
+                    params(local),
+                    Arc::new(ArcSwap::from(Arc::clone(router))),
+                    &self.registry,
+                    sc.max_concurrent_requests,
+                    head,
+                );
+                let (stop, stop_rx) = watch::channel(false);
+                println!("strait: router '{}' listening on {local}", rc.label);
+                self.tasks
+                    .spawn(Arc::clone(&server).serve(listener, stop_rx, grace));
+                keep.insert(
+                    want,
+                    ServerSlot {
+                        router: rc.label.clone(),
+                        server,
+                        stop,
+                    },
+                );
+            }
+        }
+        // Whatever is left is no longer configured: stop accepting, drain.
+        for (key, slot) in self.servers.drain() {
+            tracing::info!(addr = %key.0, router = %slot.router, "server removed: draining");
+            let _ = slot.stop.send(true);
+        }
+        self.servers = keep;
+        for (rc, router) in &next.routers {
+            let (stop, stop_rx) = watch::channel(false);
+            self.tasks.spawn(expire_idle(Arc::clone(router), stop_rx));
+            self.routers.push(RouterSlot {
+                config: rc.clone(),
+                router: Arc::clone(router),
+                stop_expiry: stop,
+            });
+        }
+        self.namers = next.namers;
+        let prometheus = cfg
+            .telemetry
+            .iter()
+            .map(|t| match t {
+                TelemeterConfig::Prometheus { path, prefix } => (path.clone(), prefix.clone()),
+            })
+            .next();
+        let state = AdminState {
+            registry: self.registry.clone(),
+            routers: self
+                .routers
+                .iter()
+                .map(|r| Arc::new(ArcSwap::from(Arc::clone(&r.router))))
+                .collect(),
+            namers: self.namers.iter().map(|(_, e)| e.clone()).collect(),
+            config_json: serde_json::to_value(&cfg).unwrap_or_default(),
+            prometheus,
+            shutdown: self.shutdown.clone(),
+            reload: Some(self.reload.clone()),
+        };
+        self.admin_state.store(Arc::new(state));
+        if let Some(listener) = next.admin_listener.take() {
+            let (stop, stop_rx) = watch::channel(false);
+            let old = std::mem::replace(&mut self.admin_stop, stop);
+            let _ = old.send(true);
+            if let Ok(local) = listener.local_addr() {
+                println!("strait: admin listening on {local}");
+            }
+            self.tasks.spawn(crate::admin::serve(
+                listener,
+                Arc::clone(&self.admin_state),
+                stop_rx,
+            ));
+            self.admin_addr = SocketAddr::new(cfg.admin.ip, cfg.admin.port);
+        }
+        self.config = cfg;
+    }
+
+    /// Re-reads the file and applies it, or keeps everything as it is;
+    /// returns (and logs, and counts) the outcome.
+    async fn reload(&mut self, source: &str) -> Value {
+        let started = std::time::Instant::now();
+        let file = self.path.display().to_string();
+        let result = match std::fs::read_to_string(&self.path) {
+            Err(e) => Err(vec![format!("{file}: {e}")]),
+            Ok(text) => {
+                let hash = hash_text(&text);
+                match config::parse(&text, &file) {
+                    Err(errs) => Err(errs.iter().map(ToString::to_string).collect()),
+                    Ok(cfg) if cfg == self.config => {
+                        self.hash = hash;
+                        Ok(None)
+                    }
+                    Ok(cfg) => match self.build(&cfg).await {
+                        Err(e) => Err(vec![format!("{file}: {e}")]),
+                        Ok(next) => {
+                            let summary = diff(&self.config, &cfg);
+                            self.swap(cfg, next);
+                            self.hash = hash;
+                            Ok(Some(summary))
+                        }
+                    },
+                }
+            }
+        };
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (result, errors, summary) = match result {
+            Ok(Some(summary)) => {
+                self.reloads[0].incr();
+                tracing::info!(source, changes = %summary, swap_ms = ms, "config reload applied");
+                ("applied", Vec::new(), summary)
+            }
+            Ok(None) => {
+                self.reloads[2].incr();
+                tracing::info!(source, "config reload: unchanged");
+                ("unchanged", Vec::new(), String::new())
+            }
+            Err(errors) => {
+                self.reloads[1].incr();
+                tracing::error!(
+                    source,
+                    problems = errors.len(),
+                    "config reload rejected; the running config stays"
+                );
+                for e in &errors {
+                    tracing::error!("{e}");
+                }
+                ("rejected", errors, String::new())
+            }
+        };
+        let outcome = serde_json::json!({
+            "result": result,
+            "source": source,
+            "time": now_rfc3339(),
+            "durationMs": ms,
+            "changes": summary,
+            "errors": errors,
+            "configHash": format!("{:016x}", self.hash),
+        });
+        self.reload.last.store(Arc::new(outcome.clone()));
+        outcome
+    }
+
+    /// Stops accepting everywhere and waits for in-flight requests, up to
+    /// `admin.shutdownGraceMs`.
+    async fn shutdown(mut self) {
+        let grace = self.config.admin.shutdown_grace;
+        tracing::info!(
+            grace_ms = grace.as_millis() as u64,
+            "shutting down: draining in-flight requests"
+        );
+        for slot in self.servers.values() {
+            let _ = slot.stop.send(true);
+        }
+        for slot in &self.routers {
+            let _ = slot.stop_expiry.send(true);
+        }
+        let _ = self.admin_stop.send(true);
+        let _ = tokio::time::timeout(grace + Duration::from_millis(500), async {
+            while self.tasks.join_next().await.is_some() {}
+        })
+        .await;
+    }
+}
+
+/// A one-line summary of what changed between two configs.
+fn diff(old: &Config, new: &Config) -> String {
+    let mut parts = Vec::new();
+    let label = |r: &RouterConfig| r.label.clone();
+    let added: Vec<String> = new
+        .routers
+        .iter()
+        .filter(|r| !old.routers.iter().any(|o| o.label == r.label))
+        .map(label)
+        .collect();
+    let removed: Vec<String> = old
+        .routers
+        .iter()
+        .filter(|r| !new.routers.iter().any(|o| o.label == r.label))
+        .map(label)
+        .collect();
+    let dtabs: Vec<String> = new
+        .routers
+        .iter()
+        .filter(|r| {
+            old.routers
+                .iter()
+                .any(|o| o.label == r.label && o.dtab != r.dtab)
+        })
+        .map(label)
+        .collect();
+    let changed: Vec<String> = new
+        .routers
+        .iter()
+        .filter(|r| old.routers.iter().any(|o| o.label == r.label && *o != **r))
+        .map(label)
+        .collect();
+    for (what, v) in [
+        ("routers added", added),
+        ("routers removed", removed),
+        ("routers changed", changed),
+        ("dtabs changed", dtabs),
+    ] {
+        if !v.is_empty() {
+            parts.push(format!("{what}: {}", v.join(", ")));
+        }
+    }
+    let namers = new
+        .namers
+        .iter()
+        .filter(|n| !old.namers.contains(n))
+        .count()
+        + old
+            .namers
+            .iter()
+            .filter(|n| !new.namers.contains(n))
+            .count();
+    if namers > 0 {
+        parts.push(format!("namers changed: {namers}"));
+    }
+    if old.admin != new.admin {
+        parts.push("admin changed".into());
+    }
+    if parts.is_empty() {
+        "no routing change".into()
+    } else {
+        parts.join("; ")
+    }
+}
+
+/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
+fn now_rfc3339() -> String {
+    let t = strait_router::accesslog::clf_time(std::time::SystemTime::now());
+    // dd/MM/yyyy:HH:mm:ss +0000 -> yyyy-MM-ddTHH:mm:ssZ
+    let (date, rest) = t.split_once(':').unwrap_or((&t, ""));
+    let mut d = date.split('/');
+    let (dd, mm, yy) = (
+        d.next().unwrap_or(""),
+        d.next().unwrap_or(""),
+        d.next().unwrap_or(""),
     );
-    // Servers stop accepting at once and drain within the grace period.
-    let _ = tokio::time::timeout(grace + Duration::from_millis(500), async {
-        while tasks.join_next().await.is_some() {}
-    })
-    .await;
-    Ok(())
+    format!("{yy}-{mm}-{dd}T{}Z", rest.split(' ').next().unwrap_or(""))
 }
 
 /// SIGTERM and SIGINT, installed once at start.
@@ -162,24 +589,21 @@ impl Signals {
         }
     }
 
-    /// Waits for SIGTERM, SIGINT or a shutdown request from the admin
-    /// server; a second signal exits at once.
-    async fn wait_for_shutdown(self, tx: watch::Sender<bool>, mut rx: watch::Receiver<bool>) {
-        let Some((mut term, mut int)) = self.0 else {
-            let _ = rx.wait_for(|v| *v).await;
-            return;
+    /// The next SIGTERM or SIGINT.
+    async fn next(&mut self) {
+        let Some((term, int)) = &mut self.0 else {
+            return std::future::pending().await;
         };
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM"),
             _ = int.recv() => tracing::info!("SIGINT"),
-            _ = rx.wait_for(|v| *v) => tracing::info!("shutdown requested on the admin server"),
         }
-        let _ = tx.send(true);
+    }
+
+    /// From now on, another SIGTERM or SIGINT exits at once.
+    fn exit_on_second(mut self) {
         tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
-            }
+            self.next().await;
             tracing::warn!("second signal: exiting now");
             std::process::exit(1);
         });
@@ -197,9 +621,8 @@ async fn expire_idle(router: Arc<Router>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn build_namers(cfg: &Config) -> Result<Vec<NamerEntry>, String> {
-    let mut out = Vec::new();
-    for n in &cfg.namers {
+fn build_namer(n: &NamerConfig) -> Result<NamerEntry, String> {
+    {
         let prefix: Path = n.full_prefix();
         let (kind, namer): (&str, Arc<dyn Namer>) = match n {
             NamerConfig::Fs(fs) => (
@@ -216,13 +639,12 @@ fn build_namers(cfg: &Config) -> Result<Vec<NamerEntry>, String> {
                 ));
             }
         };
-        out.push(NamerEntry {
+        Ok(NamerEntry {
             prefix,
             kind: kind.to_owned(),
             namer,
-        });
+        })
     }
-    Ok(out)
 }
 
 fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterParams, String> {

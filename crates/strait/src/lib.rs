@@ -17,3 +17,4 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod sdnotify;

@@ -179,6 +179,7 @@ impl Backend {
             Behavior::Unavailable => ("unavailable", 0),
             Behavior::Hang => ("hang", 0),
             Behavior::FailFirst(n) => ("failfirst", n),
+            Behavior::Slow(ms) => ("slow", ms),
         };
         let dir = tempfile::tempdir().unwrap();
         let mut proc = Proc::spawn(Command::new("python3").args([
@@ -241,6 +242,8 @@ pub enum Behavior {
     Hang,
     /// The first `n` requests fail with `503`, then `200`.
     FailFirst(u32),
+    /// Answers `200` after `n` milliseconds.
+    Slow(u32),
 }
 
 /// A threaded Python HTTP/1.1 server whose answers follow a [`Behavior`];
@@ -264,6 +267,8 @@ class H(BaseHTTPRequestHandler):
             k = count[0]
         if mode == "hang":
             time.sleep(3600)
+        if mode == "slow":
+            time.sleep(arg / 1000.0)
         fail = (mode == "unavailable") or (mode == "half" and k % 2 == 0) or (mode == "failfirst" and k <= arg)
         self.reply(503 if fail else 200, ("unavailable " if fail else "instance ") + name + "\n")
     def reply(self, code, text):
