@@ -375,36 +375,14 @@ impl Router {
             .retain(|_, e| {
                 now.saturating_sub(e.last_used.load(std::sync::atomic::Ordering::Relaxed)) < ttl
             });
-        let expired: Vec<Path> = {
-            let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-            let dead: Vec<Path> = clients
-                .iter()
-                .filter(|(_, c)| Arc::strong_count(c) == 1 && c.idle_for() >= self.params.idle_ttl)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &dead {
-                clients.remove(k);
-            }
-            dead
-        };
-        for id in expired {
+        let idle = self.params.idle_ttl;
+        for id in drain_where(&self.clients, |c| c.idle_for() >= idle) {
             self.registry.remove_scope(&Scope::Client {
                 router: self.params.label.clone(),
                 id: id.show(),
             });
         }
-        let dead: Vec<Path> = {
-            let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
-            let dead: Vec<Path> = services
-                .iter()
-                .filter(|(_, s)| Arc::strong_count(s) == 1)
-                .map(|(k, _)| k.clone())
-                .collect();
-            for k in &dead {
-                services.remove(k);
-            }
-            dead
-        };
+        let dead = drain_where(&self.services, |_| true);
         for name in dead {
             self.registry.remove_scope(&Scope::Service {
                 router: self.params.label.clone(),
@@ -738,6 +716,24 @@ impl BodyState {
             BodyState::Stream(s) => s.take().map(Either::Left),
         }
     }
+}
+
+/// Removes the entries nobody else holds (`Arc` count 1) that `expired`
+/// accepts; returns their names.
+fn drain_where<V>(
+    map: &Mutex<HashMap<Path, Arc<V>>>,
+    expired: impl Fn(&Arc<V>) -> bool,
+) -> Vec<Path> {
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    let dead: Vec<Path> = map
+        .iter()
+        .filter(|(_, v)| Arc::strong_count(v) == 1 && expired(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in &dead {
+        map.remove(k);
+    }
+    dead
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

@@ -143,7 +143,7 @@ impl Backend {
     pub fn start(name: &str) -> Backend {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), format!("instance {name}\n")).unwrap();
-        let mut proc = Proc::spawn(
+        let proc = Proc::spawn(
             Command::new("python3")
                 .args([
                     "-u",
@@ -156,19 +156,7 @@ impl Backend {
                 ])
                 .arg(dir.path()),
         );
-        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
-        let port: u16 = proc.wait_line(Duration::from_secs(20), |l| {
-            l.strip_prefix("Serving HTTP on ")
-                .and_then(|r| r.split(" port ").nth(1))
-                .and_then(|r| r.split_whitespace().next())
-                .and_then(|p| p.parse().ok())
-        });
-        Backend {
-            name: name.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            dir,
-            _proc: proc,
-        }
+        Backend::announced(name, dir, proc)
     }
 
     /// Starts a threaded HTTP/1.1 backend named `name` behaving as `b`.
@@ -182,7 +170,7 @@ impl Backend {
             Behavior::Slow(ms) => ("slow", ms),
         };
         let dir = tempfile::tempdir().unwrap();
-        let mut proc = Proc::spawn(Command::new("python3").args([
+        let proc = Proc::spawn(Command::new("python3").args([
             "-u",
             "-c",
             SCRIPT,
@@ -190,8 +178,15 @@ impl Backend {
             mode,
             &arg.to_string(),
         ]));
+        Backend::announced(name, dir, proc)
+    }
+
+    /// Waits for the server's "Serving HTTP on <ip> port <port> ..." line
+    /// (http.server's, which the scripted server imitates).
+    fn announced(name: &str, dir: tempfile::TempDir, mut proc: Proc) -> Backend {
         let port: u16 = proc.wait_line(Duration::from_secs(20), |l| {
-            l.strip_prefix("Serving HTTP on 127.0.0.1 port ")
+            l.strip_prefix("Serving HTTP on ")
+                .and_then(|r| r.split(" port ").nth(1))
                 .and_then(|r| r.split_whitespace().next())
                 .and_then(|p| p.parse().ok())
         });
