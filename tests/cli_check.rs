@@ -69,21 +69,6 @@ fn run_refuses_a_bad_file_with_the_same_errors() {
 }
 
 #[test]
-fn run_refuses_the_consul_namer_until_it_is_built_but_check_accepts_it() {
-    let yaml = "namers:\n- kind: io.l5d.consul\nrouters:\n- protocol: http\n  dtab: /svc => /#/io.l5d.consul/dc1;\n  servers:\n  - port: 0\nadmin:\n  port: 0\n";
-    let (_dir, path) = strait_test_kit::write_temp("consul.yaml", yaml);
-    let p = path.display().to_string();
-    let (code, _, err) = strait(&["check", "--config", &p]);
-    assert_eq!(code, 0, "check accepts io.l5d.consul: {err}");
-    let (code, _, err) = strait(&["run", "--config", &p]);
-    assert_eq!(code, 1, "run refuses it: {err}");
-    assert!(
-        err.contains("io.l5d.consul") && err.contains("cannot serve yet"),
-        "{err}"
-    );
-}
-
-#[test]
 fn json_configs_are_accepted() {
     let json = r#"{"routers":[{"protocol":"http","dtab":"/svc=>/$/inet/127.0.0.1/1;","servers":[{"port":4141}]}]}"#;
     let (_dir, path) = strait_test_kit::write_temp("l.json", json);

@@ -3,16 +3,16 @@
 
 #![allow(clippy::unwrap_used, missing_docs)]
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use strait::config::{
     AdminConfig, BackoffConfig, BindingCacheConfig, BudgetConfig, ClassifierKind, ClientConfig,
     ClientParams, ClientParamsPatch, ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig,
-    FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus,
-    IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig,
-    RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
-    ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
+    DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig,
+    HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol,
+    RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams,
+    ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
 };
 use strait_dtab::{Dtab, Path, Prefix};
 
@@ -175,7 +175,9 @@ namers:
   useHealthCheck: true
   healthStatuses: [passing, warning]
   token: s3cret
-  setHost: true
+  setHost: false
+  maxWatches: 500
+  watchIdleTtlSecs: 30
   consistencyMode: stale
   failFast: true
   preferServiceAddress: false
@@ -253,7 +255,7 @@ const FULL_JSON: &str = r#"{
     {"kind": "io.l5d.fs", "rootDir": "/etc/strait/disco"},
     {"kind": "io.l5d.consul", "prefix": "/consul", "host": "consul.internal", "port": 8501,
      "includeTag": true, "useHealthCheck": true, "healthStatuses": ["passing", "warning"],
-     "token": "s3cret", "setHost": true, "consistencyMode": "stale", "failFast": true,
+     "token": "s3cret", "setHost": false, "maxWatches": 500, "watchIdleTtlSecs": 30, "consistencyMode": "stale", "failFast": true,
      "preferServiceAddress": false,
      "weights": [{"tag": "canary", "weight": 0.5}, {"tag": "big", "weight": 3}],
      "transferMetadata": true, "fixedLengthStreamedAfterKB": 1024}
@@ -332,7 +334,7 @@ fn every_key_is_read_into_the_domain_types() {
                 use_health_check: true,
                 health_statuses: vec![HealthStatus::Passing, HealthStatus::Warning],
                 token: Some("s3cret".to_owned()),
-                set_host: true,
+                set_host: false,
                 consistency_mode: ConsistencyMode::Stale,
                 fail_fast: true,
                 prefer_service_address: false,
@@ -348,6 +350,8 @@ fn every_key_is_read_into_the_domain_types() {
                 ],
                 transfer_metadata: true,
                 fixed_length_streamed_after_kb: 1024,
+                max_watches: 500,
+                watch_idle_ttl: Duration::from_secs(30),
             }),
         ]
     );
@@ -675,6 +679,35 @@ telemetry:
 }
 
 #[test]
+fn consul_set_host_and_watch_bounds_are_checked() {
+    let text = "\
+routers:
+- protocol: http
+  servers: [{}]
+namers:
+- kind: io.l5d.consul
+  setHost: true
+  maxWatches: 0
+  watchIdleTtlSecs: -1
+";
+    let errs = errors(text);
+    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert!(
+        errs[0].starts_with("linkerd.yaml:6:12: namers[0].setHost: `setHost: true`"),
+        "{errs:#?}"
+    );
+    assert!(errs[0].contains("not implemented yet"), "{errs:#?}");
+    assert!(
+        errs[1].starts_with("linkerd.yaml:7:15: namers[0].maxWatches: "),
+        "{errs:#?}"
+    );
+    assert!(
+        errs[2].starts_with("linkerd.yaml:8:21: namers[0].watchIdleTtlSecs: "),
+        "{errs:#?}"
+    );
+}
+
+#[test]
 fn body_size_limits_removed_in_linkerd_1_7_are_explained() {
     let text = "routers:\n- protocol: http\n  maxRequestKB: 5\n  servers: [{}]\n";
     assert_eq!(
@@ -852,7 +885,7 @@ namers:
         errors(text),
         [
             "linkerd.yaml:3:22: routers[0].identifier.kind: unknown identifier kind 'io.l5d.hostname'; known kinds: io.l5d.header.token, io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static",
-            "linkerd.yaml:6:9: namers[0].kind: unknown namer kind 'io.l5d.etcd'; known kinds: io.l5d.fs, io.l5d.consul",
+            "linkerd.yaml:6:9: namers[0].kind: unknown namer kind 'io.l5d.etcd'; known kinds: io.l5d.fs, io.l5d.consul, io.l5d.dnssrv",
             "linkerd.yaml:7:3: namers[1].kind: missing required key 'kind'",
         ]
     );
@@ -904,7 +937,78 @@ fn consul_namer_defaults_follow_linkerd() {
             weights: vec![],
             transfer_metadata: false,
             fixed_length_streamed_after_kb: 5120,
+            max_watches: 100,
+            watch_idle_ttl: Duration::from_secs(60),
         })]
+    );
+}
+
+#[test]
+fn dnssrv_namer_reads_its_keys_and_defaults() {
+    let text = "\
+routers: [{protocol: http, servers: [{}]}]
+namers:
+- kind: io.l5d.dnssrv
+- kind: io.l5d.dnssrv
+  experimental: true
+  prefix: /consul-dns
+  refreshIntervalSeconds: 1
+  dnsHosts: [10.0.0.2, 127.0.0.1:8600, '[::1]:8600', '::1']
+";
+    let c = ok(text);
+    let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+    assert_eq!(
+        c.namers,
+        vec![
+            NamerConfig::DnsSrv(DnsSrvNamerConfig {
+                prefix: path("/io.l5d.dnssrv"),
+                refresh_interval: Duration::from_secs(5),
+                dns_hosts: vec![],
+            }),
+            NamerConfig::DnsSrv(DnsSrvNamerConfig {
+                prefix: path("/consul-dns"),
+                refresh_interval: Duration::from_secs(1),
+                dns_hosts: vec![
+                    addr("10.0.0.2:53"),
+                    addr("127.0.0.1:8600"),
+                    addr("[::1]:8600"),
+                    addr("[::1]:53"),
+                ],
+            }),
+        ],
+        "Linkerd's defaults (5 s, the system resolver); a host without a port is on 53"
+    );
+    let json = serde_json::to_string_pretty(&c).unwrap();
+    assert!(
+        json.contains("\"refreshIntervalSeconds\": 1") && json.contains("\"127.0.0.1:8600\""),
+        "/config.json uses Linkerd's key names: {json}"
+    );
+    assert_eq!(ok(&json), c, "/config.json parses back to the same config");
+}
+
+#[test]
+fn dnssrv_values_are_validated() {
+    let text = "\
+routers: [{protocol: http, servers: [{}]}]
+namers:
+- kind: io.l5d.dnssrv
+  refreshIntervalSeconds: 0
+  dnsHosts: [10.0.0.2, dns.example, '10.0.0.2:0', [10.0.0.3]]
+- kind: io.l5d.dnssrv
+  prefix: /dns2
+  dnsHosts: 10.0.0.2
+  refreshIntervalSecond: 2
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:4:27: namers[0].refreshIntervalSeconds: expected an integer from 1 to 4294967295, found 0",
+            "linkerd.yaml:5:24: namers[0].dnsHosts[1]: 'dns.example' is not a DNS server address; write an IP address with an optional port, e.g. 10.0.0.2, 127.0.0.1:8600 or [::1]:8600 (host names are not supported)",
+            "linkerd.yaml:5:37: namers[0].dnsHosts[2]: '10.0.0.2:0': port 0 cannot be a DNS server's port",
+            "linkerd.yaml:5:51: namers[0].dnsHosts[3]: expected a string, found a list",
+            "linkerd.yaml:8:13: namers[1].dnsHosts: expected a list, found '10.0.0.2'",
+            "linkerd.yaml:9:3: namers[1].refreshIntervalSecond: unknown key 'refreshIntervalSecond'; did you mean 'refreshIntervalSeconds'?",
+        ]
     );
 }
 

@@ -783,34 +783,14 @@ mod tests {
         (dir, namer)
     }
 
-    fn bound(state: &State<LookupTree>) -> &Bound<AddrVar> {
-        match state {
-            State::Ok(NameTree::Leaf(Name::Bound(b))) => b,
-            other => panic!("expected a bound leaf, got {other:?}"),
-        }
-    }
-
-    fn is_neg(state: &State<LookupTree>) -> bool {
-        matches!(state, State::Ok(NameTree::Neg))
-    }
-
-    fn is_bound(state: &State<LookupTree>) -> bool {
-        matches!(state, State::Ok(NameTree::Leaf(Name::Bound(_))))
-    }
+    use crate::testing::{bound, is_bound, is_neg};
 
     async fn wait_state(
         act: &mut Activity,
         what: &str,
         f: impl FnMut(&State<LookupTree>) -> bool,
     ) -> State<LookupTree> {
-        let got = tokio::time::timeout(WAIT, act.wait_for(f))
-            .await
-            .map(|r| r.map(|s| s.clone()));
-        match got {
-            Ok(Ok(s)) => s,
-            Ok(Err(_)) => panic!("lookup closed while waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}; now {:?}", *act.borrow()),
-        }
+        crate::testing::wait_state(act, WAIT, what, f).await
     }
 
     async fn wait_addr(var: &mut AddrVar, what: &str, f: impl FnMut(&Addr) -> bool) -> Addr {

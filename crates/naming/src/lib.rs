@@ -4,7 +4,8 @@
 //! *watchable* name tree), the [`Interpreter`] that binds a path through a
 //! dtab, the configured namers under `/#/` and the system namers under `/$/`
 //! (Linkerd 1's `ConfiguredNamersInterpreter`), the `/$/inet` resolver with
-//! DNS re-resolution ([`inet`]), and the `io.l5d.fs` namer ([`fs`]).
+//! DNS re-resolution ([`inet`]), the `io.l5d.fs` namer ([`fs`]) and the
+//! `io.l5d.dnssrv` namer, which polls DNS SRV records ([`dnssrv`]).
 //!
 //! It knows nothing of HTTP, YAML or load balancing: the router asks for a
 //! [`Binding`], keeps it while [`Binding::is_stale`] says no, and hands each
@@ -22,9 +23,12 @@ use strait_dtab::{Bound, Name, NameTree, Path, State};
 use tokio::sync::watch;
 
 pub mod delegate;
+pub mod dnssrv;
 pub mod fs;
 pub mod inet;
 mod interp;
+#[cfg(test)]
+mod testing;
 
 pub use interp::{Binding, Interpreter};
 

@@ -39,6 +39,12 @@ pub struct Client {
     epoch: Instant,
     /// Stats under `rt/<router>/client/<id>/`.
     pub stats: ClientStats,
+    /// The `l5d-dst-client` value (the concrete name), made once.
+    pub l5d_dst: Option<http::HeaderValue>,
+    /// Dropped with the client: ends the task following `addr`, which
+    /// releases the namer's address set (namers stop watching names
+    /// nobody follows).
+    _following: tokio::sync::oneshot::Sender<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -131,7 +137,9 @@ impl Client {
             fastrand::u64(..),
         );
         let first = addr.borrow_and_update().clone();
+        let (following, mut dropped) = tokio::sync::oneshot::channel();
         let client = Arc::new(Client {
+            l5d_dst: http::HeaderValue::from_str(&id.show()).ok(),
             id,
             policy,
             balancer,
@@ -141,13 +149,18 @@ impl Client {
             last_used: AtomicU64::new(0),
             epoch: Instant::now(),
             stats: ClientStats::new(registry, &scope),
+            _following: following,
         });
         register_balancer_stats(registry, &scope, &client);
         client.update(first);
         let weak: Weak<Client> = Arc::downgrade(&client);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             rt.spawn(async move {
-                while addr.changed().await.is_ok() {
+                loop {
+                    tokio::select! {
+                        changed = addr.changed() => if changed.is_err() { return },
+                        _ = &mut dropped => return,
+                    }
                     let next = addr.borrow_and_update().clone();
                     match weak.upgrade() {
                         Some(c) => c.update(next),

@@ -29,30 +29,54 @@ const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 /// `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
 /// `Proxy-Authorization`.
 pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    let named: Vec<HeaderName> = h
-        .get_all(CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::from_bytes(n.trim().as_bytes()).ok())
-        .collect();
-    for n in named {
-        h.remove(n);
+    // One pass of cheap name comparisons finds the few present (usually
+    // none, or `Connection: keep-alive` alone); only those are removed.
+    let mut found = [false; HOP_BY_HOP_COUNT];
+    let mut any = false;
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            found[i] = true;
+            any = true;
+        }
     }
-    for n in [
-        CONNECTION,
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        TE,
-        TRAILER,
-        TRANSFER_ENCODING,
-        UPGRADE,
-        PROXY_AUTHENTICATE,
-        PROXY_AUTHORIZATION,
-    ] {
-        h.remove(n);
+    if !any {
+        return;
+    }
+    if found[0] {
+        let named: Vec<HeaderName> = h
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
+    }
+    for (n, present) in HOP_BY_HOP.iter().zip(found) {
+        if present {
+            h.remove(n);
+        }
     }
 }
+
+/// `Connection` first: [`strip_hop_by_hop`] reads it before removing it.
+const HOP_BY_HOP_COUNT: usize = 9;
+
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+];
 
 /// Appends `1.1 strait` to `Via`.
 pub fn append_via(h: &mut HeaderMap) {
@@ -130,35 +154,53 @@ pub fn take_local_dtab(h: &mut HeaderMap) -> Result<Option<(Arc<str>, Dtab)>, St
 
 /// Sets the informational headers Linkerd adds downstream
 /// (`l5d-dst-service`, `l5d-dst-client`, `l5d-dst-residual`, `l5d-reqid`)
-/// and re-emits the local dtab as `l5d-ctx-dtab`.
+/// and re-emits the local dtab as `l5d-ctx-dtab`. The service and client
+/// values are made once per service and client, not per request.
 pub fn set_l5d(
     h: &mut HeaderMap,
-    service: &Path,
-    client: &Path,
+    service: Option<&HeaderValue>,
+    client: Option<&HeaderValue>,
     residual: &Path,
     local: Option<&str>,
 ) {
-    let set = |h: &mut HeaderMap, n: HeaderName, v: String| {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            h.insert(n, v);
+    let set = |h: &mut HeaderMap, n: HeaderName, v: Option<&HeaderValue>| match v {
+        Some(v) => {
+            h.insert(n, v.clone());
+        }
+        None => {
+            h.remove(n);
         }
     };
-    set(h, L5D_DST_SERVICE, service.show());
-    set(h, L5D_DST_CLIENT, client.show());
+    set(h, L5D_DST_SERVICE, service);
+    set(h, L5D_DST_CLIENT, client);
     if residual.is_empty() {
         h.remove(L5D_DST_RESIDUAL);
     } else {
-        set(h, L5D_DST_RESIDUAL, residual.show());
+        set(
+            h,
+            L5D_DST_RESIDUAL,
+            HeaderValue::from_str(&residual.show()).ok().as_ref(),
+        );
     }
     if !h.contains_key(L5D_REQID) {
-        set(h, L5D_REQID, format!("{:016x}", fastrand::u64(..)));
+        h.insert(L5D_REQID, request_id(fastrand::u64(..)));
     }
     match local {
-        Some(l) => set(h, L5D_CTX_DTAB, l.to_owned()),
+        Some(l) => set(h, L5D_CTX_DTAB, HeaderValue::from_str(l).ok().as_ref()),
         None => {
             h.remove(L5D_CTX_DTAB);
         }
     }
+}
+
+/// `id` as 16 lower-case hex digits, without going through `fmt`.
+fn request_id(id: u64) -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut buf = [0u8; 16];
+    for (i, b) in buf.iter_mut().enumerate() {
+        *b = HEX[((id >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// Appends an RFC 7239 `Forwarded` element: `by` the server, `for` the
@@ -194,6 +236,12 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "only end-to-end headers stay: {h:?}");
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn request_ids_are_sixteen_hex_digits() {
+        assert_eq!(request_id(0x00ab_cdef_0123_4567), "00abcdef01234567");
+        assert_eq!(request_id(u64::MAX), "ffffffffffffffff");
     }
 
     #[test]

@@ -101,7 +101,9 @@ struct BindKey {
 struct BindEntry {
     binding: Binding,
     clients: Vec<Arc<Client>>,
-    service: Arc<Service>,
+    /// Only for a name that binds to some client: a flood of Host values
+    /// naming nothing must not make a service (and its metrics) each.
+    service: Option<Arc<Service>>,
     last_used: std::sync::atomic::AtomicU64,
 }
 
@@ -248,10 +250,19 @@ impl Router {
         let dst = identified.dst;
         let start = Instant::now();
         let entry = self.bind(&dst, local.as_ref()).await?;
-        let service = Arc::clone(&entry.service);
+        let Some(service) = entry.service.clone() else {
+            return Err(self
+                .pick(&entry, &dst, local.as_ref())
+                .err()
+                .unwrap_or_else(|| RouteError::NoRoute {
+                    service: dst.clone(),
+                    base: self.params.dtab.clone(),
+                    local: Dtab::empty(),
+                }));
+        };
         service.stats.pending.add(1);
         let result = self
-            .dispatch(req, &entry, &dst, local.as_ref(), server, remote)
+            .dispatch(req, &entry, &service, &dst, local.as_ref(), server, remote)
             .await;
         service.stats.pending.add(-1);
         let code = match &result {
@@ -312,13 +323,15 @@ impl Router {
                 }
             });
         }
+        let service = (!clients.is_empty()).then(|| self.service(dst));
         let entry = Arc::new(BindEntry {
             binding,
             clients,
-            service: self.service(dst),
+            service,
             last_used: std::sync::atomic::AtomicU64::new(now),
         });
         let mut map = self.bindings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut evicted = None;
         if map.len() >= self.params.cache_capacity && !map.contains_key(&key) {
             // Evict the least recently used binding.
             if let Some(k) = map
@@ -326,11 +339,31 @@ impl Router {
                 .min_by_key(|(_, v)| v.last_used.load(std::sync::atomic::Ordering::Relaxed))
                 .map(|(k, _)| k.clone())
             {
-                map.remove(&k);
+                evicted = map.remove(&k).map(|e| (k.dst, e));
             }
         }
         map.insert(key, Arc::clone(&entry));
+        drop(map);
+        if let Some((dst, e)) = evicted {
+            drop(e);
+            self.forget_service(&dst);
+        }
         Ok(entry)
+    }
+
+    /// Drops the service of `dst` (and its metrics) if nothing uses it any
+    /// more: Host headers come from clients, so a flood of distinct names
+    /// must not keep a service per name until the next idle sweep.
+    fn forget_service(&self, dst: &Path) {
+        let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
+        if services.get(dst).is_some_and(|s| Arc::strong_count(s) == 1) {
+            services.remove(dst);
+            drop(services);
+            self.registry.remove_scope(&Scope::Service {
+                router: self.params.label.clone(),
+                name: dst.show(),
+            });
+        }
     }
 
     fn client(&self, b: &BoundName) -> Arc<Client> {
@@ -356,7 +389,12 @@ impl Router {
                 router: self.params.label.clone(),
                 name: dst.show(),
             };
-            Service::new(&self.registry, &scope, (self.params.policies.service)(dst))
+            Service::new(
+                &self.registry,
+                &scope,
+                dst,
+                (self.params.policies.service)(dst),
+            )
         }))
     }
 
@@ -391,15 +429,14 @@ impl Router {
         }
     }
 
-    async fn dispatch(
+    /// The bound name a request goes to and its client, or why there is
+    /// none.
+    fn pick<'e>(
         &self,
-        req: Request<Incoming>,
-        entry: &BindEntry,
+        entry: &'e BindEntry,
         dst: &Path,
         local: Option<&(Arc<str>, Dtab)>,
-        server: &ServerParams,
-        remote: SocketAddr,
-    ) -> Result<Response<Body>, RouteError> {
+    ) -> Result<(&'e BoundName, &'e Arc<Client>), RouteError> {
         let no_route = || RouteError::NoRoute {
             service: dst.clone(),
             base: self.params.dtab.clone(),
@@ -421,13 +458,27 @@ impl Router {
         let Some(client) = entry.clients.iter().find(|c| c.id == bound.id) else {
             return Err(no_route());
         };
+        Ok((bound, client))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dispatch(
+        &self,
+        req: Request<Incoming>,
+        entry: &BindEntry,
+        svc: &Service,
+        dst: &Path,
+        local: Option<&(Arc<str>, Dtab)>,
+        server: &ServerParams,
+        remote: SocketAddr,
+    ) -> Result<Response<Body>, RouteError> {
+        let (bound, client) = self.pick(entry, dst, local)?;
         client.touch();
         let target = Target {
             service: dst.clone(),
             client: Arc::clone(client),
             residual: bound.residual.clone(),
         };
-        let svc = &entry.service;
         let incoming = deadline::read(req.headers());
         let total = match (svc.policy.total_timeout, incoming.map(deadline::remaining)) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -473,8 +524,8 @@ impl Router {
         }
         headers::set_l5d(
             h,
-            &target.service,
-            &client.id,
+            svc.l5d_dst.as_ref(),
+            client.l5d_dst.as_ref(),
             &target.residual,
             local.map(|(s, _)| &**s),
         );

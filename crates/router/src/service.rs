@@ -113,13 +113,16 @@ pub struct Service {
     /// `retries/per_request` (recorded as milliseconds so that its
     /// snapshot reads as a count).
     pub per_request: Arc<Histogram>,
+    /// The `l5d-dst-service` value (the logical name), made once.
+    pub l5d_dst: Option<http::HeaderValue>,
 }
 
 impl Service {
-    /// The service `scope` with `policy`.
+    /// The service `name` with `policy`, its stats in `scope`.
     pub fn new(
         registry: &Registry,
         scope: &Scope,
+        name: &strait_dtab::Path,
         policy: crate::policy::ServicePolicy,
     ) -> Arc<Service> {
         let b = policy.budget;
@@ -132,6 +135,7 @@ impl Service {
             retries: registry.counter(scope, "retries/total"),
             budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
             per_request: registry.histogram(scope, "retries/per_request"),
+            l5d_dst: http::HeaderValue::from_str(&name.show()).ok(),
         });
         let weak = Arc::downgrade(&svc);
         registry.read_fn(

@@ -11,6 +11,8 @@ use arc_swap::ArcSwap;
 use http::HeaderName;
 use serde_json::Value;
 use strait_dtab::Path;
+use strait_namer_consul::ConsulNamer;
+use strait_naming::dnssrv::DnsSrvNamer;
 use strait_naming::fs::FsNamer;
 use strait_naming::inet::InetResolver;
 use strait_naming::{Interpreter, Namer};
@@ -228,7 +230,7 @@ impl Live {
         for nc in &cfg.namers {
             match self.namers.iter().find(|(c, _)| c == nc) {
                 Some((c, e)) => namers.push((c.clone(), e.clone())),
-                None => namers.push((nc.clone(), build_namer(nc)?)),
+                None => namers.push((nc.clone(), build_namer(nc, &self.registry)?)),
             }
         }
         let interp = Interpreter::new(
@@ -621,7 +623,7 @@ async fn expire_idle(router: Arc<Router>, mut shutdown: watch::Receiver<bool>) {
     }
 }
 
-fn build_namer(n: &NamerConfig) -> Result<NamerEntry, String> {
+fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, String> {
     {
         let prefix: Path = n.full_prefix();
         let (kind, namer): (&str, Arc<dyn Namer>) = match n {
@@ -632,18 +634,93 @@ fn build_namer(n: &NamerConfig) -> Result<NamerEntry, String> {
                         .map_err(|e| format!("namer {prefix}: {e}"))?,
                 ),
             ),
-            NamerConfig::Consul(_) => {
-                return Err(format!(
-                    "namer {prefix}: io.l5d.consul is accepted by `strait check` but cannot serve yet: \
-                     the Consul namer is not built into this version of Strait"
-                ));
+            NamerConfig::Consul(c) => {
+                let namer = Arc::new(
+                    ConsulNamer::new(consul_config(c))
+                        .map_err(|e| format!("namer {prefix}: {e}"))?,
+                );
+                register_consul_stats(registry, &prefix, &namer);
+                ("io.l5d.consul", namer)
             }
+            NamerConfig::DnsSrv(d) => (
+                "io.l5d.dnssrv",
+                Arc::new(
+                    DnsSrvNamer::new(d.refresh_interval, &d.dns_hosts)
+                        .map_err(|e| format!("namer {prefix}: {e}"))?,
+                ),
+            ),
         };
         Ok(NamerEntry {
             prefix,
             kind: kind.to_owned(),
             namer,
         })
+    }
+}
+
+/// The namer's settings from `linkerd.yaml`'s (already checked) values.
+fn consul_config(c: &config::ConsulConfig) -> strait_namer_consul::ConsulConfig {
+    use strait_namer_consul::{Consistency, HealthStatus as H};
+    strait_namer_consul::ConsulConfig {
+        host: c.host.clone(),
+        port: c.port,
+        include_tag: c.include_tag,
+        use_health_check: c.use_health_check,
+        health_statuses: c
+            .health_statuses
+            .iter()
+            .map(|s| match s {
+                config::HealthStatus::Passing => H::Passing,
+                config::HealthStatus::Warning => H::Warning,
+                config::HealthStatus::Critical => H::Critical,
+                config::HealthStatus::Maintenance => H::Maintenance,
+            })
+            .collect(),
+        token: c.token.clone(),
+        consistency: match c.consistency_mode {
+            config::ConsistencyMode::Default => Consistency::Default,
+            config::ConsistencyMode::Stale => Consistency::Stale,
+            config::ConsistencyMode::Consistent => Consistency::Consistent,
+        },
+        fail_fast: c.fail_fast,
+        prefer_service_address: c.prefer_service_address,
+        weights: c
+            .weights
+            .iter()
+            .map(|w| (w.tag.clone(), w.weight))
+            .collect(),
+        transfer_metadata: c.transfer_metadata,
+        max_watches: c.max_watches as usize,
+        watch_idle_ttl: c.watch_idle_ttl,
+        ..strait_namer_consul::ConsulConfig::default()
+    }
+}
+
+/// Linkerd 1's namer counters (`lookups`, `service/opens`, …) and
+/// Strait's watch gauges under `namer/<prefix>/`, read from the namer
+/// when metrics are rendered.
+fn register_consul_stats(registry: &Registry, prefix: &Path, namer: &Arc<ConsulNamer>) {
+    type Get = fn(&strait_namer_consul::ConsulStats) -> u64;
+    let scope = Scope::Root(format!("namer{}", prefix.show()));
+    let items: [(&str, bool, Get); 9] = [
+        ("lookups", true, |s| s.lookups),
+        ("service/opens", true, |s| s.opens),
+        ("service/closes", true, |s| s.closes),
+        ("service/errors", true, |s| s.errors),
+        ("service/updates", true, |s| s.updates),
+        ("service/refused", true, |s| s.refused),
+        ("requests", true, |s| s.requests),
+        ("watches", false, |s| s.watches as u64),
+        ("max_watches", false, |s| s.max_watches as u64),
+    ];
+    for (name, counter, get) in items {
+        let weak = Arc::downgrade(namer);
+        registry.read_fn(
+            &scope,
+            name,
+            counter,
+            Arc::new(move || weak.upgrade().map_or(0, |n| get(&n.stats()) as i64)),
+        );
     }
 }
 

@@ -7,12 +7,16 @@
 //!   it reports it listens on.
 //! * [`curl`]: the real `curl`, with the response split into status,
 //!   headers and body.
+//! * [`consul`]: a Consul HTTP API simulator, in-process
+//!   ([`consul::ConsulSim`]) or as the `consul-sim` binary.
 //!
 //! Every child process is killed when its handle is dropped, so a failing
 //! test leaves nothing behind. Ports are always 0 (the kernel picks).
 //! This crate depends on no Strait crate: it speaks to Strait only over
 //! sockets and the command line, so the types under test never leak in.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+pub mod consul;
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;

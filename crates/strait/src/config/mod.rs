@@ -37,11 +37,11 @@ mod types;
 pub use types::{
     AdminConfig, BackoffConfig, BindingCacheConfig, BudgetConfig, ClassifierKind, ClientConfig,
     ClientParams, ClientParamsPatch, ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig,
-    DEFAULT_CONNECT_TIMEOUT, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler,
-    FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig,
-    Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig,
-    ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig,
-    UsageConfig,
+    DEFAULT_CONNECT_TIMEOUT, DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig,
+    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig,
+    NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig,
+    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
+    TelemeterConfig, UsageConfig,
 };
 
 /// One problem in a config file.

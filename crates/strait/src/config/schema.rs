@@ -7,21 +7,22 @@
 //! implements one replaces its name in a `not_implemented` list with a
 //! getter.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use strait_dtab::{Dtab, Path};
+use strait_naming::dnssrv::{DEFAULT_REFRESH_INTERVAL, parse_dns_host};
 
 use super::policy;
 use super::read::{
     Ctx, MapReader, boolean, dtab, file_path, ip, items, list, name_path, non_empty, one_of, port,
-    positive_number, string, u32_any, u32_positive, u64_any,
+    positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
 };
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
-    AdminConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig, ForwardedConfig,
-    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig,
-    Protocol, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
+    AdminConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig, DnsSrvNamerConfig,
+    ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK,
+    NamerConfig, Protocol, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
@@ -481,7 +482,7 @@ fn labeler(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ForwardedLabeler
 
 // --------------------------------------------------------------- namers
 
-const NAMER_KINDS: &[&str] = &["io.l5d.fs", "io.l5d.consul"];
+const NAMER_KINDS: &[&str] = &["io.l5d.fs", "io.l5d.consul", "io.l5d.dnssrv"];
 
 const OTHER_NAMER_KINDS: &[&str] = &[
     "io.l5d.k8s",
@@ -493,7 +494,6 @@ const OTHER_NAMER_KINDS: &[&str] = &[
     "io.l5d.zkLeader",
     "io.l5d.serversets",
     "io.l5d.curator",
-    "io.l5d.dnssrv",
     "io.l5d.rewrite",
 ];
 
@@ -518,6 +518,7 @@ fn namer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<NamerConfig> {
                 .map(|root_dir| NamerConfig::Fs(FsNamerConfig { prefix, root_dir }))
         }
         "io.l5d.consul" => Some(NamerConfig::Consul(consul(cx, &mut r))),
+        "io.l5d.dnssrv" => Some(NamerConfig::DnsSrv(dnssrv(cx, &mut r))),
         k => {
             let kind_path = r.path_of("kind");
             if OTHER_NAMER_KINDS.contains(&k) {
@@ -577,9 +578,51 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
             .unwrap_or_default(),
         transfer_metadata: r.or(cx, "transferMetadata", boolean, false),
         fixed_length_streamed_after_kb: r.or(cx, "fixedLengthStreamedAfterKB", u64_any, 5120),
+        max_watches: r.or(cx, "maxWatches", u32_positive, 100),
+        watch_idle_ttl: Duration::from_secs(r.or(cx, "watchIdleTtlSecs", u64_positive, 60)),
     };
+    if let Some(node) = r.get("setHost").filter(|_| c.set_host) {
+        let path = r.path_of("setHost");
+        cx.error(
+            node.pos,
+            &path,
+            "`setHost: true` (rewriting Host to <service>.service.<dc>.<domain>) is not \
+             implemented yet; remove it or set it to false",
+        );
+    }
     r.not_implemented(cx, &["tls"]);
     c
+}
+
+/// `io.l5d.dnssrv` (linkerd1.md §3.2). Linkerd 1 wants `experimental:
+/// true` for it; Strait accepts the namer either way.
+fn dnssrv(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> DnsSrvNamerConfig {
+    let default_secs = DEFAULT_REFRESH_INTERVAL.as_secs() as u32;
+    DnsSrvNamerConfig {
+        prefix: namer_prefix(cx, r, "io.l5d.dnssrv"),
+        refresh_interval: Duration::from_secs(u64::from(r.or(
+            cx,
+            "refreshIntervalSeconds",
+            u32_positive,
+            default_secs,
+        ))),
+        dns_hosts: r
+            .opt(cx, "dnsHosts", |cx, n, p| list(cx, n, p, dns_host))
+            .unwrap_or_default(),
+    }
+}
+
+/// A `dnsHosts` item: `ip`, `ip:port` or `[ipv6]:port` (port 53 when not
+/// written; the port is a Strait extension).
+fn dns_host(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<SocketAddr> {
+    let text = string(cx, node, path)?;
+    match parse_dns_host(&text) {
+        Ok(addr) => Some(addr),
+        Err(e) => {
+            cx.error(node.pos, path, e);
+            None
+        }
+    }
 }
 
 fn health_statuses(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Vec<HealthStatus>> {

@@ -6,7 +6,7 @@
 //! value. Durations print as the integers of their `…Ms`/`…Secs` key, dtabs
 //! and paths as their canonical `show()` strings.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -858,6 +858,9 @@ pub enum NamerConfig {
     /// `io.l5d.consul`: Consul's catalog or health API.
     #[serde(rename = "io.l5d.consul")]
     Consul(ConsulConfig),
+    /// `io.l5d.dnssrv`: DNS SRV records, polled.
+    #[serde(rename = "io.l5d.dnssrv")]
+    DnsSrv(DnsSrvNamerConfig),
 }
 
 impl NamerConfig {
@@ -866,6 +869,7 @@ impl NamerConfig {
         match self {
             NamerConfig::Fs(c) => &c.prefix,
             NamerConfig::Consul(c) => &c.prefix,
+            NamerConfig::DnsSrv(c) => &c.prefix,
         }
     }
 
@@ -874,6 +878,7 @@ impl NamerConfig {
         match self {
             NamerConfig::Fs(_) => "io.l5d.fs",
             NamerConfig::Consul(_) => "io.l5d.consul",
+            NamerConfig::DnsSrv(_) => "io.l5d.dnssrv",
         }
     }
 
@@ -893,6 +898,23 @@ pub struct FsNamerConfig {
     pub prefix: Path,
     /// The watched directory (`rootDir`, required).
     pub root_dir: PathBuf,
+}
+
+/// `io.l5d.dnssrv` settings (linkerd1.md §3.2).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DnsSrvNamerConfig {
+    /// Names live under `/#` ++ this (`prefix`, default `/io.l5d.dnssrv`).
+    #[serde(serialize_with = "path_show")]
+    pub prefix: Path,
+    /// How often each SRV name is asked again (`refreshIntervalSeconds`,
+    /// default 5).
+    #[serde(rename = "refreshIntervalSeconds", serialize_with = "as_secs")]
+    pub refresh_interval: Duration,
+    /// The DNS servers to ask, in order (`dnsHosts`, default none: the
+    /// system resolver). Written as `ip`, `ip:port` or `[ipv6]:port`; the
+    /// port (default 53) is a Strait extension.
+    pub dns_hosts: Vec<SocketAddr>,
 }
 
 /// `io.l5d.consul` settings (linkerd1.md §2.1).
@@ -936,6 +958,15 @@ pub struct ConsulConfig {
     /// (`fixedLengthStreamedAfterKB`, default 5120).
     #[serde(rename = "fixedLengthStreamedAfterKB")]
     pub fixed_length_streamed_after_kb: u64,
+    /// At most this many names are watched at once (`maxWatches`, a Strait
+    /// extension, default 100): Host headers come from clients, and each
+    /// watch holds one long-poll connection to the agent, which accepts 200
+    /// per client address by default.
+    pub max_watches: u32,
+    /// A watch nobody has used for this long is stopped
+    /// (`watchIdleTtlSecs`, a Strait extension, default 60).
+    #[serde(rename = "watchIdleTtlSecs", serialize_with = "as_secs")]
+    pub watch_idle_ttl: Duration,
 }
 
 /// A Consul health status (`healthStatuses` items).

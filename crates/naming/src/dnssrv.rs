@@ -1,0 +1,1531 @@
+//! `io.l5d.dnssrv`: addresses from DNS SRV records, polled.
+//!
+//! `/#/io.l5d.dnssrv/<srv record name>[/residual]` (linkerd1.md §3.2): the
+//! first element is the SRV name, e.g. `_http._tcp.web.example` or, against
+//! Consul's DNS interface, `web.service.consul`. The bound id is the prefix
+//! plus that element; the rest is the residual.
+//!
+//! # Resolution
+//!
+//! Each SRV answer's target is resolved to addresses: from the A/AAAA
+//! records of the answer's additional section when there are any for it
+//! (Consul and dnsmasq send them), else by querying A and AAAA for the
+//! target. The port is the SRV record's. Every address weighs 1.0, and SRV
+//! priorities and weights are ignored, as in Linkerd 1: Consul's SRV
+//! weights are not reliable (consul.md §A5), and the load balancer does the
+//! balancing. A target of `.` ("decidedly not available", RFC 2782) and
+//! port 0 are skipped. The set is sorted and deduplicated, so Consul's
+//! shuffled answers do not count as changes.
+//!
+//! # Polling
+//!
+//! One task per SRV name (shared by every lookup of the name, whatever its
+//! prefix or residual) asks every `refreshIntervalSeconds`
+//! ([`DEFAULT_REFRESH_INTERVAL`]) and publishes only what changed:
+//!
+//! * an answer with addresses binds the lookups to a live address set;
+//! * NXDOMAIN, an empty answer, or SRV records none of whose targets has an
+//!   address make the lookups `Neg`, so a dtab alternative (`|`) is tried;
+//! * any other failure (timeout, SERVFAIL, REFUSED, no route to the server)
+//!   keeps the last answer; a name that never got one is `Neg`.
+//!
+//! Until the first answer the lookups are pending (the router waits for
+//! them, up to its `bindingTimeoutMs`). A name nobody watches any more
+//! (no lookup answer and no address set is held) stops being polled after
+//! its next poll, so names from bogus `Host` headers do not poll forever.
+//!
+//! # DNS servers
+//!
+//! `dnsHosts` lists the servers to ask, tried in the order written (the
+//! next one when one fails or times out; [`QUERY_TIMEOUT`] per query, two
+//! attempts). Linkerd 1 takes host names or IPs on port 53; Strait takes
+//! IP literals, optionally with a port ([`parse_dns_host`]): `10.0.0.2`,
+//! `127.0.0.1:8600`, `::1`, `[::1]:8600`. The `:port` form is a Strait
+//! extension, needed for a local Consul agent (DNS on 127.0.0.1:8600) or a
+//! test server. Names are queried as written, without search domains, and
+//! `/etc/hosts` is not consulted. With no `dnsHosts`, the system resolver
+//! configuration (`/etc/resolv.conf`: servers, search domains, `ndots`,
+//! timeout, attempts) is read once, when the namer is created.
+//!
+//! Nothing is cached between polls: every poll asks the server, so a
+//! change shows within one interval whatever the records' TTLs (Consul's
+//! are 0 by default).
+//!
+//! # Why `hickory-resolver`
+//!
+//! The DNS client is [`hickory_resolver`] (the Hickory DNS project's stub
+//! resolver, formerly trust-dns), with only its `tokio` and `system-config`
+//! features: no TLS, HTTPS, QUIC or DNSSEC code is built. It is the
+//! maintained, widely used async resolver for tokio; it does what a
+//! hand-written client would have to redo and get right: UDP queries from
+//! randomised source ports with ID and question checks, retry over TCP when
+//! an answer is truncated (large Consul services), several servers with
+//! failover, `resolv.conf` parsing with search domains, and a typed
+//! distinction between NXDOMAIN / empty answers and transport or server
+//! failures, which is what the namer's `Neg`-versus-keep rule rests on.
+//! Its response cache is switched off (see above).
+
+use std::collections::hash_map::Entry;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use hickory_resolver::TokioResolver;
+use hickory_resolver::config::{
+    ConnectionConfig, LookupIpStrategy, NameServerConfig, ResolveHosts, ResolverConfig,
+    ResolverOpts, ServerOrderingStrategy,
+};
+use hickory_resolver::net::NetError;
+use hickory_resolver::net::runtime::TokioRuntimeProvider;
+use hickory_resolver::proto::rr::{Name as DnsName, RData};
+use strait_dtab::{Bound, Name, NameTree, Path, State};
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+use tokio::task::{AbortHandle, JoinSet};
+
+use crate::{Activity, Addr, Endpoint, LookupTree, Namer};
+
+/// How often a name is asked again by default (`refreshIntervalSeconds`).
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The port of a `dnsHosts` entry written without one.
+pub const DNS_PORT: u16 = 53;
+
+/// How long one query to one `dnsHosts` server may take before the next
+/// attempt (two attempts per server).
+pub const QUERY_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one refresh of a name (the SRV query and any target address
+/// queries) may take in all before it counts as failed.
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How many SRV targets without additional records are resolved at once.
+const TARGET_CONCURRENCY: usize = 16;
+
+/// Reads a `dnsHosts` entry: an IP address (port 53), `IPv4:port`,
+/// `[IPv6]` (port 53) or `[IPv6]:port`. Host names are refused.
+///
+/// ```
+/// use strait_naming::dnssrv::parse_dns_host;
+/// assert_eq!(parse_dns_host("127.0.0.1:8600").unwrap().to_string(), "127.0.0.1:8600");
+/// assert_eq!(parse_dns_host("::1").unwrap().to_string(), "[::1]:53");
+/// assert!(parse_dns_host("dns.example").is_err());
+/// ```
+pub fn parse_dns_host(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(ip) = s.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, DNS_PORT));
+    }
+    if let Some(ip) = s
+        .strip_prefix('[')
+        .and_then(|r| r.strip_suffix(']'))
+        .and_then(|r| r.parse::<Ipv6Addr>().ok())
+    {
+        return Ok(SocketAddr::new(IpAddr::V6(ip), DNS_PORT));
+    }
+    match s.parse::<SocketAddr>() {
+        Ok(a) if a.port() == 0 => Err(format!("'{s}': port 0 cannot be a DNS server's port")),
+        Ok(a) => Ok(a),
+        Err(_) => Err(format!(
+            "'{s}' is not a DNS server address; write an IP address with an optional port, \
+             e.g. 10.0.0.2, 127.0.0.1:8600 or [::1]:8600 (host names are not supported)"
+        )),
+    }
+}
+
+/// Why a [`DnsSrvNamer`] could not be created.
+#[derive(Debug)]
+pub enum DnsSrvError {
+    /// The refresh interval was zero.
+    ZeroInterval,
+    /// No `dnsHosts` were given and the system resolver configuration
+    /// could not be read.
+    SystemConfig(String),
+    /// The resolver could not be built.
+    Resolver(String),
+    /// [`DnsSrvNamer::new`] was called outside a tokio runtime.
+    NoRuntime,
+}
+
+impl fmt::Display for DnsSrvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DnsSrvError::ZeroInterval => {
+                f.write_str("io.l5d.dnssrv: refreshIntervalSeconds must be positive")
+            }
+            DnsSrvError::SystemConfig(e) => write!(
+                f,
+                "io.l5d.dnssrv: no dnsHosts given and the system resolver configuration \
+                 (/etc/resolv.conf) cannot be read: {e}"
+            ),
+            DnsSrvError::Resolver(e) => write!(f, "io.l5d.dnssrv: cannot build the resolver: {e}"),
+            DnsSrvError::NoRuntime => {
+                f.write_str("io.l5d.dnssrv: must be created inside a tokio runtime")
+            }
+        }
+    }
+}
+
+impl std::error::Error for DnsSrvError {}
+
+/// The `io.l5d.dnssrv` namer: services are DNS SRV records, polled.
+///
+/// Dropping the namer stops every poll; address sets handed out keep their
+/// last value.
+pub struct DnsSrvNamer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for DnsSrvNamer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DnsSrvNamer")
+            .field("servers", &self.shared.servers)
+            .field("system", &self.shared.system)
+            .field("interval", &self.shared.interval)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DnsSrvNamer {
+    /// A namer asking `dns_hosts` (the system resolver configuration when
+    /// empty) every `refresh_interval`.
+    ///
+    /// Must be called inside a tokio runtime: the polls run on it.
+    pub fn new(
+        refresh_interval: Duration,
+        dns_hosts: &[SocketAddr],
+    ) -> Result<DnsSrvNamer, DnsSrvError> {
+        if refresh_interval.is_zero() {
+            return Err(DnsSrvError::ZeroInterval);
+        }
+        let rt = Handle::try_current().map_err(|_| DnsSrvError::NoRuntime)?;
+        let system = dns_hosts.is_empty();
+        let (config, mut opts) = if system {
+            hickory_resolver::system_conf::read_system_conf()
+                .map_err(|e| DnsSrvError::SystemConfig(e.to_string()))?
+        } else {
+            let servers = dns_hosts
+                .iter()
+                .map(|a| {
+                    let mut udp = ConnectionConfig::udp();
+                    udp.port = a.port();
+                    let mut tcp = ConnectionConfig::tcp();
+                    tcp.port = a.port();
+                    NameServerConfig::new(a.ip(), true, vec![udp, tcp])
+                })
+                .collect();
+            let mut opts = ResolverOpts::default();
+            opts.timeout = QUERY_TIMEOUT;
+            opts.attempts = 2;
+            // Only DNS: /etc/hosts is the system resolver's business.
+            opts.use_hosts_file = ResolveHosts::Never;
+            // Try the servers in the order written, one at a time.
+            opts.num_concurrent_reqs = 1;
+            opts.server_ordering_strategy = ServerOrderingStrategy::UserProvidedOrder;
+            (ResolverConfig::from_name_servers(servers), opts)
+        };
+        // The namer polls; a cache would only delay changes.
+        opts.cache_size = 0;
+        opts.positive_max_ttl = Some(Duration::ZERO);
+        opts.negative_max_ttl = Some(Duration::ZERO);
+        opts.ip_strategy = LookupIpStrategy::Ipv4AndIpv6;
+        let servers: Vec<SocketAddr> = config
+            .name_servers()
+            .iter()
+            .map(|ns| {
+                let port = ns.connections.first().map_or(DNS_PORT, |c| c.port);
+                SocketAddr::new(ns.ip, port)
+            })
+            .collect();
+        let resolver = TokioResolver::builder_with_config(config, TokioRuntimeProvider::default())
+            .with_options(opts)
+            .build()
+            .map_err(|e| DnsSrvError::Resolver(e.to_string()))?;
+        tracing::info!(
+            servers = ?servers,
+            system,
+            interval_ms = refresh_interval.as_millis() as u64,
+            "io.l5d.dnssrv: ready"
+        );
+        Ok(DnsSrvNamer {
+            shared: Arc::new(Shared {
+                resolver,
+                interval: refresh_interval,
+                servers,
+                system,
+                rt,
+                never: watch::channel(State::Ok(NameTree::Neg)).0,
+                generation: AtomicU64::new(0),
+                names: Mutex::default(),
+            }),
+        })
+    }
+
+    /// The DNS servers asked (for the system resolver, those read from
+    /// its configuration).
+    pub fn servers(&self) -> &[SocketAddr] {
+        &self.shared.servers
+    }
+
+    /// How often each name is asked again.
+    pub fn refresh_interval(&self) -> Duration {
+        self.shared.interval
+    }
+}
+
+impl Drop for DnsSrvNamer {
+    fn drop(&mut self) {
+        for e in self.shared.lock().values() {
+            e.task.abort();
+        }
+    }
+}
+
+impl Namer for DnsSrvNamer {
+    fn lookup(&self, prefix: &Path, path: &Path) -> Activity {
+        let Some(name) = path.elems().first().and_then(|e| srv_name(e)) else {
+            // Not `const_activity`: a closed channel makes
+            // `Binding::changed` wait forever, even on its other lookups.
+            return self.shared.never.subscribe();
+        };
+        let key = LookupKey {
+            prefix: prefix.clone(),
+            path: path.clone(),
+        };
+        let mut names = self.shared.lock();
+        let entry = match names.entry(name) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                let generation = self.shared.generation.fetch_add(1, Ordering::Relaxed);
+                let task = self
+                    .shared
+                    .rt
+                    .spawn(poll(
+                        Arc::downgrade(&self.shared),
+                        v.key().clone(),
+                        generation,
+                    ))
+                    .abort_handle();
+                tracing::debug!(name = %v.key(), "io.l5d.dnssrv: polling");
+                v.insert(NameEntry {
+                    addr: watch::channel(Addr::Pending).0,
+                    lookups: HashMap::new(),
+                    generation,
+                    task,
+                    last_refresh: None,
+                    last_error: None,
+                    neg_reason: None,
+                    failing: false,
+                })
+            }
+        };
+        if let Some(tx) = entry.lookups.get(&key) {
+            return tx.subscribe();
+        }
+        let (tx, rx) = watch::channel(lookup_state(&key, &entry.addr));
+        entry.lookups.insert(key, tx);
+        rx
+    }
+
+    fn state(&self) -> serde_json::Value {
+        let now = Instant::now();
+        let names = self.shared.lock();
+        let mut sorted: Vec<(&Arc<str>, &NameEntry)> = names.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = serde_json::Map::new();
+        for (name, e) in sorted {
+            out.insert(name.to_string(), e.json(now));
+        }
+        serde_json::json!({
+            "dnsHosts": self.shared.servers.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            "systemResolver": self.shared.system,
+            "refreshIntervalMs": self.shared.interval.as_millis() as u64,
+            "names": out,
+        })
+    }
+}
+
+/// The SRV name an element stands for, lower-cased (DNS names are
+/// case-insensitive), or `None` when it cannot be a DNS name: not UTF-8,
+/// empty, an empty label, a label over 63 bytes, a name over 253 bytes, or
+/// a character other than letters, digits, `-` and `_`. A trailing `.`
+/// (an absolute name) is allowed.
+fn srv_name(elem: &[u8]) -> Option<Arc<str>> {
+    let s = std::str::from_utf8(elem).ok()?;
+    let body = s.strip_suffix('.').unwrap_or(s);
+    if body.is_empty() || body.len() > 253 {
+        return None;
+    }
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    if !body.split('.').all(label_ok) {
+        return None;
+    }
+    DnsName::from_ascii(s).ok()?;
+    Some(s.to_ascii_lowercase().into())
+}
+
+/// What the poll tasks and the lookups share.
+struct Shared {
+    resolver: TokioResolver,
+    interval: Duration,
+    servers: Vec<SocketAddr>,
+    system: bool,
+    rt: Handle,
+    /// The answer for paths that can never name an SRV record: `Neg`,
+    /// forever, from an open channel.
+    never: watch::Sender<State<LookupTree>>,
+    /// Tells a poll task its own entry from a later one of the same name.
+    generation: AtomicU64,
+    names: Mutex<HashMap<Arc<str>, NameEntry>>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, NameEntry>> {
+        self.names.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct LookupKey {
+    prefix: Path,
+    path: Path,
+}
+
+/// One polled SRV name.
+struct NameEntry {
+    /// The address set: pending until the first answer, then bound or
+    /// `Neg`.
+    addr: watch::Sender<Addr>,
+    /// One live answer per looked-up `(prefix, path)` with this name.
+    lookups: HashMap<LookupKey, watch::Sender<State<LookupTree>>>,
+    generation: u64,
+    task: AbortHandle,
+    /// When the server last answered (addresses or NXDOMAIN).
+    last_refresh: Option<Stamp>,
+    /// The last failure, kept after later successes.
+    last_error: Option<(Stamp, String)>,
+    /// Why the name is `Neg`, when it is.
+    neg_reason: Option<String>,
+    /// Whether the last poll failed (to log a failure once, not every poll).
+    failing: bool,
+}
+
+impl NameEntry {
+    /// Applies one poll's outcome, publishing what changed.
+    fn apply(&mut self, name: &str, outcome: Outcome) {
+        let now = Stamp::now();
+        let current = self.addr.borrow().clone();
+        let next = match outcome {
+            Outcome::Found(eps) => {
+                self.last_refresh = Some(now);
+                self.neg_reason = None;
+                self.recovered(name);
+                Addr::Bound(eps.into())
+            }
+            Outcome::Missing(why) => {
+                self.last_refresh = Some(now);
+                if current != Addr::Neg || self.neg_reason.as_deref() != Some(why.as_str()) {
+                    tracing::debug!(name, reason = %why, "io.l5d.dnssrv: no addresses");
+                }
+                self.neg_reason = Some(why);
+                self.recovered(name);
+                Addr::Neg
+            }
+            Outcome::Failed(e) => {
+                if self.failing {
+                    tracing::debug!(name, error = %e, "io.l5d.dnssrv: lookup still failing");
+                } else {
+                    tracing::warn!(
+                        name,
+                        error = %e,
+                        "io.l5d.dnssrv: lookup failed; keeping the last answer"
+                    );
+                }
+                self.failing = true;
+                self.last_error = Some((now, e));
+                if current == Addr::Pending {
+                    self.neg_reason = Some("never answered".into());
+                    Addr::Neg
+                } else {
+                    current.clone()
+                }
+            }
+        };
+        if next == current {
+            return;
+        }
+        tracing::info!(name, addr = %next, "io.l5d.dnssrv: addresses changed");
+        let phase_changed = Phase::of(&next) != Phase::of(&current);
+        self.addr.send_replace(next);
+        if phase_changed {
+            for (key, tx) in &self.lookups {
+                tx.send_replace(lookup_state(key, &self.addr));
+            }
+        }
+    }
+
+    fn recovered(&mut self, name: &str) {
+        if self.failing {
+            tracing::info!(name, "io.l5d.dnssrv: lookup answered again");
+        }
+        self.failing = false;
+    }
+
+    fn json(&self, now: Instant) -> serde_json::Value {
+        let mut v = match &*self.addr.borrow() {
+            Addr::Pending => serde_json::json!({ "state": "pending" }),
+            Addr::Neg => serde_json::json!({ "state": "neg" }),
+            Addr::Failed(e) => serde_json::json!({ "state": "failed", "error": &**e }),
+            Addr::Bound(eps) => serde_json::json!({
+                "state": "bound",
+                "addresses": eps.iter().map(|e| e.addr.to_string()).collect::<Vec<_>>(),
+                "weights": eps.iter().map(|e| e.weight).collect::<Vec<_>>(),
+            }),
+        };
+        if let Some(map) = v.as_object_mut() {
+            if let (Some(reason), Addr::Neg) = (&self.neg_reason, &*self.addr.borrow()) {
+                map.insert("reason".into(), reason.as_str().into());
+            }
+            map.insert(
+                "lastRefresh".into(),
+                self.last_refresh
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |s| s.json(now)),
+            );
+            map.insert(
+                "lastError".into(),
+                self.last_error
+                    .as_ref()
+                    .map_or(serde_json::Value::Null, |(s, e)| {
+                        let mut j = s.json(now);
+                        if let Some(o) = j.as_object_mut() {
+                            o.insert("error".into(), e.as_str().into());
+                        }
+                        j
+                    }),
+            );
+            map.insert("failing".into(), self.failing.into());
+            map.insert("lookups".into(), self.lookups.len().into());
+        }
+        v
+    }
+}
+
+/// A moment, for `state()`.
+#[derive(Clone, Copy)]
+struct Stamp {
+    at: Instant,
+    wall: SystemTime,
+}
+
+impl Stamp {
+    fn now() -> Stamp {
+        Stamp {
+            at: Instant::now(),
+            wall: SystemTime::now(),
+        }
+    }
+
+    fn json(&self, now: Instant) -> serde_json::Value {
+        let ms = self
+            .wall
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        serde_json::json!({
+            "atMs": ms,
+            "agoMs": now.saturating_duration_since(self.at).as_millis() as u64,
+        })
+    }
+}
+
+/// Which lookup answer an address set gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Pending,
+    Neg,
+    Bound,
+}
+
+impl Phase {
+    fn of(addr: &Addr) -> Phase {
+        match addr {
+            Addr::Pending => Phase::Pending,
+            Addr::Neg => Phase::Neg,
+            Addr::Bound(_) | Addr::Failed(_) => Phase::Bound,
+        }
+    }
+}
+
+/// The lookup answer for `key` given its name's address set.
+fn lookup_state(key: &LookupKey, addr: &watch::Sender<Addr>) -> State<LookupTree> {
+    let phase = Phase::of(&addr.borrow());
+    match phase {
+        Phase::Pending => State::Pending,
+        Phase::Neg => State::Ok(NameTree::Neg),
+        Phase::Bound => State::Ok(NameTree::Leaf(Name::Bound(Bound::new(
+            key.prefix.concat(&key.path.take(1)),
+            key.path.drop(1),
+            addr.subscribe(),
+        )))),
+    }
+}
+
+/// What one poll found.
+#[derive(Debug, PartialEq)]
+enum Outcome {
+    /// These addresses (sorted, deduplicated, not empty).
+    Found(Vec<Endpoint>),
+    /// No addresses, and the server said so: `Neg`. Why, for `state()`.
+    Missing(String),
+    /// The question went unanswered: keep the last answer.
+    Failed(String),
+}
+
+/// The poll task of `name`: asks, applies, sleeps, until nobody watches.
+async fn poll(shared: Weak<Shared>, name: Arc<str>, generation: u64) {
+    loop {
+        let Some((resolver, interval)) = shared.upgrade().map(|s| (s.resolver.clone(), s.interval))
+        else {
+            return;
+        };
+        let outcome = refresh(&resolver, &name).await;
+        drop(resolver);
+        {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            let mut names = shared.lock();
+            let Some(entry) = names.get_mut(&name).filter(|e| e.generation == generation) else {
+                return;
+            };
+            entry.apply(&name, outcome);
+            // Lookups first: dropping one releases the address set it held.
+            entry.lookups.retain(|_, tx| !tx.is_closed());
+            if entry.lookups.is_empty() && entry.addr.is_closed() {
+                names.remove(&name);
+                tracing::debug!(name = %name, "io.l5d.dnssrv: nobody watches; polling stopped");
+                return;
+            }
+        }
+        tokio::time::sleep(interval).await;
+    }
+}
+
+/// One refresh of `name`, bounded by [`REFRESH_TIMEOUT`].
+async fn refresh(resolver: &TokioResolver, name: &str) -> Outcome {
+    match tokio::time::timeout(REFRESH_TIMEOUT, resolve(resolver, name)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Outcome::Failed(format!("no answer within {} s", REFRESH_TIMEOUT.as_secs())),
+    }
+}
+
+/// A target's key: lower case, absolute.
+fn target_key(name: &DnsName) -> String {
+    let mut n = name.to_lowercase();
+    n.set_fqdn(true);
+    n.to_ascii()
+}
+
+/// Asks for the SRV records of `name` and the addresses of their targets.
+async fn resolve(resolver: &TokioResolver, name: &str) -> Outcome {
+    let lookup = match resolver.srv_lookup(name).await {
+        Ok(l) => l,
+        Err(e) if e.is_nx_domain() => return Outcome::Missing("NXDOMAIN".into()),
+        Err(e) if e.is_no_records_found() => return Outcome::Missing("no SRV records".into()),
+        Err(e) => return Outcome::Failed(failure("SRV query failed", &e)),
+    };
+    // (target key, target, port)
+    let mut srvs: Vec<(String, DnsName, u16)> = Vec::new();
+    for r in lookup.answers() {
+        if let RData::SRV(srv) = &r.data {
+            if srv.target.is_root() || srv.port == 0 {
+                continue;
+            }
+            srvs.push((target_key(&srv.target), srv.target.clone(), srv.port));
+        }
+    }
+    if srvs.is_empty() {
+        return Outcome::Missing("no usable SRV records".into());
+    }
+    let mut ips: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    for r in lookup.additionals() {
+        let ip = match &r.data {
+            RData::A(a) => IpAddr::V4(a.0),
+            RData::AAAA(a) => IpAddr::V6(a.0),
+            _ => continue,
+        };
+        ips.entry(target_key(&r.name)).or_default().push(ip);
+    }
+    let mut missing: Vec<(String, DnsName)> = Vec::new();
+    for (key, target, _) in &srvs {
+        if !ips.contains_key(key) && !missing.iter().any(|(k, _)| k == key) {
+            missing.push((key.clone(), target.clone()));
+        }
+    }
+    for chunk in missing.chunks(TARGET_CONCURRENCY) {
+        let mut set = JoinSet::new();
+        for (key, target) in chunk {
+            let (r, key, target) = (resolver.clone(), key.clone(), target.clone());
+            set.spawn(async move {
+                let got = r.lookup_ip(target).await;
+                (key, got)
+            });
+        }
+        while let Some(joined) = set.join_next().await {
+            let (key, got) = match joined {
+                Ok(x) => x,
+                Err(e) => return Outcome::Failed(format!("resolving an SRV target failed: {e}")),
+            };
+            match got {
+                Ok(l) => {
+                    ips.insert(key, l.iter().collect());
+                }
+                Err(e) if e.is_no_records_found() => {
+                    ips.insert(key, Vec::new());
+                }
+                Err(e) => {
+                    return Outcome::Failed(failure(
+                        &format!("cannot resolve SRV target {key}"),
+                        &e,
+                    ));
+                }
+            }
+        }
+    }
+    let mut eps = BTreeSet::new();
+    for (key, _, port) in &srvs {
+        for ip in ips.get(key).into_iter().flatten() {
+            eps.insert(SocketAddr::new(*ip, *port));
+        }
+    }
+    if eps.is_empty() {
+        let mut targets: Vec<&str> = srvs.iter().map(|(k, _, _)| k.as_str()).collect();
+        targets.dedup();
+        return Outcome::Missing(format!(
+            "no SRV target has an address: {}",
+            targets.join(", ")
+        ));
+    }
+    Outcome::Found(eps.into_iter().map(Endpoint::new).collect())
+}
+
+fn failure(what: &str, e: &NetError) -> String {
+    format!("{what}: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    use hickory_resolver::proto::op::{Message, OpCode, ResponseCode};
+    use hickory_resolver::proto::rr::rdata::{A, AAAA, SRV};
+    use hickory_resolver::proto::rr::{Record, RecordType};
+    use std::net::Ipv4Addr;
+    use strait_dtab::Dtab;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+
+    use crate::Interpreter;
+    use crate::inet::InetResolver;
+
+    /// How long a change may take to show before a test fails.
+    const WAIT: Duration = Duration::from_secs(10);
+    /// The tests' refresh interval.
+    const TICK: Duration = Duration::from_millis(50);
+
+    /// How the test server answers an SRV question.
+    #[derive(Clone)]
+    enum Answer {
+        /// These `(target, port)` records; with the targets' addresses in
+        /// the additional section when `glue`.
+        Srv(Vec<(&'static str, u16)>, bool),
+        NxDomain,
+        /// NOERROR with no records.
+        Empty,
+        ServFail,
+        /// No answer at all.
+        Silent,
+    }
+
+    #[derive(Default)]
+    struct Zone {
+        srv: HashMap<String, Answer>,
+        hosts: HashMap<String, Vec<IpAddr>>,
+        /// Questions seen, by `(name, type)`.
+        asked: HashMap<(String, RecordType), usize>,
+        /// UDP answers with more records than this are truncated.
+        udp_limit: Option<usize>,
+        tcp_answers: usize,
+    }
+
+    /// A tiny authoritative DNS server on 127.0.0.1, UDP and TCP on one
+    /// port, answering from a [`Zone`] the test edits.
+    struct Server {
+        addr: SocketAddr,
+        zone: Arc<Mutex<Zone>>,
+        tasks: Vec<AbortHandle>,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            for t in &self.tasks {
+                t.abort();
+            }
+        }
+    }
+
+    fn fqdn(name: &str) -> String {
+        let n = name.to_ascii_lowercase();
+        if n.ends_with('.') { n } else { format!("{n}.") }
+    }
+
+    impl Server {
+        async fn start() -> Server {
+            // TCP and UDP on the same port number.
+            let (udp, tcp) = loop {
+                let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+                let port = udp.local_addr().unwrap().port();
+                if let Ok(tcp) = TcpListener::bind(("127.0.0.1", port)).await {
+                    break (udp, tcp);
+                }
+            };
+            let addr = udp.local_addr().unwrap();
+            let zone = Arc::new(Mutex::new(Zone::default()));
+            let z = zone.clone();
+            let udp_task = tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                loop {
+                    let Ok((n, from)) = udp.recv_from(&mut buf).await else {
+                        continue;
+                    };
+                    if let Some(out) = answer(&z, &buf[..n], false) {
+                        let _ = udp.send_to(&out, from).await;
+                    }
+                }
+            });
+            let z = zone.clone();
+            let tcp_task = tokio::spawn(async move {
+                loop {
+                    let Ok((mut s, _)) = tcp.accept().await else {
+                        continue;
+                    };
+                    let z = z.clone();
+                    tokio::spawn(async move {
+                        loop {
+                            let mut len = [0u8; 2];
+                            if s.read_exact(&mut len).await.is_err() {
+                                return;
+                            }
+                            let mut msg = vec![0u8; usize::from(u16::from_be_bytes(len))];
+                            if s.read_exact(&mut msg).await.is_err() {
+                                return;
+                            }
+                            if let Some(out) = answer(&z, &msg, true) {
+                                let len = u16::try_from(out.len()).unwrap().to_be_bytes();
+                                if s.write_all(&len).await.is_err()
+                                    || s.write_all(&out).await.is_err()
+                                {
+                                    return;
+                                }
+                            }
+                        }
+                    });
+                }
+            });
+            Server {
+                addr,
+                zone,
+                tasks: vec![udp_task.abort_handle(), tcp_task.abort_handle()],
+            }
+        }
+
+        fn srv(&self, name: &str, answer: Answer) {
+            self.zone.lock().unwrap().srv.insert(fqdn(name), answer);
+        }
+
+        fn host(&self, name: &str, ips: &[&str]) {
+            let ips = ips.iter().map(|i| i.parse().unwrap()).collect();
+            self.zone.lock().unwrap().hosts.insert(fqdn(name), ips);
+        }
+
+        fn asked(&self, name: &str, t: RecordType) -> usize {
+            let zone = self.zone.lock().unwrap();
+            zone.asked.get(&(fqdn(name), t)).copied().unwrap_or(0)
+        }
+
+        fn namer(&self) -> DnsSrvNamer {
+            DnsSrvNamer::new(TICK, &[self.addr]).unwrap()
+        }
+    }
+
+    /// The server's answer to the query `bytes`, if it answers.
+    fn answer(zone: &Mutex<Zone>, bytes: &[u8], tcp: bool) -> Option<Vec<u8>> {
+        let req = Message::from_vec(bytes).ok()?;
+        let q = req.queries.first()?.clone();
+        let name = fqdn(&q.name().to_ascii());
+        let mut zone = zone.lock().unwrap();
+        *zone
+            .asked
+            .entry((name.clone(), q.query_type()))
+            .or_default() += 1;
+        let mut resp = Message::response(req.metadata.id, OpCode::Query);
+        resp.metadata.authoritative = true;
+        resp.metadata.recursion_desired = req.metadata.recursion_desired;
+        resp.add_query(q.clone());
+        let record =
+            |n: &str, data: RData| Record::from_rdata(DnsName::from_ascii(n).unwrap(), 0, data);
+        let ip_data = |ip: &IpAddr| match ip {
+            IpAddr::V4(v4) => RData::A(A(*v4)),
+            IpAddr::V6(v6) => RData::AAAA(AAAA(*v6)),
+        };
+        match q.query_type() {
+            RecordType::SRV => match zone.srv.get(&name).cloned() {
+                Some(Answer::Srv(records, glue)) => {
+                    for (target, port) in &records {
+                        let srv = SRV::new(1, 1, *port, DnsName::from_ascii(fqdn(target)).unwrap());
+                        resp.add_answer(record(&name, RData::SRV(srv)));
+                        if glue {
+                            for ip in zone.hosts.get(&fqdn(target)).into_iter().flatten() {
+                                resp.add_additional(record(&fqdn(target), ip_data(ip)));
+                            }
+                        }
+                    }
+                }
+                Some(Answer::Empty) => {}
+                Some(Answer::ServFail) => resp.metadata.response_code = ResponseCode::ServFail,
+                Some(Answer::Silent) => return None,
+                Some(Answer::NxDomain) | None => {
+                    resp.metadata.response_code = ResponseCode::NXDomain;
+                }
+            },
+            t @ (RecordType::A | RecordType::AAAA) => match zone.hosts.get(&name) {
+                Some(ips) => {
+                    for ip in ips {
+                        if (t == RecordType::A) == ip.is_ipv4() {
+                            resp.add_answer(record(&name, ip_data(ip)));
+                        }
+                    }
+                }
+                None => resp.metadata.response_code = ResponseCode::NXDomain,
+            },
+            _ => resp.metadata.response_code = ResponseCode::NotImp,
+        }
+        if tcp {
+            zone.tcp_answers += 1;
+        } else if zone.udp_limit.is_some_and(|l| resp.answers.len() > l) {
+            resp = resp.truncate();
+        }
+        resp.to_vec().ok()
+    }
+
+    fn prefix() -> Path {
+        Path::read("/#/io.l5d.dnssrv").unwrap()
+    }
+
+    fn path(s: &str) -> Path {
+        Path::read(s).unwrap()
+    }
+
+    use crate::testing::{bound, is_bound, is_neg};
+
+    async fn wait_state(
+        act: &mut Activity,
+        what: &str,
+        f: impl FnMut(&State<LookupTree>) -> bool,
+    ) -> State<LookupTree> {
+        crate::testing::wait_state(act, WAIT, what, f).await
+    }
+
+    async fn wait_addr(var: &mut crate::AddrVar, what: &str, f: impl FnMut(&Addr) -> bool) -> Addr {
+        let got = tokio::time::timeout(WAIT, var.wait_for(f))
+            .await
+            .map(|r| r.map(|a| a.clone()));
+        match got {
+            Ok(Ok(a)) => a,
+            Ok(Err(_)) => panic!("address set closed while waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}; now {}", *var.borrow()),
+        }
+    }
+
+    fn addrs(addr: &Addr) -> Vec<String> {
+        match addr {
+            Addr::Bound(eps) => eps.iter().map(|e| e.addr.to_string()).collect(),
+            other => panic!("expected a bound set, got {other}"),
+        }
+    }
+
+    /// Sets up `web.service.consul` with two instances, as Consul answers.
+    async fn consul_like() -> Server {
+        let server = Server::start().await;
+        server.host("node1.node.dc1.consul", &["127.0.0.11"]);
+        server.host("node2.node.dc1.consul", &["127.0.0.12"]);
+        server.srv(
+            "web.service.consul",
+            Answer::Srv(
+                vec![
+                    ("node2.node.dc1.consul", 8081),
+                    ("node1.node.dc1.consul", 8080),
+                ],
+                true,
+            ),
+        );
+        server
+    }
+
+    #[test]
+    fn dns_hosts_take_an_ip_and_an_optional_port() {
+        for (text, want) in [
+            ("10.0.0.2", "10.0.0.2:53"),
+            ("127.0.0.1:8600", "127.0.0.1:8600"),
+            ("::1", "[::1]:53"),
+            ("[::1]", "[::1]:53"),
+            ("[fd00::2]:8600", "[fd00::2]:8600"),
+        ] {
+            assert_eq!(
+                parse_dns_host(text).map(|a| a.to_string()),
+                Ok(want.to_owned()),
+                "{text:?} is a DNS server address"
+            );
+        }
+        for bad in [
+            "",
+            "dns.example",
+            "dns.example:53",
+            "10.0.0.2:",
+            "10.0.0.2:0",
+            "10.0.0.2:65536",
+            "::1:53x",
+            "[::1]:",
+            "10.0.0.2 ",
+            "[10.0.0.2]:53",
+        ] {
+            assert!(
+                parse_dns_host(bad).is_err(),
+                "{bad:?} must be refused, got {:?}",
+                parse_dns_host(bad)
+            );
+        }
+        let e = parse_dns_host("dns.example").unwrap_err();
+        assert!(
+            e.contains("'dns.example'") && e.contains("host names are not supported"),
+            "the error quotes the entry and says why: {e}"
+        );
+    }
+
+    #[test]
+    fn srv_names_must_be_dns_names() {
+        for ok in [
+            "web.service.consul",
+            "_http._tcp.web.example",
+            "Web.Service.Consul.",
+            "x",
+        ] {
+            assert!(srv_name(ok.as_bytes()).is_some(), "{ok:?} is a DNS name");
+        }
+        assert_eq!(
+            srv_name(b"Web.Service.Consul").as_deref(),
+            Some("web.service.consul"),
+            "names are compared case-insensitively"
+        );
+        let long_label = "a".repeat(64);
+        let long_name = ["a".repeat(60).as_str(); 5].join(".");
+        for bad in [
+            &b""[..],
+            b".",
+            b"a..b",
+            b".a",
+            b"a b",
+            b"a/b",
+            b"a\0b",
+            b"\xff",
+            b"*.example",
+            long_label.as_bytes(),
+            long_name.as_bytes(),
+        ] {
+            assert!(srv_name(bad).is_none(), "{bad:?} is not a DNS name");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_srv_answer_binds_its_targets_from_the_additional_section() {
+        let server = consul_like().await;
+        let namer = server.namer();
+        let mut act = namer.lookup(&prefix(), &path("/web.service.consul/x/y"));
+        let state = wait_state(&mut act, "the first answer", |s| {
+            !matches!(s, State::Pending)
+        })
+        .await;
+        let b = bound(&state);
+        assert_eq!(
+            b.id,
+            path("/#/io.l5d.dnssrv/web.service.consul"),
+            "the id is the prefix and the SRV name"
+        );
+        assert_eq!(b.residual, path("/x/y"), "the rest is residual");
+        let addr = b.addr.borrow().clone();
+        assert_eq!(
+            addrs(&addr),
+            ["127.0.0.11:8080", "127.0.0.12:8081"],
+            "each target's address with its SRV port, sorted"
+        );
+        let Addr::Bound(eps) = addr else {
+            unreachable!()
+        };
+        assert!(
+            eps.iter().all(|e| e.weight == 1.0),
+            "every address weighs 1.0"
+        );
+        assert_eq!(
+            server.asked("node1.node.dc1.consul", RecordType::A)
+                + server.asked("node1.node.dc1.consul", RecordType::AAAA),
+            0,
+            "the additional section's addresses are used without asking"
+        );
+    }
+
+    #[tokio::test]
+    async fn targets_without_additional_records_are_resolved() {
+        let server = Server::start().await;
+        server.host("a.example", &["127.0.0.21", "::1"]);
+        server.host("b.example", &["127.0.0.22"]);
+        server.host("gone.example", &[]);
+        server.srv(
+            "_http._tcp.web.example",
+            Answer::Srv(
+                vec![
+                    ("a.example", 80),
+                    ("b.example", 81),
+                    ("gone.example", 82),
+                    ("nx.example", 83),
+                ],
+                false,
+            ),
+        );
+        let namer = server.namer();
+        let mut act = namer.lookup(&prefix(), &path("/_http._tcp.web.example"));
+        let state = wait_state(&mut act, "the first answer", |s| {
+            !matches!(s, State::Pending)
+        })
+        .await;
+        assert_eq!(
+            addrs(&bound(&state).addr.borrow()),
+            ["127.0.0.21:80", "127.0.0.22:81", "[::1]:80"],
+            "A and AAAA of each target; targets without addresses are skipped"
+        );
+        assert!(server.asked("a.example", RecordType::A) >= 1);
+        assert!(server.asked("a.example", RecordType::AAAA) >= 1);
+    }
+
+    #[tokio::test]
+    async fn nxdomain_and_empty_answers_are_neg() {
+        let server = Server::start().await;
+        server.srv("empty.example", Answer::Empty);
+        server.srv("dot.example", Answer::Srv(vec![(".", 80)], true));
+        server.srv(
+            "nowhere.example",
+            Answer::Srv(vec![("nx.example", 80)], false),
+        );
+        let namer = server.namer();
+        for (name, reason) in [
+            ("nope.service.consul", "NXDOMAIN"),
+            ("empty.example", "no SRV records"),
+            ("dot.example", "no usable SRV records"),
+            (
+                "nowhere.example",
+                "no SRV target has an address: nx.example.",
+            ),
+        ] {
+            let mut act = namer.lookup(&prefix(), &Path::utf8(&[name]));
+            wait_state(&mut act, name, |s| !matches!(s, State::Pending)).await;
+            assert!(is_neg(&act.borrow()), "{name} is Neg ({reason})");
+            assert_eq!(
+                namer.state()["names"][name]["reason"],
+                reason,
+                "state() says why {name} is Neg"
+            );
+        }
+        for bad in [Path::empty(), Path::from_elems([&b"a b"[..]]).unwrap()] {
+            assert!(
+                is_neg(&namer.lookup(&prefix(), &bad).borrow()),
+                "a path that cannot name an SRV record ({bad}) is Neg at once"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn changes_are_published_and_neg_flips_the_lookup() {
+        let server = consul_like().await;
+        let namer = server.namer();
+        let mut act = namer.lookup(&prefix(), &path("/web.service.consul"));
+        let state = wait_state(&mut act, "the first answer", is_bound).await;
+        let mut var = bound(&state).addr.clone();
+        var.borrow_and_update();
+
+        // Unchanged answers (in another order) publish nothing.
+        server.srv(
+            "web.service.consul",
+            Answer::Srv(
+                vec![
+                    ("node1.node.dc1.consul", 8080),
+                    ("node2.node.dc1.consul", 8081),
+                ],
+                true,
+            ),
+        );
+        let before = server.asked("web.service.consul", RecordType::SRV);
+        tokio::time::timeout(WAIT, async {
+            while server.asked("web.service.consul", RecordType::SRV) < before + 3 {
+                tokio::time::sleep(TICK / 5).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            !var.has_changed().unwrap(),
+            "the same set, shuffled, is not a change"
+        );
+
+        // A new instance changes the address set, not the lookup.
+        server.host("node3.node.dc1.consul", &["127.0.0.13"]);
+        server.srv(
+            "web.service.consul",
+            Answer::Srv(
+                vec![
+                    ("node1.node.dc1.consul", 8080),
+                    ("node2.node.dc1.consul", 8081),
+                    ("node3.node.dc1.consul", 8082),
+                ],
+                true,
+            ),
+        );
+        let addr = wait_addr(
+            &mut var,
+            "the third instance",
+            |a| matches!(a, Addr::Bound(e) if e.len() == 3),
+        )
+        .await;
+        assert_eq!(
+            addrs(&addr),
+            ["127.0.0.11:8080", "127.0.0.12:8081", "127.0.0.13:8082"]
+        );
+        assert!(
+            !act.has_changed().unwrap(),
+            "a new address set leaves the lookup (and bindings) alone"
+        );
+
+        // The service going away makes the lookup Neg.
+        server.srv("web.service.consul", Answer::NxDomain);
+        wait_state(&mut act, "NXDOMAIN", is_neg).await;
+        assert_eq!(
+            *var.borrow(),
+            Addr::Neg,
+            "whoever still holds the address set sees Neg"
+        );
+
+        // And coming back binds it again.
+        server.srv(
+            "web.service.consul",
+            Answer::Srv(vec![("node1.node.dc1.consul", 8080)], true),
+        );
+        let state = wait_state(&mut act, "the service's return", is_bound).await;
+        assert_eq!(addrs(&bound(&state).addr.borrow()), ["127.0.0.11:8080"]);
+    }
+
+    #[tokio::test]
+    async fn failures_keep_the_last_answer() {
+        let server = consul_like().await;
+        let namer = server.namer();
+        let mut act = namer.lookup(&prefix(), &path("/web.service.consul"));
+        let state = wait_state(&mut act, "the first answer", is_bound).await;
+        let mut var = bound(&state).addr.clone();
+        let good = var.borrow_and_update().clone();
+
+        server.srv("web.service.consul", Answer::ServFail);
+        tokio::time::timeout(WAIT, async {
+            while !namer.state()["names"]["web.service.consul"]["failing"]
+                .as_bool()
+                .unwrap()
+            {
+                tokio::time::sleep(TICK / 5).await;
+            }
+        })
+        .await
+        .expect("the SERVFAIL must show in state()");
+        let before = server.asked("web.service.consul", RecordType::SRV);
+        tokio::time::timeout(WAIT, async {
+            while server.asked("web.service.consul", RecordType::SRV) < before + 3 {
+                tokio::time::sleep(TICK / 5).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert!(
+            !var.has_changed().unwrap() && *var.borrow() == good,
+            "SERVFAIL keeps the last good set"
+        );
+        assert!(!act.has_changed().unwrap(), "and the lookup");
+        let state = namer.state();
+        let e = &state["names"]["web.service.consul"];
+        assert_eq!(e["state"], "bound");
+        assert!(
+            e["lastError"]["error"]
+                .as_str()
+                .unwrap()
+                .contains("SRV query failed"),
+            "state() carries the last error: {e}"
+        );
+        assert!(e["lastRefresh"]["atMs"].as_u64().unwrap() > 0);
+
+        // A server that does not answer at all: the same.
+        server.srv("web.service.consul", Answer::Silent);
+        let silent_from = server.asked("web.service.consul", RecordType::SRV);
+        tokio::time::timeout(WAIT * 2, async {
+            while server.asked("web.service.consul", RecordType::SRV) < silent_from + 2 {
+                tokio::time::sleep(TICK).await;
+            }
+        })
+        .await
+        .unwrap();
+        assert_eq!(*var.borrow(), good, "a timeout keeps the last good set");
+
+        server.srv(
+            "web.service.consul",
+            Answer::Srv(vec![("node1.node.dc1.consul", 8080)], true),
+        );
+        wait_addr(
+            &mut var,
+            "the recovery",
+            |a| matches!(a, Addr::Bound(e) if e.len() == 1),
+        )
+        .await;
+        assert_eq!(
+            namer.state()["names"]["web.service.consul"]["failing"],
+            false
+        );
+    }
+
+    #[tokio::test]
+    async fn a_name_that_never_answered_is_neg() {
+        let server = Server::start().await;
+        server.srv("web.service.consul", Answer::ServFail);
+        let namer = server.namer();
+        let mut act = namer.lookup(&prefix(), &path("/web.service.consul"));
+        assert!(
+            matches!(*act.borrow(), State::Pending),
+            "pending until the first poll"
+        );
+        wait_state(&mut act, "the first poll", is_neg).await;
+        assert_eq!(
+            namer.state()["names"]["web.service.consul"]["reason"],
+            "never answered"
+        );
+
+        // Nothing listens on this one.
+        let dead = {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.local_addr().unwrap()
+        };
+        let namer = DnsSrvNamer::new(TICK, &[dead]).unwrap();
+        let mut act = namer.lookup(&prefix(), &path("/web.service.consul"));
+        wait_state(&mut act, "the unreachable server", is_neg).await;
+    }
+
+    #[tokio::test]
+    async fn lookups_of_one_name_share_one_poll() {
+        let server = consul_like().await;
+        let namer = server.namer();
+        let mut a = namer.lookup(&prefix(), &path("/web.service.consul/a"));
+        let b = namer.lookup(&prefix(), &path("/Web.Service.Consul/b"));
+        let a2 = namer.lookup(&prefix(), &path("/web.service.consul/a"));
+        assert!(a.same_channel(&a2), "one live answer per looked-up path");
+        let state = wait_state(&mut a, "the first answer", is_bound).await;
+        let state_b = b.borrow().clone();
+        assert!(
+            bound(&state).addr.same_channel(&bound(&state_b).addr),
+            "one address set per SRV name, whatever the case or residual"
+        );
+        assert_eq!(
+            bound(&state_b).id,
+            path("/#/io.l5d.dnssrv/Web.Service.Consul"),
+            "the id keeps the element as written"
+        );
+        tokio::time::sleep(TICK * 10).await;
+        let asked = server.asked("web.service.consul", RecordType::SRV);
+        assert!(
+            (2..=12).contains(&asked),
+            "one poll per interval for the name, not one per lookup: {asked} in 10 intervals"
+        );
+        assert_eq!(namer.shared.lock().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn names_nobody_watches_stop_polling() {
+        let server = Server::start().await;
+        let namer = server.namer();
+        let kept = namer.lookup(&prefix(), &path("/kept.example"));
+        drop(namer.lookup(&prefix(), &path("/bogus.example")));
+        tokio::time::timeout(WAIT, async {
+            while namer.shared.lock().len() > 1 {
+                tokio::time::sleep(TICK / 5).await;
+            }
+        })
+        .await
+        .expect("the unwatched name must be dropped");
+        let asked = server.asked("bogus.example", RecordType::SRV);
+        tokio::time::sleep(TICK * 5).await;
+        assert_eq!(
+            server.asked("bogus.example", RecordType::SRV),
+            asked,
+            "a name nobody watches is not asked again"
+        );
+        assert!(
+            server.asked("kept.example", RecordType::SRV) >= 3,
+            "a watched name is still polled"
+        );
+        assert!(namer.shared.lock().contains_key("kept.example"));
+
+        // A held address set keeps its name polled after the lookup goes.
+        server.host("a.example", &["127.0.0.1"]);
+        server.srv("held.example", Answer::Srv(vec![("a.example", 80)], true));
+        let mut act = namer.lookup(&prefix(), &path("/held.example"));
+        let state = wait_state(&mut act, "the first answer", is_bound).await;
+        let var = bound(&state).addr.clone();
+        drop((act, state));
+        let asked = server.asked("held.example", RecordType::SRV);
+        tokio::time::sleep(TICK * 5).await;
+        assert!(
+            server.asked("held.example", RecordType::SRV) > asked,
+            "a held address set is kept fresh"
+        );
+        drop(var);
+        tokio::time::timeout(WAIT, async {
+            while namer.shared.lock().contains_key("held.example") {
+                tokio::time::sleep(TICK / 5).await;
+            }
+        })
+        .await
+        .expect("dropping the last address set stops the polling");
+        drop(kept);
+    }
+
+    #[tokio::test]
+    async fn truncated_answers_are_asked_again_over_tcp() {
+        let server = Server::start().await;
+        let mut records = Vec::new();
+        for i in 0..40u16 {
+            let name: &'static str = Box::leak(format!("n{i}.node.dc1.consul").into_boxed_str());
+            let ip = Ipv4Addr::new(127, 0, 1, u8::try_from(i + 1).unwrap());
+            server.host(name, &[&ip.to_string()]);
+            records.push((name, 9000 + i));
+        }
+        server.srv("big.service.consul", Answer::Srv(records, true));
+        server.zone.lock().unwrap().udp_limit = Some(3);
+        let namer = server.namer();
+        let mut act = namer.lookup(&prefix(), &path("/big.service.consul"));
+        let state = wait_state(&mut act, "the first answer", is_bound).await;
+        assert_eq!(
+            addrs(&bound(&state).addr.borrow()).len(),
+            40,
+            "all 40 instances, from the TCP answer"
+        );
+        assert!(server.zone.lock().unwrap().tcp_answers >= 1, "TCP was used");
+    }
+
+    #[tokio::test]
+    async fn state_reports_each_name() {
+        let server = consul_like().await;
+        let namer = server.namer();
+        let mut a = namer.lookup(&prefix(), &path("/web.service.consul"));
+        let mut b = namer.lookup(&prefix(), &path("/nope.service.consul"));
+        wait_state(&mut a, "web", is_bound).await;
+        wait_state(&mut b, "nope", is_neg).await;
+        let state = namer.state();
+        assert_eq!(
+            state["dnsHosts"],
+            serde_json::json!([server.addr.to_string()])
+        );
+        assert_eq!(state["systemResolver"], false);
+        assert_eq!(state["refreshIntervalMs"], 50);
+        let web = &state["names"]["web.service.consul"];
+        assert_eq!(web["state"], "bound");
+        assert_eq!(
+            web["addresses"],
+            serde_json::json!(["127.0.0.11:8080", "127.0.0.12:8081"])
+        );
+        assert_eq!(web["weights"], serde_json::json!([1.0, 1.0]));
+        assert!(web["lastRefresh"]["agoMs"].is_u64(), "{web}");
+        assert!(web["lastError"].is_null());
+        assert_eq!(web["lookups"], 1);
+        assert_eq!(state["names"]["nope.service.consul"]["state"], "neg");
+    }
+
+    #[tokio::test]
+    async fn a_neg_name_falls_back_through_the_dtab() {
+        let server = consul_like().await;
+        let interp = Interpreter::new(
+            vec![(prefix(), Arc::new(server.namer()) as Arc<dyn Namer>)],
+            InetResolver::default(),
+        );
+        let dtab =
+            Dtab::read("/svc=>/$/inet/127.0.0.1/9999 | /#/io.l5d.dnssrv/nope.service.consul;/svc/web=>/#/io.l5d.dnssrv/web.service.consul")
+                .unwrap();
+        for (svc, want) in [
+            ("/svc/web", "/#/io.l5d.dnssrv/web.service.consul"),
+            ("/svc/other", "/$/inet/127.0.0.1/9999"),
+        ] {
+            let mut binding = interp.bind(&dtab, &path(svc), 100);
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while matches!(binding.state, State::Pending) {
+                let mut waiter = binding.clone();
+                tokio::time::timeout_at(deadline, waiter.changed())
+                    .await
+                    .expect("the lookup must be answered");
+                binding = interp.bind(&dtab, &path(svc), 100);
+            }
+            match &binding.state {
+                State::Ok(NameTree::Leaf(b)) => assert_eq!(b.id, path(want), "{svc}"),
+                other => panic!("{svc} must bind to {want}, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn needs_a_runtime_and_a_positive_interval() {
+        assert!(
+            matches!(
+                DnsSrvNamer::new(TICK, &["127.0.0.1:53".parse().unwrap()]),
+                Err(DnsSrvError::NoRuntime)
+            ),
+            "outside a tokio runtime creation fails instead of panicking"
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = rt.enter();
+        assert!(matches!(
+            DnsSrvNamer::new(Duration::ZERO, &[]),
+            Err(DnsSrvError::ZeroInterval)
+        ));
+    }
+
+    #[tokio::test]
+    async fn the_system_resolver_is_read_when_no_hosts_are_given() {
+        match DnsSrvNamer::new(DEFAULT_REFRESH_INTERVAL, &[]) {
+            Ok(namer) => {
+                assert!(!namer.servers().is_empty(), "servers come from resolv.conf");
+                assert_eq!(namer.state()["systemResolver"], true);
+            }
+            // A machine without /etc/resolv.conf: the error says so.
+            Err(e) => assert!(e.to_string().contains("/etc/resolv.conf"), "{e}"),
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! Micro-benchmarks for the per-request hot path of a router: identifying a
+//! request (Host header token, `io.l5d.methodAndHost`, `io.l5d.path`),
+//! picking an endpoint from a balancer of 3, 100 and 1,000 endpoints (p2c,
+//! ewma, round robin; pick + finish, as a request does), and the header
+//! rewrites applied to a realistic request on its way through.
+//! Run with `cargo bench -p strait-router --bench hot_path`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use http::header::HOST;
+use http::{HeaderMap, HeaderValue, Request};
+use strait_balancer::{Balancer, FailureAccrual, LoadBalancer, Outcome, SystemClock};
+use strait_dtab::Path;
+use strait_router::headers;
+use strait_router::identify::Identifier;
+
+fn request() -> Request<()> {
+    let mut req = Request::get("/api/v1/users/42?expand=true")
+        .body(())
+        .unwrap();
+    *req.headers_mut() = realistic_headers();
+    req
+}
+
+/// The headers of an ordinary API call from a service behind a mesh.
+fn realistic_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "users.default.svc"),
+        ("user-agent", "Go-http-client/1.1"),
+        ("accept", "application/json"),
+        ("accept-encoding", "gzip"),
+        ("connection", "keep-alive, x-trace"),
+        ("keep-alive", "timeout=5"),
+        ("x-trace", "1"),
+        (
+            "authorization",
+            "Bearer eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl",
+        ),
+        ("x-request-id", "7f9c2ba4-e88f-11e6-8a4f-5f1a0ef1f7c0"),
+        (
+            "l5d-ctx-trace",
+            "AAAAAAAAAAEAAAAAAAAAAQAAAAAAAAABAAAAAAAAAAA=",
+        ),
+        (
+            "l5d-ctx-deadline",
+            "1700000000000000000 1700000001000000000",
+        ),
+        ("l5d-dst-service", "/svc/users"),
+        ("via", "1.1 linkerd"),
+        ("content-type", "application/json"),
+    ] {
+        h.append(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn identify(c: &mut Criterion) {
+    let prefix = Path::read("/svc").unwrap();
+    let req = request();
+    let mut g = c.benchmark_group("identify");
+    let ids = [
+        (
+            "header.token Host",
+            Identifier::HeaderToken { header: HOST },
+        ),
+        (
+            "methodAndHost",
+            Identifier::MethodAndHost { uri_in_dst: false },
+        ),
+        (
+            "path 2 segments",
+            Identifier::Path {
+                segments: 2,
+                consume: false,
+            },
+        ),
+    ];
+    for (name, id) in ids {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(id.identify(black_box(&prefix), black_box(&req)).unwrap()))
+        });
+    }
+    g.finish();
+}
+
+fn balancer(c: &mut Criterion) {
+    let mut g = c.benchmark_group("balancer pick+finish");
+    let kinds = [
+        ("p2c", LoadBalancer::P2c { max_effort: 5 }),
+        ("ewma", LoadBalancer::ewma()),
+        ("roundRobin", LoadBalancer::round_robin()),
+    ];
+    for (kind, lb) in kinds {
+        for n in [3usize, 100, 1000] {
+            let bal = Balancer::new(lb, FailureAccrual::default(), Arc::new(SystemClock), 7);
+            let eps: Vec<(SocketAddr, f64)> = (0..n)
+                .map(|i| {
+                    (
+                        SocketAddr::from(([10, (i / 250) as u8, (i % 250) as u8, 1], 8080)),
+                        1.0,
+                    )
+                })
+                .collect();
+            bal.update(&eps);
+            g.bench_function(format!("{kind}/{n}"), |b| {
+                b.iter(|| {
+                    let lease = bal.pick(black_box(None)).unwrap();
+                    black_box(lease.addr());
+                    lease.finish(Outcome::Success);
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn header_rewrites(c: &mut Criterion) {
+    // Made once per service and client by the router.
+    let service =
+        HeaderValue::from_str(&Path::read("/svc/users.default.svc").unwrap().show()).unwrap();
+    let client =
+        HeaderValue::from_str(&Path::read("/$/inet/10.0.0.7/8080").unwrap().show()).unwrap();
+    let residual = Path::empty();
+    let remote: SocketAddr = "10.1.2.3:54321".parse().unwrap();
+    let local: SocketAddr = "127.0.0.1:4140".parse().unwrap();
+    let mut g = c.benchmark_group("headers");
+    g.bench_function("clone (baseline)", |b| {
+        let h = realistic_headers();
+        b.iter(|| black_box(h.clone()))
+    });
+    g.bench_function("strip_hop_by_hop", |b| {
+        b.iter_batched_ref(
+            realistic_headers,
+            headers::strip_hop_by_hop,
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("take_local_dtab (none)", |b| {
+        b.iter_batched_ref(
+            realistic_headers,
+            |h| black_box(headers::take_local_dtab(h).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("take_local_dtab (l5d-dtab 2 dentries)", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut h = realistic_headers();
+                h.insert(
+                    "l5d-dtab",
+                    HeaderValue::from_static("/svc/users => /srv/users-v2; /srv => /#/io.l5d.fs"),
+                );
+                h
+            },
+            |h| black_box(headers::take_local_dtab(h).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("full request rewrite", |b| {
+        b.iter_batched_ref(
+            realistic_headers,
+            |h| {
+                headers::strip_hop_by_hop(h);
+                let local_dtab = headers::take_local_dtab(h).unwrap();
+                headers::strip_l5d(h);
+                headers::append_via(h);
+                black_box(headers::via_depth(h));
+                headers::add_forwarded(h, remote, local);
+                headers::set_l5d(
+                    h,
+                    Some(&service),
+                    Some(&client),
+                    &residual,
+                    local_dtab.as_ref().map(|(s, _)| &**s),
+                );
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, identify, balancer, header_rewrites);
+criterion_main!(benches);
