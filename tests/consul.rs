@@ -496,3 +496,83 @@ fn ten_thousand_bogus_hosts_stay_within_the_watch_bound() {
     // The real name still works, and its watch was never evicted for junk.
     assert_eq!(get(&strait, "hello").body, "instance a\n");
 }
+
+#[test]
+fn tokens_are_sent_and_acl_answers_are_handled() {
+    // ACLs on, anonymous denied; `good` reads everything, `other` only `db`.
+    let sim = Sim::start(&[
+        "--acl-default",
+        "deny",
+        "--acl-token",
+        "good:*:write",
+        "--acl-token",
+        "other:db",
+    ]);
+    let a = Backend::start("a");
+    let r = curl(
+        &[
+            "-X",
+            "PUT",
+            "-H",
+            "X-Consul-Token: good",
+            "--data-binary",
+            &format!(
+                r#"{{"Name":"hello","ID":"hello-a","Address":"127.0.0.1","Port":{},"Check":{{"TTL":"600s","Status":"passing"}}}}"#,
+                a.addr.port()
+            ),
+            &format!("http://{}/v1/agent/service/register", sim.addr),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let with_token = |token: &str| {
+        deploy_config(sim.addr).replace(
+            "  useHealthCheck: true\n",
+            &format!("  useHealthCheck: true\n  token: {token}\n"),
+        )
+    };
+
+    // The right token: the name resolves, and it never shows in the admin.
+    let (_d1, good) = start_strait(&with_token("good"));
+    assert_eq!(get(&good, "hello").body, "instance a\n");
+    let state = curl(
+        &[&format!(
+            "http://{}/namer_state/io.l5d.consul.json",
+            good.admin
+        )],
+        &[],
+    );
+    assert!(
+        !state.body.contains("good"),
+        "the token leaks: {}",
+        state.body
+    );
+
+    // A token Consul does not know: 403 "ACL not found", a clear 502, and
+    // the error in the namer's state.
+    let (_d2, unknown) = start_strait(&with_token("stale-token"));
+    let r = get(&unknown, "hello");
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(r.body.contains("/svc/hello"), "{}", r.body);
+    let state = admin_json(&unknown, "/namer_state/io.l5d.consul.json");
+    let error = state["watches"]["/dc1/hello"]["error"]["message"].to_string();
+    assert!(
+        error.contains("403") && error.contains("ACL not found"),
+        "{state}"
+    );
+
+    // A token without read on the service: Consul filters the answer to [].
+    let (_d3, filtered) = start_strait(&with_token("other"));
+    assert_eq!(get(&filtered, "hello").status, 502);
+    let state = admin_json(&filtered, "/namer_state/io.l5d.consul.json");
+    assert_eq!(
+        state["watches"]["/dc1/hello"]["addr"]["state"], "neg",
+        "{state}"
+    );
+
+    // Every request carried the token as a header, never in the URL.
+    let log = curl(&[&format!("http://{}/_sim/requests", sim.addr)], &[]);
+    assert!(log.body.contains("stale-token"), "{}", log.body);
+    assert!(!log.body.contains("token="), "{}", log.body);
+}
