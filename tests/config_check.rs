@@ -175,7 +175,7 @@ namers:
   useHealthCheck: true
   healthStatuses: [passing, warning]
   token: s3cret
-  setHost: false
+  setHost: true
   maxWatches: 500
   watchIdleTtlSecs: 30
   consistencyMode: stale
@@ -255,7 +255,7 @@ const FULL_JSON: &str = r#"{
     {"kind": "io.l5d.fs", "rootDir": "/etc/strait/disco"},
     {"kind": "io.l5d.consul", "prefix": "/consul", "host": "consul.internal", "port": 8501,
      "includeTag": true, "useHealthCheck": true, "healthStatuses": ["passing", "warning"],
-     "token": "s3cret", "setHost": false, "maxWatches": 500, "watchIdleTtlSecs": 30, "consistencyMode": "stale", "failFast": true,
+     "token": "s3cret", "setHost": true, "maxWatches": 500, "watchIdleTtlSecs": 30, "consistencyMode": "stale", "failFast": true,
      "preferServiceAddress": false,
      "weights": [{"tag": "canary", "weight": 0.5}, {"tag": "big", "weight": 3}],
      "transferMetadata": true, "fixedLengthStreamedAfterKB": 1024}
@@ -334,7 +334,7 @@ fn every_key_is_read_into_the_domain_types() {
                 use_health_check: true,
                 health_statuses: vec![HealthStatus::Passing, HealthStatus::Warning],
                 token: Some("s3cret".to_owned()),
-                set_host: false,
+                set_host: true,
                 consistency_mode: ConsistencyMode::Stale,
                 fail_fast: true,
                 prefer_service_address: false,
@@ -679,30 +679,24 @@ telemetry:
 }
 
 #[test]
-fn consul_set_host_and_watch_bounds_are_checked() {
+fn consul_watch_bounds_are_checked() {
     let text = "\
 routers:
 - protocol: http
   servers: [{}]
 namers:
 - kind: io.l5d.consul
-  setHost: true
   maxWatches: 0
   watchIdleTtlSecs: -1
 ";
     let errs = errors(text);
-    assert_eq!(errs.len(), 3, "{errs:#?}");
+    assert_eq!(errs.len(), 2, "{errs:#?}");
     assert!(
-        errs[0].starts_with("linkerd.yaml:6:12: namers[0].setHost: `setHost: true`"),
-        "{errs:#?}"
-    );
-    assert!(errs[0].contains("not implemented yet"), "{errs:#?}");
-    assert!(
-        errs[1].starts_with("linkerd.yaml:7:15: namers[0].maxWatches: "),
+        errs[0].starts_with("linkerd.yaml:6:15: namers[0].maxWatches: "),
         "{errs:#?}"
     );
     assert!(
-        errs[2].starts_with("linkerd.yaml:8:21: namers[0].watchIdleTtlSecs: "),
+        errs[1].starts_with("linkerd.yaml:7:21: namers[0].watchIdleTtlSecs: "),
         "{errs:#?}"
     );
 }

@@ -576,3 +576,70 @@ fn tokens_are_sent_and_acl_answers_are_handled() {
     assert!(log.body.contains("stale-token"), "{}", log.body);
     assert!(!log.body.contains("token="), "{}", log.body);
 }
+
+/// A real HTTP server that answers with the `Host` it was sent and a
+/// redirect to that host.
+const HOST_ECHO: &str = r#"
+from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        host = self.headers.get("Host", "")
+        body = host.encode()
+        self.send_response(302)
+        self.send_header("Location", "http://%s/next" % host)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print("port %d" % srv.server_address[1], flush=True)
+srv.serve_forever()
+"#;
+
+#[test]
+fn set_host_rewrites_host_and_points_redirects_back() {
+    let sim = Sim::start(&[]);
+    let mut echo = Proc::spawn(Command::new("python3").args(["-u", "-c", HOST_ECHO]));
+    let port: u16 = echo.wait_line(Duration::from_secs(20), |l| {
+        l.strip_prefix("port ").and_then(|p| p.trim().parse().ok())
+    });
+    sim.put(
+        "/v1/agent/service/register",
+        &format!(
+            r#"{{"Name":"web","ID":"web-1","Address":"127.0.0.1","Port":{port},"Tags":["canary"]}}"#
+        ),
+    );
+    let config = |include_tag: bool, dtab: &str| {
+        format!(
+            "admin: {{ip: 127.0.0.1, port: 0}}
+namers:
+- kind: io.l5d.consul
+  host: 127.0.0.1
+  port: {}
+  includeTag: {include_tag}
+  setHost: true
+routers:
+- protocol: http
+  dtab: {dtab}
+  servers:
+  - port: 0
+",
+            sim.addr.port()
+        )
+    };
+
+    // The backend sees `<service>.service.<dc>.<domain>`, the domain being
+    // the agent's; the caller's redirect names the host it asked for.
+    let (_d1, strait) = start_strait(&config(false, "/svc => /#/io.l5d.consul/.local;"));
+    let r = get(&strait, "web");
+    assert_eq!(r.status, 302, "{r:?}");
+    assert_eq!(r.body, "web.service.dc1.consul");
+    assert_eq!(r.header("location"), Some("http://web/next"));
+
+    // With a tag: `<tag>.<service>.service.<dc>.<domain>`.
+    let (_d2, tagged) = start_strait(&config(true, "/svc => /#/io.l5d.consul/dc1/canary;"));
+    let r = get(&tagged, "web");
+    assert_eq!(r.body, "canary.web.service.dc1.consul", "{r:?}");
+    assert_eq!(r.header("location"), Some("http://web/next"));
+}

@@ -374,6 +374,12 @@ impl ConsulClient {
 
     /// The agent's datacenter, from `GET /v1/agent/self`.
     pub async fn agent_datacenter(&self) -> Result<String, ConsulError> {
+        self.agent().await.map(|(dc, _)| dc)
+    }
+
+    /// The agent's datacenter and DNS domain (`Config.Domain` without its
+    /// dots, `consul` when absent), from `GET /v1/agent/self`.
+    pub async fn agent(&self) -> Result<(String, String), ConsulError> {
         let raw = self.get(AGENT_SELF, NON_BLOCKING_TIMEOUT).await?;
         check_status(&raw)?;
         let me: AgentSelf = decode(&raw.body)?;
@@ -381,7 +387,9 @@ impl ConsulClient {
         if dc.is_empty() {
             return Err(ConsulError::NoDatacenter);
         }
-        Ok(dc.to_owned())
+        let domain = me.config.domain.trim().trim_matches('.');
+        let domain = if domain.is_empty() { "consul" } else { domain };
+        Ok((dc.to_owned(), domain.to_owned()))
     }
 
     async fn get(&self, url: &str, timeout: Duration) -> Result<RawResponse, ConsulError> {
@@ -580,6 +588,8 @@ struct AgentSelf {
 struct AgentConfig {
     #[serde(rename = "Datacenter", deserialize_with = "nullable")]
     datacenter: String,
+    #[serde(rename = "Domain", deserialize_with = "nullable")]
+    domain: String,
 }
 
 impl Check {

@@ -195,6 +195,11 @@ pub struct ConsulConfig {
     /// Keep `ServiceMeta` and `NodeMeta` for the admin views
     /// (`transferMetadata`, default false).
     pub transfer_metadata: bool,
+    /// Requests to a Consul name carry `Host:
+    /// [<tag>.]<service>.service.<dc>.<domain>` (`setHost`, default
+    /// false); the domain is the agent's (`/v1/agent/self`), `consul`
+    /// until it has answered.
+    pub set_host: bool,
     /// At most this many names are watched at once (Strait, default 1000).
     pub max_watches: usize,
     /// A watch nobody observes is stopped after this long (Strait, default
@@ -226,6 +231,7 @@ impl Default for ConsulConfig {
             prefer_service_address: true,
             weights: Vec::new(),
             transfer_metadata: false,
+            set_host: false,
             max_watches: 1000,
             watch_idle_ttl: Duration::from_secs(60),
             wait: Duration::from_secs(300),

@@ -112,6 +112,7 @@ impl ConsulNamer {
                 reg: Mutex::default(),
                 counters: Counters::default(),
                 agent_dc: OnceCell::new(),
+                agent_domain: std::sync::OnceLock::new(),
                 gate: Mutex::new(gate),
                 cfg,
             }),
@@ -192,6 +193,24 @@ impl Namer for ConsulNamer {
         rx
     }
 
+    fn authority(&self, _prefix: &Path, id: &Path) -> Option<String> {
+        let shared = &self.shared;
+        if !shared.cfg.set_host {
+            return None;
+        }
+        let (key, _) = parse_path(id, shared.cfg.include_tag)?;
+        let dc = if &*key.dc == LOCAL_DC {
+            Arc::clone(shared.agent_dc.get()?)
+        } else {
+            key.dc
+        };
+        let domain = shared.agent_domain.get().map_or("consul", |d| &**d);
+        Some(match key.tag {
+            Some(tag) => format!("{tag}.{}.service.{dc}.{domain}", key.service),
+            None => format!("{}.service.{dc}.{domain}", key.service),
+        })
+    }
+
     fn state(&self) -> serde_json::Value {
         let shared = &self.shared;
         let cfg = &shared.cfg;
@@ -266,6 +285,8 @@ struct Shared {
     /// The agent's datacenter, for `.local`: fetched once, by whichever
     /// `.local` loop gets there first; a failure leaves it for the next.
     agent_dc: OnceCell<Arc<str>>,
+    /// The agent's DNS domain, known once `agent_dc` is.
+    agent_domain: std::sync::OnceLock<Arc<str>>,
     /// `failFast`: after a connection failure, nobody sends until then.
     gate: Mutex<Gate>,
 }
@@ -720,9 +741,10 @@ impl Shared {
             .get_or_try_init(|| async {
                 self.gate_check()?;
                 self.counters.requests.fetch_add(1, Ordering::Relaxed);
-                let r = self.client.agent_datacenter().await;
+                let r = self.client.agent().await;
                 self.gate_after(r.as_ref().err());
-                let dc = r?;
+                let (dc, domain) = r?;
+                let _ = self.agent_domain.set(Arc::from(domain));
                 tracing::info!(datacenter = %dc, "io.l5d.consul: .local is the agent's datacenter");
                 Ok::<Arc<str>, ConsulError>(Arc::from(dc))
             })
@@ -812,6 +834,11 @@ impl Poller {
         let dc = if &*self.key.dc == LOCAL_DC {
             self.guard(shared.agent_dc()).await?
         } else {
+            if shared.cfg.set_host && shared.agent_domain.get().is_none() {
+                // setHost wants the agent's domain; the name resolves
+                // without it (the domain is `consul` until it comes).
+                let _ = self.guard(shared.agent_dc()).await;
+            }
             Arc::clone(&self.key.dc)
         };
         if self.paced {

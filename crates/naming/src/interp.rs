@@ -86,6 +86,15 @@ impl Interpreter {
         }
     }
 
+    /// The `Host` rewrite the namer serving the bound name `id` asks for
+    /// (see [`Namer::authority`]).
+    pub fn authority(&self, id: &Path) -> Option<String> {
+        self.namers
+            .iter()
+            .find(|(prefix, _)| id.starts_with(prefix))
+            .and_then(|(prefix, namer)| namer.authority(prefix, &id.drop(prefix.len())))
+    }
+
     /// The configured namers, in the order they are tried.
     pub fn namers(&self) -> &[(Path, Arc<dyn Namer>)] {
         &self.namers

@@ -116,4 +116,11 @@ pub trait Namer: Send + Sync + 'static {
     fn state(&self) -> serde_json::Value {
         serde_json::Value::Null
     }
+
+    /// The `Host` that requests to the bound name `prefix ++ id` should
+    /// carry instead of their own (Consul's `setHost`); `None` keeps it.
+    fn authority(&self, prefix: &Path, id: &Path) -> Option<String> {
+        let _ = (prefix, id);
+        None
+    }
 }

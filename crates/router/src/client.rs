@@ -41,6 +41,9 @@ pub struct Client {
     pub stats: ClientStats,
     /// The `l5d-dst-client` value (the concrete name), made once.
     pub l5d_dst: Option<http::HeaderValue>,
+    /// The `Host` its requests carry instead of their own, when the namer
+    /// asks for one (Consul's `setHost`).
+    pub host: Option<http::HeaderValue>,
     /// Dropped with the client: ends the task following `addr`, which
     /// releases the namer's address set (namers stop watching names
     /// nobody follows).
@@ -105,6 +108,7 @@ impl Client {
         id: Path,
         mut addr: AddrVar,
         policy: ClientPolicy,
+        host: Option<http::HeaderValue>,
         registry: &Registry,
         router: &str,
     ) -> Arc<Client> {
@@ -140,6 +144,7 @@ impl Client {
         let (following, mut dropped) = tokio::sync::oneshot::channel();
         let client = Arc::new(Client {
             l5d_dst: http::HeaderValue::from_str(&id.show()).ok(),
+            host,
             id,
             policy,
             balancer,

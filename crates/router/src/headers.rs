@@ -203,6 +203,26 @@ fn request_id(id: u64) -> HeaderValue {
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
+/// Points `Location` and `Refresh` back at the host the caller asked for
+/// after the request's `Host` was rewritten to `new` (Consul's `setHost`,
+/// as Linkerd 1's `RewriteHostHeader` does).
+pub fn restore_host(h: &mut HeaderMap, new: &HeaderValue, original: &HeaderValue) {
+    let (Ok(new), Ok(original)) = (new.to_str(), original.to_str()) else {
+        return;
+    };
+    let (from, to) = (format!("://{new}"), format!("://{original}"));
+    for name in [http::header::LOCATION, http::header::REFRESH] {
+        let Some(v) = h.get(&name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        if v.contains(&from)
+            && let Ok(v) = HeaderValue::from_str(&v.replace(&from, &to))
+        {
+            h.insert(name, v);
+        }
+    }
+}
+
 /// Appends an RFC 7239 `Forwarded` element: `by` the server, `for` the
 /// client, `host` and `proto`.
 pub fn add_forwarded(h: &mut HeaderMap, remote: SocketAddr, local: SocketAddr) {
@@ -236,6 +256,27 @@ mod tests {
         strip_hop_by_hop(&mut h);
         assert_eq!(h.len(), 1, "only end-to-end headers stay: {h:?}");
         assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn redirects_point_back_at_the_original_host() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "location",
+            HeaderValue::from_static("http://web.service.dc1.consul/next"),
+        );
+        h.insert(
+            "refresh",
+            HeaderValue::from_static("5; url=http://web.service.dc1.consul:80/x"),
+        );
+        let new = HeaderValue::from_static("web.service.dc1.consul");
+        restore_host(&mut h, &new, &HeaderValue::from_static("web"));
+        assert_eq!(h["location"], "http://web/next");
+        assert_eq!(h["refresh"], "5; url=http://web:80/x");
+        let mut h = HeaderMap::new();
+        h.insert("location", HeaderValue::from_static("/relative"));
+        restore_host(&mut h, &new, &HeaderValue::from_static("web"));
+        assert_eq!(h["location"], "/relative");
     }
 
     #[test]

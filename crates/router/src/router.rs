@@ -370,10 +370,15 @@ impl Router {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         let c = clients.entry(b.id.clone()).or_insert_with(|| {
             let policy = (self.params.policies.client)(&b.id);
+            let host = self
+                .interp
+                .authority(&b.id)
+                .and_then(|h| HeaderValue::from_str(&h).ok());
             Client::new(
                 b.id.clone(),
                 b.addr.clone(),
                 policy,
+                host,
                 &self.registry,
                 &self.params.label,
             )
@@ -522,6 +527,12 @@ impl Router {
         if h.get(HOST).is_none() {
             h.insert(HOST, HeaderValue::from_static(""));
         }
+        // setHost: the backend sees the namer's host; redirects it sends
+        // back are pointed at the caller's.
+        let rewritten = client
+            .host
+            .as_ref()
+            .and_then(|new| Some((new, h.insert(HOST, new.clone())?)));
         headers::set_l5d(
             h,
             svc.l5d_dst.as_ref(),
@@ -686,6 +697,9 @@ impl Router {
                     let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
                     headers::strip_hop_by_hop(resp.headers_mut());
                     headers::append_via(resp.headers_mut());
+                    if let Some((new, original)) = &rewritten {
+                        headers::restore_host(resp.headers_mut(), new, original);
+                    }
                     return Ok(resp);
                 }
                 Ok(Err(e)) if e.is_connect() => {

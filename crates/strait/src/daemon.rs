@@ -690,6 +690,7 @@ fn consul_config(c: &config::ConsulConfig) -> strait_namer_consul::ConsulConfig 
             .map(|w| (w.tag.clone(), w.weight))
             .collect(),
         transfer_metadata: c.transfer_metadata,
+        set_host: c.set_host,
         max_watches: c.max_watches as usize,
         watch_idle_ttl: c.watch_idle_ttl,
         ..strait_namer_consul::ConsulConfig::default()

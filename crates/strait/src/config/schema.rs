@@ -581,15 +581,6 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
         max_watches: r.or(cx, "maxWatches", u32_positive, 100),
         watch_idle_ttl: Duration::from_secs(r.or(cx, "watchIdleTtlSecs", u64_positive, 60)),
     };
-    if let Some(node) = r.get("setHost").filter(|_| c.set_host) {
-        let path = r.path_of("setHost");
-        cx.error(
-            node.pos,
-            &path,
-            "`setHost: true` (rewriting Host to <service>.service.<dc>.<domain>) is not \
-             implemented yet; remove it or set it to false",
-        );
-    }
     r.not_implemented(cx, &["tls"]);
     c
 }
