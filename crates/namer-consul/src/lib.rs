@@ -41,10 +41,10 @@
 //! # Pacing
 //!
 //! After an answer the next request goes at once (a blocking query on the
-//! answer's index), except when answers churn: a token bucket (burst 2, one
-//! token per second, as Consul's blocking-query docs recommend) holds a
-//! loop whose answers keep coming back immediately to one request per
-//! second. Answers are compared, not indexes: an unchanged address set
+//! answer's index), except when answers churn: a token bucket (burst 10,
+//! one token per 100 ms; Consul's blocking-query docs recommend a bucket
+//! over a flat sleep) holds a loop whose answers keep coming back
+//! immediately to ten requests a second. Answers are compared, not indexes: an unchanged address set
 //! wakes nobody. Errors use the backoff instead, and every retry after an
 //! error is a fresh read without an index.
 //!
