@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use strait_test_kit::{Backend, Behavior, Proc, Strait, curl, write_temp};
+use strait_test_kit::{Backend, Behavior, Proc, Strait, curl, write_temp, wrk_in_background};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
 
@@ -154,58 +154,6 @@ fn time_until(limit: Duration, mut f: impl FnMut() -> bool) -> Option<Duration> 
         std::thread::sleep(Duration::from_millis(10));
     }
     None
-}
-
-/// wrk's totals: requests, non-2xx/3xx responses, socket errors.
-struct Load {
-    requests: u64,
-    non2xx: u64,
-    socket_errors: u64,
-    text: String,
-}
-
-fn wrk_in_background(url: String, host: &str, secs: u32) -> std::thread::JoinHandle<Load> {
-    let host = host.to_owned();
-    std::thread::spawn(move || {
-        let out = Command::new("wrk")
-            .args([
-                "-t1",
-                "-c4",
-                &format!("-d{secs}s"),
-                "-H",
-                &format!("Host: {host}"),
-                &url,
-            ])
-            .output()
-            .expect("wrk must be installed (scripts/test installs it)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let after = |key: &str| -> Option<&str> {
-            text.lines().find(|l| l.contains(key))?.split(key).nth(1)
-        };
-        let requests = text
-            .lines()
-            .find(|l| l.contains("requests in"))
-            .and_then(|l| l.split_whitespace().next())
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        let non2xx = after("Non-2xx or 3xx responses:")
-            .and_then(|n| n.trim().parse().ok())
-            .unwrap_or(0);
-        // "Socket errors: connect 0, read 0, write 0, timeout 0"
-        let socket_errors = after("Socket errors:")
-            .map(|s| {
-                s.split(',')
-                    .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
-                    .sum()
-            })
-            .unwrap_or(0);
-        Load {
-            requests,
-            non2xx,
-            socket_errors,
-            text,
-        }
-    })
 }
 
 #[test]

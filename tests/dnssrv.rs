@@ -34,10 +34,32 @@ fn dnsmasq_bin() -> PathBuf {
         })
 }
 
-/// A loopback UDP port nobody uses right now, chosen once.
+/// A loopback port free for both UDP and TCP (dnsmasq takes both), chosen
+/// below the kernel's ephemeral range (32768 and up): a port the kernel
+/// handed out and got back could be handed to another socket (a resolver's
+/// query, a test's client) before dnsmasq binds it, or while a test
+/// restarts dnsmasq on it.
 fn free_udp_port() -> u16 {
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.local_addr().unwrap().port()
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        ^ u64::from(std::process::id()) << 20;
+    for _ in 0..1000 {
+        let n = seed
+            .wrapping_add(NEXT.fetch_add(1, Ordering::Relaxed))
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(17);
+        let port = 20_000 + (n % 12_000) as u16;
+        let free = UdpSocket::bind(("127.0.0.1", port)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+        if free {
+            return port;
+        }
+    }
+    panic!("no free loopback port for dnsmasq in 20000..32000")
 }
 
 /// One SRV record: `(name, target, port)`.

@@ -3,10 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use strait_test_kit::{Backend, Behavior, Strait, curl};
+use strait_test_kit::{Backend, Behavior, Strait, curl, wrk_in_background};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
 
@@ -106,40 +105,6 @@ impl Setup {
     }
 }
 
-/// Runs wrk in the background; returns (requests, non-2xx, output).
-fn wrk(url: String, secs: u32) -> std::thread::JoinHandle<(u64, u64, String)> {
-    std::thread::spawn(move || {
-        let out = Command::new("wrk")
-            .args([
-                "-t1",
-                "-c4",
-                &format!("-d{secs}s"),
-                "-H",
-                "Host: hello",
-                &url,
-            ])
-            .output()
-            .expect("wrk must be installed (scripts/test installs it)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let num = |key: &str, field: usize| -> u64 {
-            text.lines()
-                .find(|l| l.contains(key))
-                .and_then(|l| {
-                    l.split(if field == 9 { ':' } else { ' ' })
-                        .filter(|s| !s.is_empty())
-                        .nth(if field == 9 { 1 } else { field })
-                })
-                .and_then(|n| n.trim().parse().ok())
-                .unwrap_or(0)
-        };
-        (
-            num("requests in", 0),
-            num("Non-2xx or 3xx responses", 9),
-            text,
-        )
-    })
-}
-
 #[test]
 fn fifty_reloads_under_load_lose_no_request_and_move_traffic_each_time() {
     let a = Backend::scripted("a", Behavior::Ok);
@@ -152,7 +117,7 @@ fn fifty_reloads_under_load_lose_no_request_and_move_traffic_each_time() {
         )]
     };
     let s = setup(&[("a", &a), ("b", &b)], &to("a"));
-    let load = wrk(format!("http://{}/", s.strait.router()), 6);
+    let load = wrk_in_background(format!("http://{}/", s.strait.router()), "hello", 6);
     std::thread::sleep(Duration::from_millis(300));
     for i in 0..50 {
         let (want, body) = if i % 2 == 0 {
@@ -169,7 +134,12 @@ fn fifty_reloads_under_load_lose_no_request_and_move_traffic_each_time() {
             "reload {i}: traffic moves to the new backend set at once: {r:?}"
         );
     }
-    let (total, non2xx, text) = load.join().unwrap();
+    let strait_test_kit::Load {
+        requests: total,
+        non2xx,
+        text,
+        ..
+    } = load.join().unwrap();
     assert!(total > 100, "wrk ran a real load: {text}");
     assert_eq!(non2xx, 0, "no request failed across 50 reloads:\n{text}");
     assert!(
@@ -184,7 +154,7 @@ fn a_broken_file_is_rejected_whole_and_the_old_routing_keeps_serving() {
     let a = Backend::scripted("a", Behavior::Ok);
     let routers = vec![router("out", "/svc/hello => /#/io.l5d.fs/a;", "")];
     let s = setup(&[("a", &a)], &routers);
-    let load = wrk(format!("http://{}/", s.strait.router()), 2);
+    let load = wrk_in_background(format!("http://{}/", s.strait.router()), "hello", 2);
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(
         &s.conf,
@@ -217,7 +187,12 @@ fn a_broken_file_is_rejected_whole_and_the_old_routing_keeps_serving() {
         "instance a\n",
         "the old routing keeps serving"
     );
-    let (total, non2xx, text) = load.join().unwrap();
+    let strait_test_kit::Load {
+        requests: total,
+        non2xx,
+        text,
+        ..
+    } = load.join().unwrap();
     assert!(
         total > 10 && non2xx == 0,
         "no failed request during the rejected reload:\n{text}"

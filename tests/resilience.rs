@@ -3,7 +3,6 @@
 //! accrual.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strait_test_kit::{Backend, Behavior, Strait, curl};
@@ -66,35 +65,6 @@ impl Mesh {
     }
 }
 
-/// What wrk said: total requests, non-2xx/3xx responses, socket errors.
-fn wrk(url: &str, host: &str, secs: u32) -> (u64, u64, String) {
-    let out = Command::new("wrk")
-        .args([
-            "-t1",
-            "-c4",
-            &format!("-d{secs}s"),
-            "-H",
-            &format!("Host: {host}"),
-            url,
-        ])
-        .output()
-        .expect("wrk must be installed (scripts/test installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let total = text
-        .lines()
-        .find(|l| l.contains("requests in"))
-        .and_then(|l| l.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(0);
-    let non2xx = text
-        .lines()
-        .find(|l| l.contains("Non-2xx or 3xx responses:"))
-        .and_then(|l| l.split(':').nth(1))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0);
-    (total, non2xx, text)
-}
-
 #[test]
 fn killing_a_backend_under_load_gives_no_client_errors() {
     let a = Backend::scripted("a", Behavior::Ok);
@@ -110,7 +80,8 @@ fn killing_a_backend_under_load_gives_no_client_errors() {
         c.kill();
         c
     });
-    let (total, non2xx, text) = wrk(&url, "hello", 4);
+    let load = strait_test_kit::wrk(&url, "hello", 4);
+    let (total, non2xx, text) = (load.requests, load.non2xx, load.text);
     let _c = killer.join().unwrap();
     assert!(total > 100, "wrk ran a real load: {text}");
     assert_eq!(

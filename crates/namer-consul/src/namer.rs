@@ -13,11 +13,11 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::json;
 use strait_dtab::{Bound, Name, NameTree, Path, State};
-use strait_naming::{Activity, Addr, Endpoint, LookupTree, Namer};
+use strait_naming::{Activity, Addr, Endpoint, LookupTree, Namer, Stamp};
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, watch};
 use tokio::task::AbortHandle;
@@ -408,29 +408,6 @@ struct Response {
     entries: Option<usize>,
     endpoints: Option<usize>,
     at: Stamp,
-}
-
-#[derive(Clone, Copy)]
-struct Stamp {
-    at: Instant,
-    wall: SystemTime,
-}
-
-impl Stamp {
-    fn now() -> Stamp {
-        Stamp {
-            at: Instant::now(),
-            wall: SystemTime::now(),
-        }
-    }
-
-    fn json(&self, now: Instant) -> serde_json::Value {
-        let ms = self
-            .wall
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        json!({ "atMs": ms, "agoMs": now.saturating_duration_since(self.at).as_millis() as u64 })
-    }
 }
 
 /// Which of the three lookup answers an address set gives.

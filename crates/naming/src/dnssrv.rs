@@ -71,7 +71,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use hickory_resolver::TokioResolver;
 use hickory_resolver::config::{
@@ -86,7 +87,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::{Activity, Addr, Endpoint, LookupTree, Namer};
+use crate::{Activity, Addr, Endpoint, LookupTree, Namer, Stamp};
 
 /// How often a name is asked again by default (`refreshIntervalSeconds`).
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -515,33 +516,6 @@ impl NameEntry {
             map.insert("lookups".into(), self.lookups.len().into());
         }
         v
-    }
-}
-
-/// A moment, for `state()`.
-#[derive(Clone, Copy)]
-struct Stamp {
-    at: Instant,
-    wall: SystemTime,
-}
-
-impl Stamp {
-    fn now() -> Stamp {
-        Stamp {
-            at: Instant::now(),
-            wall: SystemTime::now(),
-        }
-    }
-
-    fn json(&self, now: Instant) -> serde_json::Value {
-        let ms = self
-            .wall
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        serde_json::json!({
-            "atMs": ms,
-            "agoMs": now.saturating_duration_since(self.at).as_millis() as u64,
-        })
     }
 }
 

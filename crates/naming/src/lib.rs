@@ -81,6 +81,36 @@ impl fmt::Display for Addr {
     }
 }
 
+/// A moment a namer reports in its admin state: wall-clock time for
+/// people, and a monotonic instant for "how long ago".
+#[derive(Clone, Copy, Debug)]
+pub struct Stamp {
+    at: tokio::time::Instant,
+    wall: std::time::SystemTime,
+}
+
+impl Stamp {
+    /// Now.
+    pub fn now() -> Stamp {
+        Stamp {
+            at: tokio::time::Instant::now(),
+            wall: std::time::SystemTime::now(),
+        }
+    }
+
+    /// `{"atMs": <Unix ms>, "agoMs": <ms before now>}`.
+    pub fn json(&self, now: tokio::time::Instant) -> serde_json::Value {
+        let ms = self
+            .wall
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        serde_json::json!({
+            "atMs": ms,
+            "agoMs": now.saturating_duration_since(self.at).as_millis() as u64,
+        })
+    }
+}
+
 /// A live address set: the current [`Addr`] and a change signal.
 pub type AddrVar = watch::Receiver<Addr>;
 

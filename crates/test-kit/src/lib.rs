@@ -411,3 +411,64 @@ pub fn read_all(mut r: impl Read) -> String {
     let _ = r.read_to_string(&mut s);
     s
 }
+
+/// What the real `wrk` reported.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// Requests completed.
+    pub requests: u64,
+    /// Responses that were not 2xx or 3xx.
+    pub non2xx: u64,
+    /// Connect, read, write and timeout errors together.
+    pub socket_errors: u64,
+    /// wrk's whole output, for failure messages.
+    pub text: String,
+}
+
+/// Runs `wrk -t1 -c4 -d<secs>s -H 'Host: <host>' <url>` (installed by
+/// scripts/test) and parses its totals.
+pub fn wrk(url: &str, host: &str, secs: u32) -> Load {
+    let out = Command::new("wrk")
+        .args([
+            "-t1",
+            "-c4",
+            &format!("-d{secs}s"),
+            "-H",
+            &format!("Host: {host}"),
+            url,
+        ])
+        .output()
+        .expect("wrk must be installed (scripts/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let after =
+        |key: &str| -> Option<&str> { text.lines().find(|l| l.contains(key))?.split(key).nth(1) };
+    let requests = text
+        .lines()
+        .find(|l| l.contains("requests in"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let non2xx = after("Non-2xx or 3xx responses:")
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0);
+    // "Socket errors: connect 0, read 0, write 0, timeout 0"
+    let socket_errors = after("Socket errors:")
+        .map(|s| {
+            s.split(',')
+                .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
+                .sum()
+        })
+        .unwrap_or(0);
+    Load {
+        requests,
+        non2xx,
+        socket_errors,
+        text,
+    }
+}
+
+/// [`wrk`] on a background thread.
+pub fn wrk_in_background(url: String, host: &str, secs: u32) -> std::thread::JoinHandle<Load> {
+    let host = host.to_owned();
+    std::thread::spawn(move || wrk(&url, &host, secs))
+}
