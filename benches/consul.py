@@ -299,6 +299,10 @@ try:
 finally:
     for p in reversed(procs):
         if p.poll() is None:
-            p.kill()
-            p.wait()
+            p.terminate()  # nginx's master stops its worker on SIGTERM, not on SIGKILL
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
     shutil.rmtree(work, ignore_errors=True)
