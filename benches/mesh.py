@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mesh tax per hop: Strait vs nginx vs HAProxy on loopback, in one run.
 
-Run from the repository root:   python3 benches/mesh.py      (about 3.5 minutes)
+Run from the repository root:   python3 benches/mesh.py      (about 4 minutes)
 
 One backend (nginx, 1 worker, a static 64-byte file) behind four targets:
   direct    client -> backend                                 (the floor)
@@ -11,26 +11,30 @@ One backend (nginx, 1 worker, a static 64-byte file) behind four targets:
 and two 10-hop chains (10 Strait processes, 10 nginx processes, each hop
 forwarding to the next) compared with direct at the chain rate.
 
-Client: wrk (-t1). Latency phase: a fixed rate (RATE req/s over CONNS
-connections) paced by a Lua `delay()` (each connection sleeps a random
-0..2*CONNS/RATE between responses, so the offered rate is independent of the
-target; the latency of each response is measured by wrk's histogram, 1 us
-resolution). Because the pacing is per connection, a stall delays the next
-requests on that connection (no coordinated-omission correction); at ~100 us
-latencies and 8-16 ms think times this hardly matters, but it is not oha -q.
+Latency phase (fixed rate, open loop): oha (`oha -q RATE --latency-correction
+-c CONNS -z LAT_SECS -w --worker-threads 1`): requests are scheduled at RATE
+req/s whatever the target does, and each latency is counted from the request's
+scheduled start, so a stall is charged to every request it delays (no
+coordinated omission). Percentiles come from oha's JSON (`latencyPercentiles`).
+oha is looked up on PATH, in ~/.cargo/bin and /tmp/oha/bin (install it with
+`cargo install oha --locked`). Without it (or with LAT_CLIENT=wrk) the phase
+falls back to wrk -t1 paced by a Lua `delay()` (each connection sleeps a
+random 0..2*CONNS/RATE between responses; a stall delays the next requests on
+that connection instead of being charged to them), and the output says so.
 Saturation phase: wrk -t1 -c SAT_CONNS, closed loop.
 The latency phases are interleaved: ROUNDS rounds, the target order rotated
 each round; reported percentiles are the median over rounds.
 
 CPU per request: utime+stime (from /proc/PID/stat, summed over the process and
 its children, e.g. nginx master+worker) across a phase, divided by the
-requests wrk completed. Memory: VmRSS and Pss (smaps_rollup) summed the same
+requests the client (oha or wrk) completed. Memory: VmRSS and Pss (smaps_rollup) summed the same
 way, sampled at the end of each phase; Strait idle RSS is sampled before any load.
 
-Needs nginx, haproxy (apt-get install -y nginx-light haproxy), wrk, curl-free.
+Needs nginx, haproxy, wrk (apt-get install -y nginx-light haproxy wrk) and oha (cargo install oha --locked).
 Environment: RATE [2000] CONNS [16] LAT_SECS [8] ROUNDS [3] SAT_SECS [6]
 SAT_CONNS [64] CHAIN_RATE [1000] CHAIN_HOPS [10] CHAIN_SECS [10] SKIP_CHAIN [0]
-JSON_OUT [unset: path to also write raw results as JSON]
+JSON_OUT [unset: path to also write raw results as JSON] LAT_CLIENT [oha; wrk forces the Lua-paced fallback]
+SKIP_BUILD [0: 1 uses target/release/strait as it is]
 STRAIT_THREADS [1]: TOKIO_WORKER_THREADS of the `strait` target and the chain hops
 STRAIT_DEFAULT [1]: also measure `strait_mt`, Strait on its default runtime (a worker per core).
 Every process it starts is stopped by PID at exit.
@@ -58,8 +62,28 @@ for tool in ("nginx", "haproxy", "wrk"):
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 
-log("building strait (release)")
-subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "strait"], cwd=ROOT, check=True)
+def find_oha():
+    for c in (shutil.which("oha"), os.path.expanduser("~/.cargo/bin/oha"), "/tmp/oha/bin/oha"):
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
+
+LAT_CLIENT = os.environ.get("LAT_CLIENT", "oha")
+OHA = find_oha() if LAT_CLIENT != "wrk" else None
+if OHA:
+    OHA_VERSION = subprocess.run([OHA, "--version"], capture_output=True, text=True).stdout.strip()
+    LAT_METHOD = "%s -q %d --latency-correction -c %d, 1 worker thread, open loop" % (OHA_VERSION, RATE, CONNS)
+else:
+    OHA_VERSION = None
+    if LAT_CLIENT != "wrk":
+        log("oha not found on PATH, in ~/.cargo/bin or /tmp/oha/bin: install it with `cargo install oha --locked`."
+            " FALLING BACK to wrk paced by Lua for the fixed-rate phases (no coordinated-omission correction)")
+    LAT_METHOD = "wrk -t1 -c%d paced by Lua, NOT oha (%s): no coordinated-omission correction" % (
+        CONNS, "LAT_CLIENT=wrk" if LAT_CLIENT == "wrk" else "oha not found; cargo install oha --locked")
+
+if os.environ.get("SKIP_BUILD") != "1":
+    log("building strait (release)")
+    subprocess.run(["cargo", "build", "--release", "--locked", "-q", "-p", "strait"], cwd=ROOT, check=True)
 STRAIT = os.path.join(ROOT, "target", "release", "strait")
 
 work = tempfile.mkdtemp(prefix="strait-mesh-bench.")
@@ -212,9 +236,31 @@ def wrk(port, secs, conns, rate=None):
     n, dur, err, p50, p90, p99, p999, mn, mx, mean = [int(float(x)) for x in m.group(1).split()]
     return dict(requests=n, rps=n / (dur / 1e6), errors=err, p50=p50, p90=p90, p99=p99, p999=p999, max=mx)
 
+def oha(port, secs, conns, rate):
+    """oha at a fixed rate, open loop, latency counted from each request's scheduled start."""
+    argv = [OHA, "--no-tui", "--output-format", "json", "-q", str(rate), "--latency-correction", "-c", str(conns),
+            "-z", "%ds" % secs, "-w", "--worker-threads", "1", "-t", "5s", "-H", "Host: hello",
+            "http://127.0.0.1:%d/" % port]
+    out = subprocess.run(["timeout", str(secs + 15)] + argv, capture_output=True, text=True)
+    try:
+        j = json.loads(out.stdout)
+    except ValueError:
+        raise SystemExit("oha failed on :%d: %s %s" % (port, out.stdout[-2000:], out.stderr[-2000:]))
+    codes = {int(k): v for k, v in (j.get("statusCodeDistribution") or {}).items()}
+    n = sum(codes.values())
+    errors = sum((j.get("errorDistribution") or {}).values()) + sum(v for k, v in codes.items() if not 200 <= k < 400)
+    pct = j.get("latencyPercentiles") or {}
+    us = lambda k: int(round((pct.get(k) or 0) * 1e6))
+    return dict(requests=n, rps=n / j["summary"]["total"], errors=errors, p50=us("p50"), p90=us("p90"),
+                p99=us("p99"), p999=us("p99.9"), max=int(round((j["summary"].get("slowest") or 0) * 1e6)))
+
+def fixed_rate(port, secs, conns, rate):
+    """The fixed-rate latency client: oha if found, else wrk paced by Lua."""
+    return oha(port, secs, conns, rate) if OHA else wrk(port, secs, conns, rate)
+
 def measured(port, pids, secs, conns, rate=None):
     c0 = cpu_secs(pids)
-    r = wrk(port, secs, conns, rate)
+    r = fixed_rate(port, secs, conns, rate) if rate else wrk(port, secs, conns)
     r["cpu_s"] = cpu_secs(pids) - c0
     r["cpu_us_per_req"] = r["cpu_s"] / max(r["requests"], 1) * 1e6
     r["rss_kib"], r["pss_kib"] = mem_kib(pids)
@@ -227,7 +273,8 @@ try:
     cpu_model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     machine = dict(cores=os.cpu_count(), cpu=cpu_model, kernel=platform.release(), loadavg_at_start=" ".join(load),
                    nginx=subprocess.run([NGINX, "-v"], capture_output=True, text=True).stderr.strip(),
-                   haproxy=subprocess.run([HAPROXY, "-v"], capture_output=True, text=True).stdout.splitlines()[0])
+                   haproxy=subprocess.run([HAPROXY, "-v"], capture_output=True, text=True).stdout.splitlines()[0],
+                   oha=OHA_VERSION, latency_client=LAT_METHOD)
     log("machine:", machine)
 
     ports = {k: free_port() for k in ("backend", "nginx", "haproxy", "strait", "strait_mt")}
@@ -278,7 +325,7 @@ backend be
     for r in range(ROUNDS):
         order = targets[r % len(targets):] + targets[:r % len(targets)]
         for name, port, pids in order:
-            wrk(port, WARM_SECS, CONNS, RATE)
+            fixed_rate(port, WARM_SECS, CONNS, RATE)
             res = measured(port, pids, LAT_SECS, CONNS, RATE)
             lat[name].append(res)
             log("round %d %-8s %6.0f req/s p50 %4d p99 %5d us, cpu %.1f us/req, err %d" % (
@@ -305,7 +352,7 @@ backend be
         wait_ready(n_ports[0]); wait_ready(s_ports[0])
         for name, port, pids in (("direct", ports["backend"], []), ("strait_chain", s_ports[0], s_pids),
                                  ("nginx_chain", n_ports[0], n_pids), ("direct", ports["backend"], [])):
-            wrk(port, WARM_SECS, CONNS, CHAIN_RATE)
+            fixed_rate(port, WARM_SECS, CONNS, CHAIN_RATE)
             res = measured(port, pids, CHAIN_SECS, CONNS, CHAIN_RATE)
             chain.setdefault(name, []).append(res)
             log("chain %-12s %6.0f req/s p50 %5d p99 %5d us, cpu %.1f us/req, rss %d KiB" % (
@@ -320,15 +367,16 @@ finally:
 # ---------- report ----------
 med = lambda rs, k: statistics.median(r[k] for r in rs)
 print()
-print("Machine: %d cores, %s, Linux %s; %s; %s" % (machine["cores"], machine["cpu"], machine["kernel"], machine["nginx"], machine["haproxy"]))
+print("Machine: %d cores, %s, Linux %s; %s; %s; %s" % (machine["cores"], machine["cpu"], machine["kernel"], machine["nginx"],
+      machine["haproxy"], machine["oha"] or ("oha not used" if LAT_CLIENT == "wrk" else "oha NOT FOUND")))
 print("Load average at start %s, at end %s (other work on the machine inflates every figure alike)." % (
     machine["loadavg_at_start"], results["loadavg_at_end"]))
 print("strait = Strait with TOKIO_WORKER_THREADS=%d (one worker, like nginx and HAProxy); strait_mt = Strait's default runtime (one worker per core)" % STRAIT_THREADS)
 print("Strait idle (fresh process, no request served): RSS %.1f MiB, PSS %.1f MiB" % (
     results["strait_idle"][0] / 1024, results["strait_idle"][1] / 1024))
 print()
-print("Latency at a fixed %d req/s (%d conns, wrk paced, %d rounds x %ds interleaved, median of rounds), microseconds" % (
-    RATE, CONNS, ROUNDS, LAT_SECS))
+print("Latency at a fixed %d req/s (%s; %d rounds x %ds interleaved, median of rounds), microseconds" % (
+    RATE, LAT_METHOD, ROUNDS, LAT_SECS))
 print("| target | req/s | p50 | p90 | p99 | p99.9 | added p50 | added p99 | CPU us/req | RSS MiB | PSS MiB | errors |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|")
 d = lat["direct"]
@@ -353,7 +401,8 @@ for name in NAMES:
           "-" if name == "direct" else "%.1f" % (med(rs, "rss_kib") / 1024), sum(r["errors"] for r in rs)))
 if chain:
     print()
-    print("%d-hop chain at a fixed %d req/s (%ds each; direct measured before and after)" % (CHAIN_HOPS, CHAIN_RATE, CHAIN_SECS))
+    print("%d-hop chain at a fixed %d req/s (%ds each, %s; direct measured before and after)" % (
+        CHAIN_HOPS, CHAIN_RATE, CHAIN_SECS, "oha -q --latency-correction" if OHA else "wrk paced by Lua, not oha"))
     print("| target | req/s | p50 | p99 | added p50 | added p50 per hop | CPU us/req (all hops) | RSS MiB (all hops) |")
     print("|---|---|---|---|---|---|---|---|")
     cd = chain["direct"]
