@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use strait_dtab::{Bound, Name, NameTree, Path, State};
-use strait_naming::{Activity, Addr, Endpoint, LookupTree, Namer, Stamp};
+use strait_naming::{Activity, Addr, Endpoint, LookupTree, Namer, Phase, Stamp};
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, watch};
 use tokio::task::AbortHandle;
@@ -408,24 +408,6 @@ struct Response {
     entries: Option<usize>,
     endpoints: Option<usize>,
     at: Stamp,
-}
-
-/// Which of the three lookup answers an address set gives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Pending,
-    Neg,
-    Bound,
-}
-
-impl Phase {
-    fn of(addr: &Addr) -> Phase {
-        match addr {
-            Addr::Pending => Phase::Pending,
-            Addr::Neg => Phase::Neg,
-            Addr::Bound(_) | Addr::Failed(_) => Phase::Bound,
-        }
-    }
 }
 
 /// `<dc>/<service>` (or `<dc>/<tag>/<service>`) and how many elements

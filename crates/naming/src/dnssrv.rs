@@ -87,7 +87,7 @@ use tokio::runtime::Handle;
 use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinSet};
 
-use crate::{Activity, Addr, Endpoint, LookupTree, Namer, Stamp};
+use crate::{Activity, Addr, Endpoint, LookupTree, Namer, Phase, Stamp};
 
 /// How often a name is asked again by default (`refreshIntervalSeconds`).
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(5);
@@ -519,24 +519,6 @@ impl NameEntry {
     }
 }
 
-/// Which lookup answer an address set gives.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    Pending,
-    Neg,
-    Bound,
-}
-
-impl Phase {
-    fn of(addr: &Addr) -> Phase {
-        match addr {
-            Addr::Pending => Phase::Pending,
-            Addr::Neg => Phase::Neg,
-            Addr::Bound(_) | Addr::Failed(_) => Phase::Bound,
-        }
-    }
-}
-
 /// The lookup answer for `key` given its name's address set.
 fn lookup_state(key: &LookupKey, addr: &watch::Sender<Addr>) -> State<LookupTree> {
     let phase = Phase::of(&addr.borrow());
@@ -908,7 +890,7 @@ mod tests {
         Path::read(s).unwrap()
     }
 
-    use crate::testing::{bound, is_bound, is_neg};
+    use crate::testing::{addrs, bound, is_bound, is_neg};
 
     async fn wait_state(
         act: &mut Activity,
@@ -919,21 +901,7 @@ mod tests {
     }
 
     async fn wait_addr(var: &mut crate::AddrVar, what: &str, f: impl FnMut(&Addr) -> bool) -> Addr {
-        let got = tokio::time::timeout(WAIT, var.wait_for(f))
-            .await
-            .map(|r| r.map(|a| a.clone()));
-        match got {
-            Ok(Ok(a)) => a,
-            Ok(Err(_)) => panic!("address set closed while waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}; now {}", *var.borrow()),
-        }
-    }
-
-    fn addrs(addr: &Addr) -> Vec<String> {
-        match addr {
-            Addr::Bound(eps) => eps.iter().map(|e| e.addr.to_string()).collect(),
-            other => panic!("expected a bound set, got {other}"),
-        }
+        crate::testing::wait_addr(var, WAIT, what, f).await
     }
 
     /// Sets up `web.service.consul` with two instances, as Consul answers.

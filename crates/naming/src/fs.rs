@@ -783,7 +783,7 @@ mod tests {
         (dir, namer)
     }
 
-    use crate::testing::{bound, is_bound, is_neg};
+    use crate::testing::{addrs, bound, is_bound, is_neg};
 
     async fn wait_state(
         act: &mut Activity,
@@ -794,21 +794,7 @@ mod tests {
     }
 
     async fn wait_addr(var: &mut AddrVar, what: &str, f: impl FnMut(&Addr) -> bool) -> Addr {
-        let got = tokio::time::timeout(WAIT, var.wait_for(f))
-            .await
-            .map(|r| r.map(|a| a.clone()));
-        match got {
-            Ok(Ok(a)) => a,
-            Ok(Err(_)) => panic!("address set closed while waiting for {what}"),
-            Err(_) => panic!("timed out waiting for {what}; now {}", *var.borrow()),
-        }
-    }
-
-    fn addrs(addr: &Addr) -> Vec<String> {
-        match addr {
-            Addr::Bound(eps) => eps.iter().map(|e| e.addr.to_string()).collect(),
-            other => panic!("expected a bound set, got {other}"),
-        }
+        crate::testing::wait_addr(var, WAIT, what, f).await
     }
 
     fn lines_of(text: &str) -> Vec<(Host, u16, f64)> {

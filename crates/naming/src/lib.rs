@@ -111,6 +111,30 @@ impl Stamp {
     }
 }
 
+/// Which lookup answer a namer gives for a name with address set `addr`:
+/// still pending, negative (a dtab `|` alternative engages), or a bound
+/// leaf (whose addresses may be failed or change later).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// No answer yet.
+    Pending,
+    /// Known not to exist.
+    Neg,
+    /// A bound leaf.
+    Bound,
+}
+
+impl Phase {
+    /// The phase of `addr`.
+    pub fn of(addr: &Addr) -> Phase {
+        match addr {
+            Addr::Pending => Phase::Pending,
+            Addr::Neg => Phase::Neg,
+            Addr::Bound(_) | Addr::Failed(_) => Phase::Bound,
+        }
+    }
+}
+
 /// A live address set: the current [`Addr`] and a change signal.
 pub type AddrVar = watch::Receiver<Addr>;
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use strait_dtab::{Bound, Name, NameTree, State};
 
-use crate::{Activity, AddrVar, LookupTree};
+use crate::{Activity, Addr, AddrVar, LookupTree};
 
 /// The bound leaf of a lookup answer; panics on anything else.
 pub(crate) fn bound(state: &State<LookupTree>) -> &Bound<AddrVar> {
@@ -23,6 +23,31 @@ pub(crate) fn is_neg(state: &State<LookupTree>) -> bool {
 /// Whether a lookup answer is a bound leaf.
 pub(crate) fn is_bound(state: &State<LookupTree>) -> bool {
     matches!(state, State::Ok(NameTree::Leaf(Name::Bound(_))))
+}
+
+/// Waits up to `limit` for the address set to satisfy `f`.
+pub(crate) async fn wait_addr(
+    var: &mut AddrVar,
+    limit: Duration,
+    what: &str,
+    f: impl FnMut(&Addr) -> bool,
+) -> Addr {
+    let got = tokio::time::timeout(limit, var.wait_for(f))
+        .await
+        .map(|r| r.map(|a| a.clone()));
+    match got {
+        Ok(Ok(a)) => a,
+        Ok(Err(_)) => panic!("address set closed while waiting for {what}"),
+        Err(_) => panic!("timed out waiting for {what}; now {}", *var.borrow()),
+    }
+}
+
+/// The addresses of a bound set; panics on anything else.
+pub(crate) fn addrs(addr: &Addr) -> Vec<String> {
+    match addr {
+        Addr::Bound(eps) => eps.iter().map(|e| e.addr.to_string()).collect(),
+        other => panic!("expected a bound set, got {other}"),
+    }
 }
 
 /// Waits up to `limit` for the lookup to satisfy `f`; panics naming `what`.
