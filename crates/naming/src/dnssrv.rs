@@ -1328,10 +1328,15 @@ mod tests {
             asked,
             "a name nobody watches is not asked again"
         );
-        assert!(
-            server.asked("kept.example", RecordType::SRV) >= 3,
-            "a watched name is still polled"
-        );
+        // Timing on a loaded machine varies: wait (bounded) for two more polls.
+        let kept_asked = server.asked("kept.example", RecordType::SRV);
+        tokio::time::timeout(WAIT, async {
+            while server.asked("kept.example", RecordType::SRV) < kept_asked + 2 {
+                tokio::time::sleep(TICK / 5).await;
+            }
+        })
+        .await
+        .expect("a watched name is still polled");
         assert!(namer.shared.lock().contains_key("kept.example"));
 
         // A held address set keeps its name polled after the lookup goes.
@@ -1342,11 +1347,13 @@ mod tests {
         let var = bound(&state).addr.clone();
         drop((act, state));
         let asked = server.asked("held.example", RecordType::SRV);
-        tokio::time::sleep(TICK * 5).await;
-        assert!(
-            server.asked("held.example", RecordType::SRV) > asked,
-            "a held address set is kept fresh"
-        );
+        tokio::time::timeout(WAIT, async {
+            while server.asked("held.example", RecordType::SRV) <= asked + 1 {
+                tokio::time::sleep(TICK / 5).await;
+            }
+        })
+        .await
+        .expect("a held address set is kept fresh");
         drop(var);
         tokio::time::timeout(WAIT, async {
             while namer.shared.lock().contains_key("held.example") {
