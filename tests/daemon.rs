@@ -577,3 +577,77 @@ fn access_log_has_one_line_per_forwarded_request() {
         "{line}"
     );
 }
+
+fn metrics(mesh: &Mesh) -> serde_json::Value {
+    serde_json::from_str(&mesh.admin("/admin/metrics.json").body).unwrap()
+}
+
+fn clients(mesh: &Mesh) -> Vec<String> {
+    let cs: serde_json::Value =
+        serde_json::from_str(&mesh.admin("/client_state.json").body).unwrap();
+    let mut ids: Vec<String> = cs.as_object().unwrap().keys().cloned().collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn binding_cache_clients_bounds_the_clients_evicting_the_least_recently_used() {
+    let a = Backend::start("a");
+    let names = ["one", "two", "three"];
+    let only_a: &[&Backend] = &[&a];
+    let services: Vec<(&str, &[&Backend])> = names.iter().map(|n| (*n, only_a)).collect();
+    let mesh = Mesh::start_with(&services, "  bindingCache:\n    clients: 2\n", "");
+    assert_eq!(mesh.get("one", "/").status, 200);
+    assert_eq!(mesh.get("two", "/").status, 200);
+    assert_eq!(
+        clients(&mesh),
+        ["/#/io.l5d.fs/one", "/#/io.l5d.fs/two"],
+        "one client per concrete name"
+    );
+    assert_eq!(mesh.get("three", "/").status, 200);
+    assert_eq!(
+        clients(&mesh),
+        ["/#/io.l5d.fs/three", "/#/io.l5d.fs/two"],
+        "the third client evicts the least recently used"
+    );
+    let m = metrics(&mesh);
+    assert_eq!(m["rt/outgoing/bindcache/client/misses"], 3, "{m}");
+    assert_eq!(m["rt/outgoing/bindcache/client/evicts"], 1, "{m}");
+    assert!(
+        m.get("rt/outgoing/client/#/io.l5d.fs/one/requests")
+            .is_none(),
+        "an evicted client's metrics go with it: {m}"
+    );
+    assert_eq!(m["rt/outgoing/client/#/io.l5d.fs/two/requests"], 1, "{m}");
+
+    // The evicted name still routes: it binds again and evicts in turn.
+    assert_eq!(mesh.get("one", "/").status, 200);
+    assert_eq!(clients(&mesh), ["/#/io.l5d.fs/one", "/#/io.l5d.fs/three"]);
+    assert_eq!(metrics(&mesh)["rt/outgoing/bindcache/client/evicts"], 2);
+}
+
+#[test]
+fn binding_cache_trees_bounds_the_bindings_like_paths() {
+    let a = Backend::start("a");
+    let names = ["one", "two", "three"];
+    let only_a: &[&Backend] = &[&a];
+    let services: Vec<(&str, &[&Backend])> = names.iter().map(|n| (*n, only_a)).collect();
+    let mesh = Mesh::start_with(
+        &services,
+        "  bindingCache:\n    paths: 100\n    trees: 2\n",
+        "",
+    );
+    for n in names {
+        assert_eq!(mesh.get(n, "/").status, 200);
+    }
+    let m = metrics(&mesh);
+    assert_eq!(m["rt/outgoing/bindcache/path/misses"], 3, "{m}");
+    assert_eq!(
+        m["rt/outgoing/bindcache/path/evicts"], 1,
+        "the smallest of paths, trees and bounds caps the bindings: {m}"
+    );
+    assert_eq!(m["rt/outgoing/bindcache/client/evicts"], 0, "{m}");
+    // A cached binding is not a miss.
+    assert_eq!(mesh.get("three", "/").status, 200);
+    assert_eq!(metrics(&mesh)["rt/outgoing/bindcache/path/misses"], 3);
+}

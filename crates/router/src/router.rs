@@ -24,7 +24,7 @@ use crate::identify::{Identifier, is_connect};
 use crate::policy::Policies;
 use crate::retry::ResponseClass;
 use crate::service::Service;
-use crate::stats::{Registry, Scope};
+use crate::stats::{Counter, Registry, Scope};
 use crate::{deadline, headers};
 
 /// The body of every response the router gives.
@@ -52,8 +52,11 @@ pub struct RouterParams {
     pub identifiers: Vec<Identifier>,
     /// `bindingTimeoutMs`.
     pub binding_timeout: Duration,
-    /// Most bindings (and services, and clients) kept.
+    /// Most bindings kept (`bindingCache.paths`, and `trees` and `bounds`:
+    /// each binding holds its bound tree and bound names).
     pub cache_capacity: usize,
+    /// Most clients kept (`bindingCache.clients`).
+    pub client_capacity: usize,
     /// Idle bindings, services and clients expire after this.
     pub idle_ttl: Duration,
     /// `maxHeadersKB`, for the `l5d-err` cap.
@@ -90,6 +93,29 @@ pub struct Router {
     clients: Mutex<HashMap<Path, Arc<Client>>>,
     services: Mutex<HashMap<Path, Arc<Service>>>,
     epoch: Instant,
+    cache_stats: CacheStats,
+}
+
+/// `rt/<router>/bindcache/{path,client}/{misses,evicts}`, as Finagle's
+/// `ServiceFactoryCache` reports them.
+struct CacheStats {
+    path_misses: Arc<Counter>,
+    path_evicts: Arc<Counter>,
+    client_misses: Arc<Counter>,
+    client_evicts: Arc<Counter>,
+}
+
+impl CacheStats {
+    fn new(registry: &Registry, router: &str) -> CacheStats {
+        let scope = |layer: &str| Scope::Root(format!("rt/{router}/bindcache/{layer}"));
+        let (path, client) = (scope("path"), scope("client"));
+        CacheStats {
+            path_misses: registry.counter(&path, "misses"),
+            path_evicts: registry.counter(&path, "evicts"),
+            client_misses: registry.counter(&client, "misses"),
+            client_evicts: registry.counter(&client, "evicts"),
+        }
+    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash)]
@@ -118,6 +144,7 @@ impl Router {
     /// A router over `interp`, reporting into `registry`.
     pub fn new(params: RouterParams, interp: Interpreter, registry: Registry) -> Arc<Router> {
         Arc::new(Router {
+            cache_stats: CacheStats::new(&registry, &params.label),
             params,
             interp,
             registry,
@@ -315,13 +342,20 @@ impl Router {
             }
             binding = self.interp.bind(&dtab, dst, strait_dtab::DEFAULT_MAX_DEPTH);
         }
+        self.cache_stats.path_misses.incr();
         let mut clients = Vec::new();
+        let mut evicted_clients = Vec::new();
         if let State::Ok(tree) = &binding.state {
             tree.for_each_leaf(&mut |b: &BoundName| {
                 if !clients.iter().any(|c: &Arc<Client>| c.id == b.id) {
-                    clients.push(self.client(b));
+                    let (c, evicted) = self.client(b, &clients);
+                    clients.push(c);
+                    evicted_clients.extend(evicted);
                 }
             });
+        }
+        if !evicted_clients.is_empty() {
+            self.unbind_clients(&evicted_clients);
         }
         let service = (!clients.is_empty()).then(|| self.service(dst));
         let entry = Arc::new(BindEntry {
@@ -340,6 +374,7 @@ impl Router {
                 .map(|(k, _)| k.clone())
             {
                 evicted = map.remove(&k).map(|e| (k.dst, e));
+                self.cache_stats.path_evicts.incr();
             }
         }
         map.insert(key, Arc::clone(&entry));
@@ -366,25 +401,75 @@ impl Router {
         }
     }
 
-    fn client(&self, b: &BoundName) -> Arc<Client> {
+    /// The client of `b`'s concrete id, made if there is none. Making one
+    /// when `bindingCache.clients` are cached already evicts the least
+    /// recently used, preferring one no binding holds, never one of
+    /// `needed` (the other clients of the binding being made): their ids
+    /// are returned so the bindings holding them can be dropped.
+    fn client(&self, b: &BoundName, needed: &[Arc<Client>]) -> (Arc<Client>, Vec<Path>) {
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
-        let c = clients.entry(b.id.clone()).or_insert_with(|| {
-            let policy = (self.params.policies.client)(&b.id);
-            let host = self
-                .interp
-                .authority(&b.id)
-                .and_then(|h| HeaderValue::from_str(&h).ok());
-            Client::new(
-                b.id.clone(),
-                b.addr.clone(),
-                policy,
-                host,
-                &self.registry,
-                &self.params.label,
-            )
-        });
+        if let Some(c) = clients.get(&b.id) {
+            c.touch();
+            return (Arc::clone(c), Vec::new());
+        }
+        self.cache_stats.client_misses.incr();
+        let mut evicted = Vec::new();
+        while clients.len() >= self.params.client_capacity.max(1) {
+            let victim = clients
+                .iter()
+                .filter(|(id, _)| !needed.iter().any(|n| &n.id == *id))
+                .max_by_key(|(_, c)| (Arc::strong_count(c) == 1, c.idle_for()))
+                .map(|(id, _)| id.clone());
+            // A binding needing more clients than the cache holds keeps
+            // them all until its next rebinding.
+            let Some(id) = victim else { break };
+            clients.remove(&id);
+            self.cache_stats.client_evicts.incr();
+            evicted.push(id);
+        }
+        let policy = (self.params.policies.client)(&b.id);
+        let host = self
+            .interp
+            .authority(&b.id)
+            .and_then(|h| HeaderValue::from_str(&h).ok());
+        let c = Client::new(
+            b.id.clone(),
+            b.addr.clone(),
+            policy,
+            host,
+            &self.registry,
+            &self.params.label,
+        );
         c.touch();
-        Arc::clone(c)
+        clients.insert(b.id.clone(), Arc::clone(&c));
+        drop(clients);
+        for id in &evicted {
+            self.registry.remove_scope(&Scope::Client {
+                router: self.params.label.clone(),
+                id: id.show(),
+            });
+        }
+        (c, evicted)
+    }
+
+    /// Drops the bindings that hold an evicted client, so the next request
+    /// for their names binds again and gets a cached client. Requests in
+    /// flight keep theirs until they finish.
+    fn unbind_clients(&self, evicted: &[Path]) {
+        let mut dropped = Vec::new();
+        self.bindings
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|k, e| {
+                let holds = e.clients.iter().any(|c| evicted.contains(&c.id));
+                if holds {
+                    dropped.push(k.dst.clone());
+                }
+                !holds
+            });
+        for dst in dropped {
+            self.forget_service(&dst);
+        }
     }
 
     fn service(&self, dst: &Path) -> Arc<Service> {

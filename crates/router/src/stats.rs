@@ -370,10 +370,16 @@ impl Registry {
 
     /// Drops every metric of `scope` (an expired service or client).
     pub fn remove_scope(&self, scope: &Scope) {
-        self.metrics
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(s, _), _| s != scope);
+        let mut metrics = self.metrics.write().unwrap_or_else(|e| e.into_inner());
+        // Keys sort by scope first: the scope's metrics are one range.
+        let names: Vec<String> = metrics
+            .range((scope.clone(), String::new())..)
+            .take_while(|((s, _), _)| s == scope)
+            .map(|((_, n), _)| n.clone())
+            .collect();
+        for name in names {
+            metrics.remove(&(scope.clone(), name));
+        }
     }
 
     /// The flat JSON of `/admin/metrics.json`: counters and gauges as
@@ -559,6 +565,42 @@ fn json_f64(v: f64) -> serde_json::Value {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn removing_a_scope_keeps_every_other_scope() {
+        let r = Registry::default();
+        let svc = |n: &str| Scope::Service {
+            router: "http".into(),
+            name: n.into(),
+        };
+        let client = Scope::Client {
+            router: "http".into(),
+            id: "/svc/a".into(),
+        };
+        for scope in [svc("/svc/a"), svc("/svc/a/b"), svc("/svc/"), client.clone()] {
+            r.counter(&scope, "requests").incr();
+            r.counter(&scope, "status/200").incr();
+            r.histogram(&scope, "request_latency_ms");
+        }
+        r.remove_scope(&svc("/svc/a"));
+        let keys: Vec<String> = r.to_json().keys().cloned().collect();
+        assert!(
+            !keys.iter().any(|k| k.starts_with("rt/http/service/svc/a/r")
+                || k.starts_with("rt/http/service/svc/a/s")),
+            "{keys:?}"
+        );
+        for kept in [
+            "rt/http/service/svc/a/b/requests",
+            "rt/http/service/svc//requests",
+            "rt/http/client/svc/a/status/200",
+            "rt/http/client/svc/a/request_latency_ms.count",
+        ] {
+            assert!(keys.iter().any(|k| k == kept), "{kept} kept: {keys:?}");
+        }
+        r.remove_scope(&client);
+        r.remove_scope(&client);
+        assert!(!r.to_json().keys().any(|k| k.starts_with("rt/http/client/")));
+    }
 
     #[test]
     fn buckets_are_monotonic_and_within_six_percent() {

@@ -41,6 +41,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
         }],
         binding_timeout: timeout,
         cache_capacity: 100,
+        client_capacity: 100,
         idle_ttl: Duration::from_secs(600),
         max_headers_bytes: 8192,
         max_err_bytes: 5 << 20,

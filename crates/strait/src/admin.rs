@@ -868,6 +868,7 @@ mod tests {
             }],
             binding_timeout: Duration::from_secs(1),
             cache_capacity: 100,
+            client_capacity: 100,
             idle_ttl: Duration::from_secs(600),
             max_headers_bytes: 8192,
             max_err_bytes: 5 * 1024 * 1024,

@@ -779,7 +779,13 @@ fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterParams,
         dst_prefix: rc.dst_prefix.clone(),
         identifiers,
         binding_timeout: rc.binding_timeout,
-        cache_capacity: (rc.binding_cache.paths as usize).max(1),
+        // Each binding holds its bound tree and bound names, so `trees` and
+        // `bounds` bound the same cache as `paths`: the smallest wins.
+        cache_capacity: {
+            let bc = &rc.binding_cache;
+            (bc.paths.min(bc.trees).min(bc.bounds) as usize).max(1)
+        },
+        client_capacity: (rc.binding_cache.clients as usize).max(1),
         idle_ttl: rc.binding_cache.idle_ttl,
         max_headers_bytes: rc.max_headers_kb as usize * 1024,
         max_err_bytes: rc.max_err_response_kb as usize * 1024,
