@@ -5,13 +5,14 @@
 //! real signals.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use strait_test_kit::{Backend, Behavior, Proc, Strait, curl, write_temp, wrk_in_background};
+use strait_test_kit::{
+    Backend, Behavior, KeepAlive, Proc, Strait, curl, rss_kib, write_temp, wrk_in_background,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
 
@@ -365,44 +366,6 @@ fn consul_down_for_twenty_seconds_fails_no_resolved_request() {
     assert!(took.is_some(), "the new name resolves once Consul answers");
 }
 
-/// Sends `GET /` with `Host: <host>` on a keep-alive connection and reads
-/// the response; the status code.
-fn raw_get(conn: &mut BufReader<TcpStream>, host: &str) -> u16 {
-    // One write per request: split writes would meet Nagle's algorithm and
-    // delayed ACKs (40 ms per request).
-    let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: bogus-host-test\r\n\r\n");
-    conn.get_mut().write_all(req.as_bytes()).unwrap();
-    let mut line = String::new();
-    conn.read_line(&mut line).unwrap();
-    let status = line.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let mut len = 0usize;
-    loop {
-        line.clear();
-        conn.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((_, v)) = line
-            .split_once(':')
-            .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-        {
-            len = v.trim().parse().unwrap();
-        }
-    }
-    let mut body = vec![0; len];
-    conn.read_exact(&mut body).unwrap();
-    status
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[test]
 fn ten_thousand_bogus_hosts_stay_within_the_watch_bound() {
     let sim = Sim::start(&[]);
@@ -415,13 +378,11 @@ fn ten_thousand_bogus_hosts_stay_within_the_watch_bound() {
     let (_dir, strait) = start_strait(&config);
     assert_eq!(get(&strait, "hello").status, 200);
 
-    let stream = TcpStream::connect(strait.router()).unwrap();
-    stream.set_nodelay(true).unwrap();
-    let mut conn = BufReader::new(stream);
+    let mut conn = KeepAlive::connect(strait.router());
     let mut rss_at_2000 = 0;
     let mut max_watches = 0.0f64;
     for i in 0..10_000 {
-        let status = raw_get(&mut conn, &format!("bogus-{i}"));
+        let status = conn.get(&format!("bogus-{i}"));
         assert_eq!(status, 502, "bogus-{i}");
         if i % 500 == 499 {
             let w = metric(&strait, "namer/#/io.l5d.consul/watches").unwrap();
@@ -438,7 +399,7 @@ fn ten_thousand_bogus_hosts_stay_within_the_watch_bound() {
     );
     let rss = rss_kib(strait.proc.pid());
     assert!(
-        rss < rss_at_2000 + 8 * 1024,
+        rss < rss_at_2000 + 4 * 1024,
         "memory grew from {rss_at_2000} KiB after 2,000 names to {rss} KiB after 10,000"
     );
     // The real name still works, and its watch was never evicted for junk.

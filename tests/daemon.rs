@@ -651,3 +651,30 @@ fn binding_cache_trees_bounds_the_bindings_like_paths() {
     assert_eq!(mesh.get("three", "/").status, 200);
     assert_eq!(metrics(&mesh)["rt/outgoing/bindcache/path/misses"], 3);
 }
+
+#[test]
+fn ten_thousand_bogus_hosts_leave_memory_flat() {
+    let a = Backend::start("a");
+    let mesh = Mesh::start(&[("hello", &[&a])]);
+    assert_eq!(mesh.get("hello", "/").status, 200);
+    let mut conn = strait_test_kit::KeepAlive::connect(mesh.strait.router());
+    let pid = mesh.strait.proc.pid();
+    let mut rss_at_2000 = 0;
+    for i in 0..10_000 {
+        assert_eq!(conn.get(&format!("bogus-{i}")), 502, "bogus-{i}");
+        if i == 1999 {
+            rss_at_2000 = strait_test_kit::rss_kib(pid);
+        }
+    }
+    let rss = strait_test_kit::rss_kib(pid);
+    assert!(
+        rss < rss_at_2000 + 4 * 1024,
+        "memory grew from {rss_at_2000} KiB after 2,000 names to {rss} KiB after 10,000"
+    );
+    let m = metrics(&mesh);
+    assert_eq!(
+        m["rt/outgoing/bindcache/path/evicts"], 9_001,
+        "the binding cache holds 1,000 paths: {m}"
+    );
+    assert_eq!(mesh.get("hello", "/").status, 200);
+}

@@ -676,6 +676,10 @@ fn decode_list<'a, T: Deserialize<'a>>(body: &'a [u8]) -> Result<Vec<T>, ConsulE
 // ---------------------------------------------------------------------------
 // The real transport.
 
+/// The read buffer of each connection to the agent; also the largest
+/// response head accepted.
+const READ_BUF: usize = 4096;
+
 /// HTTP/1 to the Consul agent over one pooled hyper-util client.
 #[derive(Clone)]
 pub struct HyperTransport {
@@ -702,6 +706,11 @@ impl HyperTransport {
         let client = Client::builder(hyper_util::rt::TokioExecutor::new())
             .pool_timer(hyper_util::rt::TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(30))
+            // Every watch holds a connection (a long poll) with its read
+            // buffer: hyper's adaptive one starts at 8 KiB. Consul's
+            // response heads are a few hundred bytes and bodies stream
+            // through the buffer, so 4 KiB serves them at half the memory.
+            .http1_read_buf_exact_size(READ_BUF)
             .build(connector);
         Ok(HyperTransport {
             client,

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use serde_json::json;
 use strait_dtab::{Bound, Name, NameTree, Path, State};
-use strait_naming::{Activity, Addr, Endpoint, LookupTree, Namer, Phase, Stamp};
+use strait_naming::{Activity, Addr, Endpoint, LookupTree, Namer, Phase, Stamp, prune_unheld};
 use tokio::runtime::Handle;
 use tokio::sync::{OnceCell, watch};
 use tokio::task::AbortHandle;
@@ -191,6 +191,9 @@ impl Namer for ConsulNamer {
             return r.tx.subscribe();
         }
         let (tx, rx) = watch::channel(State::Failed(refusal(shared.cfg.max_watches)));
+        prune_unheld(&mut reg.refused, &mut reg.refused_kept, |_, r| {
+            r.tx.receiver_count() > 0
+        });
         reg.refused.insert(lk, Refused { tx, key, consumed });
         shared.ensure_sweeper(reg);
         rx
@@ -316,6 +319,8 @@ struct Registry {
     /// Lookups refused by the bound: they answer `Failed` until there is
     /// room.
     refused: HashMap<LookupKey, Refused>,
+    /// How many refusals the last prune kept.
+    refused_kept: usize,
     next_id: u64,
     sweeper: Option<AbortHandle>,
     /// A refusal was logged; cleared when there is room again.
@@ -379,6 +384,8 @@ struct WatchEntry {
     addr: watch::Sender<Addr>,
     /// The lookups answered from this watch.
     lookups: HashMap<LookupKey, LookupTx>,
+    /// How many lookups the last prune kept.
+    lookups_kept: usize,
     task: AbortHandle,
     /// When someone last held one of its channels (or looked it up).
     last_observed: Instant,
@@ -471,6 +478,9 @@ fn attach(reg: &mut Registry, lk: LookupKey, key: &WatchKey, consumed: usize) ->
         None => watch::channel(state).0,
     };
     let rx = tx.subscribe();
+    prune_unheld(&mut w.lookups, &mut w.lookups_kept, |_, l| {
+        l.tx.receiver_count() > 0
+    });
     w.lookups.insert(lk, LookupTx { tx, consumed });
     rx
 }
@@ -551,6 +561,7 @@ impl Shared {
                 suffix: key.path(),
                 addr: watch::channel(Addr::Pending).0,
                 lookups: HashMap::new(),
+                lookups_kept: 0,
                 task,
                 last_observed: now,
                 info: WatchInfo::default(),

@@ -813,6 +813,41 @@ async fn ten_thousand_bogus_names_do_not_open_ten_thousand_polls() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn names_refused_and_let_go_do_not_pile_up_between_sweeps() {
+    let (namer, _fake) = setup(ConsulConfig {
+        max_watches: 5,
+        ..cfg()
+    });
+    let held: Vec<Activity> = (0..5)
+        .map(|i| namer.lookup(&prefix(), &path(&format!("/dc1/real-{i}"))))
+        .collect();
+    settle().await;
+    // A flood of one-off names, each let go at once, with no time passing
+    // (no sweep runs).
+    for i in 0..20_000 {
+        drop(namer.lookup(&prefix(), &path(&format!("/dc1/bogus-{i}"))));
+    }
+    let kept_held = namer.lookup(&prefix(), &path("/dc1/bogus-held"));
+    for i in 20_000..40_000 {
+        drop(namer.lookup(&prefix(), &path(&format!("/dc1/bogus-{i}"))));
+    }
+    assert_eq!(namer.stats().refused, 40_001);
+    let refused = namer.state()["refusedLookups"].as_array().unwrap().len();
+    assert!(
+        refused <= 128,
+        "refusals nobody holds are dropped as they come, not kept for the sweep: {refused}"
+    );
+    assert!(
+        namer.state()["refusedLookups"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/dc1/bogus-held")),
+        "a held refusal is kept (it is admitted when there is room)"
+    );
+    drop((held, kept_held));
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_unobserved_watch_stops_polling_after_the_idle_ttl() {
     let (namer, fake) = setup(ConsulConfig {
         wait: Duration::from_secs(120),

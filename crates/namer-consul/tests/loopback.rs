@@ -283,3 +283,22 @@ async fn dot_local_and_unknown_paths_over_http() {
     assert_eq!(state["watches"]["/dc1/other"]["response"]["status"], 404);
     server.abort();
 }
+
+#[tokio::test]
+async fn a_large_answer_streams_through_the_small_read_buffer() {
+    let (l, a) = listener().await;
+    let ips: Vec<String> = (0..500)
+        .map(|i| format!("10.0.{}.{}", i / 250, i % 250 + 1))
+        .collect();
+    let web: Vec<(&str, u16)> = ips.iter().map(|ip| (ip.as_str(), 8080)).collect();
+    let consul = TinyConsul::new(&web);
+    let server = tokio::spawn(consul.clone().serve(l));
+    let namer = ConsulNamer::new(cfg(a.port())).unwrap();
+    let mut act = namer.lookup(&path("/#/io.l5d.consul"), &path("/dc1/web"));
+    wait_for(&mut act, "the first answer", is_bound).await;
+    let got = addrs(&act);
+    assert_eq!(got.len(), 500, "every instance of a ~60 KB answer");
+    assert_eq!(got[499], "10.0.1.250:8080");
+    assert_eq!(namer.stats().errors, 0);
+    server.abort();
+}

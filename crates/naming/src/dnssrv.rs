@@ -295,7 +295,20 @@ impl Namer for DnsSrvNamer {
             prefix: prefix.clone(),
             path: path.clone(),
         };
-        let mut names = self.shared.lock();
+        let mut guard = self.shared.lock();
+        let Names { names, kept } = &mut *guard;
+        if !names.contains_key(&name) {
+            crate::prune_unheld(names, kept, |name, e| {
+                // Lookups first: dropping one releases the address set it held.
+                e.lookups.retain(|_, tx| !tx.is_closed());
+                let held = !e.lookups.is_empty() || !e.addr.is_closed();
+                if !held {
+                    e.task.abort();
+                    tracing::debug!(name = %name, "io.l5d.dnssrv: nobody watches; polling stopped");
+                }
+                held
+            });
+        }
         let entry = match names.entry(name) {
             Entry::Occupied(e) => e.into_mut(),
             Entry::Vacant(v) => {
@@ -384,11 +397,31 @@ struct Shared {
     never: watch::Sender<State<LookupTree>>,
     /// Tells a poll task its own entry from a later one of the same name.
     generation: AtomicU64,
-    names: Mutex<HashMap<Arc<str>, NameEntry>>,
+    names: Mutex<Names>,
+}
+
+/// The polled names, and how many the last prune kept.
+#[derive(Default)]
+struct Names {
+    names: HashMap<Arc<str>, NameEntry>,
+    kept: usize,
+}
+
+impl std::ops::Deref for Names {
+    type Target = HashMap<Arc<str>, NameEntry>;
+    fn deref(&self) -> &Self::Target {
+        &self.names
+    }
+}
+
+impl std::ops::DerefMut for Names {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.names
+    }
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Arc<str>, NameEntry>> {
+    fn lock(&self) -> MutexGuard<'_, Names> {
         self.names.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -1363,6 +1396,30 @@ mod tests {
         .await
         .expect("dropping the last address set stops the polling");
         drop(kept);
+    }
+
+    #[tokio::test]
+    async fn one_off_names_do_not_pile_up_until_their_first_answer() {
+        let server = Server::start().await;
+        server.host("a.example", &["127.0.0.1"]);
+        server.srv("kept.example", Answer::Srv(vec![("a.example", 80)], true));
+        let namer = server.namer();
+        let mut kept = namer.lookup(&prefix(), &path("/kept.example"));
+        // Names asked of a server that never answers: without pruning each
+        // would hold an entry and a poll task until its query times out.
+        for i in 0..2_000 {
+            server.srv(&format!("bogus-{i}.example"), Answer::Silent);
+        }
+        for i in 0..2_000 {
+            drop(namer.lookup(&prefix(), &path(&format!("/bogus-{i}.example"))));
+        }
+        let names = namer.shared.lock().len();
+        assert!(
+            names <= 2 * crate::PRUNE_FLOOR,
+            "names nobody holds are dropped as new ones come: {names}"
+        );
+        assert!(namer.shared.lock().contains_key("kept.example"));
+        wait_state(&mut kept, "the kept name's answer", is_bound).await;
     }
 
     #[tokio::test]

@@ -191,7 +191,11 @@ impl Namer for FsNamer {
         let content = target.map(|n| read_service(root, &path.take(n)));
 
         let mut services = self.shared.lock();
-        let Services { lookups, files } = &mut *services;
+        let Services {
+            lookups,
+            lookups_kept,
+            files,
+        } = &mut *services;
         if let Some(e) = lookups.get(&key) {
             return e.tx.subscribe();
         }
@@ -204,6 +208,7 @@ impl Namer for FsNamer {
             _ => State::Ok(NameTree::Neg),
         };
         let (tx, rx) = watch::channel(state);
+        crate::prune_unheld(lookups, lookups_kept, |_, e| !e.tx.is_closed());
         lookups.insert(key, LookupEntry { tx, target });
         rx
     }
@@ -260,6 +265,8 @@ impl Shared {
 struct Services {
     /// One live answer per looked-up path.
     lookups: HashMap<LookupKey, LookupEntry>,
+    /// How many lookups the last prune kept.
+    lookups_kept: usize,
     /// One live address set per file, keyed by its path under the root.
     files: HashMap<Path, FileEntry>,
 }
@@ -717,7 +724,7 @@ async fn scan(shared: &Arc<Shared>, refresh: bool) {
     };
 
     let mut services = shared.lock();
-    let Services { lookups, files } = &mut *services;
+    let Services { lookups, files, .. } = &mut *services;
     for (file, entry) in files.iter_mut() {
         if let Some(content) = contents.get(file) {
             apply_content(shared, file, entry, content.clone(), refresh);
@@ -1211,6 +1218,25 @@ mod tests {
             "address sets nobody watches are dropped"
         );
         drop(kept);
+    }
+
+    #[tokio::test]
+    async fn one_off_lookups_do_not_pile_up_between_scans() {
+        let (dir, namer) = setup();
+        std::fs::write(dir.path().join("hello"), "127.0.0.1 8080\n").unwrap();
+        let hello = namer.lookup(&prefix(), &path("/hello"));
+        for i in 0..5_000 {
+            drop(namer.lookup(&prefix(), &path(&format!("/bogus-{i}"))));
+        }
+        let services = namer.shared.lock();
+        assert!(
+            services.lookups.len() <= 2 * crate::PRUNE_FLOOR,
+            "lookups nobody holds are dropped as new ones come: {}",
+            services.lookups.len()
+        );
+        assert!(services.lookups.keys().any(|k| k.path.show() == "/hello"));
+        drop(services);
+        assert!(matches!(*hello.borrow(), State::Ok(NameTree::Leaf(_))));
     }
 
     #[tokio::test]

@@ -158,6 +158,30 @@ pub fn const_activity(state: State<LookupTree>) -> Activity {
     watch::channel(state).1
 }
 
+/// Entries of a namer's map of live lookups that nobody holds any more,
+/// dropped as the map grows rather than only at the namer's next sweep:
+/// names come from Host headers, which come from clients, and thousands of
+/// one-off names a second must not pile up in the meantime.
+///
+/// A prune runs when the map has doubled since the last one kept `kept`
+/// entries (and is at least [`PRUNE_FLOOR`]), so it costs O(1) per insert,
+/// amortized, and the map stays under twice the entries someone holds.
+/// `held` may tidy the entry (drop its own unheld parts) before answering;
+/// entries it refuses are dropped.
+pub fn prune_unheld<K, V>(
+    map: &mut std::collections::HashMap<K, V>,
+    kept: &mut usize,
+    held: impl FnMut(&K, &mut V) -> bool,
+) {
+    if map.len() >= (*kept * 2).max(PRUNE_FLOOR) {
+        map.retain(held);
+        *kept = map.len();
+    }
+}
+
+/// Maps smaller than this are left to the namers' own sweeps.
+pub const PRUNE_FLOOR: usize = 64;
+
 /// A configured namer, serving the paths under its prefix (e.g.
 /// `/#/io.l5d.fs`).
 pub trait Namer: Send + Sync + 'static {

@@ -113,8 +113,8 @@ impl Client {
         router: &str,
     ) -> Arc<Client> {
         let scope = Scope::Client {
-            router: router.to_owned(),
-            id: id.show(),
+            router: router.to_owned().into(),
+            id: id.show().into(),
         };
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);

@@ -107,7 +107,7 @@ struct CacheStats {
 
 impl CacheStats {
     fn new(registry: &Registry, router: &str) -> CacheStats {
-        let scope = |layer: &str| Scope::Root(format!("rt/{router}/bindcache/{layer}"));
+        let scope = |layer: &str| Scope::Root(format!("rt/{router}/bindcache/{layer}").into());
         let (path, client) = (scope("path"), scope("client"));
         CacheStats {
             path_misses: registry.counter(&path, "misses"),
@@ -395,8 +395,8 @@ impl Router {
             services.remove(dst);
             drop(services);
             self.registry.remove_scope(&Scope::Service {
-                router: self.params.label.clone(),
-                name: dst.show(),
+                router: self.params.label.as_str().into(),
+                name: dst.show().into(),
             });
         }
     }
@@ -445,8 +445,8 @@ impl Router {
         drop(clients);
         for id in &evicted {
             self.registry.remove_scope(&Scope::Client {
-                router: self.params.label.clone(),
-                id: id.show(),
+                router: self.params.label.as_str().into(),
+                id: id.show().into(),
             });
         }
         (c, evicted)
@@ -476,8 +476,8 @@ impl Router {
         let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
         Arc::clone(services.entry(dst.clone()).or_insert_with(|| {
             let scope = Scope::Service {
-                router: self.params.label.clone(),
-                name: dst.show(),
+                router: self.params.label.as_str().into(),
+                name: dst.show().into(),
             };
             Service::new(
                 &self.registry,
@@ -506,15 +506,15 @@ impl Router {
         let idle = self.params.idle_ttl;
         for id in drain_where(&self.clients, |c| c.idle_for() >= idle) {
             self.registry.remove_scope(&Scope::Client {
-                router: self.params.label.clone(),
-                id: id.show(),
+                router: self.params.label.as_str().into(),
+                id: id.show().into(),
             });
         }
         let dead = drain_where(&self.services, |_| true);
         for name in dead {
             self.registry.remove_scope(&Scope::Service {
-                router: self.params.label.clone(),
-                name: name.show(),
+                router: self.params.label.as_str().into(),
+                name: name.show().into(),
             });
         }
     }

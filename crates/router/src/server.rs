@@ -45,8 +45,8 @@ impl Server {
     ) -> Arc<Server> {
         let label = router.load().params().label.clone();
         let scope = Scope::Server {
-            router: label,
-            addr: params.label.clone(),
+            router: label.into(),
+            addr: params.label.clone().into(),
         };
         Arc::new(Server {
             stats: RequestStats::new(registry, &scope),

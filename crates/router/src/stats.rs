@@ -15,34 +15,34 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 /// Where a metric lives.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Scope {
     /// A plain slash-separated scope, e.g. `namer/io.l5d.fs` or `config`.
-    Root(String),
+    Root(Arc<str>),
     /// `rt/<router>/server/<ip>/<port>`.
     Server {
         /// Router label.
-        router: String,
+        router: Arc<str>,
         /// `ip/port`.
-        addr: String,
+        addr: Arc<str>,
     },
     /// `rt/<router>/service/<logical name>`.
     Service {
         /// Router label.
-        router: String,
+        router: Arc<str>,
         /// The logical name, e.g. `/svc/hello`.
-        name: String,
+        name: Arc<str>,
     },
     /// `rt/<router>/client/<concrete id>`.
     Client {
         /// Router label.
-        router: String,
+        router: Arc<str>,
         /// The concrete id, e.g. `/#/io.l5d.fs/hello`.
-        id: String,
+        id: Arc<str>,
     },
 }
 
@@ -170,11 +170,16 @@ impl Gauge {
 const SUB: usize = 16;
 const BUCKETS: usize = 40 * SUB;
 
+/// Powers of two covered (values past the last land in its top bucket).
+const GROUPS: usize = BUCKETS / SUB;
+
 /// A latency histogram in microseconds with ~6 % resolution, cumulative
-/// since start, reported in milliseconds.
+/// since start, reported in milliseconds. Its buckets are allocated a power
+/// of two at a time when a value first lands there: latencies cluster in a
+/// few powers of two, and a router keeps three histograms per name.
 #[derive(Debug)]
 pub struct Histogram {
-    buckets: Box<[AtomicU64]>,
+    groups: [OnceLock<Box<[AtomicU64; SUB]>>; GROUPS],
     count: AtomicU64,
     sum_us: AtomicU64,
     max_us: AtomicU64,
@@ -184,7 +189,7 @@ pub struct Histogram {
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {
-            buckets: (0..BUCKETS).map(|_| AtomicU64::new(0)).collect(),
+            groups: std::array::from_fn(|_| OnceLock::new()),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
@@ -217,7 +222,8 @@ impl Histogram {
     #[inline]
     pub fn record(&self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.buckets[bucket_of(us)].fetch_add(1, Relaxed);
+        let b = bucket_of(us);
+        self.groups[b / SUB].get_or_init(Box::default)[b % SUB].fetch_add(1, Relaxed);
         self.count.fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
         self.max_us.fetch_max(us, Relaxed);
@@ -226,7 +232,14 @@ impl Histogram {
 
     /// Count, sum (ms), and the requested quantiles (ms).
     pub fn snapshot(&self, quantiles: &[f64]) -> HistogramSnapshot {
-        let counts: Vec<u64> = self.buckets.iter().map(|b| b.load(Relaxed)).collect();
+        let mut counts = vec![0u64; BUCKETS];
+        for (group, out) in self.groups.iter().zip(counts.chunks_mut(SUB)) {
+            if let Some(group) = group.get() {
+                for (o, b) in out.iter_mut().zip(group.iter()) {
+                    *o = b.load(Relaxed);
+                }
+            }
+        }
         let total: u64 = counts.iter().sum();
         let max = self.max_us.load(Relaxed);
         let min = if total == 0 {
@@ -714,5 +727,29 @@ mod tests {
             s.quantiles[1]
         );
         assert_eq!(s.max_ms, 100.0);
+    }
+
+    #[test]
+    fn histogram_spans_microseconds_to_days() {
+        let h = Histogram::default();
+        h.record(Duration::ZERO);
+        for _ in 0..97 {
+            h.record(Duration::from_micros(300));
+        }
+        h.record(Duration::from_secs(86_400 * 400));
+        h.record(Duration::MAX);
+        let s = h.snapshot(&[0.0, 0.5, 1.0]);
+        assert_eq!(s.count, 100);
+        assert_eq!(s.quantiles[0], 0.0);
+        assert!(
+            (s.quantiles[1] - 0.3).abs() <= 0.3 / 16.0,
+            "{:?}",
+            s.quantiles
+        );
+        assert!(
+            s.quantiles[2] > 1e9,
+            "the top bucket holds the outliers: {:?}",
+            s.quantiles
+        );
     }
 }

@@ -702,7 +702,7 @@ fn consul_config(c: &config::ConsulConfig) -> strait_namer_consul::ConsulConfig 
 /// when metrics are rendered.
 fn register_consul_stats(registry: &Registry, prefix: &Path, namer: &Arc<ConsulNamer>) {
     type Get = fn(&strait_namer_consul::ConsulStats) -> u64;
-    let scope = Scope::Root(format!("namer{}", prefix.show()));
+    let scope = Scope::Root(format!("namer{}", prefix.show()).into());
     let items: [(&str, bool, Get); 9] = [
         ("lookups", true, |s| s.lookups),
         ("service/opens", true, |s| s.opens),
@@ -761,7 +761,7 @@ fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterParams,
         None => None,
         Some(path) => {
             let dropped = registry.counter(
-                &Scope::Root(format!("rt/{}/access_log", rc.label)),
+                &Scope::Root(format!("rt/{}/access_log", rc.label).into()),
                 "dropped",
             );
             Some(AccessLog::open(path.clone(), dropped).map_err(|e| {

@@ -472,3 +472,60 @@ pub fn wrk_in_background(url: String, host: &str, secs: u32) -> std::thread::Joi
     let host = host.to_owned();
     std::thread::spawn(move || wrk(&url, &host, secs))
 }
+
+/// One keep-alive HTTP/1.1 connection for many small requests (curl would
+/// cost a process per request).
+pub struct KeepAlive(std::io::BufReader<std::net::TcpStream>);
+
+impl KeepAlive {
+    /// Connects to `addr`.
+    pub fn connect(addr: SocketAddr) -> KeepAlive {
+        let stream = std::net::TcpStream::connect(addr).expect("connect");
+        stream.set_nodelay(true).expect("nodelay");
+        KeepAlive(std::io::BufReader::new(stream))
+    }
+
+    /// Sends `GET /` with `Host: <host>`, reads the whole response; its
+    /// status code.
+    pub fn get(&mut self, host: &str) -> u16 {
+        use std::io::{BufRead, Write};
+        // One write per request: split writes would meet Nagle's algorithm
+        // and delayed ACKs (40 ms per request).
+        let req = format!("GET / HTTP/1.1\r\nHost: {host}\r\nUser-Agent: strait-test-kit\r\n\r\n");
+        self.0.get_mut().write_all(req.as_bytes()).expect("write");
+        let mut line = String::new();
+        self.0.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}"));
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.0.read_line(&mut line).expect("header line");
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((_, v)) = line
+                .split_once(':')
+                .filter(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            {
+                len = v.trim().parse().expect("content-length");
+            }
+        }
+        let mut body = vec![0; len];
+        self.0.read_exact(&mut body).expect("body");
+        status
+    }
+}
+
+/// A process's resident set size (VmRSS), KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .expect("/proc/<pid>/status")
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .expect("VmRSS")
+}
