@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
+use http::uri::{PathAndQuery, Scheme};
 use http::{Request, Response, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -574,10 +575,19 @@ impl Router {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        let fut = self.forward(req, &target, svc, local, server, remote, incoming, total);
+        // The future is made in each arm: one made before the match would
+        // be laid out twice in this one (itself, and inside the timeout).
         match total {
-            None => fut.await,
-            Some(t) => match tokio::time::timeout(t, fut).await {
+            None => {
+                self.forward(req, &target, svc, local, server, remote, incoming, total)
+                    .await
+            }
+            Some(t) => match tokio::time::timeout(
+                t,
+                self.forward(req, &target, svc, local, server, remote, incoming, total),
+            )
+            .await
+            {
                 Ok(r) => r,
                 Err(_) => Err(RouteError::TotalTimeout {
                     service: dst.clone(),
@@ -629,7 +639,8 @@ impl Router {
         let pq = parts
             .uri
             .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
 
         // Keep small bodies so the request can be sent again.
         let replayable =
@@ -656,7 +667,7 @@ impl Router {
             (
                 text(HOST),
                 parts.method.to_string(),
-                pq.clone(),
+                pq.as_str().to_owned(),
                 text(http::header::REFERER),
                 text(http::header::USER_AGENT),
             )
@@ -690,15 +701,14 @@ impl Router {
                     retryable: false,
                 });
             };
-            let uri = Uri::builder()
-                .scheme("http")
-                .authority(addr.to_string())
-                .path_and_query(pq.as_str())
-                .build()
-                .map_err(|e| RouteError::Upstream {
-                    message: format!("bad request URI: {e}"),
-                    retryable: true,
-                })?;
+            let mut uri = http::uri::Parts::default();
+            uri.scheme = Some(Scheme::HTTP);
+            uri.authority = Some(headers::authority(addr));
+            uri.path_and_query = Some(pq.clone());
+            let uri = Uri::from_parts(uri).map_err(|e| RouteError::Upstream {
+                message: format!("bad request URI: {e}"),
+                retryable: true,
+            })?;
             let mut attempt = Request::new(attempt_body);
             *attempt.method_mut() = parts.method.clone();
             *attempt.uri_mut() = uri;

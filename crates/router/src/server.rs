@@ -163,7 +163,10 @@ impl Server {
             },
         };
         self.stats.pending.add(1);
-        let resp = router.route(req, &params, remote).await;
+        // Boxed: the routing future is a few KiB, and hyper moves the
+        // connection's service future several times per request; moving a
+        // pointer is cheaper than copying the state machine each time.
+        let resp = Box::pin(router.route(req, &params, remote)).await;
         self.stats.pending.add(-1);
         self.stats.record(resp.status().as_u16(), start.elapsed());
         resp
