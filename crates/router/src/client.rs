@@ -8,19 +8,21 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hyper_util::client::legacy::Client as HttpClient;
-use hyper_util::client::legacy::connect::HttpConnector;
 use strait_balancer::{Balancer, SystemClock};
 use strait_dtab::Path;
 use strait_naming::{Addr, AddrVar};
 
 use crate::policy::ClientPolicy;
+use crate::pool::Pool;
 use crate::retry::Budget;
 use crate::stats::{Counter, Gauge, Histogram, Registry, Scope};
 
 /// The request body type sent to backends: streamed, or replayable bytes.
 pub type ReqBody =
     http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+
+/// How long an idle connection is kept without `hostConnectionPool.idleTimeMs`.
+const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(60);
 
 /// The client of one concrete name.
 pub struct Client {
@@ -30,8 +32,8 @@ pub struct Client {
     pub policy: ClientPolicy,
     /// Endpoint selection and failure accrual.
     pub balancer: Balancer,
-    /// The connection pool.
-    pub http: HttpClient<HttpConnector, ReqBody>,
+    /// The connections to its endpoints.
+    pub pool: Pool,
     /// `requeueBudget`.
     pub requeue_budget: Budget,
     addr: ArcSwap<Addr>,
@@ -116,18 +118,11 @@ impl Client {
             router: router.to_owned().into(),
             id: id.show().into(),
         };
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(policy.connect_timeout));
-        let mut builder = HttpClient::builder(hyper_util::rt::TokioExecutor::new());
-        builder
-            .pool_timer(hyper_util::rt::TokioTimer::new())
-            .pool_idle_timeout(policy.pool_idle_timeout.unwrap_or(Duration::from_secs(60)))
-            .set_host(false);
-        if let Some(n) = policy.pool_max_idle {
-            builder.pool_max_idle_per_host(n);
-        }
-        let http = builder.build(connector);
+        let pool = Pool::new(
+            policy.connect_timeout,
+            policy.pool_idle_timeout.unwrap_or(DEFAULT_POOL_IDLE),
+            policy.pool_max_idle.unwrap_or(usize::MAX),
+        );
         let requeue_budget = Budget::new(
             policy.requeue_budget.ttl,
             policy.requeue_budget.min_per_sec,
@@ -148,7 +143,7 @@ impl Client {
             id,
             policy,
             balancer,
-            http,
+            pool,
             requeue_budget,
             addr: ArcSwap::from_pointee(Addr::Pending),
             last_used: AtomicU64::new(0),
@@ -183,6 +178,8 @@ impl Client {
             _ => Vec::new(),
         };
         self.balancer.update(&endpoints);
+        let live: Vec<SocketAddr> = endpoints.iter().map(|(a, _)| *a).collect();
+        self.pool.sweep(Some(&live));
         if **self.addr.load() != addr {
             tracing::info!(client = %self.id, addresses = %addr, "client endpoints changed");
         }

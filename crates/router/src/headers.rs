@@ -8,7 +8,6 @@ use http::header::{
     CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
     TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
 };
-use http::uri::Authority;
 use http::{Request, Uri};
 use strait_dtab::{Dtab, Path};
 
@@ -204,48 +203,6 @@ fn request_id(id: u64) -> HeaderValue {
     HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
-/// `ip:port` as a URI authority, for the request sent to an endpoint.
-/// IPv4 is written by hand: `fmt`'s integer padding cost ~1.7k
-/// instructions per request, as much as all the header rewriting.
-pub fn authority(addr: SocketAddr) -> Authority {
-    fn decimal(out: &mut [u8; 21], at: &mut usize, mut v: u32) {
-        let mut digits = [0u8; 10];
-        let mut i = digits.len();
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
-        let n = digits.len() - i;
-        out[*at..*at + n].copy_from_slice(&digits[i..]);
-        *at += n;
-    }
-    let parsed = match addr {
-        SocketAddr::V4(a) => {
-            // "255.255.255.255:65535" is 21 bytes.
-            let mut buf = [0u8; 21];
-            let mut n = 0;
-            for (i, octet) in a.ip().octets().into_iter().enumerate() {
-                if i > 0 {
-                    buf[n] = b'.';
-                    n += 1;
-                }
-                decimal(&mut buf, &mut n, u32::from(octet));
-            }
-            buf[n] = b':';
-            n += 1;
-            decimal(&mut buf, &mut n, u32::from(a.port()));
-            Authority::try_from(&buf[..n])
-        }
-        SocketAddr::V6(_) => Authority::try_from(addr.to_string()),
-    };
-    // Every socket address is a valid authority.
-    parsed.unwrap_or_else(|_| Authority::from_static("invalid"))
-}
-
 /// Points `Location` and `Refresh` back at the host the caller asked for
 /// after the request's `Host` was rewritten to `new` (Consul's `setHost`,
 /// as Linkerd 1's `RewriteHostHeader` does).
@@ -320,22 +277,6 @@ mod tests {
         h.insert("location", HeaderValue::from_static("/relative"));
         restore_host(&mut h, &new, &HeaderValue::from_static("web"));
         assert_eq!(h["location"], "/relative");
-    }
-
-    #[test]
-    fn authorities_are_written_as_socket_addresses_are_displayed() {
-        for a in [
-            "0.0.0.0:0",
-            "127.0.0.1:80",
-            "10.20.30.40:8080",
-            "255.255.255.255:65535",
-            "1.2.3.4:1",
-            "[::1]:4140",
-            "[2001:db8::8:800:200c:417a]:65535",
-        ] {
-            let addr: SocketAddr = a.parse().unwrap();
-            assert_eq!(authority(addr).as_str(), addr.to_string());
-        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HOST, HeaderValue};
-use http::uri::{PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use http_body::Body as _;
 use http_body_util::BodyExt;
@@ -23,6 +23,7 @@ use crate::client::{Client, ReqBody};
 use crate::error::RouteError;
 use crate::identify::{Identifier, is_connect};
 use crate::policy::Policies;
+use crate::pool::SendError;
 use crate::retry::ResponseClass;
 use crate::service::Service;
 use crate::stats::{Counter, Registry, Scope};
@@ -505,6 +506,14 @@ impl Router {
                 now.saturating_sub(e.last_used.load(std::sync::atomic::Ordering::Relaxed)) < ttl
             });
         let idle = self.params.idle_ttl;
+        for c in self
+            .clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+        {
+            c.pool.sweep(None);
+        }
         for id in drain_where(&self.clients, |c| c.idle_for() >= idle) {
             self.registry.remove_scope(&Scope::Client {
                 router: self.params.label.as_str().into(),
@@ -701,24 +710,17 @@ impl Router {
                     retryable: false,
                 });
             };
-            let mut uri = http::uri::Parts::default();
-            uri.scheme = Some(Scheme::HTTP);
-            uri.authority = Some(headers::authority(addr));
-            uri.path_and_query = Some(pq.clone());
-            let uri = Uri::from_parts(uri).map_err(|e| RouteError::Upstream {
-                message: format!("bad request URI: {e}"),
-                retryable: true,
-            })?;
             let mut attempt = Request::new(attempt_body);
             *attempt.method_mut() = parts.method.clone();
-            *attempt.uri_mut() = uri;
+            // Origin-form: the connection is to the endpoint itself.
+            *attempt.uri_mut() = Uri::from(pq.clone());
             *attempt.version_mut() = http::Version::HTTP_11;
             *attempt.headers_mut() = parts.headers.clone();
 
             let stats = &client.stats;
             stats.pending.add(1);
             let start = Instant::now();
-            let sent = client.http.request(attempt);
+            let sent = client.pool.send(addr, attempt);
             let res = match client.policy.attempt_timeout {
                 None => Ok(sent.await),
                 Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
@@ -737,7 +739,7 @@ impl Router {
                 false
             };
             match res {
-                Ok(Ok(resp)) => {
+                Ok(Ok((resp, conn))) => {
                     let code = resp.status().as_u16();
                     let class = classifier.classify(
                         &parts.method,
@@ -784,9 +786,14 @@ impl Router {
                         Outcome::Failure
                     };
                     let mut lease = Some(lease);
+                    let owner = Arc::clone(client);
                     let on_end: crate::body::OnEnd = Box::new(move |ok| {
                         if let Some(l) = lease.take() {
                             l.finish(if ok { outcome } else { Outcome::Failure });
+                        }
+                        // Read to the end: the connection can carry another.
+                        if ok {
+                            owner.pool.put(conn);
                         }
                     });
                     let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
@@ -797,7 +804,7 @@ impl Router {
                     }
                     return Ok(resp);
                 }
-                Ok(Err(e)) if e.is_connect() => {
+                Ok(Err(SendError::NotSent(_))) => {
                     stats.failures.incr();
                     stats.connect_failures.incr();
                     lease.finish(Outcome::Failure);
@@ -818,7 +825,7 @@ impl Router {
                         addresses: client.addresses(),
                     });
                 }
-                Ok(Err(e)) => {
+                Ok(Err(SendError::Failed(e))) => {
                     stats.failures.incr();
                     lease.finish(Outcome::Failure);
                     let class = classifier.classify_error(&parts.method, body.kept());
