@@ -121,7 +121,7 @@ impl Client {
         let pool = Pool::new(
             policy.connect_timeout,
             policy.pool_idle_timeout.unwrap_or(DEFAULT_POOL_IDLE),
-            policy.pool_max_idle.unwrap_or(usize::MAX),
+            policy.pool_max_size,
         );
         let requeue_budget = Budget::new(
             policy.requeue_budget.ttl,

@@ -46,8 +46,8 @@ pub struct ClientPolicy {
     pub attempt_timeout: Option<Duration>,
     /// `connectTimeoutMs` (Strait's default 10 s).
     pub connect_timeout: Duration,
-    /// `hostConnectionPool.maxSize`: idle connections kept per endpoint.
-    pub pool_max_idle: Option<usize>,
+    /// `hostConnectionPool.maxSize`: connections per endpoint, busy and idle.
+    pub pool_max_size: Option<usize>,
     /// `hostConnectionPool.idleTimeMs`.
     pub pool_idle_timeout: Option<Duration>,
 }
@@ -60,7 +60,7 @@ impl Default for ClientPolicy {
             requeue_budget: BudgetParams::default(),
             attempt_timeout: None,
             connect_timeout: Duration::from_secs(10),
-            pool_max_idle: None,
+            pool_max_size: None,
             pool_idle_timeout: None,
         }
     }

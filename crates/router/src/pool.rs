@@ -10,10 +10,15 @@
 //! to the list when its response body has been read to the end (the
 //! router's response body reports that). Drop a response early and its
 //! connection closes, as HTTP/1.1 requires.
+//!
+//! `hostConnectionPool.maxSize` bounds the connections to one endpoint,
+//! busy and idle together, as Finagle's pool does: a request that finds
+//! them all busy waits for one to come back (or to close), for as long as
+//! its timeouts allow.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -21,19 +26,42 @@ use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::ReqBody;
 
-/// The idle connections of one client.
+/// The connections of one client.
 pub struct Pool {
-    idle: Mutex<HashMap<SocketAddr, Vec<Idle>>>,
+    endpoints: Mutex<HashMap<SocketAddr, Endpoint>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
-    max_idle: usize,
+    max_size: Option<usize>,
+}
+
+/// One endpoint's idle connections and its connection bound.
+struct Endpoint {
+    /// Oldest first.
+    idle: Vec<Idle>,
+    /// `maxSize` permits; every open connection holds one.
+    limit: Option<Arc<Semaphore>>,
+    /// Woken when a connection comes back idle.
+    returned: Arc<Notify>,
+}
+
+impl Endpoint {
+    /// Whether no connection to it is open, idle or busy.
+    fn unused(&self, max: Option<usize>) -> bool {
+        self.idle.is_empty()
+            && match (&self.limit, max) {
+                (Some(l), Some(max)) => l.available_permits() == max,
+                _ => true,
+            }
+    }
 }
 
 struct Idle {
     tx: SendRequest<ReqBody>,
+    permit: Option<OwnedSemaphorePermit>,
     since: Instant,
 }
 
@@ -41,7 +69,16 @@ struct Idle {
 /// once the response body has ended.
 pub struct Conn {
     tx: SendRequest<ReqBody>,
+    permit: Option<OwnedSemaphorePermit>,
     addr: SocketAddr,
+}
+
+/// What a checkout found.
+enum Checkout {
+    /// An idle connection (and its permit).
+    Idle(SendRequest<ReqBody>, Option<OwnedSemaphorePermit>),
+    /// Room to open one (its permit, when bounded).
+    Open(Option<OwnedSemaphorePermit>),
 }
 
 /// Why a request got no response.
@@ -55,14 +92,15 @@ pub enum SendError {
 }
 
 impl Pool {
-    /// A pool connecting within `connect_timeout` and keeping up to
-    /// `max_idle` connections per endpoint for `idle_timeout`.
-    pub fn new(connect_timeout: Duration, idle_timeout: Duration, max_idle: usize) -> Pool {
+    /// A pool connecting within `connect_timeout`, keeping idle
+    /// connections for `idle_timeout`, and opening at most `max_size`
+    /// connections per endpoint (unbounded when `None`).
+    pub fn new(connect_timeout: Duration, idle_timeout: Duration, max_size: Option<usize>) -> Pool {
         Pool {
-            idle: Mutex::default(),
+            endpoints: Mutex::default(),
             connect_timeout,
             idle_timeout,
-            max_idle,
+            max_size: max_size.map(|m| m.max(1)),
         }
     }
 
@@ -75,9 +113,9 @@ impl Pool {
         mut req: Request<ReqBody>,
     ) -> Result<(Response<Incoming>, Conn), SendError> {
         loop {
-            let (mut tx, reused) = match self.checkout(addr) {
-                Some(tx) => (tx, true),
-                None => (self.connect(addr).await?, false),
+            let (mut tx, permit, reused) = match self.checkout(addr).await {
+                Checkout::Idle(tx, permit) => (tx, permit, true),
+                Checkout::Open(permit) => (self.connect(addr).await?, permit, false),
             };
             // A connection is ready once it has read the end of the previous
             // response; an error means it is closed.
@@ -91,7 +129,7 @@ impl Pool {
                 ));
             }
             match tx.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Conn { tx, addr })),
+                Ok(resp) => return Ok((resp, Conn { tx, permit, addr })),
                 Err(mut e) => match e.take_message() {
                     Some(back) if reused => req = back,
                     Some(_) => return Err(SendError::NotSent(e.into_error().to_string())),
@@ -103,58 +141,98 @@ impl Pool {
 
     /// Takes back a connection whose response has ended.
     pub fn put(&self, conn: Conn) {
-        if conn.tx.is_closed() || self.max_idle == 0 {
+        if conn.tx.is_closed() {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.entry(conn.addr).or_default();
+        let mut endpoints = self.lock();
+        let ep = self.endpoint(&mut endpoints, conn.addr);
         // Oldest first: expired and closed ones go from the front.
-        let stale = list
+        let stale = ep
+            .idle
             .iter()
             .take_while(|i| i.tx.is_closed() || now - i.since >= self.idle_timeout)
             .count();
-        list.drain(..stale);
-        if list.len() >= self.max_idle {
-            list.remove(0);
-        }
-        list.push(Idle {
+        ep.idle.drain(..stale);
+        ep.idle.push(Idle {
             tx: conn.tx,
+            permit: conn.permit,
             since: now,
         });
+        ep.returned.notify_one();
     }
 
     /// Drops idle connections that are closed, idle past the timeout, or to
     /// endpoints not in `live` (when given).
     pub fn sweep(&self, live: Option<&[SocketAddr]>) {
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.retain(|addr, list| {
+        let max = self.max_size;
+        self.lock().retain(|addr, ep| {
             if live.is_some_and(|l| !l.contains(addr)) {
-                return false;
+                ep.idle.clear();
+            } else {
+                ep.idle
+                    .retain(|i| !i.tx.is_closed() && now - i.since < self.idle_timeout);
             }
-            list.retain(|i| !i.tx.is_closed() && now - i.since < self.idle_timeout);
-            !list.is_empty()
+            // An endpoint with busy connections keeps its bound.
+            !ep.unused(max)
         });
     }
 
     /// Idle connections now (all endpoints).
     pub fn idle_count(&self) -> usize {
-        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.values().map(Vec::len).sum()
+        self.lock().values().map(|e| e.idle.len()).sum()
     }
 
-    /// The most recently returned live idle connection to `addr`.
-    fn checkout(&self, addr: SocketAddr) -> Option<SendRequest<ReqBody>> {
-        let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let list = idle.get_mut(&addr)?;
-        while let Some(i) = list.pop() {
-            if !i.tx.is_closed() && now - i.since < self.idle_timeout {
-                return Some(i.tx);
+    /// The most recently returned live idle connection to `addr`, or leave
+    /// to open one; waits while `maxSize` connections are open and busy.
+    async fn checkout(&self, addr: SocketAddr) -> Checkout {
+        loop {
+            let (returned, limit) = {
+                let now = Instant::now();
+                let mut endpoints = self.lock();
+                let ep = self.endpoint(&mut endpoints, addr);
+                while let Some(i) = ep.idle.pop() {
+                    if !i.tx.is_closed() && now - i.since < self.idle_timeout {
+                        return Checkout::Idle(i.tx, i.permit);
+                    }
+                }
+                let Some(limit) = &ep.limit else {
+                    return Checkout::Open(None);
+                };
+                if let Ok(p) = Arc::clone(limit).try_acquire_owned() {
+                    return Checkout::Open(Some(p));
+                }
+                (Arc::clone(&ep.returned), Arc::clone(limit))
+            };
+            // Every connection is busy: the first to come back idle, or a
+            // permit freed by one closing.
+            let notified = returned.notified();
+            tokio::select! {
+                () = notified => {}
+                p = limit.acquire_owned() => {
+                    if let Ok(p) = p {
+                        return Checkout::Open(Some(p));
+                    }
+                }
             }
         }
-        None
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Endpoint>> {
+        self.endpoints.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn endpoint<'a>(
+        &self,
+        endpoints: &'a mut HashMap<SocketAddr, Endpoint>,
+        addr: SocketAddr,
+    ) -> &'a mut Endpoint {
+        endpoints.entry(addr).or_insert_with(|| Endpoint {
+            idle: Vec::new(),
+            limit: self.max_size.map(|m| Arc::new(Semaphore::new(m))),
+            returned: Arc::new(Notify::new()),
+        })
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<ReqBody>, SendError> {

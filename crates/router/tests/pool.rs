@@ -69,7 +69,7 @@ async fn round_trip(pool: &Pool, addr: SocketAddr) -> Result<String, SendError> 
 }
 
 fn pool() -> Pool {
-    Pool::new(Duration::from_secs(1), Duration::from_secs(60), usize::MAX)
+    Pool::new(Duration::from_secs(1), Duration::from_secs(60), None)
 }
 
 #[tokio::test]
@@ -115,11 +115,7 @@ async fn connections_the_backend_closed_while_idle_are_not_used() {
 #[tokio::test]
 async fn idle_connections_expire_and_go_with_their_endpoint() {
     let (addr, accepted) = backend(false).await;
-    let pool = Pool::new(
-        Duration::from_secs(1),
-        Duration::from_millis(50),
-        usize::MAX,
-    );
+    let pool = Pool::new(Duration::from_secs(1), Duration::from_millis(50), None);
     round_trip(&pool, addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     round_trip(&pool, addr).await.unwrap();
@@ -141,19 +137,50 @@ async fn idle_connections_expire_and_go_with_their_endpoint() {
 }
 
 #[tokio::test]
-async fn max_idle_bounds_the_connections_kept() {
+async fn max_size_bounds_the_connections_and_requests_wait_for_one() {
     let (addr, accepted) = backend(false).await;
-    let pool = Pool::new(Duration::from_secs(1), Duration::from_secs(60), 2);
-    let mut out = Vec::new();
-    for _ in 0..4 {
-        out.push(pool.send(addr, get()).await.unwrap());
-    }
-    assert_eq!(
-        accepted.load(Ordering::SeqCst),
-        4,
-        "concurrent requests, one each"
+    let pool = Arc::new(Pool::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        Some(2),
+    ));
+    let a = pool.send(addr, get()).await.unwrap();
+    let b = pool.send(addr, get()).await.unwrap();
+    // A third request waits: both connections are busy.
+    let third = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move { round_trip(&pool, addr).await.unwrap() }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !third.is_finished(),
+        "it waits while maxSize connections are busy"
     );
-    for (resp, conn) in out {
+    // One comes back idle: the waiter takes it.
+    let (resp, conn) = a;
+    resp.into_body().collect().await.unwrap();
+    pool.put(conn);
+    assert_eq!(third.await.unwrap(), "ok");
+    assert_eq!(accepted.load(Ordering::SeqCst), 2, "no third connection");
+
+    // A connection that closes frees its place for a new one.
+    let waiting = tokio::spawn({
+        let pool = Arc::clone(&pool);
+        async move {
+            let c = pool.send(addr, get()).await.unwrap();
+            let d = pool.send(addr, get()).await.unwrap();
+            (c, d)
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(
+        !waiting.is_finished(),
+        "one idle and one busy: the second waits"
+    );
+    drop(b);
+    let (c, d) = waiting.await.unwrap();
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    for (resp, conn) in [c, d] {
         resp.into_body().collect().await.unwrap();
         pool.put(conn);
     }

@@ -874,7 +874,7 @@ fn client_policy(p: &ClientParams) -> ClientPolicy {
         requeue_budget: budget(&p.requeue_budget),
         attempt_timeout: p.request_attempt_timeout,
         connect_timeout: p.connect_timeout,
-        pool_max_idle: p.host_connection_pool.max_size.map(|n| n as usize),
+        pool_max_size: p.host_connection_pool.max_size.map(|n| n as usize),
         pool_idle_timeout: p.host_connection_pool.idle_time,
     }
 }

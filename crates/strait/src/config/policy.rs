@@ -344,7 +344,7 @@ fn pool(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PoolConfig> {
         cx.error(
             pos,
             &r.path_of("maxWaiters"),
-            "maxWaiters is not supported yet: requests never wait for a pooled connection, a new one is opened",
+            "maxWaiters is not supported yet: with maxSize connections busy, requests wait for one without a bound on their number (Finagle's default), as long as their timeouts allow",
         );
     }
     r.finish(cx);
