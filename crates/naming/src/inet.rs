@@ -13,12 +13,16 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use strait_dtab::global::InetAddr;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, watch};
 
 use crate::{Addr, AddrVar, Endpoint, const_addr};
 
 /// How often host names are resolved again.
 pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Host names resolved at once, at most: each resolution holds one of
+/// tokio's blocking threads (`getaddrinfo`) for as long as DNS takes.
+pub const MAX_RESOLVING: usize = 8;
 
 type Key = (String, u16, bool);
 
@@ -27,6 +31,10 @@ type Key = (String, u16, bool);
 pub struct InetResolver {
     tasks: Arc<Mutex<HashMap<Key, watch::Sender<Addr>>>>,
     interval: Duration,
+    /// [`MAX_RESOLVING`] permits: a flood of names (Host headers come from
+    /// clients) queues here, and names dropped while queued are never
+    /// resolved, instead of taking up to 512 blocking threads.
+    resolving: Arc<Semaphore>,
 }
 
 impl Default for InetResolver {
@@ -41,6 +49,7 @@ impl InetResolver {
         InetResolver {
             tasks: Arc::default(),
             interval,
+            resolving: Arc::new(Semaphore::new(MAX_RESOLVING)),
         }
     }
 
@@ -72,6 +81,7 @@ impl InetResolver {
                     tx.clone(),
                     self.interval,
                     Arc::downgrade(&self.tasks),
+                    Arc::clone(&self.resolving),
                 ));
                 tasks.insert(key, tx);
             }
@@ -88,10 +98,24 @@ async fn resolve_loop(
     tx: watch::Sender<Addr>,
     interval: Duration,
     tasks: Weak<Mutex<HashMap<Key, watch::Sender<Addr>>>>,
+    resolving: Arc<Semaphore>,
 ) {
     let (host, port, fixed) = (key.0.as_str(), key.1, key.2);
     loop {
-        let next = match tokio::net::lookup_host((host, port)).await {
+        let permit = tokio::select! {
+            p = Arc::clone(&resolving).acquire_owned() => p.ok(),
+            () = tx.closed() => None,
+        };
+        if permit.is_none() {
+            // Nobody wants the answer any more.
+            if forget(&tasks, &key, &tx) {
+                return;
+            }
+            continue;
+        }
+        let found = tokio::net::lookup_host((host, port)).await;
+        drop(permit);
+        let next = match found {
             Ok(addrs) => {
                 let mut addrs: Vec<SocketAddr> = addrs.collect();
                 addrs.sort();
@@ -123,33 +147,46 @@ async fn resolve_loop(
         });
         if fixed {
             // Resolve once; the sender stays in the map so the value is kept.
-            tx.closed().await;
-        } else {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = tx.closed() => {}
-            }
-        }
-        if tx.is_closed() {
-            if let Some(tasks) = tasks.upgrade() {
-                let mut tasks = tasks.lock().unwrap_or_else(|e| e.into_inner());
-                // Only remove our own entry, and only if nobody subscribed
-                // again in the meantime.
-                if tasks
-                    .get(&key)
-                    .is_some_and(|t| t.same_channel(&tx) && t.is_closed())
-                {
-                    tasks.remove(&key);
+            loop {
+                tx.closed().await;
+                if forget(&tasks, &key, &tx) {
+                    return;
                 }
             }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(interval) => {}
+            () = tx.closed() => {}
+        }
+        if tx.is_closed() && forget(&tasks, &key, &tx) {
             return;
         }
     }
 }
 
+/// Removes `key`'s entry when nobody watches it; whether the task should
+/// end (false: someone subscribed again in the meantime, keep resolving).
+fn forget(
+    tasks: &Weak<Mutex<HashMap<Key, watch::Sender<Addr>>>>,
+    key: &Key,
+    tx: &watch::Sender<Addr>,
+) -> bool {
+    let Some(tasks) = tasks.upgrade() else {
+        return true;
+    };
+    let mut tasks = tasks.lock().unwrap_or_else(|e| e.into_inner());
+    if !tx.is_closed() {
+        return false;
+    }
+    if tasks.get(key).is_some_and(|t| t.same_channel(tx)) {
+        tasks.remove(key);
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
     fn inet(host: &str, port: u16) -> InetAddr {
@@ -198,6 +235,38 @@ mod tests {
         assert!(
             eps.iter()
                 .all(|e| e.addr.ip().is_loopback() && e.addr.port() == 9)
+        );
+    }
+
+    #[tokio::test]
+    async fn names_dropped_while_waiting_to_resolve_are_never_resolved() {
+        let r = InetResolver::default();
+        // Take every resolution slot, as a burst of slow DNS answers would.
+        let held: Vec<_> = (0..MAX_RESOLVING)
+            .map(|_| Arc::clone(&r.resolving).try_acquire_owned().unwrap())
+            .collect();
+        for i in 0..1_000 {
+            drop(r.resolve(&inet(&format!("flood-{i}.invalid"), 80)));
+        }
+        let kept = r.resolve(&inet("localhost", 9));
+        // The dropped names' tasks end without a resolution; the kept one
+        // waits for a slot.
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while r.tasks.lock().unwrap().len() > 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        // Every slot was held all along: they went without resolving.
+        .expect("queued names nobody watches are forgotten");
+        assert!(matches!(*kept.borrow(), Addr::Pending));
+        drop(held);
+        let mut kept = kept;
+        kept.changed().await.unwrap();
+        assert!(
+            matches!(*kept.borrow(), Addr::Bound(_)),
+            "{}",
+            *kept.borrow()
         );
     }
 
