@@ -678,3 +678,78 @@ fn ten_thousand_bogus_hosts_leave_memory_flat() {
     );
     assert_eq!(mesh.get("hello", "/").status, 200);
 }
+
+/// A keep-alive HTTP/1.1 backend that counts the connections it accepts.
+fn counting_backend() -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = std::sync::Arc::clone(&accepted);
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            count.fetch_add(1, Ordering::SeqCst);
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    let end = buf.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                    buf.drain(..end);
+                    if s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[test]
+fn host_connection_pool_max_size_bounds_the_connections_to_an_endpoint() {
+    for (max_size, bound) in [(Some(1), 1), (None, 4)] {
+        let (addr, accepted) = counting_backend();
+        let extra = match max_size {
+            Some(n) => format!("  client:\n    hostConnectionPool:\n      maxSize: {n}\n"),
+            None => String::new(),
+        };
+        let mesh = Mesh::start_with(&[], &extra, "");
+        std::fs::write(
+            mesh.disco.path().join("pooled"),
+            format!("127.0.0.1 {}\n", addr.port()),
+        )
+        .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while mesh.get("pooled", "/").status != 200 {
+            assert!(Instant::now() < deadline, "the disco file is picked up");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // Four concurrent connections from wrk.
+        let load = strait_test_kit::wrk(&mesh.url("/"), "pooled", 2);
+        assert!(load.requests > 100, "{}", load.text);
+        assert_eq!(
+            (load.non2xx, load.socket_errors),
+            (0, 0),
+            "requests wait for a connection, none fails: {}",
+            load.text
+        );
+        let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        match max_size {
+            Some(_) => assert_eq!(n, bound, "maxSize {max_size:?}"),
+            None => assert!(
+                (2..=bound).contains(&n),
+                "without maxSize concurrent requests open their own connections: {n}"
+            ),
+        }
+    }
+}
