@@ -187,35 +187,49 @@ impl Pool {
     /// The most recently returned live idle connection to `addr`, or leave
     /// to open one; waits while `maxSize` connections are open and busy.
     async fn checkout(&self, addr: SocketAddr) -> Checkout {
+        let (returned, limit) = match self.try_checkout(addr) {
+            Ok(c) => return c,
+            Err(wait) => wait,
+        };
         loop {
-            let (returned, limit) = {
-                let now = Instant::now();
-                let mut endpoints = self.lock();
-                let ep = self.endpoint(&mut endpoints, addr);
-                while let Some(i) = ep.idle.pop() {
-                    if !i.tx.is_closed() && now - i.since < self.idle_timeout {
-                        return Checkout::Idle(i.tx, i.permit);
-                    }
-                }
-                let Some(limit) = &ep.limit else {
-                    return Checkout::Open(None);
-                };
-                if let Ok(p) = Arc::clone(limit).try_acquire_owned() {
-                    return Checkout::Open(Some(p));
-                }
-                (Arc::clone(&ep.returned), Arc::clone(limit))
-            };
+            // Registered before looking again, so that a connection put back
+            // from here on wakes this request (a wake-up stored for nobody
+            // holds only one, however many come back).
+            let notified = returned.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Ok(c) = self.try_checkout(addr) {
+                return c;
+            }
             // Every connection is busy: the first to come back idle, or a
             // permit freed by one closing.
-            let notified = returned.notified();
             tokio::select! {
-                () = notified => {}
-                p = limit.acquire_owned() => {
+                () = &mut notified => {}
+                p = Arc::clone(&limit).acquire_owned() => {
                     if let Ok(p) = p {
                         return Checkout::Open(Some(p));
                     }
                 }
             }
+        }
+    }
+
+    /// [`Pool::checkout`] without waiting: what to wait on when it would.
+    fn try_checkout(&self, addr: SocketAddr) -> Result<Checkout, (Arc<Notify>, Arc<Semaphore>)> {
+        let now = Instant::now();
+        let mut endpoints = self.lock();
+        let ep = self.endpoint(&mut endpoints, addr);
+        while let Some(i) = ep.idle.pop() {
+            if !i.tx.is_closed() && now - i.since < self.idle_timeout {
+                return Ok(Checkout::Idle(i.tx, i.permit));
+            }
+        }
+        let Some(limit) = &ep.limit else {
+            return Ok(Checkout::Open(None));
+        };
+        match Arc::clone(limit).try_acquire_owned() {
+            Ok(p) => Ok(Checkout::Open(Some(p))),
+            Err(_) => Err((Arc::clone(&ep.returned), Arc::clone(limit))),
         }
     }
 

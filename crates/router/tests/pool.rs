@@ -188,6 +188,40 @@ async fn max_size_bounds_the_connections_and_requests_wait_for_one() {
 }
 
 #[tokio::test]
+async fn every_waiter_is_served_when_connections_come_back_together() {
+    let (addr, accepted) = backend(false).await;
+    let pool = Arc::new(Pool::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        Some(2),
+    ));
+    let a = pool.send(addr, get()).await.unwrap();
+    let b = pool.send(addr, get()).await.unwrap();
+    let waiters: Vec<_> = (0..3)
+        .map(|_| {
+            let pool = Arc::clone(&pool);
+            tokio::spawn(async move { round_trip(&pool, addr).await.unwrap() })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Both come back with no await in between.
+    let ((ra, ca), (rb, cb)) = (a, b);
+    let (ba, bb) = (ra.into_body(), rb.into_body());
+    let (ba, bb) = (ba.collect().await.unwrap(), bb.collect().await.unwrap());
+    drop((ba, bb));
+    pool.put(ca);
+    pool.put(cb);
+    for w in waiters {
+        let body = tokio::time::timeout(Duration::from_secs(5), w)
+            .await
+            .expect("every waiting request gets a connection")
+            .unwrap();
+        assert_eq!(body, "ok");
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 2);
+}
+
+#[tokio::test]
 async fn nothing_listening_is_not_sent() {
     let addr = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
