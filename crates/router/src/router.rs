@@ -584,19 +584,10 @@ impl Router {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        // The future is made in each arm: one made before the match would
-        // be laid out twice in this one (itself, and inside the timeout).
+        let fut = self.forward(req, &target, svc, local, server, remote, incoming, total);
         match total {
-            None => {
-                self.forward(req, &target, svc, local, server, remote, incoming, total)
-                    .await
-            }
-            Some(t) => match tokio::time::timeout(
-                t,
-                self.forward(req, &target, svc, local, server, remote, incoming, total),
-            )
-            .await
-            {
+            None => fut.await,
+            Some(t) => match tokio::time::timeout(t, fut).await {
                 Ok(r) => r,
                 Err(_) => Err(RouteError::TotalTimeout {
                     service: dst.clone(),
