@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::Request;
+use http::{Request, Response};
 use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Incoming;
 use strait_router::client::ReqBody;
-use strait_router::pool::{Pool, SendError};
+use strait_router::pool::{Conn, Pool, SendError};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -60,16 +61,36 @@ fn get() -> Request<ReqBody> {
     req
 }
 
-/// One request, its body read to the end and its connection given back.
-async fn round_trip(pool: &Pool, addr: SocketAddr) -> Result<String, SendError> {
-    let (resp, conn) = pool.send(addr, get()).await?;
+type Sent = (Response<Incoming>, Conn);
+
+/// Reads the response body to the end and gives the connection back.
+async fn finish(pool: &Pool, (resp, conn): Sent) -> String {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     pool.put(conn);
-    Ok(String::from_utf8(body.to_vec()).unwrap())
+    String::from_utf8(body.to_vec()).unwrap()
+}
+
+/// One request, its body read to the end and its connection given back.
+async fn round_trip(pool: &Pool, addr: SocketAddr) -> Result<String, SendError> {
+    Ok(finish(pool, pool.send(addr, get()).await?).await)
 }
 
 fn pool() -> Pool {
     Pool::new(Duration::from_secs(1), Duration::from_secs(60), None)
+}
+
+/// A pool of `maxSize` 2 to a fresh backend, and two requests holding both
+/// connections busy.
+async fn two_busy() -> (SocketAddr, Arc<AtomicUsize>, Arc<Pool>, Sent, Sent) {
+    let (addr, accepted) = backend(false).await;
+    let pool = Arc::new(Pool::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        Some(2),
+    ));
+    let a = pool.send(addr, get()).await.unwrap();
+    let b = pool.send(addr, get()).await.unwrap();
+    (addr, accepted, pool, a, b)
 }
 
 #[tokio::test]
@@ -138,14 +159,7 @@ async fn idle_connections_expire_and_go_with_their_endpoint() {
 
 #[tokio::test]
 async fn max_size_bounds_the_connections_and_requests_wait_for_one() {
-    let (addr, accepted) = backend(false).await;
-    let pool = Arc::new(Pool::new(
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-        Some(2),
-    ));
-    let a = pool.send(addr, get()).await.unwrap();
-    let b = pool.send(addr, get()).await.unwrap();
+    let (addr, accepted, pool, a, b) = two_busy().await;
     // A third request waits: both connections are busy.
     let third = tokio::spawn({
         let pool = Arc::clone(&pool);
@@ -157,9 +171,7 @@ async fn max_size_bounds_the_connections_and_requests_wait_for_one() {
         "it waits while maxSize connections are busy"
     );
     // One comes back idle: the waiter takes it.
-    let (resp, conn) = a;
-    resp.into_body().collect().await.unwrap();
-    pool.put(conn);
+    finish(&pool, a).await;
     assert_eq!(third.await.unwrap(), "ok");
     assert_eq!(accepted.load(Ordering::SeqCst), 2, "no third connection");
 
@@ -180,23 +192,15 @@ async fn max_size_bounds_the_connections_and_requests_wait_for_one() {
     drop(b);
     let (c, d) = waiting.await.unwrap();
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
-    for (resp, conn) in [c, d] {
-        resp.into_body().collect().await.unwrap();
-        pool.put(conn);
+    for sent in [c, d] {
+        finish(&pool, sent).await;
     }
     assert_eq!(pool.idle_count(), 2);
 }
 
 #[tokio::test]
 async fn every_waiter_is_served_when_connections_come_back_together() {
-    let (addr, accepted) = backend(false).await;
-    let pool = Arc::new(Pool::new(
-        Duration::from_secs(1),
-        Duration::from_secs(60),
-        Some(2),
-    ));
-    let a = pool.send(addr, get()).await.unwrap();
-    let b = pool.send(addr, get()).await.unwrap();
+    let (addr, accepted, pool, a, b) = two_busy().await;
     let waiters: Vec<_> = (0..3)
         .map(|_| {
             let pool = Arc::clone(&pool);
