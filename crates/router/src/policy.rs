@@ -89,6 +89,18 @@ pub struct Policies {
     pub service: Arc<dyn Fn(&Path) -> ServicePolicy + Send + Sync>,
 }
 
+impl Policies {
+    /// The client policy of the concrete name `id`.
+    pub fn client_for(&self, id: &Path) -> ClientPolicy {
+        (self.client)(id)
+    }
+
+    /// The service policy of the logical name `name`.
+    pub fn service_for(&self, name: &Path) -> ServicePolicy {
+        (self.service)(name)
+    }
+}
+
 impl Default for Policies {
     fn default() -> Self {
         Policies {

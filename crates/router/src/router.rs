@@ -166,14 +166,14 @@ impl Router {
         let old = prev.clients.lock().unwrap_or_else(|e| e.into_inner());
         let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
         for (id, c) in old.iter() {
-            if keep(id) && (self.params.policies.client)(id) == c.policy {
+            if keep(id) && self.params.policies.client_for(id) == c.policy {
                 clients.insert(id.clone(), Arc::clone(c));
             }
         }
         let old = prev.services.lock().unwrap_or_else(|e| e.into_inner());
         let mut services = self.services.lock().unwrap_or_else(|e| e.into_inner());
         for (name, s) in old.iter() {
-            if (self.params.policies.service)(name) == s.policy {
+            if self.params.policies.service_for(name) == s.policy {
                 services.insert(name.clone(), Arc::clone(s));
             }
         }
@@ -289,11 +289,11 @@ impl Router {
                     local: Dtab::empty(),
                 }));
         };
-        service.stats.pending.add(1);
+        let pending = service.stats.pending.enter();
         let result = self
             .dispatch(req, &entry, &service, &dst, local.as_ref(), server, remote)
             .await;
-        service.stats.pending.add(-1);
+        drop(pending);
         let code = match &result {
             Ok(r) => r.status().as_u16(),
             Err(e) => e.status().as_u16(),
@@ -429,7 +429,7 @@ impl Router {
             self.cache_stats.client_evicts.incr();
             evicted.push(id);
         }
-        let policy = (self.params.policies.client)(&b.id);
+        let policy = self.params.policies.client_for(&b.id);
         let host = self
             .interp
             .authority(&b.id)
@@ -485,7 +485,7 @@ impl Router {
                 &self.registry,
                 &scope,
                 dst,
-                (self.params.policies.service)(dst),
+                self.params.policies.service_for(dst),
             )
         }))
     }
@@ -709,14 +709,14 @@ impl Router {
             *attempt.headers_mut() = parts.headers.clone();
 
             let stats = &client.stats;
-            stats.pending.add(1);
+            let pending = stats.pending.enter();
             let start = Instant::now();
             let sent = client.pool.send(addr, attempt);
             let res = match client.policy.attempt_timeout {
                 None => Ok(sent.await),
                 Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
             };
-            stats.pending.add(-1);
+            drop(pending);
             stats.requests.incr();
             let retry_or = |class: ResponseClass, retries: &mut u32| -> bool {
                 if let ResponseClass::Failure { retryable: true } = class {

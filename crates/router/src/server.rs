@@ -20,62 +20,87 @@ use crate::stats::{Gauge, Registry, Scope};
 
 /// One listening address of a router.
 pub struct Server {
-    params: ArcSwap<ServerParams>,
-    router: Arc<ArcSwap<Router>>,
+    /// Everything a request reads, swapped as one on reload: a request
+    /// never sees a new router with old settings or the other way round.
+    state: ArcSwap<ServerState>,
     stats: RequestStats,
     connections: Arc<Gauge>,
-    limit: ArcSwap<Option<(Arc<Semaphore>, u32)>>,
     max_buf: usize,
 }
 
-fn limit(max_concurrent: Option<u32>) -> Option<(Arc<Semaphore>, u32)> {
-    max_concurrent.map(|n| (Arc::new(Semaphore::new(n as usize)), n))
+/// What a request on a server reads: its router, the server's settings
+/// and its concurrency limit.
+struct ServerState {
+    router: Arc<Router>,
+    params: ServerParams,
+    limit: Option<Arc<ConcurrencyLimit>>,
+}
+
+/// `maxConcurrentRequests`: permits, and the number configured (for the
+/// error text and to tell whether a reload changed it).
+struct ConcurrencyLimit {
+    permits: Arc<Semaphore>,
+    max: u32,
+}
+
+impl ConcurrencyLimit {
+    fn new(max: Option<u32>) -> Option<Arc<ConcurrencyLimit>> {
+        max.map(|max| {
+            Arc::new(ConcurrencyLimit {
+                permits: Arc::new(Semaphore::new(max as usize)),
+                max,
+            })
+        })
+    }
 }
 
 impl Server {
-    /// A server for `router` (swappable), with `max_concurrent` requests at
-    /// most (none: unlimited) and header buffers sized from `maxHeadersKB`
-    /// plus `maxInitialLineKB`.
+    /// A server for `router`, with `max_concurrent` requests at most
+    /// (none: unlimited) and header buffers sized from `maxHeadersKB` plus
+    /// `maxInitialLineKB`.
     pub fn new(
         params: ServerParams,
-        router: Arc<ArcSwap<Router>>,
+        router: Arc<Router>,
         registry: &Registry,
         max_concurrent: Option<u32>,
         max_head_bytes: usize,
     ) -> Arc<Server> {
-        let label = router.load().params().label.clone();
         let scope = Scope::Server {
-            router: label.into(),
+            router: router.params().label.clone().into(),
             addr: params.label.clone().into(),
         };
         Arc::new(Server {
             stats: RequestStats::new(registry, &scope),
             connections: registry.gauge(&scope, "connections"),
-            limit: ArcSwap::from_pointee(limit(max_concurrent)),
             max_buf: max_head_bytes.max(8192),
-            params: ArcSwap::from_pointee(params),
-            router,
+            state: ArcSwap::from_pointee(ServerState {
+                router,
+                params,
+                limit: ConcurrencyLimit::new(max_concurrent),
+            }),
         })
     }
 
     /// The address it listens on.
     pub fn local(&self) -> std::net::SocketAddr {
-        self.params.load().local
+        self.state.load().params.local
     }
 
-    /// The router this server hands requests to (swapped on reload).
-    pub fn router(&self) -> &ArcSwap<Router> {
-        &self.router
-    }
-
-    /// Applies new settings (on reload): requests that arrive from now on
-    /// see them; a changed `maxConcurrentRequests` starts a fresh count.
-    pub fn update(&self, params: ServerParams, max_concurrent: Option<u32>) {
-        let changed = self.limit.load().as_ref().as_ref().map(|l| l.1) != max_concurrent;
-        if changed {
-            self.limit.store(Arc::new(limit(max_concurrent)));
-        }
-        self.params.store(Arc::new(params));
+    /// Hands the server a new router and settings (on reload), in one
+    /// store: requests that arrive from now on see both. An unchanged
+    /// `maxConcurrentRequests` keeps counting the requests in flight; a
+    /// changed one starts a fresh count.
+    pub fn update(&self, router: Arc<Router>, params: ServerParams, max_concurrent: Option<u32>) {
+        let old = self.state.load();
+        let limit = match &old.limit {
+            Some(l) if Some(l.max) == max_concurrent => Some(Arc::clone(l)),
+            _ => ConcurrencyLimit::new(max_concurrent),
+        };
+        self.state.store(Arc::new(ServerState {
+            router,
+            params,
+            limit,
+        }));
     }
 
     /// Serves `listener` until `shutdown` turns true, then stops accepting
@@ -94,7 +119,7 @@ impl Server {
                         Ok(c) => c,
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
-                            tracing::warn!(server = %self.params.load().label, error = %e, "accept failed");
+                            tracing::warn!(server = %self.state.load().params.label, error = %e, "accept failed");
                             tokio::time::sleep(Duration::from_millis(50)).await;
                             continue;
                         }
@@ -115,12 +140,11 @@ impl Server {
                         );
                     let conn = graceful.watch(conn);
                     let gauge = Arc::clone(&self.connections);
-                    gauge.add(1);
                     tokio::spawn(async move {
+                        let _open = gauge.enter();
                         if let Err(e) = conn.await {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
-                        gauge.add(-1);
                     });
                 }
                 res = shutdown.changed() => {
@@ -135,7 +159,7 @@ impl Server {
             .await
             .is_err()
         {
-            tracing::warn!(server = %self.params.load().label, "grace period over; dropping remaining connections");
+            tracing::warn!(server = %self.state.load().params.label, "grace period over; dropping remaining connections");
         }
     }
 
@@ -145,29 +169,31 @@ impl Server {
         remote: SocketAddr,
     ) -> hyper::Response<Body> {
         let start = Instant::now();
-        let router = self.router.load_full();
-        let params = self.params.load_full();
-        let limit = self.limit.load_full();
-        let _permit = match &*limit {
+        let state = self.state.load_full();
+        let _permit = match &state.limit {
             None => None,
-            Some((sem, n)) => match Arc::clone(sem).try_acquire_owned() {
+            Some(limit) => match Arc::clone(&limit.permits).try_acquire_owned() {
                 Ok(p) => Some(p),
                 Err(_) => {
-                    let p = router.params();
-                    let resp = RouteError::Overloaded(*n)
-                        .to_response(p.max_headers_bytes, p.max_err_bytes, params.clear_context)
+                    let p = state.router.params();
+                    let resp = RouteError::Overloaded(limit.max)
+                        .to_response(
+                            p.max_headers_bytes,
+                            p.max_err_bytes,
+                            state.params.clear_context,
+                        )
                         .map(|b| http_body_util::Either::Right(http_body_util::Full::new(b)));
                     self.stats.record(resp.status().as_u16(), start.elapsed());
                     return resp;
                 }
             },
         };
-        self.stats.pending.add(1);
+        let pending = self.stats.pending.enter();
         // Boxed: the routing future is a few KiB, and hyper moves the
         // connection's service future several times per request; moving a
         // pointer is cheaper than copying the state machine each time.
-        let resp = Box::pin(router.route(req, &params, remote)).await;
-        self.stats.pending.add(-1);
+        let resp = Box::pin(state.router.route(req, &state.params, remote)).await;
+        drop(pending);
         self.stats.record(resp.status().as_u16(), start.elapsed());
         resp
     }

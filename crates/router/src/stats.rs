@@ -164,6 +164,27 @@ impl Gauge {
     pub fn get(&self) -> i64 {
         self.0.load(Relaxed)
     }
+
+    /// Counts one more in flight until the returned guard drops: however
+    /// the work ends (finished, failed, its future dropped by a timeout or
+    /// a client that went away), the count comes back down.
+    #[inline]
+    pub fn enter(&self) -> InFlight<'_> {
+        self.add(1);
+        InFlight(self)
+    }
+}
+
+/// One unit of a [`Gauge`], given back on drop.
+#[derive(Debug)]
+#[must_use = "the count goes back down when the guard drops"]
+pub struct InFlight<'a>(&'a Gauge);
+
+impl Drop for InFlight<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.0.add(-1);
+    }
 }
 
 /// Sub-buckets per power of two: values are kept to within 1/16 (~6 %).

@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
 use strait_dtab::{Bound, Dtab, Name, NameTree, Path, State};
 use strait_naming::inet::InetResolver;
 use strait_naming::{Activity, Addr, Endpoint, Interpreter, LookupTree, Namer, const_addr};
@@ -58,13 +57,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
         add_forwarded: false,
         local,
     };
-    let server = Server::new(
-        sp,
-        Arc::new(ArcSwap::from(router)),
-        &registry,
-        None,
-        12 * 1024,
-    );
+    let server = Server::new(sp, router, &registry, None, 12 * 1024);
     let (_tx, rx) = watch::channel(false);
     tokio::spawn(async move {
         let _keep = _tx;

@@ -313,9 +313,11 @@ impl Live {
                 if let Some(slot) = self.servers.remove(&want) {
                     // Same address: keep the listener (and its connections),
                     // hand it the new router and settings.
-                    slot.server.router().store(Arc::clone(router));
-                    slot.server
-                        .update(params(slot.server.local()), sc.max_concurrent_requests);
+                    slot.server.update(
+                        Arc::clone(router),
+                        params(slot.server.local()),
+                        sc.max_concurrent_requests,
+                    );
                     keep.insert(
                         want,
                         ServerSlot {
@@ -333,7 +335,7 @@ impl Live {
                 };
                 let server = Server::new(
                     params(local),
-                    Arc::new(ArcSwap::from(Arc::clone(router))),
+                    Arc::clone(router),
                     &self.registry,
                     sc.max_concurrent_requests,
                     head,
