@@ -16,8 +16,8 @@ use http::header::HOST;
 use http::{HeaderMap, HeaderValue, Request};
 use strait_balancer::{Balancer, FailureAccrual, LoadBalancer, Outcome, SystemClock};
 use strait_dtab::Path;
-use strait_router::headers;
 use strait_router::identify::Identifier;
+use strait_router::{headers, http1};
 
 fn request() -> Request<()> {
     let mut req = Request::get("/api/v1/users/42?expand=true")
@@ -137,7 +137,7 @@ fn header_rewrites(c: &mut Criterion) {
     g.bench_function("strip_hop_by_hop", |b| {
         b.iter_batched_ref(
             realistic_headers,
-            headers::strip_hop_by_hop,
+            http1::strip_hop_by_hop,
             BatchSize::SmallInput,
         )
     });
@@ -166,11 +166,11 @@ fn header_rewrites(c: &mut Criterion) {
         b.iter_batched_ref(
             realistic_headers,
             |h| {
-                headers::strip_hop_by_hop(h);
+                http1::strip_hop_by_hop(h);
                 let local_dtab = headers::take_local_dtab(h).unwrap();
                 headers::strip_l5d(h);
-                headers::append_via(h);
-                black_box(headers::via_depth(h));
+                http1::append_via(h);
+                black_box(http1::via_depth(h));
                 headers::add_forwarded(h, remote, local);
                 headers::set_l5d(
                     h,

@@ -34,6 +34,25 @@ pub fn remaining(deadline: u128) -> Duration {
     Duration::from_nanos(u64::try_from(left).unwrap_or(u64::MAX))
 }
 
+/// The total timeout of a request: `totalTimeoutMs` cut to what is left
+/// of its `l5d-ctx-deadline`, either alone when only one is set.
+pub fn total_timeout(policy: Option<Duration>, deadline: Option<u128>) -> Option<Duration> {
+    total_timeout_at(policy, deadline, now_ns())
+}
+
+fn total_timeout_at(
+    policy: Option<Duration>,
+    deadline: Option<u128>,
+    now: u128,
+) -> Option<Duration> {
+    let left = deadline
+        .map(|d| Duration::from_nanos(u64::try_from(d.saturating_sub(now)).unwrap_or(u64::MAX)));
+    match (policy, left) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Replaces the header with the strictest of `deadline` and the end of
 /// `timeout` from now.
 pub fn write(h: &mut HeaderMap, deadline: Option<u128>, timeout: Option<Duration>) {
@@ -52,6 +71,23 @@ pub fn write(h: &mut HeaderMap, deadline: Option<u128>, timeout: Option<Duration
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_total_timeout_is_the_policy_cut_to_the_deadline() {
+        let s = Duration::from_secs;
+        let now = 1_000 * 1_000_000_000u128;
+        let in_2s = Some(now + s(2).as_nanos());
+        assert_eq!(total_timeout_at(None, None, now), None);
+        assert_eq!(total_timeout_at(Some(s(5)), None, now), Some(s(5)));
+        assert_eq!(total_timeout_at(None, in_2s, now), Some(s(2)));
+        assert_eq!(total_timeout_at(Some(s(5)), in_2s, now), Some(s(2)));
+        assert_eq!(total_timeout_at(Some(s(1)), in_2s, now), Some(s(1)));
+        // A deadline already past leaves no time at all.
+        assert_eq!(
+            total_timeout_at(Some(s(5)), Some(now - 1), now),
+            Some(Duration::ZERO)
+        );
+    }
 
     #[test]
     fn strictest_deadline_wins() {

@@ -1,21 +1,14 @@
-//! Header rewriting: proxy-form URIs, hop-by-hop headers, `Via`, Linkerd's
-//! `l5d-*` context headers, `Forwarded`.
+//! Linkerd's context headers (`l5d-*`), `Forwarded`, and the `Host`
+//! rewriting of `setHost`: what any protocol's router writes. HTTP/1's
+//! own framing rules (hop-by-hop headers, `Via`, absolute-form) are in
+//! [`crate::http1`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::header::{
-    CONNECTION, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION,
-    TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
-};
-use http::{Request, Uri};
+use http::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use strait_dtab::{Dtab, Path};
 
-/// What the router appends to `Via` in both directions.
-pub const VIA_VALUE: &str = "1.1 strait";
-
-const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
-const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 const L5D_DTAB: HeaderName = HeaderName::from_static("l5d-dtab");
 const L5D_CTX_DTAB: HeaderName = HeaderName::from_static("l5d-ctx-dtab");
 const L5D_DST_SERVICE: HeaderName = HeaderName::from_static("l5d-dst-service");
@@ -23,78 +16,6 @@ const L5D_DST_CLIENT: HeaderName = HeaderName::from_static("l5d-dst-client");
 const L5D_DST_RESIDUAL: HeaderName = HeaderName::from_static("l5d-dst-residual");
 const L5D_REQID: HeaderName = HeaderName::from_static("l5d-reqid");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
-
-/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every
-/// header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
-/// `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
-/// `Proxy-Authorization`.
-pub fn strip_hop_by_hop(h: &mut HeaderMap) {
-    // One pass of cheap name comparisons finds the few present (usually
-    // none, or `Connection: keep-alive` alone); only those are removed.
-    let mut found = [false; HOP_BY_HOP_COUNT];
-    let mut any = false;
-    for k in h.keys() {
-        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
-            found[i] = true;
-            any = true;
-        }
-    }
-    if !any {
-        return;
-    }
-    if found[0] {
-        let named: Vec<HeaderName> = h
-            .get_all(CONNECTION)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
-            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
-            .collect();
-        for n in named {
-            h.remove(n);
-        }
-    }
-    for (n, present) in HOP_BY_HOP.iter().zip(found) {
-        if present {
-            h.remove(n);
-        }
-    }
-}
-
-/// `Connection` first: [`strip_hop_by_hop`] reads it before removing it.
-const HOP_BY_HOP_COUNT: usize = 9;
-
-const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
-    CONNECTION,
-    KEEP_ALIVE,
-    PROXY_CONNECTION,
-    TE,
-    TRAILER,
-    TRANSFER_ENCODING,
-    UPGRADE,
-    PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION,
-];
-
-/// Appends `1.1 strait` to `Via`.
-pub fn append_via(h: &mut HeaderMap) {
-    h.append(VIA, HeaderValue::from_static(VIA_VALUE));
-}
-
-/// The number of proxies the request has been through, from `Via`.
-pub fn via_depth(h: &HeaderMap) -> usize {
-    h.get_all(VIA)
-        .iter()
-        .map(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .filter(|s| !s.trim_ascii().is_empty())
-                .count()
-        })
-        .sum()
-}
 
 /// Removes every `l5d-*` header (`clearContext`).
 pub fn strip_l5d(h: &mut HeaderMap) {
@@ -105,26 +26,6 @@ pub fn strip_l5d(h: &mut HeaderMap) {
         .collect();
     for n in names {
         h.remove(n);
-    }
-}
-
-/// `GET http://hello/x` (what `http_proxy` clients send): `Host` from the
-/// URI's authority, the URI cut to path and query.
-pub fn absolute_to_origin_form<B>(req: &mut Request<B>) {
-    let uri = req.uri();
-    let (Some(auth), Some(_)) = (uri.authority(), uri.scheme()) else {
-        return;
-    };
-    let host = HeaderValue::from_str(auth.as_str());
-    let origin = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .parse::<Uri>();
-    if let Ok(host) = host {
-        req.headers_mut().insert(HOST, host);
-    }
-    if let Ok(u) = origin {
-        *req.uri_mut() = u;
     }
 }
 
@@ -246,19 +147,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
-        let mut h = HeaderMap::new();
-        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
-        h.insert("x-secret", HeaderValue::from_static("1"));
-        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
-        h.insert(TE, HeaderValue::from_static("trailers"));
-        h.insert("x-keep", HeaderValue::from_static("1"));
-        strip_hop_by_hop(&mut h);
-        assert_eq!(h.len(), 1, "only end-to-end headers stay: {h:?}");
-        assert!(h.contains_key("x-keep"));
-    }
-
-    #[test]
     fn redirects_point_back_at_the_original_host() {
         let mut h = HeaderMap::new();
         h.insert(
@@ -286,14 +174,6 @@ mod tests {
     }
 
     #[test]
-    fn via_depth_counts_comma_separated_entries() {
-        let mut h = HeaderMap::new();
-        h.append(VIA, HeaderValue::from_static("1.1 a, 1.1 b"));
-        h.append(VIA, HeaderValue::from_static("1.1 c"));
-        assert_eq!(via_depth(&h), 3);
-    }
-
-    #[test]
     fn local_dtab_puts_user_entries_after_context_entries() {
         let mut h = HeaderMap::new();
         h.insert("l5d-dtab", HeaderValue::from_static("/svc=>/user"));
@@ -309,13 +189,5 @@ mod tests {
                 .unwrap_err()
                 .contains("expected but")
         );
-    }
-
-    #[test]
-    fn absolute_form_moves_the_authority_into_host() {
-        let mut r = Request::get("http://hello:8080/x?y=1").body(()).unwrap();
-        absolute_to_origin_form(&mut r);
-        assert_eq!(r.uri().to_string(), "/x?y=1");
-        assert_eq!(r.headers()[HOST], "hello:8080");
     }
 }

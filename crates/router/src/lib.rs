@@ -1,24 +1,40 @@
 //! The HTTP path of a Strait router.
 //!
-//! This crate owns what happens to a request between accepting it and
-//! answering it: identification ([`identify`]), binding through the
-//! interpreter of `strait-naming` (logical name `/svc/hello` -> concrete
-//! name `/#/io.l5d.fs/hello`), the client of each concrete name and its
-//! endpoint selection ([`client`]) and connections ([`pool`]), forwarding
-//! with header rewriting ([`headers`]), the single error-to-response map
-//! ([`error`]) and the metrics of servers, services and clients
-//! ([`stats`]).
+//! A request walks it in this order:
 //!
-//! It knows nothing of YAML: the daemon turns `linkerd.yaml` into
-//! [`RouterParams`] and [`ServerParams`]. A [`Router`] is immutable; the
-//! daemon swaps a whole new one in on reload.
+//! 1. [`server`]: accept, serve HTTP/1.1, apply `maxConcurrentRequests`,
+//!    read the server's one snapshot (router, settings, limit);
+//! 2. [`Router`]: clear or read the `l5d-*` context ([`headers`]), name the
+//!    request ([`identify`]);
+//! 3. `binding` (logical -> concrete): bind the name through the dtab and
+//!    the interpreter of `strait-naming`, pick a concrete name, and get its
+//!    [`client`] and the name's [`service`], from a cache;
+//! 4. [`attempt`] (concrete -> endpoint): pick an endpoint from the
+//!    client's balancer, send, classify ([`retry`]), and decide: return,
+//!    requeue, retry or fail; protocol-neutral;
+//! 5. [`http1`]: HTTP/1's own rules (hop-by-hop headers, `Via`,
+//!    absolute-form, a body kept for a second attempt) and its connection
+//!    [`pool`];
+//! 6. [`error`]: every failure on the way as one response.
+//!
+//! Metrics of servers, services and clients are in [`stats`]; the gauges
+//! of requests in flight are guards, so a request cut short (a client gone,
+//! a timeout) is never counted as in flight forever.
+//!
+//! It knows nothing of YAML: the daemon lowers `linkerd.yaml` into
+//! [`RouterParams`] and [`ServerParams`]. A router's settings never change:
+//! a reload builds a new [`Router`], which takes over the old one's clients
+//! and services where their policies are unchanged.
 
 pub mod accesslog;
+pub mod attempt;
+mod binding;
 pub mod body;
 pub mod client;
 pub mod deadline;
 pub mod error;
 pub mod headers;
+pub mod http1;
 pub mod identify;
 pub mod policy;
 pub mod pool;

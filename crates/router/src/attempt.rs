@@ -1,0 +1,320 @@
+//! Concrete name -> endpoint: the attempt loop.
+//!
+//! One request, once routed to a client, becomes one or more attempts: pick
+//! an endpoint from the client's balancer, send, classify what came back,
+//! and [`decide`] what comes next. Two kinds of second attempt exist, as in
+//! Linkerd 1 (see [`crate::retry`]): a *requeue* of a request that never
+//! left the router, and a *retry* of one the classifier calls a retryable
+//! failure.
+//!
+//! Nothing here knows HTTP/1 framing: the protocol is an [`Exchange`]
+//! (send one attempt to an address, classify its response), so an h2
+//! router can use the same loop, balancers, budgets and timeouts.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use strait_balancer::{Lease, Outcome};
+
+use crate::client::Client;
+use crate::retry::{Backoff, ResponseClass};
+use crate::service::Service;
+
+/// Requeues of one request at most (Finagle's `RequeueFilter` cap), besides
+/// the budget.
+pub(crate) const MAX_REQUEUES: u32 = 25;
+
+/// How one attempt failed to get a response.
+#[derive(Debug)]
+pub enum SendFailure {
+    /// Nothing reached the endpoint: no connection could be made, or the
+    /// one made closed before the request was written.
+    NotSent,
+    /// The request was, or may have been, written; what went wrong.
+    Lost(String),
+}
+
+/// One protocol's way to send an attempt and read what came back.
+pub trait Exchange {
+    /// A response, with whatever the protocol needs to finish it.
+    type Response;
+
+    /// Whether the request can be sent more than once (its body was kept).
+    fn replayable(&self) -> bool;
+
+    /// Sends one attempt to `addr`.
+    fn send(
+        &mut self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<Self::Response, SendFailure>> + Send;
+
+    /// The response's status code and class.
+    fn classify(&self, resp: &Self::Response) -> (u16, ResponseClass);
+
+    /// The class of a failure after the request may have been written (a
+    /// reset, an attempt timeout).
+    fn classify_error(&self) -> ResponseClass;
+}
+
+/// What one attempt came to, as the decision sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Attempted {
+    /// A response, classified.
+    Responded(ResponseClass),
+    /// Nothing reached the endpoint.
+    NotSent,
+    /// No response after the request may have been written (reset,
+    /// `requestAttemptTimeoutMs`), classified as an error.
+    Lost(ResponseClass),
+}
+
+/// What to do after an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Give the response to the caller.
+    Return,
+    /// Send the unsent request to another endpoint, now.
+    Requeue,
+    /// Send the request again, to another endpoint, after this pause.
+    Retry(Duration),
+    /// Give up: report this attempt's failure to the caller.
+    Fail,
+}
+
+/// The two budgets a second attempt draws on. Each call withdraws (and
+/// counts the withdrawal or the refusal) when it says yes.
+pub trait Budgets {
+    /// One retry from the service's `retries.budget`.
+    fn retry(&mut self) -> bool;
+    /// One requeue from the client's `requeueBudget`.
+    fn requeue(&mut self) -> bool;
+}
+
+/// A request's attempts so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tries {
+    /// Retries made.
+    pub retries: u32,
+    /// Requeues made.
+    pub requeues: u32,
+    /// The last retry pause (the backoff's input for the next).
+    pub pause: Duration,
+}
+
+/// Decides what follows an attempt. Budgets are asked only when the rest
+/// of the rule allows a second attempt, so a refusal is counted only where
+/// a budget really was the reason.
+///
+/// * a success, or a failed response that may not be retried, is returned;
+/// * an unsent request is requeued when its body was kept, within
+///   [`MAX_REQUEUES`] and the requeue budget; else it fails;
+/// * a retryable failure (response or lost request) is retried after the
+///   backoff's pause, within the retry budget; else the failed response is
+///   returned, or the lost request fails.
+pub fn decide(
+    attempt: Attempted,
+    replayable: bool,
+    tries: &mut Tries,
+    backoff: &Backoff,
+    budgets: &mut impl Budgets,
+) -> Decision {
+    let retry = |tries: &mut Tries| {
+        tries.retries += 1;
+        tries.pause = backoff.next(tries.pause);
+        Decision::Retry(tries.pause)
+    };
+    match attempt {
+        Attempted::Responded(ResponseClass::Success) => Decision::Return,
+        Attempted::Responded(ResponseClass::Failure { retryable }) => {
+            if retryable && budgets.retry() {
+                retry(tries)
+            } else {
+                Decision::Return
+            }
+        }
+        Attempted::NotSent => {
+            if replayable && tries.requeues < MAX_REQUEUES && budgets.requeue() {
+                tries.requeues += 1;
+                Decision::Requeue
+            } else {
+                Decision::Fail
+            }
+        }
+        Attempted::Lost(class) => {
+            if matches!(class, ResponseClass::Failure { retryable: true }) && budgets.retry() {
+                retry(tries)
+            } else {
+                Decision::Fail
+            }
+        }
+    }
+}
+
+/// A request's response, from the attempt that returned it.
+pub struct Answered<R> {
+    /// The response.
+    pub response: R,
+    /// The endpoint's lease: finish it when the response body ends.
+    pub lease: Lease,
+    /// What the classifier made of it, for the lease.
+    pub outcome: Outcome,
+}
+
+/// Why the last attempt got no response the caller can have.
+#[derive(Debug)]
+pub enum AttemptError {
+    /// The balancer had no endpoint to pick.
+    NoEndpoints,
+    /// No connection could be made to `0`, and no requeue was allowed.
+    ConnectFailed(SocketAddr),
+    /// The request to `addr` failed after it may have been written.
+    Lost {
+        /// The endpoint.
+        addr: SocketAddr,
+        /// What went wrong.
+        message: String,
+    },
+    /// `requestAttemptTimeoutMs` passed on the last attempt.
+    TimedOut(Duration),
+}
+
+/// The budgets of a client and a service, counting into their stats.
+struct Live<'a> {
+    client: &'a Client,
+    service: &'a Service,
+}
+
+impl Budgets for Live<'_> {
+    fn retry(&mut self) -> bool {
+        let svc = self.service;
+        if svc.budget.try_withdraw() {
+            svc.retries.incr();
+            true
+        } else {
+            svc.budget_exhausted.incr();
+            false
+        }
+    }
+
+    fn requeue(&mut self) -> bool {
+        let c = self.client;
+        if c.requeue_budget.try_withdraw() {
+            c.stats.requeues.incr();
+            true
+        } else {
+            c.stats.requeue_budget_exhausted.incr();
+            false
+        }
+    }
+}
+
+/// Sends `ex`'s request to `client`'s endpoints until an attempt answers
+/// or [`decide`] gives up. A second attempt avoids the endpoint of the one
+/// before.
+pub async fn run<E: Exchange>(
+    ex: &mut E,
+    client: &Client,
+    svc: &Service,
+) -> Result<Answered<E::Response>, AttemptError> {
+    svc.budget.deposit();
+    client.requeue_budget.deposit();
+    let replayable = ex.replayable();
+    let mut budgets = Live {
+        client,
+        service: svc,
+    };
+    let mut tries = Tries::default();
+    let mut avoid = None;
+    loop {
+        let lease = client
+            .balancer
+            .pick(avoid)
+            .ok_or(AttemptError::NoEndpoints)?;
+        let addr = lease.addr();
+        avoid = Some(addr);
+        let (attempted, result) = attempt(ex, client, addr).await;
+        let backoff = &svc.policy.backoff;
+        match decide(attempted, replayable, &mut tries, backoff, &mut budgets) {
+            Decision::Requeue => lease.finish(Outcome::Failure),
+            Decision::Retry(pause) => {
+                lease.finish(Outcome::Failure);
+                tokio::time::sleep(pause).await;
+            }
+            Decision::Return | Decision::Fail => {
+                return match result {
+                    Ok(response) => {
+                        let retries = Duration::from_millis(u64::from(tries.retries));
+                        svc.per_request.record(retries);
+                        let outcome = match attempted {
+                            Attempted::Responded(ResponseClass::Success) => Outcome::Success,
+                            _ => Outcome::Failure,
+                        };
+                        Ok(Answered {
+                            response,
+                            lease,
+                            outcome,
+                        })
+                    }
+                    Err(e) => {
+                        lease.finish(Outcome::Failure);
+                        Err(e)
+                    }
+                };
+            }
+        }
+    }
+}
+
+/// One attempt to `addr`, within `requestAttemptTimeoutMs`, counted in the
+/// client's stats: what it came to, and the response or the error to give
+/// if it is the last.
+async fn attempt<E: Exchange>(
+    ex: &mut E,
+    client: &Client,
+    addr: SocketAddr,
+) -> (Attempted, Result<E::Response, AttemptError>) {
+    let stats = &client.stats;
+    let pending = stats.pending.enter();
+    let start = Instant::now();
+    let sent = ex.send(addr);
+    let res = match client.policy.attempt_timeout {
+        None => Ok(sent.await),
+        Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
+    };
+    drop(pending);
+    stats.requests.incr();
+    let failed = |attempted, e| {
+        stats.failures.incr();
+        (attempted, Err(e))
+    };
+    match res {
+        Ok(Ok(response)) => {
+            let (code, class) = ex.classify(&response);
+            stats.status(code);
+            stats.latency.record(start.elapsed());
+            if class.is_success() {
+                stats.success.incr();
+            } else {
+                stats.failures.incr();
+            }
+            (Attempted::Responded(class), Ok(response))
+        }
+        Ok(Err(SendFailure::NotSent)) => {
+            stats.connect_failures.incr();
+            failed(Attempted::NotSent, AttemptError::ConnectFailed(addr))
+        }
+        Ok(Err(SendFailure::Lost(message))) => failed(
+            Attempted::Lost(ex.classify_error()),
+            AttemptError::Lost { addr, message },
+        ),
+        Err(t) => failed(
+            Attempted::Lost(ex.classify_error()),
+            AttemptError::TimedOut(t),
+        ),
+    }
+}
+
+#[cfg(test)]
+#[path = "attempt_tests.rs"]
+mod tests;

@@ -1,0 +1,359 @@
+//! Logical name -> concrete name: the binding cache.
+//!
+//! A request's logical name (`/svc/hello`) binds through the dtab (the
+//! router's, then the request's `l5d-dtab`) to a tree of concrete names
+//! (`/#/io.l5d.fs/hello`). The cache owns the three things that outlive a
+//! request: bindings (per logical name and local dtab), clients (per
+//! concrete name, shared by every binding that reaches it) and services
+//! (per logical name: policy, retry budget, stats). [`BindingCache::route`]
+//! answers one [`Route`]: the service, the client the request goes to, and
+//! the residual path.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use http::HeaderValue;
+use strait_dtab::{Dtab, NameTree, Path, State};
+use strait_naming::{Binding, BoundName, Interpreter};
+
+use crate::client::Client;
+use crate::policy::Policies;
+use crate::service::Service;
+use crate::stats::{Counter, Registry, Scope};
+
+mod upkeep;
+
+/// Where a request goes.
+pub(crate) struct Route {
+    /// The logical name's service.
+    pub service: Arc<Service>,
+    /// The concrete name's client, picked from the bound tree.
+    pub client: Arc<Client>,
+    /// What is left of the logical name after the concrete name.
+    pub residual: Path,
+}
+
+/// Why a logical name has no route.
+#[derive(Debug)]
+pub(crate) enum BindError {
+    /// It bound to nothing (`Neg`, `Empty`, an all-negative union).
+    NoRoute,
+    /// The namer failed.
+    Failed(String),
+    /// It was still pending after `bindingTimeoutMs`.
+    Timeout(Duration),
+}
+
+/// The sizes and policies of a cache, from the router's settings.
+pub(crate) struct CacheParams {
+    /// `rt/<label>`.
+    pub label: Arc<str>,
+    /// The router's dtab.
+    pub dtab: Dtab,
+    /// `bindingTimeoutMs`.
+    pub binding_timeout: Duration,
+    /// Most bindings kept.
+    pub path_capacity: usize,
+    /// Most clients kept.
+    pub client_capacity: usize,
+    /// Idle bindings, services and clients expire after this.
+    pub idle_ttl: Duration,
+    /// `client` and `service` policies.
+    pub policies: Policies,
+}
+
+/// Bindings, clients and services of one router.
+pub(crate) struct BindingCache {
+    params: CacheParams,
+    interp: Interpreter,
+    registry: Registry,
+    bindings: Mutex<HashMap<BindKey, Arc<BindEntry>>>,
+    clients: Mutex<HashMap<Path, Arc<Client>>>,
+    services: Mutex<HashMap<Path, Arc<Service>>>,
+    epoch: Instant,
+    stats: CacheStats,
+}
+
+/// `rt/<router>/bindcache/{path,client}/{misses,evicts}`, as Finagle's
+/// `ServiceFactoryCache` reports them.
+struct CacheStats {
+    path_misses: Arc<Counter>,
+    path_evicts: Arc<Counter>,
+    client_misses: Arc<Counter>,
+    client_evicts: Arc<Counter>,
+}
+
+impl CacheStats {
+    fn new(registry: &Registry, router: &str) -> CacheStats {
+        let scope = |layer: &str| Scope::Root(format!("rt/{router}/bindcache/{layer}").into());
+        let (path, client) = (scope("path"), scope("client"));
+        CacheStats {
+            path_misses: registry.counter(&path, "misses"),
+            path_evicts: registry.counter(&path, "evicts"),
+            client_misses: registry.counter(&client, "misses"),
+            client_evicts: registry.counter(&client, "evicts"),
+        }
+    }
+}
+
+/// A binding is per logical name and per local dtab (its header text).
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct BindKey {
+    local: Option<Arc<str>>,
+    dst: Path,
+}
+
+struct BindEntry {
+    binding: Binding,
+    clients: Vec<Arc<Client>>,
+    /// Only for a name that binds to some client: a flood of Host values
+    /// naming nothing must not make a service (and its metrics) each.
+    service: Option<Arc<Service>>,
+    last_used: AtomicU64,
+}
+
+impl BindingCache {
+    pub(crate) fn new(params: CacheParams, interp: Interpreter, registry: Registry) -> Self {
+        BindingCache {
+            stats: CacheStats::new(&registry, &params.label),
+            params,
+            interp,
+            registry,
+            bindings: Mutex::default(),
+            clients: Mutex::default(),
+            services: Mutex::default(),
+            epoch: Instant::now(),
+        }
+    }
+
+    pub(crate) fn interpreter(&self) -> &Interpreter {
+        &self.interp
+    }
+
+    /// The route of `dst` under the request's local dtab: its binding (from
+    /// the cache while fresh), then one bound name picked from the tree.
+    pub(crate) async fn route(
+        &self,
+        dst: &Path,
+        local: Option<&(Arc<str>, Dtab)>,
+    ) -> Result<Route, BindError> {
+        let entry = self.bind(dst, local).await?;
+        let tree = match &entry.binding.state {
+            State::Ok(t) => t,
+            State::Failed(m) => return Err(BindError::Failed(m.clone())),
+            State::Pending => return Err(BindError::NoRoute),
+        };
+        let (Some(service), Some(bound)) = (&entry.service, choose(tree)) else {
+            return Err(BindError::NoRoute);
+        };
+        let client = entry
+            .clients
+            .iter()
+            .find(|c| c.id == bound.id)
+            .ok_or(BindError::NoRoute)?;
+        client.touch();
+        Ok(Route {
+            service: Arc::clone(service),
+            client: Arc::clone(client),
+            residual: bound.residual.clone(),
+        })
+    }
+
+    /// The binding of `dst`: from the cache while it is fresh, else bound
+    /// again, waiting up to `bindingTimeoutMs` while it is pending.
+    async fn bind(
+        &self,
+        dst: &Path,
+        local: Option<&(Arc<str>, Dtab)>,
+    ) -> Result<Arc<BindEntry>, BindError> {
+        let key = BindKey {
+            local: local.map(|(s, _)| Arc::clone(s)),
+            dst: dst.clone(),
+        };
+        let now = self.now_ms();
+        if let Some(e) = lock(&self.bindings)
+            .get(&key)
+            .filter(|e| !e.binding.is_stale() && !matches!(e.binding.state, State::Pending))
+        {
+            e.last_used.store(now, Relaxed);
+            return Ok(Arc::clone(e));
+        }
+        let dtab = match local {
+            Some((_, l)) => self.params.dtab.concat(l),
+            None => self.params.dtab.clone(),
+        };
+        let deadline = tokio::time::Instant::now() + self.params.binding_timeout;
+        let mut binding = self.interp.bind(&dtab, dst, strait_dtab::DEFAULT_MAX_DEPTH);
+        while matches!(binding.state, State::Pending) {
+            let mut waiting = binding.clone();
+            if tokio::time::timeout_at(deadline, waiting.changed())
+                .await
+                .is_err()
+            {
+                return Err(BindError::Timeout(self.params.binding_timeout));
+            }
+            binding = self.interp.bind(&dtab, dst, strait_dtab::DEFAULT_MAX_DEPTH);
+        }
+        self.stats.path_misses.incr();
+        let entry = self.entry(binding, dst, now);
+        self.insert(key, Arc::clone(&entry));
+        Ok(entry)
+    }
+
+    /// A cache entry for `binding`: the clients of its bound names (made
+    /// when missing) and, when there is one, its service.
+    fn entry(&self, binding: Binding, dst: &Path, now: u64) -> Arc<BindEntry> {
+        let mut clients = Vec::new();
+        let mut evicted = Vec::new();
+        if let State::Ok(tree) = &binding.state {
+            tree.for_each_leaf(&mut |b: &BoundName| {
+                if !clients.iter().any(|c: &Arc<Client>| c.id == b.id) {
+                    let (c, out) = self.client(b, &clients);
+                    clients.push(c);
+                    evicted.extend(out);
+                }
+            });
+        }
+        if !evicted.is_empty() {
+            self.unbind_clients(&evicted);
+        }
+        let service = (!clients.is_empty()).then(|| self.service(dst));
+        Arc::new(BindEntry {
+            binding,
+            clients,
+            service,
+            last_used: AtomicU64::new(now),
+        })
+    }
+
+    /// Caches `entry`, evicting the least recently used binding when the
+    /// cache is full.
+    fn insert(&self, key: BindKey, entry: Arc<BindEntry>) {
+        let mut map = lock(&self.bindings);
+        let mut evicted = None;
+        if map.len() >= self.params.path_capacity && !map.contains_key(&key) {
+            if let Some(k) = map
+                .iter()
+                .min_by_key(|(_, v)| v.last_used.load(Relaxed))
+                .map(|(k, _)| k.clone())
+            {
+                evicted = map.remove(&k).map(|e| (k.dst, e));
+                self.stats.path_evicts.incr();
+            }
+        }
+        map.insert(key, entry);
+        drop(map);
+        if let Some((dst, e)) = evicted {
+            drop(e);
+            self.forget_service(&dst);
+        }
+    }
+
+    /// The client of `b`'s concrete id, made if there is none. Making one
+    /// when `bindingCache.clients` are cached already evicts the least
+    /// recently used, preferring one no binding holds, never one of
+    /// `needed` (the other clients of the binding being made): their ids
+    /// are returned so the bindings holding them can be dropped.
+    fn client(&self, b: &BoundName, needed: &[Arc<Client>]) -> (Arc<Client>, Vec<Path>) {
+        let mut clients = lock(&self.clients);
+        if let Some(c) = clients.get(&b.id) {
+            c.touch();
+            return (Arc::clone(c), Vec::new());
+        }
+        self.stats.client_misses.incr();
+        let mut evicted = Vec::new();
+        while clients.len() >= self.params.client_capacity.max(1) {
+            let victim = clients
+                .iter()
+                .filter(|(id, _)| !needed.iter().any(|n| &n.id == *id))
+                .max_by_key(|(_, c)| (Arc::strong_count(c) == 1, c.idle_for()))
+                .map(|(id, _)| id.clone());
+            // A binding needing more clients than the cache holds keeps
+            // them all until its next rebinding.
+            let Some(id) = victim else { break };
+            clients.remove(&id);
+            self.stats.client_evicts.incr();
+            evicted.push(id);
+        }
+        let host = self
+            .interp
+            .authority(&b.id)
+            .and_then(|h| HeaderValue::from_str(&h).ok());
+        let c = Client::new(
+            b.id.clone(),
+            b.addr.clone(),
+            self.params.policies.client_for(&b.id),
+            host,
+            &self.registry,
+            &self.params.label,
+        );
+        c.touch();
+        clients.insert(b.id.clone(), Arc::clone(&c));
+        drop(clients);
+        for id in &evicted {
+            self.registry.remove_scope(&self.client_scope(id));
+        }
+        (c, evicted)
+    }
+
+    fn service(&self, dst: &Path) -> Arc<Service> {
+        let mut services = lock(&self.services);
+        Arc::clone(services.entry(dst.clone()).or_insert_with(|| {
+            Service::new(
+                &self.registry,
+                &self.service_scope(dst),
+                dst,
+                self.params.policies.service_for(dst),
+            )
+        }))
+    }
+
+    fn service_scope(&self, name: &Path) -> Scope {
+        Scope::Service {
+            router: Arc::clone(&self.params.label),
+            name: name.show().into(),
+        }
+    }
+
+    fn client_scope(&self, id: &Path) -> Scope {
+        Scope::Client {
+            router: Arc::clone(&self.params.label),
+            id: id.show().into(),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Picks the bound name a request goes to: a union by weight, a leaf as
+/// is; `None` for `Neg`, `Fail` and `Empty`.
+fn choose(tree: &NameTree<BoundName>) -> Option<&BoundName> {
+    match tree {
+        NameTree::Leaf(b) => Some(b),
+        NameTree::Union(ws) => {
+            let total: f64 = ws.iter().map(|w| w.weight.max(0.0)).sum();
+            if total <= 0.0 {
+                return ws.iter().find_map(|w| choose(&w.tree));
+            }
+            let mut x = fastrand::f64() * total;
+            for w in ws {
+                let wt = w.weight.max(0.0);
+                if x < wt {
+                    return choose(&w.tree).or_else(|| ws.iter().find_map(|w| choose(&w.tree)));
+                }
+                x -= wt;
+            }
+            ws.iter().rev().find_map(|w| choose(&w.tree))
+        }
+        NameTree::Alt(ts) => ts.iter().find_map(choose),
+        NameTree::Neg | NameTree::Fail | NameTree::Empty => None,
+    }
+}

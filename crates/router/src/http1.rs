@@ -1,0 +1,382 @@
+//! HTTP/1.1's own rules, and the HTTP/1 [`Exchange`] of the attempt loop.
+//!
+//! What only HTTP/1 framing needs lives here: hop-by-hop headers
+//! (`Connection` and what it names), `Via` and its loop guard, proxy-form
+//! (absolute) request URIs, origin-form URIs on the way out, the request
+//! body kept for a second attempt, and a pooled connection given back when
+//! its response body ends. The router's protocol-neutral steps (identify,
+//! bind, attempt loop) never see them.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{
+    CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION, REFERER, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, USER_AGENT, VIA,
+};
+use http::request::Parts;
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Either, Full};
+use hyper::body::Incoming;
+use strait_balancer::Outcome;
+
+use crate::attempt::{Answered, Exchange, SendFailure};
+use crate::binding::Route;
+use crate::body::Observed;
+use crate::client::{Client, ReqBody};
+use crate::error::RouteError;
+use crate::pool::{Conn, SendError};
+use crate::retry::{Classifier, ResponseClass};
+use crate::router::{Body, Forwarding};
+use crate::{deadline, headers};
+
+/// Request bodies up to this size (with a `Content-Length`) are kept so the
+/// request can be requeued or retried; larger or chunked bodies stream
+/// through once and are never sent twice.
+pub(crate) const REPLAY_LIMIT: u64 = 64 * 1024;
+
+/// What the router appends to `Via` in both directions.
+pub const VIA_VALUE: &str = "1.1 strait";
+
+const KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+const PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+/// Removes the hop-by-hop headers (RFC 9110 §7.6.1): `Connection` and every
+/// header it names, `Keep-Alive`, `Proxy-Connection`, `TE`, `Trailer`,
+/// `Transfer-Encoding`, `Upgrade`, `Proxy-Authenticate`,
+/// `Proxy-Authorization`.
+pub fn strip_hop_by_hop(h: &mut HeaderMap) {
+    // One pass of cheap name comparisons finds the few present (usually
+    // none, or `Connection: keep-alive` alone); only those are removed.
+    let mut found = [false; HOP_BY_HOP_COUNT];
+    let mut any = false;
+    for k in h.keys() {
+        if let Some(i) = HOP_BY_HOP.iter().position(|n| n == k) {
+            found[i] = true;
+            any = true;
+        }
+    }
+    if !any {
+        return;
+    }
+    if found[0] {
+        let named: Vec<HeaderName> = h
+            .get_all(CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
+            .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+            .collect();
+        for n in named {
+            h.remove(n);
+        }
+    }
+    for (n, present) in HOP_BY_HOP.iter().zip(found) {
+        if present {
+            h.remove(n);
+        }
+    }
+}
+
+/// `Connection` first: [`strip_hop_by_hop`] reads it before removing it.
+const HOP_BY_HOP_COUNT: usize = 9;
+
+const HOP_BY_HOP: [HeaderName; HOP_BY_HOP_COUNT] = [
+    CONNECTION,
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    TE,
+    TRAILER,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    PROXY_AUTHENTICATE,
+    PROXY_AUTHORIZATION,
+];
+
+/// Appends `1.1 strait` to `Via`.
+pub fn append_via(h: &mut HeaderMap) {
+    h.append(VIA, HeaderValue::from_static(VIA_VALUE));
+}
+
+/// The number of proxies the request has been through, from `Via`.
+pub fn via_depth(h: &HeaderMap) -> usize {
+    h.get_all(VIA)
+        .iter()
+        .map(|v| {
+            v.as_bytes()
+                .split(|&b| b == b',')
+                .filter(|s| !s.trim_ascii().is_empty())
+                .count()
+        })
+        .sum()
+}
+
+/// `GET http://hello/x` (what `http_proxy` clients send): `Host` from the
+/// URI's authority, the URI cut to path and query.
+pub fn absolute_to_origin_form<B>(req: &mut Request<B>) {
+    let uri = req.uri();
+    let (Some(auth), Some(_)) = (uri.authority(), uri.scheme()) else {
+        return;
+    };
+    let host = HeaderValue::from_str(auth.as_str());
+    let origin = uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .parse::<Uri>();
+    if let Ok(host) = host {
+        req.headers_mut().insert(HOST, host);
+    }
+    if let Ok(u) = origin {
+        *req.uri_mut() = u;
+    }
+}
+
+/// One request on its way to a client's endpoints over HTTP/1.1: its
+/// headers rewritten once, its body kept when small enough to send again.
+pub(crate) struct Http1<'a> {
+    client: &'a Arc<Client>,
+    classifier: Classifier,
+    parts: Parts,
+    /// Origin-form: each connection is to the endpoint itself.
+    pq: PathAndQuery,
+    body: BodyState,
+    /// `setHost`: the `Host` the backend sees, and the caller's.
+    rewritten: Option<(HeaderValue, HeaderValue)>,
+}
+
+impl<'a> Http1<'a> {
+    /// Rewrites `req`'s headers for `route` (hop-by-hop headers off, `Via`,
+    /// `Forwarded`, `setHost`, `l5d-*`, the deadline) and keeps its body
+    /// when it can be sent again.
+    pub(crate) async fn new(
+        req: Request<Incoming>,
+        route: &'a Route,
+        fwd: &Forwarding<'_>,
+    ) -> Result<Http1<'a>, RouteError> {
+        let client = &route.client;
+        let (mut parts, body) = req.into_parts();
+        let h = &mut parts.headers;
+        strip_hop_by_hop(h);
+        append_via(h);
+        if fwd.server.add_forwarded {
+            headers::add_forwarded(h, fwd.remote, fwd.server.local);
+        }
+        if h.get(HOST).is_none() {
+            h.insert(HOST, HeaderValue::from_static(""));
+        }
+        // setHost: the backend sees the namer's host; redirects it sends
+        // back are pointed at the caller's.
+        let rewritten = client
+            .host
+            .as_ref()
+            .and_then(|new| Some((new.clone(), h.insert(HOST, new.clone())?)));
+        headers::set_l5d(
+            h,
+            route.service.l5d_dst.as_ref(),
+            client.l5d_dst.as_ref(),
+            &route.residual,
+            fwd.local.map(|(s, _)| &**s),
+        );
+        deadline::write(h, fwd.deadline, fwd.total);
+        let pq = parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let replayable =
+            body.is_end_stream() || body.size_hint().exact().is_some_and(|n| n <= REPLAY_LIMIT);
+        let body = if replayable {
+            let bytes = body.collect().await.map_err(|e| RouteError::Upstream {
+                message: format!("reading the request body: {e}"),
+                retryable: true,
+            })?;
+            BodyState::Kept(bytes.to_bytes())
+        } else {
+            BodyState::Stream(Some(body))
+        };
+        Ok(Http1 {
+            client,
+            classifier: route.service.policy.classifier,
+            parts,
+            pq,
+            body,
+            rewritten,
+        })
+    }
+
+    /// What the access log says of the request: host, method, URI,
+    /// referer, user agent.
+    pub(crate) fn log_fields(&self) -> [String; 5] {
+        let text = |n: HeaderName| {
+            self.parts
+                .headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        [
+            text(HOST),
+            self.parts.method.to_string(),
+            self.pq.as_str().to_owned(),
+            text(REFERER),
+            text(USER_AGENT),
+        ]
+    }
+
+    /// The response to give the caller: its body reports its end to the
+    /// balancer and gives the connection back to the pool; hop-by-hop
+    /// headers off, `Via` on, `setHost`'s host pointed back at the
+    /// caller's.
+    pub(crate) fn finish(&self, answered: Answered<(Response<Incoming>, Conn)>) -> Response<Body> {
+        let Answered {
+            response: (resp, conn),
+            lease,
+            outcome,
+        } = answered;
+        let mut lease = Some(lease);
+        let owner = Arc::clone(self.client);
+        let on_end: crate::body::OnEnd = Box::new(move |ok| {
+            if let Some(l) = lease.take() {
+                l.finish(if ok { outcome } else { Outcome::Failure });
+            }
+            // Read to the end: the connection can carry another.
+            if ok {
+                owner.pool.put(conn);
+            }
+        });
+        let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
+        strip_hop_by_hop(resp.headers_mut());
+        append_via(resp.headers_mut());
+        if let Some((new, original)) = &self.rewritten {
+            headers::restore_host(resp.headers_mut(), new, original);
+        }
+        resp
+    }
+}
+
+/// The `Content-Length` of a response, for the access log.
+pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
+    h.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+impl Exchange for Http1<'_> {
+    type Response = (Response<Incoming>, Conn);
+
+    fn replayable(&self) -> bool {
+        self.body.kept()
+    }
+
+    fn send(
+        &mut self,
+        addr: SocketAddr,
+    ) -> impl Future<Output = Result<Self::Response, SendFailure>> + Send {
+        let attempt = self.body.next().map(|body| {
+            let mut attempt = Request::new(body);
+            *attempt.method_mut() = self.parts.method.clone();
+            *attempt.uri_mut() = Uri::from(self.pq.clone());
+            *attempt.version_mut() = http::Version::HTTP_11;
+            *attempt.headers_mut() = self.parts.headers.clone();
+            attempt
+        });
+        let pool = &self.client.pool;
+        async move {
+            let Some(attempt) = attempt else {
+                return Err(SendFailure::Lost(
+                    "the request body was already sent".into(),
+                ));
+            };
+            pool.send(addr, attempt).await.map_err(|e| match e {
+                SendError::NotSent(_) => SendFailure::NotSent,
+                SendError::Failed(e) => SendFailure::Lost(error_chain(&e)),
+            })
+        }
+    }
+
+    fn classify(&self, (resp, _): &Self::Response) -> (u16, ResponseClass) {
+        let class = self.classifier.classify(
+            &self.parts.method,
+            resp.status(),
+            resp.headers(),
+            self.body.kept(),
+        );
+        (resp.status().as_u16(), class)
+    }
+
+    fn classify_error(&self) -> ResponseClass {
+        self.classifier
+            .classify_error(&self.parts.method, self.body.kept())
+    }
+}
+
+/// The request body across attempts.
+enum BodyState {
+    /// Kept in memory: every attempt sends a copy.
+    Kept(Bytes),
+    /// Streamed: only the first attempt can send it.
+    Stream(Option<Incoming>),
+}
+
+impl BodyState {
+    fn kept(&self) -> bool {
+        matches!(self, BodyState::Kept(_))
+    }
+
+    fn next(&mut self) -> Option<ReqBody> {
+        match self {
+            BodyState::Kept(b) => Some(Either::Right(Full::new(b.clone()))),
+            BodyState::Stream(s) => s.take().map(Either::Left),
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_those_named_by_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(CONNECTION, HeaderValue::from_static("close, x-secret"));
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(TE, HeaderValue::from_static("trailers"));
+        h.insert("x-keep", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h);
+        assert_eq!(h.len(), 1, "only end-to-end headers stay: {h:?}");
+        assert!(h.contains_key("x-keep"));
+    }
+
+    #[test]
+    fn via_depth_counts_comma_separated_entries() {
+        let mut h = HeaderMap::new();
+        h.append(VIA, HeaderValue::from_static("1.1 a, 1.1 b"));
+        h.append(VIA, HeaderValue::from_static("1.1 c"));
+        assert_eq!(via_depth(&h), 3);
+    }
+
+    #[test]
+    fn absolute_form_moves_the_authority_into_host() {
+        let mut r = Request::get("http://hello:8080/x?y=1").body(()).unwrap();
+        absolute_to_origin_form(&mut r);
+        assert_eq!(r.uri().to_string(), "/x?y=1");
+        assert_eq!(r.headers()[HOST], "hello:8080");
+    }
+}
