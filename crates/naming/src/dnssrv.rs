@@ -1,6 +1,6 @@
 //! `io.l5d.dnssrv`: addresses from DNS SRV records, polled.
 //!
-//! `/#/io.l5d.dnssrv/<srv record name>[/residual]` (linkerd1.md §3.2): the
+//! `/#/io.l5d.dnssrv/<srv record name>[/residual]`, as in Linkerd 1: the
 //! first element is the SRV name, e.g. `_http._tcp.web.example` or, against
 //! Consul's DNS interface, `web.service.consul`. The bound id is the prefix
 //! plus that element; the rest is the residual.
@@ -12,7 +12,8 @@
 //! (Consul and dnsmasq send them), else by querying A and AAAA for the
 //! target. The port is the SRV record's. Every address weighs 1.0, and SRV
 //! priorities and weights are ignored, as in Linkerd 1: Consul's SRV
-//! weights are not reliable (consul.md §A5), and the load balancer does the
+//! weights are not reliable (its docs contradict themselves on whether they
+//! follow the service's `Weights`), and the load balancer does the
 //! balancing. A target of `.` ("decidedly not available", RFC 2782) and
 //! port 0 are skipped. The set is sorted and deduplicated, so Consul's
 //! shuffled answers do not count as changes.
