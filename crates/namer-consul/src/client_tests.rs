@@ -1,7 +1,7 @@
 use super::*;
 
-/// Spec A6, example 1: two instances, the second with an empty service
-/// address and a warning check.
+/// A health answer as Consul sends it (`GET /v1/health/service/web`): two
+/// instances, the second with an empty service address and a warning check.
 pub(crate) const A6_HEALTH: &str = r#"[
   {
     "Node": {
@@ -71,7 +71,7 @@ pub(crate) const A6_HEALTH: &str = r#"[
   }
 ]"#;
 
-/// Spec A6, example 3, trimmed.
+/// Consul's `GET /v1/agent/self` answer, trimmed.
 pub(crate) const A6_AGENT_SELF: &str = r#"{
   "Config": {
     "Datacenter": "dc1",
@@ -90,7 +90,8 @@ pub(crate) const A6_AGENT_SELF: &str = r#"{
   "Meta": {"consul-network-segment": ""}
 }"#;
 
-/// The catalog's flat shape (spec A2) for the same two instances.
+/// The catalog's flat shape (`GET /v1/catalog/service/web`) for the same two
+/// instances.
 const CATALOG: &str = r#"[
   {"ID": "4e6c2f0a", "Node": "host-a", "Address": "127.0.0.11", "Datacenter": "dc1",
    "TaggedAddresses": {"lan": "127.0.0.11"}, "NodeMeta": {"rack": "r1"},
