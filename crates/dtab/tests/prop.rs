@@ -1,7 +1,7 @@
 //! Property tests for the dtab language: show/parse round trips, simplify,
 //! eval, lookup, and parser robustness.
 //!
-//! Notes on what `show` can and cannot preserve (see the spec, §5):
+//! Notes on what `show` can and cannot preserve (as Finagle prints them):
 //! * A single-child `Alt`/`Union` prints as its child (a union weight is
 //!   dropped), and an empty `Alt`/`Union` prints as nothing, so trees only
 //!   round-trip exactly in "normal form" (every `Alt`/`Union` has at least
@@ -235,7 +235,7 @@ fn weights_reprintable(t: &NameTree<Path>) -> bool {
     }
 }
 
-/// A reimplementation of `Dtab.lookup` from the spec (§6), independent of
+/// A reimplementation of Finagle's `Dtab.lookup`, independent of
 /// the crate's `Prefix::matches`, `Path::drop` and `NameTree::map`.
 fn model_lookup(dtab: &Dtab, path: &Path) -> NameTree<Path> {
     fn append(t: &NameTree<Path>, suffix: &[Bytes]) -> NameTree<Path> {

@@ -1,6 +1,8 @@
-//! One test per rule of the dtab spec (`shared/specs/dtab.md` sections 2–9
-//! and the traps of section 12), named for the behaviour. Section 10 (the
-//! system namers) is tested beside its code in `src/global.rs`.
+//! One test per rule of dtab semantics as Finagle and Linkerd 1 define them
+//! (lexical rules, grammar, error messages, show, lookup, simplify, eval,
+//! binding, and the places where a port most easily goes wrong), named for
+//! the behaviour. The system namers (`/$/…`) are tested beside their code,
+//! in `src/global_tests.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use strait_dtab::{
@@ -29,7 +31,7 @@ fn err_dtab(s: &str) -> String {
     Dtab::read(s).unwrap_err().to_string()
 }
 
-// §2 Lexical rules
+// Lexical rules
 
 #[test]
 fn showable_characters_print_as_themselves() {
@@ -161,7 +163,7 @@ fn non_ascii_characters_must_be_escaped() {
     );
 }
 
-// §3 Grammar
+// Grammar
 
 #[test]
 fn lone_slash_is_the_empty_path() {
@@ -338,7 +340,7 @@ fn arrow_characters_must_touch() {
     );
 }
 
-// §4 Error messages
+// Error messages
 
 #[test]
 fn errors_name_expected_found_and_bracket_the_position() {
@@ -386,7 +388,7 @@ fn parse_errors_report_the_offset() {
     );
 }
 
-// §5 Show
+// Show
 
 #[test]
 fn element_with_any_unshowable_byte_prints_every_byte_escaped() {
@@ -481,7 +483,7 @@ fn show_then_parse_is_stable() {
     }
 }
 
-// §6 Dtab.lookup
+// Dtab.lookup
 
 #[test]
 fn lookup_tries_later_dentries_first_and_combines_all_matches() {
@@ -574,7 +576,7 @@ fn strip_prefix_removes_only_an_exact_leading_run() {
     assert!(d.strip_prefix(&d).is_empty());
 }
 
-// §7 simplify
+// simplify
 
 fn simp(s: &str) -> String {
     tree(s).simplify().show()
@@ -624,7 +626,7 @@ fn simplify_is_idempotent() {
     }
 }
 
-// §8 eval
+// eval
 
 fn eval(s: &str) -> Option<Vec<String>> {
     tree(s).eval().map(|v| {
@@ -689,7 +691,7 @@ fn eval_of_simplified_equals_eval() {
     }
 }
 
-// §9 Binding
+// Binding
 
 /// A lookup over a table of canned answers; `/$/...` paths bind to
 /// themselves. Records every path looked up.

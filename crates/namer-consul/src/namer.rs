@@ -34,7 +34,7 @@ use crate::{ConsulConfig, LOCAL_DC};
 /// at most one request per this interval after a burst of [`CHURN_BURST`].
 /// Ten a second is nothing for a local agent, and keeps a change that
 /// follows another within a second from waiting for a token
-/// (benches/consul.py measures change → traffic; the target is 100 ms).
+/// (`benches/names.py` measures change → traffic; the target is 100 ms).
 const CHURN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// See [`CHURN_INTERVAL`].
