@@ -273,3 +273,79 @@ fn only_bodies_that_fit_the_replay_buffer_are_retried() {
         "so the backend's 503s reach the client ({failed})"
     );
 }
+
+/// Requests cut short every way a request can be (the client hangs up
+/// while the backend is slow, `totalTimeoutMs`, `requestAttemptTimeoutMs`,
+/// the backend dying mid-request) leave no request counted as in flight:
+/// every `pending` and `connections` gauge goes back to 0.
+#[test]
+fn requests_cut_short_leave_no_gauge_in_flight() {
+    let slow = Backend::scripted("slow", Behavior::Slow(3_000));
+    let total = Backend::scripted("total", Behavior::Hang);
+    let attempt = Backend::scripted("attempt", Behavior::Hang);
+    let mut dying = Backend::scripted("dying", Behavior::Slow(2_000));
+    let mesh = start(
+        &[
+            ("slow", &[&slow]),
+            ("total", &[&total]),
+            ("attempt", &[&attempt]),
+            ("dying", &[&dying]),
+        ],
+        "  client:\n    kind: io.l5d.static\n    configs:\n    - prefix: /#/io.l5d.fs/attempt\n      requestAttemptTimeoutMs: 300\n  service:\n    kind: io.l5d.static\n    configs:\n    - prefix: /svc/total\n      totalTimeoutMs: 300\n",
+    );
+    let url = format!("http://{}/", mesh.strait.router());
+    let mut clients = Vec::new();
+    for (host, max_time) in [("slow", "0.5"), ("total", "5"), ("attempt", "5"), ("dying", "5")] {
+        for _ in 0..4 {
+            let url = url.clone();
+            clients.push(std::thread::spawn(move || {
+                let h = format!("Host: {host}");
+                (host, curl(&["--max-time", max_time, "-H", &h, &url], &[]))
+            }));
+        }
+    }
+    std::thread::sleep(Duration::from_millis(800));
+    dying.kill();
+    for c in clients {
+        let (host, r) = c.join().unwrap();
+        match host {
+            // curl gave up (no status) while the backend was still busy.
+            "slow" => assert_eq!(r.status, 0, "{host}: {r:?}"),
+            "total" | "attempt" | "dying" => {
+                assert!(r.status >= 500, "{host}: the caller gets an error: {r:?}")
+            }
+            _ => unreachable!(),
+        }
+    }
+    let gauges = || -> Vec<(String, i64)> {
+        let r = curl(
+            &[&format!("http://{}/admin/metrics.json", mesh.strait.admin)],
+            &[],
+        );
+        let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        j.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.ends_with("/pending") || k.ends_with("/connections"))
+            .map(|(k, v)| (k.clone(), v.as_i64().unwrap_or(-1)))
+            .collect()
+    };
+    // The slow backend answers the router 3 s after it was asked; until
+    // then the router's attempt to it is rightly in flight.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut now = gauges();
+    while now.iter().any(|(_, v)| *v != 0) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+        now = gauges();
+    }
+    for name in [
+        "rt/out/service/svc/slow/pending",
+        "rt/out/service/svc/total/pending",
+        "rt/out/client/#/io.l5d.fs/attempt/pending",
+        "rt/out/client/#/io.l5d.fs/dying/pending",
+    ] {
+        assert!(now.iter().any(|(k, _)| k == name), "{name} in {now:?}");
+    }
+    let stuck: Vec<_> = now.iter().filter(|(_, v)| *v != 0).collect();
+    assert!(stuck.is_empty(), "gauges still in flight: {stuck:?}");
+}
