@@ -28,12 +28,16 @@ use tokio::task::JoinSet;
 
 use crate::admin::{AdminState, NamerEntry, ReloadHandle};
 use crate::config::{
-    self, BackoffConfig, BudgetConfig, ClassifierKind, ClientParams, Config, FailureAccrualConfig,
-    IdentifierConfig, LoadBalancerConfig, NamerConfig, RouterConfig, ServiceParams,
+    self, BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams,
+    ClientParamsPatch, Config, FailureAccrualConfig, IdentifierConfig, LoadBalancerConfig,
+    NamerConfig, PoolConfig, RouterConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
     TelemeterConfig,
 };
 use strait_balancer::{FailureAccrual, LoadBalancer};
-use strait_router::policy::{BudgetParams, ClientPolicy, Policies, ServicePolicy};
+use strait_router::policy::{
+    BudgetParams, ClientPolicy, ClientPolicyPatch, Policies, PolicyTable, PoolPolicy,
+    ServicePolicy, ServicePolicyPatch,
+};
 use strait_router::retry::{Backoff as RetryBackoff, Classifier};
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
@@ -797,14 +801,30 @@ fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterParams,
     })
 }
 
-/// The router's `client` and `service` blocks as policies resolved by name.
+/// The router's `client` and `service` blocks as policy tables: the
+/// global parameters, or the defaults plus one patch per static item.
 fn policies(rc: &RouterConfig) -> Policies {
-    let client = rc.client.clone();
-    let service = rc.service.clone();
-    Policies {
-        client: Arc::new(move |id: &Path| client_policy(&client.params_for(id))),
-        service: Arc::new(move |name: &Path| service_policy(&service.params_for(name))),
-    }
+    let client = match &rc.client {
+        ClientConfig::Global(params) => PolicyTable::global(client_policy(params)),
+        ClientConfig::Static { configs } => PolicyTable {
+            base: client_policy(&ClientParams::default()),
+            patches: configs
+                .iter()
+                .map(|c| (c.prefix.clone(), client_patch(&c.params)))
+                .collect(),
+        },
+    };
+    let service = match &rc.service {
+        ServiceConfig::Global(params) => PolicyTable::global(service_policy(params)),
+        ServiceConfig::Static { configs } => PolicyTable {
+            base: service_policy(&ServiceParams::default()),
+            patches: configs
+                .iter()
+                .map(|c| (c.prefix.clone(), service_patch(&c.params)))
+                .collect(),
+        },
+    };
+    Policies { client, service }
 }
 
 fn backoff(b: &BackoffConfig) -> strait_balancer::Backoff {
@@ -827,8 +847,8 @@ fn budget(b: &BudgetConfig) -> BudgetParams {
     }
 }
 
-fn client_policy(p: &ClientParams) -> ClientPolicy {
-    let balancer = match p.load_balancer {
+fn load_balancer(lb: &LoadBalancerConfig) -> LoadBalancer {
+    match *lb {
         LoadBalancerConfig::P2c { max_effort, .. } => LoadBalancer::P2c { max_effort },
         LoadBalancerConfig::Ewma {
             max_effort,
@@ -841,8 +861,11 @@ fn client_policy(p: &ClientParams) -> ClientPolicy {
         LoadBalancerConfig::RoundRobin { max_effort, .. } => {
             LoadBalancer::RoundRobin { max_effort }
         }
-    };
-    let accrual = match &p.failure_accrual {
+    }
+}
+
+fn failure_accrual(fa: &FailureAccrualConfig) -> FailureAccrual {
+    match fa {
         FailureAccrualConfig::ConsecutiveFailures {
             failures,
             backoff: b,
@@ -869,34 +892,76 @@ fn client_policy(p: &ClientParams) -> ClientPolicy {
             backoff: backoff(b),
         },
         FailureAccrualConfig::Disabled => FailureAccrual::None,
-    };
-    ClientPolicy {
-        balancer,
-        accrual,
-        requeue_budget: budget(&p.requeue_budget),
-        attempt_timeout: p.request_attempt_timeout,
-        connect_timeout: p.connect_timeout,
-        pool_max_size: p.host_connection_pool.max_size.map(|n| n as usize),
-        pool_idle_timeout: p.host_connection_pool.idle_time,
     }
 }
 
-fn service_policy(p: &ServiceParams) -> ServicePolicy {
-    let classifier = match p.response_classifier {
+fn pool(p: &PoolConfig) -> PoolPolicy {
+    PoolPolicy {
+        max_size: p.max_size.map(|n| n as usize),
+        idle_timeout: p.idle_time,
+    }
+}
+
+fn client_policy(p: &ClientParams) -> ClientPolicy {
+    let pool = pool(&p.host_connection_pool);
+    ClientPolicy {
+        balancer: load_balancer(&p.load_balancer),
+        accrual: failure_accrual(&p.failure_accrual),
+        requeue_budget: budget(&p.requeue_budget),
+        attempt_timeout: p.request_attempt_timeout,
+        connect_timeout: p.connect_timeout,
+        pool_max_size: pool.max_size,
+        pool_idle_timeout: pool.idle_timeout,
+    }
+}
+
+/// The keys a static `client` item writes (`failFast` is only ever
+/// false: `true` is refused when the config is read).
+fn client_patch(p: &ClientParamsPatch) -> ClientPolicyPatch {
+    ClientPolicyPatch {
+        balancer: p.load_balancer.as_ref().map(load_balancer),
+        accrual: p.failure_accrual.as_ref().map(failure_accrual),
+        requeue_budget: p.requeue_budget.as_ref().map(budget),
+        attempt_timeout: p.request_attempt_timeout,
+        connect_timeout: p.connect_timeout,
+        pool: p.host_connection_pool.as_ref().map(pool),
+    }
+}
+
+fn classifier(c: ClassifierKind) -> Classifier {
+    match c {
         ClassifierKind::NonRetryable5XX => Classifier::NonRetryable5XX,
         ClassifierKind::RetryableRead5XX => Classifier::RetryableRead5XX,
         ClassifierKind::RetryableIdempotent5XX => Classifier::RetryableIdempotent5XX,
         ClassifierKind::RetryableAll5XX => Classifier::RetryableAll5XX,
         ClassifierKind::AllSuccessful => Classifier::AllSuccessful,
-    };
-    let retry_backoff = match p.retries.backoff {
+    }
+}
+
+fn retry_backoff(b: &BackoffConfig) -> RetryBackoff {
+    match *b {
         BackoffConfig::Constant { delay } => RetryBackoff::Constant(delay),
         BackoffConfig::Jittered { min, max } => RetryBackoff::Jittered { min, max },
-    };
+    }
+}
+
+fn service_policy(p: &ServiceParams) -> ServicePolicy {
     ServicePolicy {
-        classifier,
+        classifier: classifier(p.response_classifier),
         budget: budget(&p.retries.budget),
-        backoff: retry_backoff,
+        backoff: retry_backoff(&p.retries.backoff),
+        total_timeout: p.total_timeout,
+    }
+}
+
+/// The keys a static `service` item writes; `retries.budget` and
+/// `retries.backoff` separately.
+fn service_patch(p: &ServiceParamsPatch) -> ServicePolicyPatch {
+    let retries = p.retries.as_ref();
+    ServicePolicyPatch {
+        classifier: p.response_classifier.map(classifier),
+        budget: retries.and_then(|r| r.budget.as_ref()).map(budget),
+        backoff: retries.and_then(|r| r.backoff.as_ref()).map(retry_backoff),
         total_timeout: p.total_timeout,
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use strait_dtab::{Dtab, Path, Prefix};
+use strait_router::policy::BudgetParams;
 
 /// A whole `linkerd.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -363,7 +364,7 @@ pub struct ClientParams {
 }
 
 /// Strait's default connect timeout (`connectTimeoutMs`).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(10_000);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = strait_router::policy::DEFAULT_CONNECT_TIMEOUT;
 
 impl Default for ClientParams {
     fn default() -> Self {
@@ -629,11 +630,14 @@ pub struct BudgetConfig {
 }
 
 impl Default for BudgetConfig {
+    /// Linkerd's default budget, as the router defines it
+    /// ([`BudgetParams::LINKERD_DEFAULT`]).
     fn default() -> Self {
+        let d = BudgetParams::LINKERD_DEFAULT;
         BudgetConfig {
-            ttl: Duration::from_secs(10),
-            min_retries_per_sec: 10,
-            percent_can_retry: 0.2,
+            ttl: d.ttl,
+            min_retries_per_sec: d.min_per_sec,
+            percent_can_retry: d.percent_can_retry,
         }
     }
 }
