@@ -17,4 +17,5 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod namers;
 pub mod sdnotify;

@@ -28,6 +28,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+pub mod lower;
 mod policy;
 mod read;
 mod schema;
