@@ -28,7 +28,7 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use bytes::Bytes;
 use http::header::{ALLOW, CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
@@ -46,6 +46,8 @@ use strait_router::Router;
 use strait_router::stats::{PromStyle, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+
+use crate::reload::ReloadOutcome;
 
 /// Everything the admin server shows, as of one configuration.
 pub struct AdminState {
@@ -69,10 +71,11 @@ pub struct AdminState {
 /// How the admin asks the daemon to reload, and sees the last outcome.
 #[derive(Clone)]
 pub struct ReloadHandle {
-    /// Each request carries where to send the outcome (as JSON).
-    pub requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<Value>>,
-    /// The last attempt: time, result, errors, config hash.
-    pub last: Arc<ArcSwap<Value>>,
+    /// Each request carries where to send the outcome.
+    pub requests: tokio::sync::mpsc::Sender<tokio::sync::oneshot::Sender<ReloadOutcome>>,
+    /// The last attempt (or the start): time, result, errors, config
+    /// hash; `None` until the daemon has started.
+    pub last: Arc<ArcSwapOption<ReloadOutcome>>,
 }
 
 /// One configured namer.
@@ -191,7 +194,10 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
         "/client_state.json" => client_state(&state),
         "/admin/shutdown" => shutdown(&state, req.method()),
         "/admin/reload.json" => match &state.reload {
-            Some(r) => json(StatusCode::OK, &r.last.load(), true),
+            Some(r) => {
+                let last = r.last.load().as_ref().map_or(Value::Null, |o| o.to_json());
+                json(StatusCode::OK, &last, true)
+            }
             None => text(StatusCode::NOT_FOUND, "reload is not available\n"),
         },
         "/admin/reload" => reload(&state, req.method()).await,
@@ -380,12 +386,12 @@ async fn reload(state: &AdminState, method: &Method) -> Response<Full<Bytes>> {
     }
     match rx.await {
         Ok(outcome) => {
-            let status = if outcome["result"] == "rejected" {
+            let status = if outcome.is_rejected() {
                 StatusCode::BAD_REQUEST
             } else {
                 StatusCode::OK
             };
-            json(status, &outcome, true)
+            json(status, &outcome.to_json(), true)
         }
         Err(_) => text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n"),
     }

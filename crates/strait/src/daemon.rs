@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
 use strait_dtab::Path;
 use strait_naming::Interpreter;
 use strait_naming::inet::InetResolver;
 use strait_router::server::Server;
-use strait_router::stats::{Counter, Registry, Scope};
+use strait_router::stats::Registry;
 use strait_router::{Router, ServerParams};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -23,6 +23,7 @@ use tokio::task::JoinSet;
 use crate::admin::{AdminState, NamerEntry, ReloadHandle};
 use crate::config::{self, Config, NamerConfig, RouterConfig, TelemeterConfig, lower};
 use crate::namers::build_namer;
+use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
 /// with the reason it could not start.
@@ -49,7 +50,7 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
         tracing::info!("`usage` is accepted and ignored: Strait reports nothing to anyone");
     }
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
-    let (reload_tx, mut reload_rx) = mpsc::channel::<oneshot::Sender<Value>>(4);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<oneshot::Sender<ReloadOutcome>>(4);
     let mut live = Live::start(path.to_owned(), &text, cfg, shutdown_tx.clone(), reload_tx).await?;
     crate::sdnotify::ready();
     loop {
@@ -121,7 +122,7 @@ struct Live {
     shutdown: watch::Sender<bool>,
     reload: ReloadHandle,
     tasks: JoinSet<()>,
-    reloads: [Arc<Counter>; 3],
+    reloads: ReloadCounters,
 }
 
 /// A server's identity across reloads: its configured address, or for
@@ -159,14 +160,13 @@ impl Live {
         text: &str,
         cfg: Config,
         shutdown: watch::Sender<bool>,
-        requests: mpsc::Sender<oneshot::Sender<Value>>,
+        requests: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
     ) -> Result<Live, String> {
         let registry = Registry::default();
-        let scope = Scope::Root("config/reloads".into());
-        let reloads = ["applied", "rejected", "unchanged"].map(|r| registry.counter(&scope, r));
+        let reloads = ReloadCounters::register(&registry);
         let reload = ReloadHandle {
             requests,
-            last: Arc::new(ArcSwap::from_pointee(Value::Null)),
+            last: Arc::new(ArcSwapOption::empty()),
         };
         let admin_addr = SocketAddr::new(cfg.admin.ip, cfg.admin.port);
         let mut live = Live {
@@ -200,9 +200,9 @@ impl Live {
             .map_err(|e| format!("admin: cannot listen on {admin_addr}: {e}"))?;
         next.admin_listener = Some(admin_listener);
         live.swap(cfg, next);
-        live.reload.last.store(Arc::new(serde_json::json!({
-            "result": "started", "time": now_rfc3339(), "configHash": format!("{:016x}", live.hash), "errors": [],
-        })));
+        live.reload
+            .last
+            .store(Some(Arc::new(ReloadOutcome::started(live.hash))));
         tracing::info!(
             routers = live.routers.len(),
             namers = live.namers.len(),
@@ -398,67 +398,47 @@ impl Live {
 
     /// Re-reads the file and applies it, or keeps everything as it is;
     /// returns (and logs, and counts) the outcome.
-    async fn reload(&mut self, source: &str) -> Value {
+    async fn reload(&mut self, source: &'static str) -> ReloadOutcome {
         let started = std::time::Instant::now();
-        let file = self.path.display().to_string();
-        let result = match std::fs::read_to_string(&self.path) {
-            Err(e) => Err(vec![format!("{file}: {e}")]),
-            Ok(text) => {
-                let hash = hash_text(&text);
-                match config::parse(&text, &file) {
-                    Err(errs) => Err(errs.iter().map(ToString::to_string).collect()),
-                    Ok(cfg) if cfg == self.config => {
-                        self.hash = hash;
-                        Ok(None)
-                    }
-                    Ok(cfg) => match self.build(&cfg).await {
-                        Err(e) => Err(vec![format!("{file}: {e}")]),
-                        Ok(next) => {
-                            let summary = diff(&self.config, &cfg);
-                            self.swap(cfg, next);
-                            self.hash = hash;
-                            Ok(Some(summary))
-                        }
-                    },
-                }
-            }
-        };
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let (result, errors, summary) = match result {
-            Ok(Some(summary)) => {
-                self.reloads[0].incr();
-                tracing::info!(source, changes = %summary, swap_ms = ms, "config reload applied");
-                ("applied", Vec::new(), summary)
-            }
-            Ok(None) => {
-                self.reloads[2].incr();
-                tracing::info!(source, "config reload: unchanged");
-                ("unchanged", Vec::new(), String::new())
-            }
-            Err(errors) => {
-                self.reloads[1].incr();
-                tracing::error!(
-                    source,
-                    problems = errors.len(),
-                    "config reload rejected; the running config stays"
-                );
-                for e in &errors {
-                    tracing::error!("{e}");
-                }
-                ("rejected", errors, String::new())
-            }
-        };
-        let outcome = serde_json::json!({
-            "result": result,
-            "source": source,
-            "time": now_rfc3339(),
-            "durationMs": ms,
-            "changes": summary,
-            "errors": errors,
-            "configHash": format!("{:016x}", self.hash),
-        });
-        self.reload.last.store(Arc::new(outcome.clone()));
+        let result = self.try_reload().await;
+        let outcome = ReloadOutcome::now(result, source, started.elapsed(), self.hash);
+        self.reloads.count(&outcome.result);
+        outcome.log();
+        self.reload.last.store(Some(Arc::new(outcome.clone())));
         outcome
+    }
+
+    async fn try_reload(&mut self) -> ReloadResult {
+        let file = self.path.display().to_string();
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) => {
+                return ReloadResult::Rejected {
+                    errors: vec![format!("{file}: {e}")],
+                };
+            }
+        };
+        let hash = hash_text(&text);
+        match config::parse(&text, &file) {
+            Err(errs) => ReloadResult::Rejected {
+                errors: errs.iter().map(ToString::to_string).collect(),
+            },
+            Ok(cfg) if cfg == self.config => {
+                self.hash = hash;
+                ReloadResult::Unchanged
+            }
+            Ok(cfg) => match self.build(&cfg).await {
+                Err(e) => ReloadResult::Rejected {
+                    errors: vec![format!("{file}: {e}")],
+                },
+                Ok(next) => {
+                    let changes = diff(&self.config, &cfg);
+                    self.swap(cfg, next);
+                    self.hash = hash;
+                    ReloadResult::Applied { changes }
+                }
+            },
+        }
     }
 
     /// Stops accepting everywhere and waits for in-flight requests, up to
@@ -546,20 +526,6 @@ fn diff(old: &Config, new: &Config) -> String {
     } else {
         parts.join("; ")
     }
-}
-
-/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
-fn now_rfc3339() -> String {
-    let t = strait_router::accesslog::clf_time(std::time::SystemTime::now());
-    // dd/MM/yyyy:HH:mm:ss +0000 -> yyyy-MM-ddTHH:mm:ssZ
-    let (date, rest) = t.split_once(':').unwrap_or((&t, ""));
-    let mut d = date.split('/');
-    let (dd, mm, yy) = (
-        d.next().unwrap_or(""),
-        d.next().unwrap_or(""),
-        d.next().unwrap_or(""),
-    );
-    format!("{yy}-{mm}-{dd}T{}Z", rest.split(' ').next().unwrap_or(""))
 }
 
 /// SIGTERM and SIGINT, installed once at start.

@@ -18,4 +18,5 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod namers;
+pub mod reload;
 pub mod sdnotify;
