@@ -14,6 +14,8 @@
 //! | `/client_state.json` | each concrete name's address set |
 //! | `/namer_state/<prefix>.json` | a namer's own account of itself |
 //! | `/admin/shutdown` | POST only: `quitting`, then shut down |
+//! | `/admin/reload` | POST only: reload the config file now, answer the outcome (400 if rejected) |
+//! | `/admin/reload.json` | the last reload's (or the start's) outcome |
 //!
 //! The state is read through an [`ArcSwap`] once per request, so a reload
 //! that swaps in new routers and namers is seen by the next request. The

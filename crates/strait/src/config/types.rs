@@ -269,7 +269,8 @@ pub enum ForwardedLabeler {
 
 // ------------------------------------------------------------ client
 
-/// Per-concrete-name client settings (`client`, linkerd1.md §1.6),
+/// Per-concrete-name client settings (`client`, Linkerd 1's "Client
+/// Configuration" docs),
 /// dispatched on `kind`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind")]
@@ -668,7 +669,8 @@ pub struct PoolConfig {
 
 // ----------------------------------------------------------- service
 
-/// Per-logical-name service settings (`service`, linkerd1.md §1.7),
+/// Per-logical-name service settings (`service`, Linkerd 1's "Service
+/// Configuration" docs),
 /// dispatched on `kind`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind")]
@@ -904,7 +906,7 @@ pub struct FsNamerConfig {
     pub root_dir: PathBuf,
 }
 
-/// `io.l5d.dnssrv` settings (linkerd1.md §3.2).
+/// `io.l5d.dnssrv` settings (Linkerd 1's experimental DNS SRV namer).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DnsSrvNamerConfig {
@@ -921,7 +923,7 @@ pub struct DnsSrvNamerConfig {
     pub dns_hosts: Vec<SocketAddr>,
 }
 
-/// `io.l5d.consul` settings (linkerd1.md §2.1).
+/// `io.l5d.consul` settings (Linkerd 1's Consul namer parameters).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsulConfig {
