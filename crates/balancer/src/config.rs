@@ -2,7 +2,6 @@
 //! which backoff. Linkerd 1's defaults are the `Default` impls; parsing YAML
 //! into these types is `strait::config`'s job, not this crate's.
 
-use std::fmt;
 use std::time::Duration;
 
 use crate::backoff::BackoffStream;
@@ -112,15 +111,6 @@ pub enum Backoff {
     },
 }
 
-/// A configuration value outside its documented range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidConfig {
-    /// Which field, e.g. `failureAccrual.successRate`.
-    pub field: &'static str,
-    /// What is wrong with it.
-    pub problem: String,
-}
-
 impl Default for LoadBalancer {
     fn default() -> Self {
         LoadBalancer::P2c {
@@ -153,24 +143,6 @@ impl LoadBalancer {
             | LoadBalancer::RoundRobin { max_effort } => max_effort,
         }
     }
-
-    /// Every out-of-range value, all at once.
-    pub fn validate(&self) -> Result<(), Vec<InvalidConfig>> {
-        let mut errors = Vec::new();
-        if let LoadBalancer::Ewma { decay, .. } = self
-            && decay.is_zero()
-        {
-            errors.push(InvalidConfig {
-                field: "loadBalancer.decayTimeMs",
-                problem: "must be greater than 0".into(),
-            });
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
 }
 
 impl Default for FailureAccrual {
@@ -192,64 +164,6 @@ impl FailureAccrual {
             FailureAccrual::None => None,
         }
     }
-
-    /// Every out-of-range value, all at once. `Balancer::new` accepts invalid
-    /// values too (it clamps them as documented on each field); this is for
-    /// the config layer, which should refuse them.
-    pub fn validate(&self) -> Result<(), Vec<InvalidConfig>> {
-        let mut errors = Vec::new();
-        let rate = |errors: &mut Vec<InvalidConfig>, sr: f64| {
-            if !(0.0..=1.0).contains(&sr) {
-                errors.push(InvalidConfig {
-                    field: "failureAccrual.successRate",
-                    problem: format!("must be between 0 and 1, got {sr}"),
-                });
-            }
-        };
-        match *self {
-            FailureAccrual::ConsecutiveFailures { failures: 0, .. } => errors.push(InvalidConfig {
-                field: "failureAccrual.failures",
-                problem: "must be at least 1".into(),
-            }),
-            FailureAccrual::SuccessRate {
-                success_rate,
-                requests,
-                ..
-            } => {
-                rate(&mut errors, success_rate);
-                if requests == 0 {
-                    errors.push(InvalidConfig {
-                        field: "failureAccrual.requests",
-                        problem: "must be at least 1".into(),
-                    });
-                }
-            }
-            FailureAccrual::SuccessRateWindowed {
-                success_rate,
-                window,
-                ..
-            } => {
-                rate(&mut errors, success_rate);
-                if window.is_zero() {
-                    errors.push(InvalidConfig {
-                        field: "failureAccrual.window",
-                        problem: "must be greater than 0".into(),
-                    });
-                }
-            }
-            _ => {}
-        }
-        if let Some(backoff) = self.backoff()
-            && let Err(mut more) = backoff.validate()
-        {
-            errors.append(&mut more);
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
 }
 
 impl Default for Backoff {
@@ -266,44 +180,7 @@ impl Backoff {
     pub fn stream(&self, seed: u64) -> BackoffStream {
         BackoffStream::new(*self, seed)
     }
-
-    /// Every out-of-range value, all at once (Finagle requires
-    /// `0 < min <= max` for the jittered kinds).
-    pub fn validate(&self) -> Result<(), Vec<InvalidConfig>> {
-        let mut errors = Vec::new();
-        if let Backoff::Jittered { min, max } | Backoff::EqualJittered { min, max } = *self {
-            if min.is_zero() {
-                errors.push(InvalidConfig {
-                    field: "backoff.minMs",
-                    problem: "must be greater than 0".into(),
-                });
-            }
-            if min > max {
-                errors.push(InvalidConfig {
-                    field: "backoff.maxMs",
-                    problem: format!(
-                        "must not be less than minMs ({} < {})",
-                        max.as_millis(),
-                        min.as_millis()
-                    ),
-                });
-            }
-        }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors)
-        }
-    }
 }
-
-impl fmt::Display for InvalidConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.problem)
-    }
-}
-
-impl std::error::Error for InvalidConfig {}
 
 #[cfg(test)]
 mod tests {
@@ -335,30 +212,5 @@ mod tests {
             },
             "ewma defaults are maxEffort 5 and decayTimeMs 10000"
         );
-    }
-
-    #[test]
-    fn validate_lists_every_problem() {
-        let bad = FailureAccrual::SuccessRate {
-            success_rate: 1.5,
-            requests: 0,
-            backoff: Backoff::Jittered {
-                min: Duration::ZERO,
-                max: Duration::ZERO,
-            },
-        };
-        let errors = bad.validate().err().unwrap_or_default();
-        let fields: Vec<_> = errors.iter().map(|e| e.field).collect();
-        assert_eq!(
-            fields,
-            [
-                "failureAccrual.successRate",
-                "failureAccrual.requests",
-                "backoff.minMs"
-            ],
-            "all problems are reported at once"
-        );
-        assert!(FailureAccrual::default().validate().is_ok());
-        assert!(FailureAccrual::None.validate().is_ok());
     }
 }

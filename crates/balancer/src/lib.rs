@@ -38,4 +38,4 @@ mod rng;
 pub use backoff::BackoffStream;
 pub use balancer::{Balancer, BalancerStats, EndpointInfo, Lease, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use config::{Backoff, FailureAccrual, InvalidConfig, LoadBalancer};
+pub use config::{Backoff, FailureAccrual, LoadBalancer};

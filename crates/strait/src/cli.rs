@@ -3,8 +3,8 @@
 //! Command groups live in submodules and each exposes a subcommand enum with
 //! an `execute` method returning the single line to print; [`execute`]
 //! dispatches to them and [`main`] turns the outcome into output and an exit
-//! status. New groups (`strait run --config PATH`, `strait check --config
-//! PATH`) are new [`Command`] variants.
+//! status. `strait run --config PATH`, `strait check --config PATH` and
+//! `strait dtab …` are the [`Command`] variants; a new group is a new one.
 
 use std::fmt;
 use std::io::{self, Write};

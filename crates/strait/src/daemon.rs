@@ -7,34 +7,23 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arc_swap::ArcSwap;
-use http::HeaderName;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use serde_json::Value;
 use strait_dtab::Path;
-use strait_namer_consul::ConsulNamer;
-use strait_naming::dnssrv::DnsSrvNamer;
-use strait_naming::fs::FsNamer;
+use strait_naming::Interpreter;
 use strait_naming::inet::InetResolver;
-use strait_naming::{Interpreter, Namer};
-use strait_router::accesslog::AccessLog;
-use strait_router::identify::Identifier;
 use strait_router::server::Server;
-use strait_router::stats::{Counter, Registry, Scope};
-use strait_router::{Router, RouterParams, ServerParams};
+use strait_router::stats::Registry;
+use strait_router::{Router, ServerParams};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminState, NamerEntry, ReloadHandle};
-use crate::config::{
-    self, BackoffConfig, BudgetConfig, ClassifierKind, ClientParams, Config, FailureAccrualConfig,
-    IdentifierConfig, LoadBalancerConfig, NamerConfig, RouterConfig, ServiceParams,
-    TelemeterConfig,
-};
-use strait_balancer::{FailureAccrual, LoadBalancer};
-use strait_router::policy::{BudgetParams, ClientPolicy, Policies, ServicePolicy};
-use strait_router::retry::{Backoff as RetryBackoff, Classifier};
+use crate::config::{self, Config, NamerConfig, RouterConfig, TelemeterConfig, lower};
+use crate::namers::build_namer;
+use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
 /// with the reason it could not start.
@@ -61,7 +50,7 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
         tracing::info!("`usage` is accepted and ignored: Strait reports nothing to anyone");
     }
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
-    let (reload_tx, mut reload_rx) = mpsc::channel::<oneshot::Sender<Value>>(4);
+    let (reload_tx, mut reload_rx) = mpsc::channel::<oneshot::Sender<ReloadOutcome>>(4);
     let mut live = Live::start(path.to_owned(), &text, cfg, shutdown_tx.clone(), reload_tx).await?;
     crate::sdnotify::ready();
     loop {
@@ -133,7 +122,7 @@ struct Live {
     shutdown: watch::Sender<bool>,
     reload: ReloadHandle,
     tasks: JoinSet<()>,
-    reloads: [Arc<Counter>; 3],
+    reloads: ReloadCounters,
 }
 
 /// A server's identity across reloads: its configured address, or for
@@ -171,14 +160,13 @@ impl Live {
         text: &str,
         cfg: Config,
         shutdown: watch::Sender<bool>,
-        requests: mpsc::Sender<oneshot::Sender<Value>>,
+        requests: mpsc::Sender<oneshot::Sender<ReloadOutcome>>,
     ) -> Result<Live, String> {
         let registry = Registry::default();
-        let scope = Scope::Root("config/reloads".into());
-        let reloads = ["applied", "rejected", "unchanged"].map(|r| registry.counter(&scope, r));
+        let reloads = ReloadCounters::register(&registry);
         let reload = ReloadHandle {
             requests,
-            last: Arc::new(ArcSwap::from_pointee(Value::Null)),
+            last: Arc::new(ArcSwapOption::empty()),
         };
         let admin_addr = SocketAddr::new(cfg.admin.ip, cfg.admin.port);
         let mut live = Live {
@@ -212,9 +200,9 @@ impl Live {
             .map_err(|e| format!("admin: cannot listen on {admin_addr}: {e}"))?;
         next.admin_listener = Some(admin_listener);
         live.swap(cfg, next);
-        live.reload.last.store(Arc::new(serde_json::json!({
-            "result": "started", "time": now_rfc3339(), "configHash": format!("{:016x}", live.hash), "errors": [],
-        })));
+        live.reload
+            .last
+            .store(Some(Arc::new(ReloadOutcome::started(live.hash))));
         tracing::info!(
             routers = live.routers.len(),
             namers = live.namers.len(),
@@ -250,7 +238,7 @@ impl Live {
         let mut routers = Vec::new();
         for rc in &cfg.routers {
             let router = Router::new(
-                router_params(rc, &self.registry)?,
+                lower::router_params(rc, &self.registry)?,
                 interp.clone(),
                 self.registry.clone(),
             );
@@ -410,67 +398,47 @@ impl Live {
 
     /// Re-reads the file and applies it, or keeps everything as it is;
     /// returns (and logs, and counts) the outcome.
-    async fn reload(&mut self, source: &str) -> Value {
+    async fn reload(&mut self, source: &'static str) -> ReloadOutcome {
         let started = std::time::Instant::now();
-        let file = self.path.display().to_string();
-        let result = match std::fs::read_to_string(&self.path) {
-            Err(e) => Err(vec![format!("{file}: {e}")]),
-            Ok(text) => {
-                let hash = hash_text(&text);
-                match config::parse(&text, &file) {
-                    Err(errs) => Err(errs.iter().map(ToString::to_string).collect()),
-                    Ok(cfg) if cfg == self.config => {
-                        self.hash = hash;
-                        Ok(None)
-                    }
-                    Ok(cfg) => match self.build(&cfg).await {
-                        Err(e) => Err(vec![format!("{file}: {e}")]),
-                        Ok(next) => {
-                            let summary = diff(&self.config, &cfg);
-                            self.swap(cfg, next);
-                            self.hash = hash;
-                            Ok(Some(summary))
-                        }
-                    },
-                }
-            }
-        };
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
-        let (result, errors, summary) = match result {
-            Ok(Some(summary)) => {
-                self.reloads[0].incr();
-                tracing::info!(source, changes = %summary, swap_ms = ms, "config reload applied");
-                ("applied", Vec::new(), summary)
-            }
-            Ok(None) => {
-                self.reloads[2].incr();
-                tracing::info!(source, "config reload: unchanged");
-                ("unchanged", Vec::new(), String::new())
-            }
-            Err(errors) => {
-                self.reloads[1].incr();
-                tracing::error!(
-                    source,
-                    problems = errors.len(),
-                    "config reload rejected; the running config stays"
-                );
-                for e in &errors {
-                    tracing::error!("{e}");
-                }
-                ("rejected", errors, String::new())
-            }
-        };
-        let outcome = serde_json::json!({
-            "result": result,
-            "source": source,
-            "time": now_rfc3339(),
-            "durationMs": ms,
-            "changes": summary,
-            "errors": errors,
-            "configHash": format!("{:016x}", self.hash),
-        });
-        self.reload.last.store(Arc::new(outcome.clone()));
+        let result = self.try_reload().await;
+        let outcome = ReloadOutcome::now(result, source, started.elapsed(), self.hash);
+        self.reloads.count(&outcome.result);
+        outcome.log();
+        self.reload.last.store(Some(Arc::new(outcome.clone())));
         outcome
+    }
+
+    async fn try_reload(&mut self) -> ReloadResult {
+        let file = self.path.display().to_string();
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) => {
+                return ReloadResult::Rejected {
+                    errors: vec![format!("{file}: {e}")],
+                };
+            }
+        };
+        let hash = hash_text(&text);
+        match config::parse(&text, &file) {
+            Err(errs) => ReloadResult::Rejected {
+                errors: errs.iter().map(ToString::to_string).collect(),
+            },
+            Ok(cfg) if cfg == self.config => {
+                self.hash = hash;
+                ReloadResult::Unchanged
+            }
+            Ok(cfg) => match self.build(&cfg).await {
+                Err(e) => ReloadResult::Rejected {
+                    errors: vec![format!("{file}: {e}")],
+                },
+                Ok(next) => {
+                    let changes = diff(&self.config, &cfg);
+                    self.swap(cfg, next);
+                    self.hash = hash;
+                    ReloadResult::Applied { changes }
+                }
+            },
+        }
     }
 
     /// Stops accepting everywhere and waits for in-flight requests, up to
@@ -560,20 +528,6 @@ fn diff(old: &Config, new: &Config) -> String {
     }
 }
 
-/// The current UTC time as `YYYY-MM-DDTHH:MM:SSZ`.
-fn now_rfc3339() -> String {
-    let t = strait_router::accesslog::clf_time(std::time::SystemTime::now());
-    // dd/MM/yyyy:HH:mm:ss +0000 -> yyyy-MM-ddTHH:mm:ssZ
-    let (date, rest) = t.split_once(':').unwrap_or((&t, ""));
-    let mut d = date.split('/');
-    let (dd, mm, yy) = (
-        d.next().unwrap_or(""),
-        d.next().unwrap_or(""),
-        d.next().unwrap_or(""),
-    );
-    format!("{yy}-{mm}-{dd}T{}Z", rest.split(' ').next().unwrap_or(""))
-}
-
 /// SIGTERM and SIGINT, installed once at start.
 struct Signals(Option<(Signal, Signal)>);
 
@@ -622,281 +576,5 @@ async fn expire_idle(router: Arc<Router>, mut shutdown: watch::Receiver<bool>) {
             () = tokio::time::sleep(every) => router.expire_idle(),
             _ = shutdown.wait_for(|v| *v) => return,
         }
-    }
-}
-
-fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, String> {
-    {
-        let prefix: Path = n.full_prefix();
-        let (kind, namer): (&str, Arc<dyn Namer>) = match n {
-            NamerConfig::Fs(fs) => (
-                "io.l5d.fs",
-                Arc::new(
-                    FsNamer::new(fs.root_dir.clone())
-                        .map_err(|e| format!("namer {prefix}: {e}"))?,
-                ),
-            ),
-            NamerConfig::Consul(c) => {
-                let namer = Arc::new(
-                    ConsulNamer::new(consul_config(c))
-                        .map_err(|e| format!("namer {prefix}: {e}"))?,
-                );
-                register_consul_stats(registry, &prefix, &namer);
-                ("io.l5d.consul", namer)
-            }
-            NamerConfig::DnsSrv(d) => (
-                "io.l5d.dnssrv",
-                Arc::new(
-                    DnsSrvNamer::new(d.refresh_interval, &d.dns_hosts)
-                        .map_err(|e| format!("namer {prefix}: {e}"))?,
-                ),
-            ),
-        };
-        Ok(NamerEntry {
-            prefix,
-            kind: kind.to_owned(),
-            namer,
-        })
-    }
-}
-
-/// The namer's settings from `linkerd.yaml`'s (already checked) values.
-fn consul_config(c: &config::ConsulConfig) -> strait_namer_consul::ConsulConfig {
-    use strait_namer_consul::{Consistency, HealthStatus as H};
-    strait_namer_consul::ConsulConfig {
-        host: c.host.clone(),
-        port: c.port,
-        include_tag: c.include_tag,
-        use_health_check: c.use_health_check,
-        health_statuses: c
-            .health_statuses
-            .iter()
-            .map(|s| match s {
-                config::HealthStatus::Passing => H::Passing,
-                config::HealthStatus::Warning => H::Warning,
-                config::HealthStatus::Critical => H::Critical,
-                config::HealthStatus::Maintenance => H::Maintenance,
-            })
-            .collect(),
-        token: c.token.clone(),
-        consistency: match c.consistency_mode {
-            config::ConsistencyMode::Default => Consistency::Default,
-            config::ConsistencyMode::Stale => Consistency::Stale,
-            config::ConsistencyMode::Consistent => Consistency::Consistent,
-        },
-        fail_fast: c.fail_fast,
-        prefer_service_address: c.prefer_service_address,
-        weights: c
-            .weights
-            .iter()
-            .map(|w| (w.tag.clone(), w.weight))
-            .collect(),
-        transfer_metadata: c.transfer_metadata,
-        set_host: c.set_host,
-        max_watches: c.max_watches as usize,
-        watch_idle_ttl: c.watch_idle_ttl,
-        ..strait_namer_consul::ConsulConfig::default()
-    }
-}
-
-/// Linkerd 1's namer counters (`lookups`, `service/opens`, …) and
-/// Strait's watch gauges under `namer/<prefix>/`, read from the namer
-/// when metrics are rendered.
-fn register_consul_stats(registry: &Registry, prefix: &Path, namer: &Arc<ConsulNamer>) {
-    type Get = fn(&strait_namer_consul::ConsulStats) -> u64;
-    let scope = Scope::Root(format!("namer{}", prefix.show()).into());
-    let items: [(&str, bool, Get); 9] = [
-        ("lookups", true, |s| s.lookups),
-        ("service/opens", true, |s| s.opens),
-        ("service/closes", true, |s| s.closes),
-        ("service/errors", true, |s| s.errors),
-        ("service/updates", true, |s| s.updates),
-        ("service/refused", true, |s| s.refused),
-        ("requests", true, |s| s.requests),
-        ("watches", false, |s| s.watches as u64),
-        ("max_watches", false, |s| s.max_watches as u64),
-    ];
-    for (name, counter, get) in items {
-        let weak = Arc::downgrade(namer);
-        registry.read_fn(
-            &scope,
-            name,
-            counter,
-            Arc::new(move || weak.upgrade().map_or(0, |n| get(&n.stats()) as i64)),
-        );
-    }
-}
-
-fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterParams, String> {
-    // The config checked header names are HTTP tokens already.
-    let header = |h: &str| {
-        HeaderName::from_bytes(h.as_bytes())
-            .map_err(|e| format!("router '{}': header {h:?}: {e}", rc.label))
-    };
-    let identifiers = rc
-        .identifiers
-        .iter()
-        .map(|i| {
-            Ok(match i {
-                IdentifierConfig::HeaderToken { header: h } => {
-                    Identifier::HeaderToken { header: header(h)? }
-                }
-                IdentifierConfig::MethodAndHost { http_uri_in_dst } => Identifier::MethodAndHost {
-                    uri_in_dst: *http_uri_in_dst,
-                },
-                IdentifierConfig::Path { segments, consume } => Identifier::Path {
-                    segments: *segments as usize,
-                    consume: *consume,
-                },
-                IdentifierConfig::Header { header: h } => Identifier::Header { header: header(h)? },
-                IdentifierConfig::Static { path } => Identifier::Static { path: path.clone() },
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let max_depth = rc
-        .servers
-        .iter()
-        .map(|s| s.max_call_depth)
-        .max()
-        .unwrap_or(1000);
-    let access_log = match &rc.http_access_log {
-        None => None,
-        Some(path) => {
-            let dropped = registry.counter(
-                &Scope::Root(format!("rt/{}/access_log", rc.label).into()),
-                "dropped",
-            );
-            Some(AccessLog::open(path.clone(), dropped).map_err(|e| {
-                format!(
-                    "router '{}': cannot open httpAccessLog {}: {e}",
-                    rc.label,
-                    path.display()
-                )
-            })?)
-        }
-    };
-    Ok(RouterParams {
-        label: rc.label.clone(),
-        dtab: rc.dtab.clone(),
-        dst_prefix: rc.dst_prefix.clone(),
-        identifiers,
-        binding_timeout: rc.binding_timeout,
-        // Each binding holds its bound tree and bound names, so `trees` and
-        // `bounds` bound the same cache as `paths`: the smallest wins.
-        cache_capacity: {
-            let bc = &rc.binding_cache;
-            (bc.paths.min(bc.trees).min(bc.bounds) as usize).max(1)
-        },
-        client_capacity: (rc.binding_cache.clients as usize).max(1),
-        idle_ttl: rc.binding_cache.idle_ttl,
-        max_headers_bytes: rc.max_headers_kb as usize * 1024,
-        max_err_bytes: rc.max_err_response_kb as usize * 1024,
-        max_call_depth: max_depth,
-        access_log,
-        policies: policies(rc),
-    })
-}
-
-/// The router's `client` and `service` blocks as policies resolved by name.
-fn policies(rc: &RouterConfig) -> Policies {
-    let client = rc.client.clone();
-    let service = rc.service.clone();
-    Policies {
-        client: Arc::new(move |id: &Path| client_policy(&client.params_for(id))),
-        service: Arc::new(move |name: &Path| service_policy(&service.params_for(name))),
-    }
-}
-
-fn backoff(b: &BackoffConfig) -> strait_balancer::Backoff {
-    // Linkerd's unwritten default (5 s -> 300 s) is Finagle's equal jitter;
-    // a written `kind: jittered` is decorrelated jitter.
-    if *b == FailureAccrualConfig::default_backoff() {
-        return strait_balancer::Backoff::default();
-    }
-    match *b {
-        BackoffConfig::Constant { delay } => strait_balancer::Backoff::Constant(delay),
-        BackoffConfig::Jittered { min, max } => strait_balancer::Backoff::Jittered { min, max },
-    }
-}
-
-fn budget(b: &BudgetConfig) -> BudgetParams {
-    BudgetParams {
-        ttl: b.ttl,
-        min_per_sec: b.min_retries_per_sec,
-        percent_can_retry: b.percent_can_retry,
-    }
-}
-
-fn client_policy(p: &ClientParams) -> ClientPolicy {
-    let balancer = match p.load_balancer {
-        LoadBalancerConfig::P2c { max_effort, .. } => LoadBalancer::P2c { max_effort },
-        LoadBalancerConfig::Ewma {
-            max_effort,
-            decay_time,
-            ..
-        } => LoadBalancer::Ewma {
-            max_effort,
-            decay: decay_time,
-        },
-        LoadBalancerConfig::RoundRobin { max_effort, .. } => {
-            LoadBalancer::RoundRobin { max_effort }
-        }
-    };
-    let accrual = match &p.failure_accrual {
-        FailureAccrualConfig::ConsecutiveFailures {
-            failures,
-            backoff: b,
-        } => FailureAccrual::ConsecutiveFailures {
-            failures: *failures,
-            backoff: backoff(b),
-        },
-        FailureAccrualConfig::SuccessRate {
-            success_rate,
-            requests,
-            backoff: b,
-        } => FailureAccrual::SuccessRate {
-            success_rate: *success_rate,
-            requests: *requests,
-            backoff: backoff(b),
-        },
-        FailureAccrualConfig::SuccessRateWindowed {
-            success_rate,
-            window,
-            backoff: b,
-        } => FailureAccrual::SuccessRateWindowed {
-            success_rate: *success_rate,
-            window: *window,
-            backoff: backoff(b),
-        },
-        FailureAccrualConfig::Disabled => FailureAccrual::None,
-    };
-    ClientPolicy {
-        balancer,
-        accrual,
-        requeue_budget: budget(&p.requeue_budget),
-        attempt_timeout: p.request_attempt_timeout,
-        connect_timeout: p.connect_timeout,
-        pool_max_size: p.host_connection_pool.max_size.map(|n| n as usize),
-        pool_idle_timeout: p.host_connection_pool.idle_time,
-    }
-}
-
-fn service_policy(p: &ServiceParams) -> ServicePolicy {
-    let classifier = match p.response_classifier {
-        ClassifierKind::NonRetryable5XX => Classifier::NonRetryable5XX,
-        ClassifierKind::RetryableRead5XX => Classifier::RetryableRead5XX,
-        ClassifierKind::RetryableIdempotent5XX => Classifier::RetryableIdempotent5XX,
-        ClassifierKind::RetryableAll5XX => Classifier::RetryableAll5XX,
-        ClassifierKind::AllSuccessful => Classifier::AllSuccessful,
-    };
-    let retry_backoff = match p.retries.backoff {
-        BackoffConfig::Constant { delay } => RetryBackoff::Constant(delay),
-        BackoffConfig::Jittered { min, max } => RetryBackoff::Jittered { min, max },
-    };
-    ServicePolicy {
-        classifier,
-        budget: budget(&p.retries.budget),
-        backoff: retry_backoff,
-        total_timeout: p.total_timeout,
     }
 }

@@ -2,10 +2,10 @@
 //!
 //! [`load`] and [`parse`] turn a YAML or JSON file (YAML 1.2 reads JSON
 //! as it is) into a [`Config`]: plain domain types with every default of
-//! linkerd1.md §1–2 filled in. Reading never stops at the first problem:
-//! every error comes back at once, each a [`ConfigError`] with
+//! Linkerd 1's config docs filled in. Reading never stops at the first
+//! problem: every error comes back at once, each a [`ConfigError`] with
 //! `file:line:col`, the key path (`routers[0].servers[1].port`) and a
-//! message. Strict with operators (STYLE.md item 5):
+//! message. Strict with operators:
 //!
 //! * unknown keys are errors, with "did you mean" for near misses;
 //! * duplicate keys are errors (Jackson's `STRICT_DUPLICATE_DETECTION`);
@@ -23,11 +23,15 @@
 //! which hand-written readers (`read`, `schema`) walk, collecting errors.
 //! serde is used only to *print* a [`Config`] (for `/config.json`); the
 //! JSON printed is itself a valid config.
+//!
+//! [`lower`] then turns a checked [`Config`] into the router's parameters
+//! and policy tables and the namers' settings, once per load or reload.
 
 use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+pub mod lower;
 mod policy;
 mod read;
 mod schema;

@@ -1,10 +1,12 @@
-//! The router's `client` (linkerd1.md §1.6) and `service` (§1.7) blocks.
+//! The router's `client` and `service` blocks (Linkerd 1's "Client
+//! Configuration" and "Service Configuration").
 //!
 //! Both are `io.l5d.global` (the default: parameters written in the block
 //! itself) or `io.l5d.static` (`configs:`, a list of `{prefix, …params}`).
 //! One reader per block reads the keys written as a patch (`None` for a
 //! key not written): the global kind applies it to the defaults, the
-//! static kind keeps one per prefix for `params_for` to apply in order.
+//! static kind keeps one per prefix, applied in order by `params_for`
+//! here and by the policy tables `lower` builds for the router.
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! Linkerd's cross-field checks.
 //!
 //! One function per block, each reading its keys with a [`MapReader`] in
-//! the order of linkerd1.md §1–2. Keys Linkerd 1 has and Strait does not
+//! the order of Linkerd 1's config docs. Keys Linkerd 1 has and Strait does not
 //! implement yet are refused by name, never ignored; a later issue that
 //! implements one replaces its name in a `not_implemented` list with a
 //! getter.
@@ -585,7 +585,7 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
     c
 }
 
-/// `io.l5d.dnssrv` (linkerd1.md §3.2). Linkerd 1 wants `experimental:
+/// `io.l5d.dnssrv` (Linkerd 1's DNS SRV namer). Linkerd 1 wants `experimental:
 /// true` for it; Strait accepts the namer either way.
 fn dnssrv(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> DnsSrvNamerConfig {
     let default_secs = DEFAULT_REFRESH_INTERVAL.as_secs() as u32;

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use strait_dtab::{Dtab, Path, Prefix};
+use strait_router::policy::BudgetParams;
 
 /// A whole `linkerd.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -268,7 +269,8 @@ pub enum ForwardedLabeler {
 
 // ------------------------------------------------------------ client
 
-/// Per-concrete-name client settings (`client`, linkerd1.md §1.6),
+/// Per-concrete-name client settings (`client`, Linkerd 1's "Client
+/// Configuration" docs),
 /// dispatched on `kind`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind")]
@@ -363,7 +365,7 @@ pub struct ClientParams {
 }
 
 /// Strait's default connect timeout (`connectTimeoutMs`).
-pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(10_000);
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = strait_router::policy::DEFAULT_CONNECT_TIMEOUT;
 
 impl Default for ClientParams {
     fn default() -> Self {
@@ -629,11 +631,14 @@ pub struct BudgetConfig {
 }
 
 impl Default for BudgetConfig {
+    /// Linkerd's default budget, as the router defines it
+    /// ([`BudgetParams::LINKERD_DEFAULT`]).
     fn default() -> Self {
+        let d = BudgetParams::LINKERD_DEFAULT;
         BudgetConfig {
-            ttl: Duration::from_secs(10),
-            min_retries_per_sec: 10,
-            percent_can_retry: 0.2,
+            ttl: d.ttl,
+            min_retries_per_sec: d.min_per_sec,
+            percent_can_retry: d.percent_can_retry,
         }
     }
 }
@@ -664,7 +669,8 @@ pub struct PoolConfig {
 
 // ----------------------------------------------------------- service
 
-/// Per-logical-name service settings (`service`, linkerd1.md §1.7),
+/// Per-logical-name service settings (`service`, Linkerd 1's "Service
+/// Configuration" docs),
 /// dispatched on `kind`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind")]
@@ -900,7 +906,7 @@ pub struct FsNamerConfig {
     pub root_dir: PathBuf,
 }
 
-/// `io.l5d.dnssrv` settings (linkerd1.md §3.2).
+/// `io.l5d.dnssrv` settings (Linkerd 1's experimental DNS SRV namer).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DnsSrvNamerConfig {
@@ -917,7 +923,7 @@ pub struct DnsSrvNamerConfig {
     pub dns_hosts: Vec<SocketAddr>,
 }
 
-/// `io.l5d.consul` settings (linkerd1.md §2.1).
+/// `io.l5d.consul` settings (Linkerd 1's Consul namer parameters).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ConsulConfig {

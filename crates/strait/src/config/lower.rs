@@ -1,0 +1,322 @@
+//! Lowering: the checked config's types into the types the router, the
+//! balancer and the namers run on, once per load or reload.
+//!
+//! Everything here is a conversion of values the readers already checked
+//! (ranges, kinds, header names), so it cannot fail on them; the only
+//! errors left are the ones that need the outside world (opening an
+//! `httpAccessLog`). Defaults come from the config's `Default` impls, which
+//! in turn read the router's and the balancer's constants where there is
+//! one (the retry budget, the connect timeout), so each default is written
+//! once.
+
+use http::HeaderName;
+use strait_balancer::{FailureAccrual, LoadBalancer};
+use strait_router::RouterParams;
+use strait_router::accesslog::AccessLog;
+use strait_router::identify::Identifier;
+use strait_router::policy::{
+    BudgetParams, ClientPolicy, ClientPolicyPatch, Policies, PolicyTable, PoolPolicy,
+    ServicePolicy, ServicePolicyPatch,
+};
+use strait_router::retry::{Backoff as RetryBackoff, Classifier};
+use strait_router::stats::{Registry, Scope};
+
+use super::{
+    BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
+    ConsistencyMode, ConsulConfig, FailureAccrualConfig, HealthStatus, IdentifierConfig,
+    LoadBalancerConfig, PoolConfig, RouterConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
+};
+
+/// The router's settings, from its (already checked) config. Opens the
+/// `httpAccessLog` file, if any, and registers its `dropped` counter.
+pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterParams, String> {
+    let identifiers = identifiers(rc)?;
+    let max_depth = rc
+        .servers
+        .iter()
+        .map(|s| s.max_call_depth)
+        .max()
+        .unwrap_or(1000);
+    let access_log = access_log(rc, registry)?;
+    Ok(RouterParams {
+        label: rc.label.clone(),
+        dtab: rc.dtab.clone(),
+        dst_prefix: rc.dst_prefix.clone(),
+        identifiers,
+        binding_timeout: rc.binding_timeout,
+        // Each binding holds its bound tree and bound names, so `trees` and
+        // `bounds` bound the same cache as `paths`: the smallest wins.
+        cache_capacity: {
+            let bc = &rc.binding_cache;
+            (bc.paths.min(bc.trees).min(bc.bounds) as usize).max(1)
+        },
+        client_capacity: (rc.binding_cache.clients as usize).max(1),
+        idle_ttl: rc.binding_cache.idle_ttl,
+        max_headers_bytes: rc.max_headers_kb as usize * 1024,
+        max_err_bytes: rc.max_err_response_kb as usize * 1024,
+        max_call_depth: max_depth,
+        access_log,
+        policies: policies(rc),
+    })
+}
+
+/// The router's `identifier` list.
+fn identifiers(rc: &RouterConfig) -> Result<Vec<Identifier>, String> {
+    // The config checked header names are HTTP tokens already.
+    let header = |h: &str| {
+        HeaderName::from_bytes(h.as_bytes())
+            .map_err(|e| format!("router '{}': header {h:?}: {e}", rc.label))
+    };
+    rc.identifiers
+        .iter()
+        .map(|i| {
+            Ok(match i {
+                IdentifierConfig::HeaderToken { header: h } => {
+                    Identifier::HeaderToken { header: header(h)? }
+                }
+                IdentifierConfig::MethodAndHost { http_uri_in_dst } => Identifier::MethodAndHost {
+                    uri_in_dst: *http_uri_in_dst,
+                },
+                IdentifierConfig::Path { segments, consume } => Identifier::Path {
+                    segments: *segments as usize,
+                    consume: *consume,
+                },
+                IdentifierConfig::Header { header: h } => Identifier::Header { header: header(h)? },
+                IdentifierConfig::Static { path } => Identifier::Static { path: path.clone() },
+            })
+        })
+        .collect()
+}
+
+/// `httpAccessLog`, opened, with its `rt/<label>/access_log/dropped`
+/// counter.
+fn access_log(rc: &RouterConfig, registry: &Registry) -> Result<Option<AccessLog>, String> {
+    let Some(path) = &rc.http_access_log else {
+        return Ok(None);
+    };
+    let dropped = registry.counter(
+        &Scope::Root(format!("rt/{}/access_log", rc.label).into()),
+        "dropped",
+    );
+    AccessLog::open(path.clone(), dropped)
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "router '{}': cannot open httpAccessLog {}: {e}",
+                rc.label,
+                path.display()
+            )
+        })
+}
+
+/// The router's `client` and `service` blocks as policy tables: the
+/// global parameters, or the defaults plus one patch per static item.
+pub fn policies(rc: &RouterConfig) -> Policies {
+    let client = match &rc.client {
+        ClientConfig::Global(params) => PolicyTable::global(client_policy(params)),
+        ClientConfig::Static { configs } => PolicyTable {
+            base: client_policy(&ClientParams::default()),
+            patches: configs
+                .iter()
+                .map(|c| (c.prefix.clone(), client_patch(&c.params)))
+                .collect(),
+        },
+    };
+    let service = match &rc.service {
+        ServiceConfig::Global(params) => PolicyTable::global(service_policy(params)),
+        ServiceConfig::Static { configs } => PolicyTable {
+            base: service_policy(&ServiceParams::default()),
+            patches: configs
+                .iter()
+                .map(|c| (c.prefix.clone(), service_patch(&c.params)))
+                .collect(),
+        },
+    };
+    Policies { client, service }
+}
+
+/// A failure accrual `backoff`: Linkerd's unwritten default is its own kind.
+fn backoff(b: &BackoffConfig) -> strait_balancer::Backoff {
+    // Linkerd's unwritten default (5 s -> 300 s) is Finagle's equal jitter;
+    // a written `kind: jittered` is decorrelated jitter.
+    if *b == FailureAccrualConfig::default_backoff() {
+        return strait_balancer::Backoff::default();
+    }
+    match *b {
+        BackoffConfig::Constant { delay } => strait_balancer::Backoff::Constant(delay),
+        BackoffConfig::Jittered { min, max } => strait_balancer::Backoff::Jittered { min, max },
+    }
+}
+
+/// A retry budget (`requeueBudget`, `retries.budget`).
+fn budget(b: &BudgetConfig) -> BudgetParams {
+    BudgetParams {
+        ttl: b.ttl,
+        min_per_sec: b.min_retries_per_sec,
+        percent_can_retry: b.percent_can_retry,
+    }
+}
+
+fn load_balancer(lb: &LoadBalancerConfig) -> LoadBalancer {
+    match *lb {
+        LoadBalancerConfig::P2c { max_effort, .. } => LoadBalancer::P2c { max_effort },
+        LoadBalancerConfig::Ewma {
+            max_effort,
+            decay_time,
+            ..
+        } => LoadBalancer::Ewma {
+            max_effort,
+            decay: decay_time,
+        },
+        LoadBalancerConfig::RoundRobin { max_effort, .. } => {
+            LoadBalancer::RoundRobin { max_effort }
+        }
+    }
+}
+
+fn failure_accrual(fa: &FailureAccrualConfig) -> FailureAccrual {
+    match fa {
+        FailureAccrualConfig::ConsecutiveFailures {
+            failures,
+            backoff: b,
+        } => FailureAccrual::ConsecutiveFailures {
+            failures: *failures,
+            backoff: backoff(b),
+        },
+        FailureAccrualConfig::SuccessRate {
+            success_rate,
+            requests,
+            backoff: b,
+        } => FailureAccrual::SuccessRate {
+            success_rate: *success_rate,
+            requests: *requests,
+            backoff: backoff(b),
+        },
+        FailureAccrualConfig::SuccessRateWindowed {
+            success_rate,
+            window,
+            backoff: b,
+        } => FailureAccrual::SuccessRateWindowed {
+            success_rate: *success_rate,
+            window: *window,
+            backoff: backoff(b),
+        },
+        FailureAccrualConfig::Disabled => FailureAccrual::None,
+    }
+}
+
+fn pool(p: &PoolConfig) -> PoolPolicy {
+    PoolPolicy {
+        max_size: p.max_size.map(|n| n as usize),
+        idle_timeout: p.idle_time,
+    }
+}
+
+/// A client's parameters as the router's policy.
+fn client_policy(p: &ClientParams) -> ClientPolicy {
+    let pool = pool(&p.host_connection_pool);
+    ClientPolicy {
+        balancer: load_balancer(&p.load_balancer),
+        accrual: failure_accrual(&p.failure_accrual),
+        requeue_budget: budget(&p.requeue_budget),
+        attempt_timeout: p.request_attempt_timeout,
+        connect_timeout: p.connect_timeout,
+        pool_max_size: pool.max_size,
+        pool_idle_timeout: pool.idle_timeout,
+    }
+}
+
+/// The keys a static `client` item writes (`failFast` is only ever
+/// false: `true` is refused when the config is read).
+fn client_patch(p: &ClientParamsPatch) -> ClientPolicyPatch {
+    ClientPolicyPatch {
+        balancer: p.load_balancer.as_ref().map(load_balancer),
+        accrual: p.failure_accrual.as_ref().map(failure_accrual),
+        requeue_budget: p.requeue_budget.as_ref().map(budget),
+        attempt_timeout: p.request_attempt_timeout,
+        connect_timeout: p.connect_timeout,
+        pool: p.host_connection_pool.as_ref().map(pool),
+    }
+}
+
+fn classifier(c: ClassifierKind) -> Classifier {
+    match c {
+        ClassifierKind::NonRetryable5XX => Classifier::NonRetryable5XX,
+        ClassifierKind::RetryableRead5XX => Classifier::RetryableRead5XX,
+        ClassifierKind::RetryableIdempotent5XX => Classifier::RetryableIdempotent5XX,
+        ClassifierKind::RetryableAll5XX => Classifier::RetryableAll5XX,
+        ClassifierKind::AllSuccessful => Classifier::AllSuccessful,
+    }
+}
+
+fn retry_backoff(b: &BackoffConfig) -> RetryBackoff {
+    match *b {
+        BackoffConfig::Constant { delay } => RetryBackoff::Constant(delay),
+        BackoffConfig::Jittered { min, max } => RetryBackoff::Jittered { min, max },
+    }
+}
+
+/// A service's parameters as the router's policy.
+fn service_policy(p: &ServiceParams) -> ServicePolicy {
+    ServicePolicy {
+        classifier: classifier(p.response_classifier),
+        budget: budget(&p.retries.budget),
+        backoff: retry_backoff(&p.retries.backoff),
+        total_timeout: p.total_timeout,
+    }
+}
+
+/// The keys a static `service` item writes; `retries.budget` and
+/// `retries.backoff` separately.
+fn service_patch(p: &ServiceParamsPatch) -> ServicePolicyPatch {
+    let retries = p.retries.as_ref();
+    ServicePolicyPatch {
+        classifier: p.response_classifier.map(classifier),
+        budget: retries.and_then(|r| r.budget.as_ref()).map(budget),
+        backoff: retries.and_then(|r| r.backoff.as_ref()).map(retry_backoff),
+        total_timeout: p.total_timeout,
+    }
+}
+
+/// The namer's settings from `linkerd.yaml`'s (already checked) values.
+pub fn consul_config(c: &ConsulConfig) -> strait_namer_consul::ConsulConfig {
+    use strait_namer_consul::{Consistency, HealthStatus as H};
+    strait_namer_consul::ConsulConfig {
+        host: c.host.clone(),
+        port: c.port,
+        include_tag: c.include_tag,
+        use_health_check: c.use_health_check,
+        health_statuses: c
+            .health_statuses
+            .iter()
+            .map(|s| match s {
+                HealthStatus::Passing => H::Passing,
+                HealthStatus::Warning => H::Warning,
+                HealthStatus::Critical => H::Critical,
+                HealthStatus::Maintenance => H::Maintenance,
+            })
+            .collect(),
+        token: c.token.clone(),
+        consistency: match c.consistency_mode {
+            ConsistencyMode::Default => Consistency::Default,
+            ConsistencyMode::Stale => Consistency::Stale,
+            ConsistencyMode::Consistent => Consistency::Consistent,
+        },
+        fail_fast: c.fail_fast,
+        prefer_service_address: c.prefer_service_address,
+        weights: c
+            .weights
+            .iter()
+            .map(|w| (w.tag.clone(), w.weight))
+            .collect(),
+        transfer_metadata: c.transfer_metadata,
+        set_host: c.set_host,
+        max_watches: c.max_watches as usize,
+        watch_idle_ttl: c.watch_idle_ttl,
+        ..strait_namer_consul::ConsulConfig::default()
+    }
+}
+
+#[cfg(test)]
+#[path = "lower_tests.rs"]
+mod tests;

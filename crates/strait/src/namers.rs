@@ -1,0 +1,78 @@
+//! The configured namers, built: `io.l5d.fs`, `io.l5d.consul` and
+//! `io.l5d.dnssrv` from their (lowered) config, with the Consul namer's
+//! stats registered. Building one starts its I/O (file watches, Consul
+//! long polls, DNS), so this is not part of the pure lowering in
+//! `config::lower`.
+
+use std::sync::Arc;
+
+use strait_dtab::Path;
+use strait_namer_consul::ConsulNamer;
+use strait_naming::Namer;
+use strait_naming::dnssrv::DnsSrvNamer;
+use strait_naming::fs::FsNamer;
+use strait_router::stats::{Registry, Scope};
+
+use crate::admin::NamerEntry;
+use crate::config::{NamerConfig, lower};
+
+/// The namer `n` configures, with its stats registered in `registry`.
+pub fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, String> {
+    let prefix: Path = n.full_prefix();
+    let (kind, namer): (&str, Arc<dyn Namer>) = match n {
+        NamerConfig::Fs(fs) => (
+            "io.l5d.fs",
+            Arc::new(
+                FsNamer::new(fs.root_dir.clone()).map_err(|e| format!("namer {prefix}: {e}"))?,
+            ),
+        ),
+        NamerConfig::Consul(c) => {
+            let namer = Arc::new(
+                ConsulNamer::new(lower::consul_config(c))
+                    .map_err(|e| format!("namer {prefix}: {e}"))?,
+            );
+            register_consul_stats(registry, &prefix, &namer);
+            ("io.l5d.consul", namer)
+        }
+        NamerConfig::DnsSrv(d) => (
+            "io.l5d.dnssrv",
+            Arc::new(
+                DnsSrvNamer::new(d.refresh_interval, &d.dns_hosts)
+                    .map_err(|e| format!("namer {prefix}: {e}"))?,
+            ),
+        ),
+    };
+    Ok(NamerEntry {
+        prefix,
+        kind: kind.to_owned(),
+        namer,
+    })
+}
+
+/// Linkerd 1's namer counters (`lookups`, `service/opens`, …) and
+/// Strait's watch gauges under `namer/<prefix>/`, read from the namer
+/// when metrics are rendered.
+fn register_consul_stats(registry: &Registry, prefix: &Path, namer: &Arc<ConsulNamer>) {
+    type Get = fn(&strait_namer_consul::ConsulStats) -> u64;
+    let scope = Scope::Root(format!("namer{}", prefix.show()).into());
+    let items: [(&str, bool, Get); 9] = [
+        ("lookups", true, |s| s.lookups),
+        ("service/opens", true, |s| s.opens),
+        ("service/closes", true, |s| s.closes),
+        ("service/errors", true, |s| s.errors),
+        ("service/updates", true, |s| s.updates),
+        ("service/refused", true, |s| s.refused),
+        ("requests", true, |s| s.requests),
+        ("watches", false, |s| s.watches as u64),
+        ("max_watches", false, |s| s.max_watches as u64),
+    ];
+    for (name, counter, get) in items {
+        let weak = Arc::downgrade(namer);
+        registry.read_fn(
+            &scope,
+            name,
+            counter,
+            Arc::new(move || weak.upgrade().map_or(0, |n| get(&n.stats()) as i64)),
+        );
+    }
+}
