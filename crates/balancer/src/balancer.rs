@@ -54,6 +54,13 @@ pub enum Outcome {
     Success,
     /// Counts as a failure for failure accrual.
     Failure,
+    /// The connection could not be made (refused, or timed out, or no
+    /// connection was available): nothing was sent. Unambiguous, so it marks
+    /// the endpoint dead at once, starting its backoff, without waiting for
+    /// the accrual policy; with accrual `none` it is only a failure. On a
+    /// probe it is a failed probe; on an endpoint already dead it changes
+    /// nothing. It gives no latency sample.
+    NotConnected,
 }
 
 /// Counters and gauges of a balancer (Finagle's `loadbalancer/*` and
@@ -65,9 +72,10 @@ pub struct BalancerStats {
     /// `loadbalancer/available`: endpoints alive or probe-open.
     pub available: usize,
     /// `failure_accrual/removals`: times an endpoint was marked dead
-    /// (including re-kills after a failed probe).
+    /// (including re-kills after a failed probe and refused connections).
     pub removals: u64,
-    /// `failure_accrual/revivals`: probes that succeeded.
+    /// `failure_accrual/revivals`: dead endpoints revived by a success (of
+    /// their probe, or of a request sent to them in panic mode).
     pub revivals: u64,
     /// `failure_accrual/probes`: probe requests let through.
     pub probes: u64,
@@ -101,6 +109,8 @@ struct Shared {
     epoch: Instant,
     rng: SplitMix,
     rr_next: AtomicU64,
+    /// Round robin's panic picks walk the schedule on their own counter.
+    rr_panic: AtomicU64,
     decay_ns: f64,
     accrual: FailureAccrual,
     adds: AtomicU64,
@@ -146,6 +156,7 @@ impl Balancer {
                 epoch,
                 rng: SplitMix::new(seed),
                 rr_next: AtomicU64::new(0),
+                rr_panic: AtomicU64::new(0),
                 decay_ns: decay.as_secs_f64() * 1e9,
                 accrual,
                 adds: AtomicU64::new(0),
@@ -240,11 +251,7 @@ impl Balancer {
         }
         let usable = |i: usize| {
             let e = &entries[i];
-            Some(e.ep.addr) != avoid
-                && matches!(
-                    e.ep.health(now),
-                    Health::Alive | Health::ProbeOpen { claimed: false }
-                )
+            Some(e.ep.addr) != avoid && e.ep.health(now).is_usable()
         };
 
         // Panic mode (fail open), after Finagle `PanicMode.scala`.
@@ -272,8 +279,12 @@ impl Balancer {
         // 1 + maxEffort slots of the schedule: it panics when all of them are
         // unusable, deterministically, not with probability d^(1+maxEffort).
         //
-        // The panic pick is the last draw: for p2c/ewma the less loaded of
+        // The panic pick is the last draw for p2c/ewma: the less loaded of
         // its two endpoints, so even a fully dead set is balanced by load.
+        // For round robin it is the next slot of a schedule walk of its own:
+        // each pick consumes 1 + maxEffort slots of `rr_next`, so its last
+        // draw would land on the same endpoint every time whenever the
+        // schedule's length divides 1 + maxEffort (3 endpoints, maxEffort 5).
         let draws = self.lb.max_effort().saturating_add(1);
         let mut last = 0;
         for _ in 0..draws {
@@ -309,7 +320,24 @@ impl Balancer {
                 last = i;
             }
         }
+        if let LoadBalancer::RoundRobin { .. } = self.lb {
+            let slot = self.shared.rr_panic.fetch_add(1, Ordering::Relaxed);
+            last = set.schedule[(slot % set.schedule.len() as u64) as usize] as usize;
+        }
         Some(self.lease_anyway(&entries[last], now))
+    }
+
+    /// Whether some endpoint other than `avoid` is not known to be failing:
+    /// alive, or probe-open with its probe slot free (what a pick prefers).
+    /// `false` for an empty set, or when every other endpoint is dead or
+    /// being probed; `pick` still fails open then. Reads the current set,
+    /// allocates nothing.
+    pub fn has_usable_except(&self, avoid: Option<SocketAddr>) -> bool {
+        let set = self.set.load();
+        let now = self.shared.now();
+        set.entries
+            .iter()
+            .any(|e| Some(e.ep.addr) != avoid && e.ep.health(now).is_usable())
     }
 
     /// Counters and gauges.
@@ -412,7 +440,9 @@ impl Lease {
     }
 
     /// Whether this request is the endpoint's one probe after a dead period:
-    /// its outcome alone decides revival.
+    /// its failure kills the endpoint again, with a longer backoff; its
+    /// success revives it (as does the success of any request sent to the
+    /// endpoint while dead, in panic mode).
     pub fn is_probe(&self) -> bool {
         self.probe
     }
@@ -426,13 +456,9 @@ impl Lease {
             return;
         }
         let now = self.shared.now();
-        let transition = self.ep.observe(
-            self.start,
-            now,
-            self.shared.decay_ns,
-            outcome == Outcome::Success,
-            self.probe,
-        );
+        let transition =
+            self.ep
+                .observe(self.start, now, self.shared.decay_ns, outcome, self.probe);
         // `observe` already freed the probe slot; Drop must not touch it.
         self.probe = false;
         let s = &self.shared;

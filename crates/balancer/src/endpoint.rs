@@ -2,20 +2,35 @@
 //! failure accrual. Reads (what `pick` does) are lock-free atomics; writes
 //! (what `Lease::finish` does) take the endpoint's own small mutex.
 //!
-//! Accrual state machine (Finagle `FailureAccrualFactory`):
+//! Accrual state machine (Finagle `FailureAccrualFactory`, with two
+//! deliberate differences marked *):
 //!
 //! ```text
 //!   Alive --policy says dead--> Dead(until now + backoff.next())
+//!   Alive --NotConnected--> Dead(until now + backoff.next())     * at once
 //!   Dead  --clock passes until--> ProbeOpen          (no event: read lazily)
 //!   ProbeOpen --a pick claims the probe--> ProbeOpen with probe in flight
 //!   probe Success --> Alive (policy and backoff reset)
-//!   probe Failure --> Dead(until now + backoff.next())
+//!   probe Failure or NotConnected --> Dead(until now + backoff.next())
 //!   probe dropped --> ProbeOpen (the slot is free again)
+//!   Dead or ProbeOpen --success of a request sent to it while dead--> Alive *
 //! ```
 //!
-//! Outcomes of ordinary (non-probe) requests are fed to the policy only while
-//! the endpoint is alive; while it is dead they are stale (picked before it
-//! died) or panic-mode picks, and the probe alone decides revival.
+//! A refused connection is unambiguous (nothing was sent, nothing listens),
+//! so it marks the endpoint dead without waiting for the policy; with
+//! accrual `none` it is only a failure. A request reaches a dead endpoint
+//! only as its probe or through panic mode (every draw of a pick unusable,
+//! always so when every endpoint is dead or the set has one); if it
+//! succeeds the endpoint serves, and it is revived exactly as by a
+//! successful probe (Finagle waits for the probe after the backoff, so a
+//! whole set marked dead by an outage stays "dead" for the full backoff and
+//! a crashed endpoint keeps its share of panic picks meanwhile).
+//!
+//! Other outcomes of ordinary (non-probe) requests change nothing while the
+//! endpoint is dead: failures are expected of a dead endpoint, and the
+//! outcomes of requests picked before it died are stale (a success of one
+//! does not revive it, or success-rate accrual could never keep a
+//! half-failing endpoint out under load).
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,6 +38,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use crate::backoff::BackoffStream;
+use crate::balancer::Outcome;
 use crate::config::{Backoff, FailureAccrual};
 
 /// Peak-EWMA never reports an RTT below this (linkerd2-proxy's floor), so a
@@ -38,6 +54,14 @@ pub(crate) enum Health {
     ProbeOpen {
         claimed: bool,
     },
+}
+
+impl Health {
+    /// Not known to be failing: alive, or probe-open with the probe slot
+    /// free. What a pick prefers.
+    pub(crate) fn is_usable(self) -> bool {
+        matches!(self, Health::Alive | Health::ProbeOpen { claimed: false })
+    }
 }
 
 /// What marking dead or reviving did, for the balancer's counters.
@@ -189,41 +213,73 @@ impl Endpoint {
     }
 
     /// Records a finished request: its RTT, then its outcome for accrual.
-    /// `probe` says whether this request was the endpoint's probe.
+    /// `start` is when it was picked; `probe` says whether it was the
+    /// endpoint's probe.
     pub(crate) fn observe(
         &self,
         start: u64,
         now: u64,
         decay_ns: f64,
-        success: bool,
+        outcome: Outcome,
         probe: bool,
     ) -> Transition {
         let mut acc = self.lock();
-        self.observe_rtt(now.saturating_sub(start) as f64, now, decay_ns);
-        let dead = self.dead_until.load(Ordering::Acquire) != 0;
+        if outcome != Outcome::NotConnected {
+            // Nothing was sent: the time it took says nothing of the RTT.
+            self.observe_rtt(now.saturating_sub(start) as f64, now, decay_ns);
+        }
+        let transition = self.accrue(&mut acc, start, now, outcome, probe);
         if probe {
-            let result = if !dead {
-                Transition::None
-            } else if success {
-                let out_for = now.saturating_sub(acc.dead_since);
-                acc.revive(now);
-                self.dead_until.store(0, Ordering::Release);
-                Transition::Revived(out_for)
-            } else {
-                let period = acc.backoff.next().unwrap_or_default();
-                self.mark_dead_until(now, period);
-                Transition::MarkedDead
-            };
+            // Only now: freed before a failed probe's new dead period is
+            // stored, the slot would let a second probe through.
             self.release_probe();
-            return result;
         }
+        transition
+    }
+
+    fn accrue(
+        &self,
+        acc: &mut Accrual,
+        start: u64,
+        now: u64,
+        outcome: Outcome,
+        probe: bool,
+    ) -> Transition {
+        let dead = self.dead_until.load(Ordering::Acquire) != 0;
         if dead {
-            return Transition::None;
+            // Sent while the endpoint was dead (a probe or a panic pick), as
+            // opposed to picked before it died. A probe claimed in an earlier
+            // outage that a success has since ended is stale too.
+            let sent_while_dead = start >= acc.dead_since;
+            return match outcome {
+                _ if !sent_while_dead => Transition::None,
+                Outcome::Success => {
+                    let out_for = now.saturating_sub(acc.dead_since);
+                    acc.revive(now);
+                    self.dead_until.store(0, Ordering::Release);
+                    Transition::Revived(out_for)
+                }
+                Outcome::Failure | Outcome::NotConnected if probe => {
+                    let period = acc.backoff.next().unwrap_or_default();
+                    self.mark_dead_until(now, period);
+                    Transition::MarkedDead
+                }
+                Outcome::Failure | Outcome::NotConnected => Transition::None,
+            };
         }
-        if success {
-            acc.policy.success(now);
-            Transition::None
-        } else if acc.policy.failure_marks_dead(now) {
+        // Alive (a probe whose endpoint a success revived meanwhile counts
+        // as an ordinary request).
+        let marks_dead = match outcome {
+            Outcome::Success => {
+                acc.policy.success(now);
+                false
+            }
+            Outcome::Failure => acc.policy.failure_marks_dead(now),
+            Outcome::NotConnected => {
+                acc.policy.failure_marks_dead(now) || !acc.policy.is_disabled()
+            }
+        };
+        if marks_dead {
             let period = acc.backoff.next().unwrap_or_default();
             acc.dead_since = now;
             self.mark_dead_until(now, period);
@@ -357,6 +413,11 @@ impl Policy {
         }
     }
 
+    /// Accrual `none`: nothing ever marks the endpoint dead.
+    fn is_disabled(&self) -> bool {
+        matches!(self, Policy::Never)
+    }
+
     /// Finagle `revived`: forget the history.
     fn reset(&mut self, now: u64) {
         match self {
@@ -416,7 +477,7 @@ mod tests {
             RTT_FLOOR_NS,
             "an endpoint without samples costs the 1 ms floor"
         );
-        ep.observe(0, 500_000_000, DECAY, true, false);
+        ep.observe(0, 500_000_000, DECAY, Outcome::Success, false);
         assert_eq!(
             ep.rtt_raw_ns(500_000_000, DECAY),
             500e6,
@@ -433,9 +494,9 @@ mod tests {
     #[test]
     fn a_fast_sample_pulls_the_estimate_down_gradually() {
         let ep = Endpoint::new(addr(), &FailureAccrual::None, 1, 0);
-        ep.observe(0, 100_000_000, DECAY, true, false);
+        ep.observe(0, 100_000_000, DECAY, Outcome::Success, false);
         let t = 100_000_000 + 1_000_000_000;
-        ep.observe(t - 10_000_000, t, DECAY, true, false);
+        ep.observe(t - 10_000_000, t, DECAY, Outcome::Success, false);
         let est = ep.rtt_raw_ns(t, DECAY);
         assert!(
             est > 10e6 && est < 100e6,

@@ -691,6 +691,297 @@ fn empty_set_picks_nothing() {
     }
 }
 
+// ---- where Strait differs from Finagle: success revives, refusal kills ----
+
+#[test]
+fn after_an_outage_the_first_success_of_each_endpoint_revives_it_then_a_crash_is_avoided() {
+    for lb in all_kinds() {
+        let (b, clock) = setup(
+            lb,
+            FailureAccrual::default(),
+            &[(1, 1.0), (2, 1.0), (3, 1.0)],
+        );
+        // The outage: every endpoint refuses connections, all three marked dead.
+        for port in 1..=3 {
+            pick_port(&b, port).finish(Outcome::NotConnected);
+        }
+        assert_eq!(b.stats().available, 0, "{lb:?}: all three are dead");
+        // They are back 1 s later, long before the 5 s backoff ends. Traffic
+        // still flows in panic mode, to all three at once.
+        clock.advance(Duration::from_secs(1));
+        let held: Vec<_> = (0..30).map(|_| b.pick(None).unwrap()).collect();
+        assert!(
+            held.iter().all(|l| !l.is_probe()),
+            "{lb:?}: panic picks, not probes"
+        );
+        let mut successes: HashMap<u16, usize> = HashMap::new();
+        for lease in held {
+            let port = lease.addr().port();
+            let was = state(&b, port);
+            clock.advance(Duration::from_millis(1));
+            lease.finish(Outcome::Success);
+            *successes.entry(port).or_default() += 1;
+            if successes[&port] == 1 {
+                assert_eq!(
+                    (was, state(&b, port)),
+                    ("dead", "alive"),
+                    "{lb:?}: the first success of :{port} revives it, without waiting for the backoff"
+                );
+            }
+        }
+        let s = b.stats();
+        assert_eq!(
+            (s.available, s.revivals, s.probes, s.removals),
+            (3, 3, 0, 3),
+            "{lb:?}: three revivals by ordinary successes, no probe"
+        );
+        // Then :3 crashes: one refused connection and it is out.
+        clock.advance(Duration::from_secs(2));
+        pick_port(&b, 3).finish(Outcome::NotConnected);
+        assert_eq!(state(&b, 3), "dead", "{lb:?}: a refusal marks dead at once");
+        let seen = spread(&b, 1000);
+        assert_eq!(
+            seen.get(&3),
+            None,
+            "{lb:?}: no pick goes to the crashed endpoint: {seen:?}"
+        );
+    }
+}
+
+#[test]
+fn not_connected_marks_dead_at_once_and_picks_avoid_it_for_its_dead_period() {
+    for lb in all_kinds() {
+        let (b, clock) = setup(
+            lb,
+            FailureAccrual::default(),
+            &[(1, 1.0), (2, 1.0), (3, 1.0)],
+        );
+        pick_port(&b, 2).finish(Outcome::NotConnected);
+        let s = b.stats();
+        assert_eq!(
+            (state(&b, 2), s.removals, s.available),
+            ("dead", 1, 2),
+            "{lb:?}: one refused connection is a removal, not one failure of five"
+        );
+        let seen = spread(&b, 1000);
+        assert_eq!(seen.get(&2), None, "{lb:?}: none of 1,000 picks: {seen:?}");
+        // The default backoff's first dead period is its minimum, 5 s.
+        clock.advance(Duration::from_millis(4_990));
+        let seen = spread(&b, 1000);
+        assert_eq!(
+            seen.get(&2),
+            None,
+            "{lb:?}: still none 10 ms before the dead period ends: {seen:?}"
+        );
+        clock.advance(Duration::from_millis(10));
+        assert_eq!(state(&b, 2), "probing", "{lb:?}: then it gets its probe");
+        let probe = pick_port(&b, 2);
+        assert!(
+            probe.is_probe(),
+            "{lb:?}: the next request to it is the probe"
+        );
+    }
+}
+
+#[test]
+fn not_connected_on_a_dead_endpoint_changes_nothing_unless_it_is_the_probe() {
+    let (b, clock) = setup(
+        p2c(),
+        consecutive(5, Duration::from_secs(10)),
+        &[(1, 1.0), (2, 1.0)],
+    );
+    pick_port(&b, 1).finish(Outcome::NotConnected);
+    clock.advance(Duration::from_secs(1));
+    // A panic-mode-like pick (the other endpoint avoided) refused again.
+    pick_port(&b, 1).finish(Outcome::NotConnected);
+    assert_eq!(
+        (b.stats().removals, time_until_probing(&b, &clock, 1)),
+        (1, Duration::from_secs(9)),
+        "a refusal on a dead endpoint neither counts nor extends its dead period"
+    );
+    let probe = pick_port(&b, 1);
+    assert!(probe.is_probe());
+    probe.finish(Outcome::NotConnected);
+    assert_eq!(
+        (state(&b, 1), b.stats().removals, b.stats().revivals),
+        ("dead", 2, 0),
+        "a refused probe is a failed probe: dead again"
+    );
+}
+
+#[test]
+fn a_success_picked_before_the_endpoint_died_does_not_revive_it() {
+    let (b, clock) = setup(
+        p2c(),
+        consecutive(5, Duration::from_secs(10)),
+        &[(1, 1.0), (2, 1.0)],
+    );
+    let stale = pick_port(&b, 1);
+    clock.advance(Duration::from_millis(5));
+    pick_port(&b, 1).finish(Outcome::NotConnected);
+    clock.advance(Duration::from_millis(5));
+    stale.finish(Outcome::Success);
+    assert_eq!(
+        (state(&b, 1), b.stats().revivals),
+        ("dead", 0),
+        "only a request sent while it was dead (panic pick or probe) revives it"
+    );
+}
+
+#[test]
+fn all_dead_for_good_leaves_no_usable_endpoint_and_picks_still_fail_open() {
+    for lb in all_kinds() {
+        let (b, clock) = setup(
+            lb,
+            consecutive(5, Duration::from_secs(10)),
+            &[(1, 1.0), (2, 1.0), (3, 1.0)],
+        );
+        for port in 1..=3 {
+            pick_port(&b, port).finish(Outcome::NotConnected);
+        }
+        assert!(
+            !b.has_usable_except(None) && !b.has_usable_except(Some(addr(1))),
+            "{lb:?}: every endpoint is known to be failing"
+        );
+        clock.advance(Duration::from_secs(1));
+        let picks: Vec<_> = (0..30).map(|_| b.pick(None)).collect();
+        assert!(
+            picks
+                .iter()
+                .all(|p| p.as_ref().is_some_and(|l| !l.is_probe())),
+            "{lb:?}: fail open: every pick still returns an endpoint (panic mode)"
+        );
+        for (i, lease) in picks.into_iter().flatten().enumerate() {
+            lease.finish(if i % 2 == 0 {
+                Outcome::NotConnected
+            } else {
+                Outcome::Failure
+            });
+        }
+        let s = b.stats();
+        assert_eq!(
+            (s.removals, s.revivals, s.available),
+            (3, 0, 0),
+            "{lb:?}: failed panic picks neither revive nor extend a dead period"
+        );
+        clock.advance(Duration::from_secs(9));
+        assert!(
+            b.has_usable_except(None),
+            "{lb:?}: after the backoff each has a free probe slot"
+        );
+        let probes: Vec<_> = (1..=3).map(|port| pick_port(&b, port)).collect();
+        assert!(
+            probes.iter().all(strait_balancer::Lease::is_probe) && !b.has_usable_except(None),
+            "{lb:?}: with every probe in flight nothing is usable again"
+        );
+        for probe in probes {
+            probe.finish(Outcome::NotConnected);
+        }
+        assert_eq!(
+            (b.stats().removals, b.has_usable_except(None)),
+            (6, false),
+            "{lb:?}: three refused probes, three more removals"
+        );
+    }
+}
+
+#[test]
+fn a_flapping_endpoint_is_revived_by_success_and_killed_by_not_connected() {
+    let (b, clock) = setup(
+        p2c(),
+        FailureAccrual::default(),
+        &[(1, 1.0), (2, 1.0), (3, 1.0)],
+    );
+    // :2 and :3 are down for good, so :1 is picked in panic mode while dead.
+    for port in 2..=3 {
+        pick_port(&b, port).finish(Outcome::NotConnected);
+    }
+    for round in 1..=5 {
+        pick_port(&b, 1).finish(Outcome::NotConnected);
+        assert_eq!(state(&b, 1), "dead", "round {round}: refused, dead at once");
+        clock.advance(Duration::from_millis(100));
+        let lease = pick_port(&b, 1);
+        assert!(
+            !lease.is_probe(),
+            "round {round}: a panic pick, not a probe"
+        );
+        lease.finish(Outcome::Success);
+        assert_eq!(state(&b, 1), "alive", "round {round}: served, alive again");
+    }
+    let s = b.stats();
+    assert_eq!(
+        (s.removals, s.revivals, s.removed_for_ms, s.probes),
+        (2 + 5, 5, 500, 0),
+        "five deaths and five revivals of :1 (after 100 ms each), no probe"
+    );
+    pick_port(&b, 1).finish(Outcome::NotConnected);
+    assert!(
+        time_until_probing(&b, &clock, 1) <= Duration::from_millis(5_010),
+        "each revival restarts the backoff: the dead period is the minimum again"
+    );
+}
+
+#[test]
+fn accrual_none_never_marks_dead_on_not_connected() {
+    let (b, _) = setup(p2c(), FailureAccrual::None, &[(1, 1.0), (2, 1.0)]);
+    for _ in 0..100 {
+        pick_port(&b, 1).finish(Outcome::NotConnected);
+    }
+    assert_eq!(
+        (
+            state(&b, 1),
+            b.stats().removals,
+            b.has_usable_except(Some(addr(2)))
+        ),
+        ("alive", 0, true),
+        "with accrual `none` a refused connection is only a failure"
+    );
+}
+
+#[test]
+fn has_usable_except_skips_avoid_dead_and_probing_endpoints() {
+    let (b, clock) = setup(p2c(), consecutive(1, Duration::from_secs(10)), &[]);
+    assert!(!b.has_usable_except(None), "an empty set has none");
+    update(&b, &[(1, 1.0)]);
+    assert!(b.has_usable_except(None), "one alive endpoint");
+    assert!(
+        !b.has_usable_except(Some(addr(1))),
+        "the only endpoint, avoided"
+    );
+    update(&b, &[(1, 1.0), (2, 1.0)]);
+    assert!(b.has_usable_except(Some(addr(1))), "the other one is alive");
+    fail(&b, 2, 1);
+    assert!(
+        b.has_usable_except(None) && b.has_usable_except(Some(addr(2))),
+        ":1 is alive"
+    );
+    assert!(
+        !b.has_usable_except(Some(addr(1))),
+        "avoiding :1 leaves only dead :2"
+    );
+    clock.advance(Duration::from_secs(10));
+    assert!(
+        b.has_usable_except(Some(addr(1))),
+        "probe-open with its slot free counts as usable"
+    );
+    let probe = pick_port(&b, 2);
+    assert!(probe.is_probe());
+    assert!(
+        !b.has_usable_except(Some(addr(1))),
+        "with its probe in flight it does not"
+    );
+    drop(probe);
+    assert!(
+        b.has_usable_except(Some(addr(1))),
+        "a dropped probe frees the slot again"
+    );
+    b.pick(Some(addr(1))).unwrap().finish(Outcome::Success);
+    assert!(
+        b.has_usable_except(Some(addr(1))) && state(&b, 2) == "alive",
+        "a successful probe revives"
+    );
+}
+
 // ---- updates ------------------------------------------------------------
 
 #[test]
