@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use http::{HeaderMap, Method, StatusCode};
 
+use crate::policy::BudgetParams;
+
 /// Linkerd 1's HTTP response classifiers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Classifier {
@@ -153,12 +155,13 @@ impl Budget {
         })
     }
 
-    /// Linkerd's default: ttl 10 s, 10 retries/s, 20 %.
+    /// Linkerd's default budget ([`BudgetParams::LINKERD_DEFAULT`]).
     pub fn linkerd_default() -> Budget {
+        let d = BudgetParams::LINKERD_DEFAULT;
         Budget {
-            ttl: Duration::from_secs(10),
-            min_per_sec: 10,
-            percent: 0.2,
+            ttl: d.ttl,
+            min_per_sec: d.min_per_sec,
+            percent: d.percent_can_retry,
             slots: Mutex::new(Slots {
                 start: Instant::now(),
                 ring: [(u64::MAX, 0, 0); SLOTS],
