@@ -11,6 +11,28 @@
 //! linkerd2-proxy's 1 ms RTT floor and "a request counts until its body
 //! ends" (the router holds the [`Lease`] until then).
 //!
+//! Where Strait deliberately differs from Finagle's failure accrual:
+//!
+//! - **A success revives.** A request sent to a dead endpoint (in panic
+//!   mode, when every endpoint is dead or a pick's draws all are) that
+//!   succeeds revives it at once, exactly as a successful probe does (policy
+//!   and backoff reset, counted in `revivals`). Finagle ignores such
+//!   successes and waits for the one probe after the backoff, so after an
+//!   outage that marked the whole set dead, endpoints that serve again stay
+//!   "dead" for the full backoff, and one that then crashes keeps its share
+//!   of panic picks. A mesh must not keep shedding endpoints that serve;
+//!   Envoy bounds ejection with `max_ejection_percent` for the same reason.
+//!   Successes of requests picked before the endpoint died still do not
+//!   revive it, and failures on a dead endpoint still change nothing.
+//! - **A refused connection marks dead at once.** [`Outcome::NotConnected`]
+//!   (nothing was sent) is unambiguous: the endpoint is marked dead and its
+//!   backoff starts, without waiting for the policy (five consecutive
+//!   failures by default); with accrual `none` it is only a failure.
+//!
+//! [`Balancer::has_usable_except`] tells a caller deciding whether to send a
+//! never-sent request elsewhere whether any other endpoint is not known to
+//! be failing.
+//!
 //! It does not know dtabs, names, HTTP or YAML: the router feeds it plain
 //! `(SocketAddr, weight)` sets and [`Outcome`]s it classified itself, and
 //! `strait::config` turns `linkerd.yaml` into the plain types of [`config`].
