@@ -55,6 +55,25 @@ impl Mesh {
         curl(&args, &[])
     }
 
+    /// Each endpoint's balancer state (`alive`, `dead`, `probing`) of the
+    /// client `id`, from `/client_state.json`.
+    fn endpoint_states(&self, id: &str) -> std::collections::HashMap<String, String> {
+        let r = curl(
+            &[&format!("http://{}/client_state.json", self.strait.admin)],
+            &[],
+        );
+        let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+        j[id]["endpoints"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no endpoints for {id} in {j}"))
+            .iter()
+            .map(|e| {
+                let s = |k: &str| e[k].as_str().unwrap().to_owned();
+                (s("address"), s("state"))
+            })
+            .collect()
+    }
+
     fn metric(&self, name: &str) -> i64 {
         let r = curl(
             &[&format!("http://{}/admin/metrics.json", self.strait.admin)],
@@ -295,7 +314,12 @@ fn requests_cut_short_leave_no_gauge_in_flight() {
     );
     let url = format!("http://{}/", mesh.strait.router());
     let mut clients = Vec::new();
-    for (host, max_time) in [("slow", "0.5"), ("total", "5"), ("attempt", "5"), ("dying", "5")] {
+    for (host, max_time) in [
+        ("slow", "0.5"),
+        ("total", "5"),
+        ("attempt", "5"),
+        ("dying", "5"),
+    ] {
         for _ in 0..4 {
             let url = url.clone();
             clients.push(std::thread::spawn(move || {
@@ -348,4 +372,123 @@ fn requests_cut_short_leave_no_gauge_in_flight() {
     }
     let stuck: Vec<_> = now.iter().filter(|(_, v)| *v != 0).collect();
     assert!(stuck.is_empty(), "gauges still in flight: {stuck:?}");
+}
+
+/// Three instances of `hello` behind a router; `classifier` is the
+/// service's `responseClassifier` kind.
+fn three(classifier: &str, behavior: Behavior) -> (Mesh, [Backend; 3]) {
+    let bs = ["a", "b", "c"].map(|n| Backend::scripted(n, behavior));
+    let mesh = start(
+        &[("hello", &[&bs[0], &bs[1], &bs[2]])],
+        &format!("  service:\n    responseClassifier:\n      kind: {classifier}\n"),
+    );
+    (mesh, bs)
+}
+
+const REQUEUES: &str = "rt/out/client/#/io.l5d.fs/hello/retries/requeues";
+
+/// A deploy restarts every instance (or the router starts first): all three
+/// are down for a moment, so failure accrual marks all three dead; they
+/// come back and serve; then one crashes under load. No request may fail
+/// once they are back: the live instances' successes revive them, and the
+/// crashed one's refused connections go, at once, to a live one.
+#[test]
+fn after_an_outage_one_crash_under_load_fails_no_request() {
+    let (mesh, mut bs) = three("io.l5d.http.retryableRead5XX", Behavior::Ok);
+    for b in &mut bs {
+        b.kill();
+    }
+    for _ in 0..8 {
+        assert_eq!(mesh.request("GET", "hello").status, 502);
+    }
+    // A refused connection is not ambiguous: all three are marked dead.
+    let states = mesh.endpoint_states("/#/io.l5d.fs/hello");
+    assert!(states.values().all(|s| s == "dead"), "{states:?}");
+    for b in &mut bs {
+        b.restart();
+    }
+    let url = format!("http://{}/", mesh.strait.router());
+    let [a, b, mut c] = bs;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2000));
+        c.kill();
+        c
+    });
+    let load = strait_test_kit::wrk(&url, "hello", 5);
+    let c = killer.join().unwrap();
+    assert!(load.requests > 100, "wrk ran a real load: {}", load.text);
+    assert_eq!(load.non2xx, 0, "no request failed:\n{}", load.text);
+    assert_eq!(load.socket_errors, 0, "{}", load.text);
+    // The crashed one is shown dead, the two that serve alive.
+    let states = mesh.endpoint_states("/#/io.l5d.fs/hello");
+    assert_eq!(states[&c.addr.to_string()], "dead", "{states:?}");
+    for live in [&a, &b] {
+        assert_eq!(states[&live.addr.to_string()], "alive", "{states:?}");
+    }
+}
+
+/// The same deploy with the default classifier (nonRetryable5XX): a GET in
+/// flight on the instance when it is killed may have reached it, so it is
+/// not retried; every other request still succeeds. wrk's four connections
+/// each have at most one request in flight, so at most four can fail.
+#[test]
+fn after_an_outage_one_crash_fails_at_most_the_requests_in_flight() {
+    let (mesh, mut bs) = three("io.l5d.http.nonRetryable5XX", Behavior::Slow(20));
+    for b in &mut bs {
+        b.kill();
+    }
+    for _ in 0..8 {
+        assert_eq!(mesh.request("GET", "hello").status, 502);
+    }
+    for b in &mut bs {
+        b.restart();
+    }
+    let url = format!("http://{}/", mesh.strait.router());
+    let [a, b, mut c] = bs;
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(2000));
+        let answered = c.count();
+        c.kill();
+        (c, answered)
+    });
+    let load = strait_test_kit::wrk(&url, "hello", 5);
+    let (_c, answered_by_c) = killer.join().unwrap();
+    assert!(answered_by_c > 0, "the killed instance was serving");
+    assert!(load.requests > 100, "wrk ran a real load: {}", load.text);
+    assert!(
+        load.non2xx + load.socket_errors <= 4,
+        "only the requests in flight on the killed instance may fail:\n{}",
+        load.text
+    );
+    drop((a, b));
+}
+
+/// Every instance stopped for good: requests fail fast with 502, and the
+/// requeues stay within the requeue budget (10/s over 10 s plus 20 % of
+/// requests, and the two free requeues of the first request).
+#[test]
+fn all_instances_gone_fail_fast_within_the_requeue_budget() {
+    let (mesh, mut bs) = three("io.l5d.http.retryableRead5XX", Behavior::Ok);
+    for b in &mut bs {
+        b.kill();
+    }
+    let url = format!("http://{}/", mesh.strait.router());
+    let load = strait_test_kit::wrk(&url, "hello", 2);
+    assert!(
+        load.requests > 50,
+        "failing fast, wrk got answers: {}",
+        load.text
+    );
+    assert_eq!(
+        load.non2xx, load.requests,
+        "every answer is an error: {}",
+        load.text
+    );
+    assert_eq!(mesh.request("GET", "hello").status, 502);
+    let requeues = mesh.metric(REQUEUES);
+    let requests = i64::try_from(load.requests).unwrap() + 1;
+    assert!(
+        requeues <= 100 + requests / 5 + 2,
+        "{requeues} requeues for {requests} requests"
+    );
 }

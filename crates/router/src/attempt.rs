@@ -62,8 +62,12 @@ pub trait Exchange {
 pub enum Attempted {
     /// A response, classified.
     Responded(ResponseClass),
-    /// Nothing reached the endpoint.
-    NotSent,
+    /// Nothing reached the endpoint. `elsewhere`: another endpoint of
+    /// the client is not known to be failing.
+    NotSent {
+        /// Some other endpoint is alive (or may be probed).
+        elsewhere: bool,
+    },
     /// No response after the request may have been written (reset,
     /// `requestAttemptTimeoutMs`), classified as an error.
     Lost(ResponseClass),
@@ -82,8 +86,8 @@ pub enum Decision {
     Fail,
 }
 
-/// The two budgets a second attempt draws on. Each call withdraws (and
-/// counts the withdrawal or the refusal) when it says yes.
+/// The two budgets a second attempt draws on. Each call withdraws when it
+/// says yes, and counts the refusal when it says no.
 pub trait Budgets {
     /// One retry from the service's `retries.budget`.
     fn retry(&mut self) -> bool;
@@ -108,7 +112,10 @@ pub struct Tries {
 ///
 /// * a success, or a failed response that may not be retried, is returned;
 /// * an unsent request is requeued when its body was kept, within
-///   [`MAX_REQUEUES`] and the requeue budget; else it fails;
+///   [`MAX_REQUEUES`]: free while another endpoint is not known to be
+///   failing (a request that never left the router must not fail while a
+///   live endpoint exists), else within the requeue budget, so a service
+///   whose every endpoint fails still fails fast, without a storm;
 /// * a retryable failure (response or lost request) is retried after the
 ///   backoff's pause, within the retry budget; else the failed response is
 ///   returned, or the lost request fails.
@@ -133,8 +140,8 @@ pub fn decide(
                 Decision::Return
             }
         }
-        Attempted::NotSent => {
-            if replayable && tries.requeues < MAX_REQUEUES && budgets.requeue() {
+        Attempted::NotSent { elsewhere } => {
+            if replayable && tries.requeues < MAX_REQUEUES && (elsewhere || budgets.requeue()) {
                 tries.requeues += 1;
                 Decision::Requeue
             } else {
@@ -189,7 +196,6 @@ impl Budgets for Live<'_> {
     fn retry(&mut self) -> bool {
         let svc = self.service;
         if svc.budget.try_withdraw() {
-            svc.retries.incr();
             true
         } else {
             svc.budget_exhausted.incr();
@@ -200,7 +206,6 @@ impl Budgets for Live<'_> {
     fn requeue(&mut self) -> bool {
         let c = self.client;
         if c.requeue_budget.try_withdraw() {
-            c.stats.requeues.incr();
             true
         } else {
             c.stats.requeue_budget_exhausted.incr();
@@ -220,6 +225,7 @@ pub async fn run<E: Exchange>(
     svc.budget.deposit();
     client.requeue_budget.deposit();
     let replayable = ex.replayable();
+    let backoff = &svc.policy.backoff;
     let mut budgets = Live {
         client,
         service: svc,
@@ -233,47 +239,68 @@ pub async fn run<E: Exchange>(
             .ok_or(AttemptError::NoEndpoints)?;
         let addr = lease.addr();
         avoid = Some(addr);
-        let (attempted, result) = attempt(ex, client, addr).await;
-        let backoff = &svc.policy.backoff;
-        match decide(attempted, replayable, &mut tries, backoff, &mut budgets) {
-            Decision::Requeue => lease.finish(Outcome::Failure),
-            Decision::Retry(pause) => {
-                lease.finish(Outcome::Failure);
-                tokio::time::sleep(pause).await;
-            }
-            Decision::Return | Decision::Fail => {
-                return match result {
-                    Ok(response) => {
+        let pause = match attempt(ex, client, addr).await {
+            Ok((response, class)) => {
+                let attempted = Attempted::Responded(class);
+                match decide(attempted, replayable, &mut tries, backoff, &mut budgets) {
+                    Decision::Retry(pause) => {
+                        lease.finish(Outcome::Failure);
+                        Some(pause)
+                    }
+                    _ => {
                         let retries = Duration::from_millis(u64::from(tries.retries));
                         svc.per_request.record(retries);
-                        let outcome = match attempted {
-                            Attempted::Responded(ResponseClass::Success) => Outcome::Success,
-                            _ => Outcome::Failure,
+                        let outcome = match class {
+                            ResponseClass::Success => Outcome::Success,
+                            ResponseClass::Failure { .. } => Outcome::Failure,
                         };
-                        Ok(Answered {
+                        return Ok(Answered {
                             response,
                             lease,
                             outcome,
-                        })
+                        });
                     }
-                    Err(e) => {
+                }
+            }
+            Err((attempted, failure)) => {
+                // Finished before deciding, so a refused endpoint is known
+                // dead when the decision asks whether another is alive.
+                let attempted = match attempted {
+                    Attempted::NotSent { .. } => {
+                        lease.finish(Outcome::NotConnected);
+                        let elsewhere = client.balancer.has_usable_except(Some(addr));
+                        Attempted::NotSent { elsewhere }
+                    }
+                    other => {
                         lease.finish(Outcome::Failure);
-                        Err(e)
+                        other
                     }
                 };
+                match decide(attempted, replayable, &mut tries, backoff, &mut budgets) {
+                    Decision::Requeue => None,
+                    Decision::Retry(pause) => Some(pause),
+                    Decision::Return | Decision::Fail => return Err(failure),
+                }
+            }
+        };
+        match pause {
+            None => client.stats.requeues.incr(),
+            Some(pause) => {
+                svc.retries.incr();
+                tokio::time::sleep(pause).await;
             }
         }
     }
 }
 
 /// One attempt to `addr`, within `requestAttemptTimeoutMs`, counted in the
-/// client's stats: what it came to, and the response or the error to give
-/// if it is the last.
+/// client's stats: the response and its class, or what the attempt came to
+/// and the error to give if it is the last.
 async fn attempt<E: Exchange>(
     ex: &mut E,
     client: &Client,
     addr: SocketAddr,
-) -> (Attempted, Result<E::Response, AttemptError>) {
+) -> Result<(E::Response, ResponseClass), (Attempted, AttemptError)> {
     let stats = &client.stats;
     let pending = stats.pending.enter();
     let start = Instant::now();
@@ -286,7 +313,7 @@ async fn attempt<E: Exchange>(
     stats.requests.incr();
     let failed = |attempted, e| {
         stats.failures.incr();
-        (attempted, Err(e))
+        Err((attempted, e))
     };
     match res {
         Ok(Ok(response)) => {
@@ -298,11 +325,12 @@ async fn attempt<E: Exchange>(
             } else {
                 stats.failures.incr();
             }
-            (Attempted::Responded(class), Ok(response))
+            Ok((response, class))
         }
         Ok(Err(SendFailure::NotSent)) => {
             stats.connect_failures.incr();
-            failed(Attempted::NotSent, AttemptError::ConnectFailed(addr))
+            let unsent = Attempted::NotSent { elsewhere: false };
+            failed(unsent, AttemptError::ConnectFailed(addr))
         }
         Ok(Err(SendFailure::Lost(message))) => failed(
             Attempted::Lost(ex.classify_error()),

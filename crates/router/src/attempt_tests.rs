@@ -71,9 +71,13 @@ fn a_success_is_returned_without_touching_a_budget() {
 #[test]
 fn connect_refused_is_requeued_when_the_body_was_kept() {
     let mut b = plenty();
-    let (d, t) = decide1(Attempted::NotSent, true, &mut b);
+    let (d, t) = decide1(Attempted::NotSent { elsewhere: false }, true, &mut b);
     assert_eq!(d, Decision::Requeue);
     assert_eq!(t.requeues, 1);
+    assert_eq!(
+        b.asked_requeue, 1,
+        "every endpoint failing: the budget pays"
+    );
     assert_eq!(
         b.asked_retry, 0,
         "a requeue never draws on the retry budget"
@@ -81,9 +85,37 @@ fn connect_refused_is_requeued_when_the_body_was_kept() {
 }
 
 #[test]
+fn an_unsent_request_is_requeued_free_while_another_endpoint_is_alive() {
+    let mut empty = Fixed::default();
+    let (d, t) = decide1(Attempted::NotSent { elsewhere: true }, true, &mut empty);
+    assert_eq!(
+        d,
+        Decision::Requeue,
+        "a live endpoint exists: never fail it"
+    );
+    assert_eq!(t.requeues, 1);
+    assert_eq!(
+        empty.asked_requeue, 0,
+        "the budget is kept for when all fail"
+    );
+    // The per-request cap still holds.
+    let mut tries = Tries {
+        requeues: MAX_REQUEUES,
+        ..Tries::default()
+    };
+    let unsent = Attempted::NotSent { elsewhere: true };
+    assert_eq!(
+        decide(unsent, true, &mut tries, &NO_PAUSE, &mut empty),
+        Decision::Fail
+    );
+    // A streamed body cannot be sent again, live endpoint or not.
+    assert_eq!(decide1(unsent, false, &mut empty).0, Decision::Fail);
+}
+
+#[test]
 fn connect_refused_with_a_streamed_body_fails() {
     let mut b = plenty();
-    let (d, _) = decide1(Attempted::NotSent, false, &mut b);
+    let (d, _) = decide1(Attempted::NotSent { elsewhere: true }, false, &mut b);
     assert_eq!(d, Decision::Fail);
     assert_eq!(b.asked_requeue, 0);
 }
@@ -91,7 +123,7 @@ fn connect_refused_with_a_streamed_body_fails() {
 #[test]
 fn connect_refused_with_the_requeue_budget_spent_fails() {
     let mut b = Fixed::default();
-    let (d, _) = decide1(Attempted::NotSent, true, &mut b);
+    let (d, _) = decide1(Attempted::NotSent { elsewhere: false }, true, &mut b);
     assert_eq!(d, Decision::Fail);
     assert_eq!(
         b.asked_requeue, 1,
@@ -104,7 +136,8 @@ fn requeues_stop_at_the_per_request_cap_whatever_the_budget() {
     let mut b = plenty();
     let mut tries = Tries::default();
     let mut n = 0;
-    while decide(Attempted::NotSent, true, &mut tries, &NO_PAUSE, &mut b) == Decision::Requeue {
+    let unsent = Attempted::NotSent { elsewhere: false };
+    while decide(unsent, true, &mut tries, &NO_PAUSE, &mut b) == Decision::Requeue {
         n += 1;
     }
     assert_eq!(n, MAX_REQUEUES);
@@ -416,7 +449,7 @@ async fn every_endpoint_refusing_fails_after_the_requeue_cap() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_empty_requeue_budget_fails_the_first_refusal() {
+async fn an_empty_requeue_budget_fails_once_no_endpoint_is_left() {
     let client = ClientPolicy {
         requeue_budget: BudgetParams {
             ttl: Duration::from_secs(10),
@@ -433,7 +466,10 @@ async fn an_empty_requeue_budget_fails_the_first_refusal() {
     );
     let err = run(&mut ex, &f.client, &f.service).await.err().unwrap();
     assert!(matches!(err, AttemptError::ConnectFailed(_)), "{err:?}");
-    assert_eq!(ex.sent.len(), 1);
+    // The first refusal marks its endpoint dead and goes, free, to the
+    // other; the second finds nothing alive, and the empty budget fails it.
+    assert_eq!(ex.sent.len(), 2);
+    assert_ne!(ex.sent[0], ex.sent[1]);
     assert_eq!(metric(&f, &format!("{CLIENT}/retries/budget_exhausted")), 1);
 }
 
@@ -549,4 +585,105 @@ async fn dropping_the_loop_mid_attempt_leaves_nothing_in_flight() {
         eps[0].inflight, 0,
         "the lease went with the dropped attempt"
     );
+}
+
+// ------------------------------------- outages (paused time, real balancer)
+
+const OK: Script = Script::Answer(200, Duration::ZERO);
+
+/// Sends `n` GETs (RetryableRead5XX), endpoint `i` doing `script(k)[i]` on
+/// request `k`; returns how many failed.
+async fn failed_of(f: &Fixture, n: usize, script: impl Fn(usize) -> Vec<Script>) -> usize {
+    let mut failed = 0;
+    for k in 0..n {
+        let s: Vec<(SocketAddr, Script)> = f.addrs.iter().copied().zip(script(k)).collect();
+        let mut ex = scripted(Method::GET, Classifier::RetryableRead5XX, &s);
+        match run(&mut ex, &f.client, &f.service).await {
+            Ok(a) if a.response == 200 => a.lease.finish(a.outcome),
+            _ => failed += 1,
+        }
+    }
+    failed
+}
+
+fn states(f: &Fixture) -> Vec<&'static str> {
+    f.client
+        .balancer
+        .endpoints_state()
+        .iter()
+        .map(|e| e.state)
+        .collect()
+}
+
+/// The deploy of the issue: every instance down for a moment (all marked
+/// dead), back and serving, then one crashes: no request fails after they
+/// are back.
+#[tokio::test(start_paused = true)]
+async fn after_an_outage_one_crash_fails_nothing() {
+    let f = fixture(3, ClientPolicy::default(), ServicePolicy::default());
+    let down = failed_of(&f, 20, |_| vec![Script::Refuse; 3]).await;
+    assert_eq!(down, 20, "nothing serves: every request fails");
+    assert_eq!(states(&f), ["dead"; 3]);
+    // Back: the first success revives its endpoint, no waiting for a
+    // probe; with one alive, the others wait for their probes, unpicked.
+    assert_eq!(failed_of(&f, 100, |_| vec![OK; 3]).await, 0);
+    let alive = states(&f).iter().position(|s| *s == "alive").unwrap();
+    // The worst crash: the one endpoint known alive. The others are dead
+    // but serving: panic mode reaches them, and their successes revive.
+    let crash = |_| {
+        (0..3)
+            .map(|i| if i == alive { Script::Refuse } else { OK })
+            .collect()
+    };
+    assert_eq!(failed_of(&f, 1_000, crash).await, 0);
+    let after = states(&f);
+    assert_eq!(after[alive], "dead", "{after:?}");
+    assert!(after.contains(&"alive"), "{after:?}");
+    assert!(metric(&f, &format!("{CLIENT}/failure_accrual/revivals")) >= 2);
+}
+
+/// The plain crash of one of three, never an outage before: nothing fails,
+/// and the crashed one is shed at its first refused connection.
+#[tokio::test(start_paused = true)]
+async fn one_crash_of_three_fails_nothing() {
+    let f = fixture(3, ClientPolicy::default(), ServicePolicy::default());
+    assert_eq!(failed_of(&f, 100, |_| vec![OK; 3]).await, 0);
+    let crashed = failed_of(&f, 1_000, |_| vec![Script::Refuse, OK, OK]).await;
+    assert_eq!(crashed, 0);
+    assert_eq!(metric(&f, &format!("{CLIENT}/connect_failures")), 1);
+    assert_eq!(states(&f), ["dead", "alive", "alive"]);
+}
+
+/// Everything down for good: requests fail fast, and requeues stay within
+/// the requeue budget (no storm against a dead service).
+#[tokio::test(start_paused = true)]
+async fn all_dead_for_good_fails_fast_within_the_requeue_budget() {
+    let client = ClientPolicy {
+        requeue_budget: BudgetParams {
+            ttl: Duration::from_secs(10),
+            min_per_sec: 1,
+            percent_can_retry: 0.2,
+        },
+        ..ClientPolicy::default()
+    };
+    let f = fixture(3, client, ServicePolicy::default());
+    let n = 200;
+    assert_eq!(failed_of(&f, n, |_| vec![Script::Refuse; 3]).await, n);
+    let requeues = metric(&f, &format!("{CLIENT}/retries/requeues"));
+    // Two are free (the first and second refusals of the first request
+    // each leave another endpoint not yet known dead); the rest are the
+    // budget's: 1/s over 10 s plus 20 % of 200 requests.
+    assert!(requeues <= 2 + 10 + 40, "{requeues} requeues");
+    assert!(metric(&f, &format!("{CLIENT}/retries/budget_exhausted")) > 0);
+}
+
+/// An endpoint that refuses one connection and serves the next, over and
+/// over: killed by each refusal, revived by each success, and no request
+/// fails while the other endpoint serves.
+#[tokio::test(start_paused = true)]
+async fn a_flapping_endpoint_fails_nothing() {
+    let f = fixture(2, ClientPolicy::default(), ServicePolicy::default());
+    let flap = |k: usize| vec![OK, if k % 2 == 0 { Script::Refuse } else { OK }];
+    assert_eq!(failed_of(&f, 500, flap).await, 0);
+    assert!(metric(&f, &format!("{CLIENT}/failure_accrual/removals")) >= 1);
 }

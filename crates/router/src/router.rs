@@ -142,8 +142,9 @@ impl Router {
     }
 
     /// The concrete names this router has clients for, with their current
-    /// address sets (for `/client_state.json`).
-    pub fn client_states(&self) -> Vec<(Path, Addr)> {
+    /// address sets and their endpoints' balancer state (alive, dead or
+    /// probing; requests in flight), for `/client_state.json`.
+    pub fn client_states(&self) -> Vec<(Path, Addr, Vec<strait_balancer::EndpointInfo>)> {
         self.cache.client_states()
     }
 

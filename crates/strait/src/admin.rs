@@ -415,12 +415,30 @@ fn shutdown(state: &AdminState, method: &Method) -> Response<Full<Bytes>> {
     text(StatusCode::OK, "quitting")
 }
 
-/// `/client_state.json`: every router's clients and their address sets.
+/// `/client_state.json`: every router's clients, their address sets and
+/// (Strait's addition) each endpoint as the balancer sees it: `alive`,
+/// `dead` (failure accrual removed it) or `probing`, and its requests in
+/// flight.
 fn client_state(state: &AdminState) -> Response<Full<Bytes>> {
     let mut out = Map::new();
     for router in &state.routers {
-        for (id, addr) in router.load().client_states() {
-            out.insert(id.show(), addr_json(&addr));
+        for (id, addr, endpoints) in router.load().client_states() {
+            let mut v = addr_json(&addr);
+            if let (Value::Object(o), false) = (&mut v, endpoints.is_empty()) {
+                let eps = endpoints
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "address": e.addr.to_string(),
+                            "state": e.state,
+                            "inflight": e.inflight,
+                            "weight": e.weight,
+                        })
+                    })
+                    .collect();
+                o.insert("endpoints".into(), Value::Array(eps));
+            }
+            out.insert(id.show(), v);
         }
     }
     json(StatusCode::OK, &Value::Object(out), false)

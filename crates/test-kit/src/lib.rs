@@ -140,6 +140,8 @@ pub struct Backend {
     pub addr: SocketAddr,
     dir: tempfile::TempDir,
     _proc: Proc,
+    /// A scripted backend's mode and argument, to restart it.
+    script: Option<(&'static str, u32)>,
 }
 
 impl Backend {
@@ -174,15 +176,23 @@ impl Backend {
             Behavior::Slow(ms) => ("slow", ms),
         };
         let dir = tempfile::tempdir().unwrap();
-        let proc = Proc::spawn(Command::new("python3").args([
-            "-u",
-            "-c",
-            SCRIPT,
-            name,
-            mode,
-            &arg.to_string(),
-        ]));
-        Backend::announced(name, dir, proc)
+        let mut b = Backend::announced(name, dir, scripted_proc(name, mode, arg, 0));
+        b.script = Some((mode, arg));
+        b
+    }
+
+    /// Starts a scripted backend again on the same port (after [`kill`]),
+    /// as an instance restarted by a deploy.
+    ///
+    /// [`kill`]: Backend::kill
+    pub fn restart(&mut self) {
+        let (mode, arg) = self.script.expect("only scripted backends restart");
+        self.kill();
+        let mut proc = scripted_proc(&self.name, mode, arg, self.addr.port());
+        proc.wait_line(Duration::from_secs(20), |l| {
+            l.starts_with("Serving HTTP on ").then_some(())
+        });
+        self._proc = proc;
     }
 
     /// Waits for the server's "Serving HTTP on <ip> port <port> ..." line
@@ -199,6 +209,7 @@ impl Backend {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             dir,
             _proc: proc,
+            script: None,
         }
     }
 
@@ -226,6 +237,18 @@ impl Backend {
     pub fn fs_line(&self) -> String {
         format!("{} {}", self.addr.ip(), self.addr.port())
     }
+}
+
+fn scripted_proc(name: &str, mode: &str, arg: u32, port: u16) -> Proc {
+    Proc::spawn(Command::new("python3").args([
+        "-u",
+        "-c",
+        SCRIPT,
+        name,
+        mode,
+        &arg.to_string(),
+        &port.to_string(),
+    ]))
 }
 
 /// What a scripted backend does with each request (see [`Backend::scripted`]).
@@ -277,7 +300,7 @@ class H(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
-srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
+srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[4])), H)
 srv.daemon_threads = True
 print("Serving HTTP on 127.0.0.1 port %d (scripted)" % srv.server_address[1], flush=True)
 srv.serve_forever()

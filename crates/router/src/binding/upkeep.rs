@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 
+use strait_balancer::EndpointInfo;
 use strait_dtab::Path;
 use strait_naming::Addr;
 
@@ -38,11 +39,18 @@ impl BindingCache {
         lock(&self.clients).len()
     }
 
-    /// The concrete names with clients and their address sets, sorted.
-    pub(crate) fn client_states(&self) -> Vec<(Path, Addr)> {
-        let mut out: Vec<(Path, Addr)> = lock(&self.clients)
+    /// The concrete names with clients, their address sets and their
+    /// endpoints as the balancer sees them, sorted.
+    pub(crate) fn client_states(&self) -> Vec<(Path, Addr, Vec<EndpointInfo>)> {
+        let mut out: Vec<_> = lock(&self.clients)
             .values()
-            .map(|c| (c.id.clone(), (*c.addr()).clone()))
+            .map(|c| {
+                (
+                    c.id.clone(),
+                    (*c.addr()).clone(),
+                    c.balancer.endpoints_state(),
+                )
+            })
             .collect();
         out.sort_by(|a, b| a.0.cmp(&b.0));
         out
