@@ -177,7 +177,7 @@ fn header_rewrites(c: &mut Criterion) {
                     Some(&service),
                     Some(&client),
                     &residual,
-                    local_dtab.as_ref().map(|(s, _)| &**s),
+                    local_dtab.as_ref().map(|l| &*l.text),
                 );
             },
             BatchSize::SmallInput,

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use strait_balancer::{Lease, Outcome};
 
 use crate::client::Client;
-use crate::retry::{Backoff, ResponseClass};
+use crate::retry::{ResponseClass, RetryBackoff};
 use crate::service::Service;
 
 /// Requeues of one request at most (Finagle's `RequeueFilter` cap), besides
@@ -123,7 +123,7 @@ pub fn decide(
     attempt: Attempted,
     replayable: bool,
     tries: &mut Tries,
-    backoff: &Backoff,
+    backoff: &RetryBackoff,
     budgets: &mut impl Budgets,
 ) -> Decision {
     let retry = |tries: &mut Tries| {

@@ -49,7 +49,7 @@ fn plenty() -> Fixed {
     }
 }
 
-const NO_PAUSE: Backoff = Backoff::Constant(Duration::ZERO);
+const NO_PAUSE: RetryBackoff = RetryBackoff::Constant(Duration::ZERO);
 const RETRYABLE: ResponseClass = ResponseClass::Failure { retryable: true };
 const FINAL: ResponseClass = ResponseClass::Failure { retryable: false };
 
@@ -151,7 +151,7 @@ fn requeues_stop_at_the_per_request_cap_whatever_the_budget() {
 fn a_retryable_failed_response_is_retried_after_the_backoff() {
     let mut b = plenty();
     let mut tries = Tries::default();
-    let backoff = Backoff::Constant(Duration::from_millis(250));
+    let backoff = RetryBackoff::Constant(Duration::from_millis(250));
     let d = decide(
         Attempted::Responded(RETRYABLE),
         true,
@@ -169,7 +169,7 @@ fn jittered_pauses_grow_within_their_bounds() {
     let mut b = plenty();
     let mut tries = Tries::default();
     let (min, max) = (Duration::from_millis(10), Duration::from_millis(200));
-    let backoff = Backoff::Jittered { min, max };
+    let backoff = RetryBackoff::Jittered { min, max };
     for _ in 0..50 {
         let Decision::Retry(p) = decide(
             Attempted::Lost(RETRYABLE),
@@ -477,7 +477,7 @@ async fn an_empty_requeue_budget_fails_once_no_endpoint_is_left() {
 async fn a_reset_after_writing_is_retried_for_a_read_and_reported_for_a_post() {
     let service = ServicePolicy {
         classifier: Classifier::RetryableRead5XX,
-        backoff: Backoff::Constant(Duration::from_secs(1)),
+        backoff: RetryBackoff::Constant(Duration::from_secs(1)),
         ..ServicePolicy::default()
     };
     let f = fixture(2, ClientPolicy::default(), service);

@@ -19,6 +19,7 @@ use strait_dtab::{Dtab, NameTree, Path, State};
 use strait_naming::{Binding, BoundName, Interpreter};
 
 use crate::client::Client;
+use crate::headers::LocalDtab;
 use crate::policy::Policies;
 use crate::service::Service;
 use crate::stats::{Counter, Registry, Scope};
@@ -137,7 +138,7 @@ impl BindingCache {
     pub(crate) async fn route(
         &self,
         dst: &Path,
-        local: Option<&(Arc<str>, Dtab)>,
+        local: Option<&LocalDtab>,
     ) -> Result<Route, BindError> {
         let entry = self.bind(dst, local).await?;
         let tree = match &entry.binding.state {
@@ -166,10 +167,10 @@ impl BindingCache {
     async fn bind(
         &self,
         dst: &Path,
-        local: Option<&(Arc<str>, Dtab)>,
+        local: Option<&LocalDtab>,
     ) -> Result<Arc<BindEntry>, BindError> {
         let key = BindKey {
-            local: local.map(|(s, _)| Arc::clone(s)),
+            local: local.map(|l| Arc::clone(&l.text)),
             dst: dst.clone(),
         };
         let now = self.now_ms();
@@ -181,7 +182,7 @@ impl BindingCache {
             return Ok(Arc::clone(e));
         }
         let dtab = match local {
-            Some((_, l)) => self.params.dtab.concat(l),
+            Some(l) => self.params.dtab.concat(&l.dtab),
             None => self.params.dtab.clone(),
         };
         let deadline = tokio::time::Instant::now() + self.params.binding_timeout;

@@ -29,11 +29,21 @@ pub fn strip_l5d(h: &mut HeaderMap) {
     }
 }
 
+/// A request's local dtab: `l5d-ctx-dtab` then `l5d-dtab`, parsed, and its
+/// canonical text (the binding cache's key, and the `l5d-ctx-dtab` sent on).
+#[derive(Clone, Debug)]
+pub struct LocalDtab {
+    /// The canonical text.
+    pub text: Arc<str>,
+    /// The parsed entries.
+    pub dtab: Dtab,
+}
+
 /// Takes `l5d-ctx-dtab` then `l5d-dtab` off the request (each possibly
 /// repeated) and parses them into the local dtab, `l5d-dtab` last so the
 /// user's entries win. `None` when neither is present; a parse error is the
 /// parser's message (a 400).
-pub fn take_local_dtab(h: &mut HeaderMap) -> Result<Option<(Arc<str>, Dtab)>, String> {
+pub fn take_local_dtab(h: &mut HeaderMap) -> Result<Option<LocalDtab>, String> {
     if !h.contains_key(&L5D_CTX_DTAB) && !h.contains_key(&L5D_DTAB) {
         return Ok(None);
     }
@@ -50,7 +60,10 @@ pub fn take_local_dtab(h: &mut HeaderMap) -> Result<Option<(Arc<str>, Dtab)>, St
     if dtab.is_empty() {
         return Ok(None);
     }
-    Ok(Some((Arc::from(dtab.show()), dtab)))
+    Ok(Some(LocalDtab {
+        text: Arc::from(dtab.show()),
+        dtab,
+    }))
 }
 
 /// Sets the informational headers Linkerd adds downstream
@@ -178,7 +191,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("l5d-dtab", HeaderValue::from_static("/svc=>/user"));
         h.insert("l5d-ctx-dtab", HeaderValue::from_static("/svc=>/ctx"));
-        let (s, d) = take_local_dtab(&mut h).unwrap().unwrap();
+        let LocalDtab { text: s, dtab: d } = take_local_dtab(&mut h).unwrap().unwrap();
         assert_eq!(&*s, "/svc=>/ctx;/svc=>/user");
         assert_eq!(d.len(), 2);
         assert!(h.is_empty(), "both headers are taken off the request");

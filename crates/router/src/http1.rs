@@ -180,7 +180,7 @@ impl<'a> Http1<'a> {
             route.service.l5d_dst.as_ref(),
             client.l5d_dst.as_ref(),
             &route.residual,
-            fwd.local.map(|(s, _)| &**s),
+            fwd.local.map(|l| &*l.text),
         );
         deadline::write(h, fwd.deadline, fwd.total);
         let pq = parts

@@ -13,7 +13,7 @@ use std::time::Duration;
 use strait_balancer::{FailureAccrual, LoadBalancer};
 use strait_dtab::{Path, Prefix};
 
-use crate::retry::{Backoff, Classifier};
+use crate::retry::{Classifier, RetryBackoff};
 
 /// A retry budget's parameters (Linkerd: `ttlSecs` 10, `minRetriesPerSec`
 /// 10, `percentCanRetry` 0.2).
@@ -88,7 +88,7 @@ pub struct ServicePolicy {
     /// `retries.budget`.
     pub budget: BudgetParams,
     /// `retries.backoff`.
-    pub backoff: Backoff,
+    pub backoff: RetryBackoff,
     /// `totalTimeoutMs`.
     pub total_timeout: Option<Duration>,
 }
@@ -161,7 +161,7 @@ pub struct ServicePolicyPatch {
     /// `retries.budget`.
     pub budget: Option<BudgetParams>,
     /// `retries.backoff`.
-    pub backoff: Option<Backoff>,
+    pub backoff: Option<RetryBackoff>,
     /// `totalTimeoutMs` (an item can set it, not unset it).
     pub total_timeout: Option<Duration>,
 }

@@ -43,7 +43,7 @@ fn static_items_apply_in_order_later_wins_key_by_key() {
                 prefix("/svc"),
                 ServicePolicyPatch {
                     classifier: Some(Classifier::RetryableRead5XX),
-                    backoff: Some(Backoff::Constant(SEC)),
+                    backoff: Some(RetryBackoff::Constant(SEC)),
                     total_timeout: Some(10 * SEC),
                     ..ServicePolicyPatch::default()
                 },
@@ -67,7 +67,7 @@ fn static_items_apply_in_order_later_wins_key_by_key() {
         ServicePolicy {
             classifier: Classifier::RetryableAll5XX,
             budget,
-            backoff: Backoff::Constant(SEC),
+            backoff: RetryBackoff::Constant(SEC),
             total_timeout: Some(10 * SEC),
         },
         "both match: the later item's keys win, the earlier item's other keys stay"
@@ -76,7 +76,7 @@ fn static_items_apply_in_order_later_wins_key_by_key() {
         p.service_for(&path("/svc/bar")),
         ServicePolicy {
             classifier: Classifier::RetryableRead5XX,
-            backoff: Backoff::Constant(SEC),
+            backoff: RetryBackoff::Constant(SEC),
             total_timeout: Some(10 * SEC),
             ..ServicePolicy::default()
         },

@@ -32,14 +32,14 @@ use crate::client::ReqBody;
 
 /// The connections of one client.
 pub struct Pool {
-    endpoints: Mutex<HashMap<SocketAddr, Endpoint>>,
+    endpoints: Mutex<HashMap<SocketAddr, HostConns>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_size: Option<usize>,
 }
 
 /// One endpoint's idle connections and its connection bound.
-struct Endpoint {
+struct HostConns {
     /// Oldest first.
     idle: Vec<Idle>,
     /// `maxSize` permits; every open connection holds one.
@@ -48,7 +48,7 @@ struct Endpoint {
     returned: Arc<Notify>,
 }
 
-impl Endpoint {
+impl HostConns {
     /// Whether no connection to it is open, idle or busy.
     fn unused(&self, max: Option<usize>) -> bool {
         self.idle.is_empty()
@@ -233,16 +233,16 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, Endpoint>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, HostConns>> {
         self.endpoints.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn endpoint<'a>(
         &self,
-        endpoints: &'a mut HashMap<SocketAddr, Endpoint>,
+        endpoints: &'a mut HashMap<SocketAddr, HostConns>,
         addr: SocketAddr,
-    ) -> &'a mut Endpoint {
-        endpoints.entry(addr).or_insert_with(|| Endpoint {
+    ) -> &'a mut HostConns {
+        endpoints.entry(addr).or_insert_with(|| HostConns {
             idle: Vec::new(),
             limit: self.max_size.map(|m| Arc::new(Semaphore::new(m))),
             returned: Arc::new(Notify::new()),

@@ -246,7 +246,7 @@ impl Budget {
 
 /// Pause between retries.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Backoff {
+pub enum RetryBackoff {
     /// The same pause every time (Linkerd's default: 0 ms).
     Constant(Duration),
     /// Decorrelated jitter between `min` and `max`.
@@ -258,19 +258,19 @@ pub enum Backoff {
     },
 }
 
-impl Default for Backoff {
+impl Default for RetryBackoff {
     fn default() -> Self {
-        Backoff::Constant(Duration::ZERO)
+        RetryBackoff::Constant(Duration::ZERO)
     }
 }
 
-impl Backoff {
+impl RetryBackoff {
     /// The pause before retry number `attempt` (1-based), given the previous
     /// pause.
     pub fn next(&self, prev: Duration) -> Duration {
         match *self {
-            Backoff::Constant(d) => d,
-            Backoff::Jittered { min, max } => {
+            RetryBackoff::Constant(d) => d,
+            RetryBackoff::Jittered { min, max } => {
                 // Decorrelated jitter: uniform in [min, 3 * prev], capped.
                 let hi = (prev * 3).max(min).min(max);
                 let span = hi.saturating_sub(min).as_nanos() as u64;
@@ -377,7 +377,7 @@ mod tests {
 
     #[test]
     fn jittered_backoff_stays_within_bounds() {
-        let b = Backoff::Jittered {
+        let b = RetryBackoff::Jittered {
             min: Duration::from_millis(5),
             max: Duration::from_millis(50),
         };

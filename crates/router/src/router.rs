@@ -23,6 +23,7 @@ use crate::attempt::{self, AttemptError};
 use crate::binding::{BindError, BindingCache, CacheParams, Route};
 use crate::body::Observed;
 use crate::error::RouteError;
+use crate::headers::LocalDtab;
 use crate::http1::{self, Http1};
 use crate::identify::{Identifier, is_connect};
 use crate::policy::Policies;
@@ -91,7 +92,7 @@ pub(crate) struct Forwarding<'a> {
     pub remote: SocketAddr,
     /// Its local dtab (`l5d-ctx-dtab` and `l5d-dtab`): the header text and
     /// the parsed dtab.
-    pub local: Option<&'a (Arc<str>, Dtab)>,
+    pub local: Option<&'a LocalDtab>,
     /// Its `l5d-ctx-deadline` (ns since the epoch).
     pub deadline: Option<u128>,
     /// The total timeout that applies: `totalTimeoutMs` cut to the
@@ -300,7 +301,7 @@ impl Router {
     }
 
     /// The error of a name that has no route.
-    fn bind_error(&self, e: BindError, dst: &Path, local: Option<&(Arc<str>, Dtab)>) -> RouteError {
+    fn bind_error(&self, e: BindError, dst: &Path, local: Option<&LocalDtab>) -> RouteError {
         match e {
             BindError::NoRoute => self.no_route(dst, local),
             BindError::Failed(message) => RouteError::BindingFailed {
@@ -315,11 +316,11 @@ impl Router {
     }
 
     /// `No hosts are available for /svc/x, Dtab.base=[...], Dtab.local=[...]`.
-    fn no_route(&self, dst: &Path, local: Option<&(Arc<str>, Dtab)>) -> RouteError {
+    fn no_route(&self, dst: &Path, local: Option<&LocalDtab>) -> RouteError {
         RouteError::NoRoute {
             service: dst.clone(),
             base: self.params.dtab.clone(),
-            local: local.map(|(_, d)| d.clone()).unwrap_or_default(),
+            local: local.map(|l| l.dtab.clone()).unwrap_or_default(),
         }
     }
 

@@ -18,7 +18,7 @@ use strait_router::policy::{
     BudgetParams, ClientPolicy, ClientPolicyPatch, Policies, PolicyTable, PoolPolicy,
     ServicePolicy, ServicePolicyPatch,
 };
-use strait_router::retry::{Backoff as RetryBackoff, Classifier};
+use strait_router::retry::{Classifier, RetryBackoff};
 use strait_router::stats::{Registry, Scope};
 
 use super::{
