@@ -66,10 +66,11 @@ def load(port, n, conns=4):
 
 
 def instructions(binary, config, port, n, out_dir):
-    out = os.path.join(out_dir, f"cg.{os.getpid()}.{n}.{time.time_ns()}")
+    out_dir = os.environ.get("CALLGRIND_KEEP", out_dir)
+    out = os.path.join(out_dir, f"callgrind.{os.path.basename(binary)}.{n}.{time.time_ns()}")
     env = dict(os.environ, TOKIO_WORKER_THREADS="1", RUST_LOG="warn")
     p = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, "run", config],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, "run", "--config", config],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -78,6 +79,8 @@ def instructions(binary, config, port, n, out_dir):
     for line in p.stdout:
         if "admin listening" in line:
             break
+    else:
+        raise SystemExit(f"{binary} exited before listening (code {p.wait()})")
     deadline = time.time() + 60
     while True:
         try:

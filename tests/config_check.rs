@@ -87,7 +87,7 @@ fn prefix(s: &str) -> Prefix {
     }
 }
 
-/// Linkerd 1's client defaults, spelled out (linkerd1.md §0, §1.6).
+/// Linkerd 1's client defaults, spelled out (as Linkerd 1's configuration reference gives them).
 fn default_client_params() -> ClientParams {
     ClientParams {
         load_balancer: LoadBalancerConfig::P2c {
@@ -122,7 +122,7 @@ fn default_budget() -> BudgetConfig {
     }
 }
 
-/// Linkerd 1's service defaults, spelled out (linkerd1.md §0, §1.7).
+/// Linkerd 1's service defaults, spelled out (as Linkerd 1's configuration reference gives them).
 fn default_service_params() -> ServiceParams {
     ServiceParams {
         response_classifier: ClassifierKind::NonRetryable5XX,

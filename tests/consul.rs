@@ -1,7 +1,7 @@
 //! `io.l5d.consul` end to end: the real `strait` binary, the test kit's
 //! Consul simulator as a separate process (no real Consul can be installed
-//! on these machines; the simulator obeys the API rules in
-//! shared/specs/consul.md §A7), real Python backends, real curl and wrk,
+//! on these machines; the simulator obeys the rules of Consul's documented
+//! HTTP API), real Python backends, real curl and wrk,
 //! real signals.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 

@@ -151,13 +151,9 @@ pub(crate) struct Http1<'a> {
 
 impl<'a> Http1<'a> {
     /// Rewrites `req`'s headers for `route` (hop-by-hop headers off, `Via`,
-    /// `Forwarded`, `setHost`, `l5d-*`, the deadline) and keeps its body
-    /// when it can be sent again.
-    pub(crate) async fn new(
-        req: Request<Incoming>,
-        route: &'a Route,
-        fwd: &Forwarding<'_>,
-    ) -> Result<Http1<'a>, RouteError> {
+    /// `Forwarded`, `setHost`, `l5d-*`, the deadline). A body small enough
+    /// to send again is read by [`Http1::keep_body`].
+    pub(crate) fn new(req: Request<Incoming>, route: &'a Route, fwd: &Forwarding<'_>) -> Http1<'a> {
         let client = &route.client;
         let (mut parts, body) = req.into_parts();
         let h = &mut parts.headers;
@@ -188,25 +184,37 @@ impl<'a> Http1<'a> {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let replayable =
-            body.is_end_stream() || body.size_hint().exact().is_some_and(|n| n <= REPLAY_LIMIT);
-        let body = if replayable {
-            let bytes = body.collect().await.map_err(|e| RouteError::Upstream {
-                message: format!("reading the request body: {e}"),
-                retryable: true,
-            })?;
-            BodyState::Kept(bytes.to_bytes())
+        let body = if body.is_end_stream() {
+            // No body (most GETs): nothing to read.
+            BodyState::Kept(Bytes::new())
+        } else if body.size_hint().exact().is_some_and(|n| n <= REPLAY_LIMIT) {
+            BodyState::ToKeep(Some(body))
         } else {
             BodyState::Stream(Some(body))
         };
-        Ok(Http1 {
+        Http1 {
             client,
             classifier: route.service.policy.classifier,
             parts,
             pq,
             body,
             rewritten,
-        })
+        }
+    }
+
+    /// Reads a body small enough to keep, so the request can be sent again.
+    pub(crate) async fn keep_body(&mut self) -> Result<(), RouteError> {
+        if let BodyState::ToKeep(body) = &mut self.body {
+            let Some(body) = body.take() else {
+                return Ok(());
+            };
+            let bytes = body.collect().await.map_err(|e| RouteError::Upstream {
+                message: format!("reading the request body: {e}"),
+                retryable: true,
+            })?;
+            self.body = BodyState::Kept(bytes.to_bytes());
+        }
+        Ok(())
     }
 
     /// What the access log says of the request: host, method, URI,
@@ -320,6 +328,8 @@ enum BodyState {
     Kept(Bytes),
     /// Streamed: only the first attempt can send it.
     Stream(Option<Incoming>),
+    /// To be kept: [`Http1::keep_body`] reads it before the first attempt.
+    ToKeep(Option<Incoming>),
 }
 
 impl BodyState {
@@ -330,7 +340,7 @@ impl BodyState {
     fn next(&mut self) -> Option<ReqBody> {
         match self {
             BodyState::Kept(b) => Some(Either::Right(Full::new(b.clone()))),
-            BodyState::Stream(s) => s.take().map(Either::Left),
+            BodyState::Stream(s) | BodyState::ToKeep(s) => s.take().map(Either::Left),
         }
     }
 }

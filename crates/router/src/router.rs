@@ -275,7 +275,8 @@ impl Router {
         fwd: &Forwarding<'_>,
         dst: &Path,
     ) -> Result<Response<Body>, RouteError> {
-        let mut ex = Http1::new(req, route, fwd).await?;
+        let mut ex = Http1::new(req, route, fwd);
+        ex.keep_body().await?;
         let logged = self.params.access_log.as_ref().map(|_| ex.log_fields());
         match attempt::run(&mut ex, &route.client, &route.service).await {
             Ok(answered) => {

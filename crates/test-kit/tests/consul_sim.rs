@@ -1,5 +1,5 @@
 //! The Consul simulator against the rules it must obey
-//! (shared/specs/consul.md §A7), over real HTTP on loopback.
+//! (Consul's documented HTTP API), over real HTTP on loopback.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{Read, Write};

@@ -1,7 +1,7 @@
 //! The simulated catalog: nodes, service instances and checks, the one
 //! global write index, and the JSON shapes Consul answers with.
 //!
-//! Index rules (shared/specs/consul.md A3.6, A7.3): every write that changes
+//! Index rules (as Consul documents them for blocking queries): every write that changes
 //! something takes the next global index; a service's index is the last
 //! index that touched an instance of it, its checks, or its nodes' checks
 //! (a deregistration included); an unknown service answers the "last

@@ -1,7 +1,7 @@
 //! A Consul HTTP API simulator: the "Consul" every Consul test talks to
 //! (no real Consul runs on these machines).
 //!
-//! It obeys the rules of shared/specs/consul.md §A7: the response shapes of
+//! It obeys the rules of Consul's documented HTTP API: the response shapes of
 //! `health/service` and `catalog/service`, blocking queries (`index`,
 //! `wait` in Go duration syntax, jitter up to `wait/16`, an index that is
 //! never 0), tag (AND, case-insensitive) and `passing` filters, the agent
