@@ -103,6 +103,31 @@ impl Server {
         }));
     }
 
+    /// One client connection served over HTTP/1.1, on any byte stream (a
+    /// TCP connection, or in tests and fuzzing an in-memory duplex).
+    pub fn connection<I>(
+        self: &Arc<Self>,
+        io: I,
+        remote: SocketAddr,
+    ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + use<I>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let this = Arc::clone(self);
+        http1::Builder::new()
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(self.max_buf)
+            .serve_connection(
+                TokioIo::new(io),
+                service_fn(move |req| {
+                    let this = Arc::clone(&this);
+                    async move { Ok::<_, Infallible>(this.handle(req, remote).await) }
+                }),
+            )
+    }
+
     /// Serves `listener` until `shutdown` turns true, then stops accepting
     /// and waits up to `grace` for in-flight requests to finish.
     pub async fn serve(
@@ -125,19 +150,7 @@ impl Server {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let this = Arc::clone(&self);
-                    let conn = http1::Builder::new()
-                        .keep_alive(true)
-                        .timer(TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .max_buf_size(self.max_buf)
-                        .serve_connection(
-                            TokioIo::new(stream),
-                            service_fn(move |req| {
-                                let this = Arc::clone(&this);
-                                async move { Ok::<_, Infallible>(this.handle(req, remote).await) }
-                            }),
-                        );
+                    let conn = self.connection(stream, remote);
                     let conn = graceful.watch(conn);
                     let gauge = Arc::clone(&self.connections);
                     tokio::spawn(async move {
