@@ -1,4 +1,4 @@
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! The decision function case by case, and the attempt loop over a
 //! scripted exchange with tokio's paused clock (attempt timeouts and retry
 //! pauses pass instantly, in order).
@@ -683,7 +683,16 @@ async fn all_dead_for_good_fails_fast_within_the_requeue_budget() {
 #[tokio::test(start_paused = true)]
 async fn a_flapping_endpoint_fails_nothing() {
     let f = fixture(2, ClientPolicy::default(), ServicePolicy::default());
-    let flap = |k: usize| vec![OK, if k % 2 == 0 { Script::Refuse } else { OK }];
+    let flap = |k: usize| {
+        vec![
+            OK,
+            if k.is_multiple_of(2) {
+                Script::Refuse
+            } else {
+                OK
+            },
+        ]
+    };
     assert_eq!(failed_of(&f, 500, flap).await, 0);
     assert!(metric(&f, &format!("{CLIENT}/failure_accrual/removals")) >= 1);
 }

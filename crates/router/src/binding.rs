@@ -234,15 +234,18 @@ impl BindingCache {
     fn insert(&self, key: BindKey, entry: Arc<BindEntry>) {
         let mut map = lock(&self.bindings);
         let mut evicted = None;
-        if map.len() >= self.params.path_capacity && !map.contains_key(&key) {
-            if let Some(k) = map
-                .iter()
-                .min_by_key(|(_, v)| v.last_used.load(Relaxed))
-                .map(|(k, _)| k.clone())
-            {
-                evicted = map.remove(&k).map(|e| (k.dst, e));
-                self.stats.path_evicts.incr();
-            }
+        let full = map.len() >= self.params.path_capacity && !map.contains_key(&key);
+        // Evict the least recently used binding.
+        if let Some(k) = full
+            .then(|| {
+                map.iter()
+                    .min_by_key(|(_, v)| v.last_used.load(Relaxed))
+                    .map(|(k, _)| k.clone())
+            })
+            .flatten()
+        {
+            evicted = map.remove(&k).map(|e| (k.dst, e));
+            self.stats.path_evicts.incr();
         }
         map.insert(key, entry);
         drop(map);
