@@ -33,7 +33,7 @@ pub struct Client {
     /// Endpoint selection and failure accrual.
     pub balancer: Balancer,
     /// The connections to its endpoints.
-    pub pool: Pool,
+    pub pool: Arc<Pool>,
     /// `requeueBudget`.
     pub requeue_budget: Budget,
     addr: ArcSwap<Addr>,
@@ -118,11 +118,11 @@ impl Client {
             router: router.to_owned().into(),
             id: id.show().into(),
         };
-        let pool = Pool::new(
+        let pool = Arc::new(Pool::new(
             policy.connect_timeout,
             policy.pool_idle_timeout.unwrap_or(DEFAULT_POOL_IDLE),
             policy.pool_max_size,
-        );
+        ));
         let requeue_budget = Budget::new(
             policy.requeue_budget.ttl,
             policy.requeue_budget.min_per_sec,

@@ -139,11 +139,28 @@ impl Pool {
         }
     }
 
-    /// Takes back a connection whose response has ended.
-    pub fn put(&self, conn: Conn) {
+    /// Takes back a connection whose response has ended. One still
+    /// sending its request body (the backend answered before reading it
+    /// all) is not idle: it comes back when the body is done, so the next
+    /// request never waits behind another client's upload.
+    pub fn put(self: &Arc<Self>, conn: Conn) {
         if conn.tx.is_closed() {
             return;
         }
+        if !conn.tx.is_ready() {
+            let (pool, idle) = (Arc::clone(self), self.idle_timeout);
+            let mut conn = conn;
+            tokio::spawn(async move {
+                if let Ok(Ok(())) = tokio::time::timeout(idle, conn.tx.ready()).await {
+                    pool.idle(conn);
+                }
+            });
+            return;
+        }
+        self.idle(conn);
+    }
+
+    fn idle(&self, conn: Conn) {
         let now = Instant::now();
         let mut endpoints = self.lock();
         let ep = self.endpoint(&mut endpoints, conn.addr);
@@ -220,7 +237,9 @@ impl Pool {
         let mut endpoints = self.lock();
         let ep = self.endpoint(&mut endpoints, addr);
         while let Some(i) = ep.idle.pop() {
-            if !i.tx.is_closed() && now - i.since < self.idle_timeout {
+            // Never one that is not ready: a request must not wait on a
+            // connection another request still uses.
+            if !i.tx.is_closed() && i.tx.is_ready() && now - i.since < self.idle_timeout {
                 return Ok(Checkout::Idle(i.tx, i.permit));
             }
         }

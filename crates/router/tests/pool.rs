@@ -64,19 +64,19 @@ fn get() -> Request<ReqBody> {
 type Sent = (Response<Incoming>, Conn);
 
 /// Reads the response body to the end and gives the connection back.
-async fn finish(pool: &Pool, (resp, conn): Sent) -> String {
+async fn finish(pool: &Arc<Pool>, (resp, conn): Sent) -> String {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     pool.put(conn);
     String::from_utf8(body.to_vec()).unwrap()
 }
 
 /// One request, its body read to the end and its connection given back.
-async fn round_trip(pool: &Pool, addr: SocketAddr) -> Result<String, SendError> {
+async fn round_trip(pool: &Arc<Pool>, addr: SocketAddr) -> Result<String, SendError> {
     Ok(finish(pool, pool.send(addr, get()).await?).await)
 }
 
-fn pool() -> Pool {
-    Pool::new(Duration::from_secs(1), Duration::from_secs(60), None)
+fn pool() -> Arc<Pool> {
+    Arc::new(Pool::new(Duration::from_secs(1), Duration::from_secs(60), None))
 }
 
 /// A pool of `maxSize` 2 to a fresh backend, and two requests holding both
@@ -136,7 +136,7 @@ async fn connections_the_backend_closed_while_idle_are_not_used() {
 #[tokio::test]
 async fn idle_connections_expire_and_go_with_their_endpoint() {
     let (addr, accepted) = backend(false).await;
-    let pool = Pool::new(Duration::from_secs(1), Duration::from_millis(50), None);
+    let pool = Arc::new(Pool::new(Duration::from_secs(1), Duration::from_millis(50), None));
     round_trip(&pool, addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     round_trip(&pool, addr).await.unwrap();
