@@ -12,10 +12,19 @@ use strait_test_kit::{Backend, Behavior, Proc, Strait, curl};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
 
-/// A backend on raw sockets: Python answers each request head with
-/// `reply` (a whole HTTP response, `\r\n` escapes allowed) as soon as the
-/// head is read, never reading a request body unless `drain` is true.
-fn raw_backend(reply: &str, drain: bool) -> (Proc, SocketAddr) {
+/// When a raw backend answers.
+#[derive(Clone, Copy, PartialEq)]
+enum When {
+    /// As soon as the head is read; then it reads (and drops) the body.
+    AfterHead,
+    /// Once the whole body is read (`Content-Length` or chunked).
+    AfterBody,
+}
+
+/// A backend on raw sockets: Python answers each request with `reply` (a
+/// whole HTTP response, `\r\n` escapes allowed), `when` says when; `{host}`
+/// in the reply is the request's Host header.
+fn raw_backend(reply: &str, when: When) -> (Proc, SocketAddr) {
     let script = format!(
         r#"
 import socket, threading
@@ -32,19 +41,45 @@ def serve(c):
                 if not d: return
                 buf += d
             head, buf = buf.split(b"\r\n\r\n", 1)
-            c.sendall(REPLY)
-            if {drain}:
+            hl = head.lower()
+            host = b""
+            for line in head.split(b"\r\n")[1:]:
+                k, _, v = line.partition(b":")
+                if k.strip().lower() == b"host": host = v.strip()
+            if {after_body}:
+                if b"transfer-encoding: chunked" in hl:
+                    while b"0\r\n\r\n" not in buf:
+                        d = c.recv(65536)
+                        if not d: return
+                        buf += d
+                    buf = buf.split(b"0\r\n\r\n", 1)[1]
+                else:
+                    n = 0
+                    for line in head.split(b"\r\n")[1:]:
+                        k, _, v = line.partition(b":")
+                        if k.strip().lower() == b"content-length": n = int(v)
+                    while len(buf) < n:
+                        d = c.recv(65536)
+                        if not d: return
+                        buf += d
+                    buf = buf[n:]
+                c.sendall(REPLY.replace(b"{{host}}", host))
+            else:
+                c.sendall(REPLY.replace(b"{{host}}", host))
                 while True:
                     d = c.recv(65536)
                     if not d: return
-            buf = b""
     except OSError:
         pass
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 "#,
-        drain = if drain { "True" } else { "False" }
+        after_body = if when == When::AfterBody {
+            "True"
+        } else {
+            "False"
+        }
     );
     let mut proc = Proc::spawn(Command::new("python3").args(["-u", "-c", &script]));
     let port: u16 = proc.wait_line(Duration::from_secs(20), |l| {
@@ -65,14 +100,14 @@ struct Mesh {
 
 /// Strait routing `/svc/<name>` to the addresses given, with `router`
 /// keys added to the router and `server` keys to its server.
-fn start(services: &[(&str, SocketAddr)], router: &str, server: &str) -> Mesh {
+fn start(services: &[(&str, &[SocketAddr])], router: &str, server: &str) -> Mesh {
     let disco = tempfile::tempdir().unwrap();
-    for (name, addr) in services {
-        std::fs::write(
-            disco.path().join(name),
-            format!("{} {}\n", addr.ip(), addr.port()),
-        )
-        .unwrap();
+    for (name, addrs) in services {
+        let lines: String = addrs
+            .iter()
+            .map(|a| format!("{} {}\n", a.ip(), a.port()))
+            .collect();
+        std::fs::write(disco.path().join(name), lines).unwrap();
     }
     let conf = tempfile::tempdir().unwrap();
     let path = conf.path().join("linkerd.yaml");
@@ -121,8 +156,11 @@ fn status_of(text: &str) -> u16 {
 /// uploading; client B's request then waited behind A's upload.
 #[test]
 fn another_clients_upload_never_stalls_a_request() {
-    let (_b, addr) = raw_backend("HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok", true);
-    let mesh = start(&[("up", addr)], "", "");
+    let (_b, addr) = raw_backend(
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n\\r\\nok",
+        When::AfterHead,
+    );
+    let mesh = start(&[("up", &[addr])], "", "");
     // A: announces 1 MB, sends 10 bytes, then stalls.
     let mut a = TcpStream::connect(mesh.strait.router()).unwrap();
     a.write_all(b"POST / HTTP/1.1\r\nHost: up\r\nContent-Length: 1000000\r\n\r\n0123456789")
@@ -130,12 +168,146 @@ fn another_clients_upload_never_stalls_a_request() {
     a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut got = [0u8; 12];
     a.read_exact(&mut got).unwrap();
-    assert_eq!(&got, b"HTTP/1.1 200", "A is answered before its upload ends");
+    assert_eq!(
+        &got, b"HTTP/1.1 200",
+        "A is answered before its upload ends"
+    );
     // B, on its own connection, while A's upload is stalled.
     let r = curl(
-        &["--max-time", "5", "-H", "Host: up", &format!("http://{}/", mesh.strait.router())],
+        &[
+            "--max-time",
+            "5",
+            "-H",
+            "Host: up",
+            &format!("http://{}/", mesh.strait.router()),
+        ],
         &[],
     );
     assert_eq!(r.status, 200, "B is served at once: {r:?}");
     drop(a);
+}
+
+const ECHO_HOST: &str = "HTTP/1.1 200 OK\\r\\nContent-Length: 20\\r\\n\\r\\nhost=[{host}]        ";
+
+/// Finding 9: a request a proxy must not pass on is refused with 400, as
+/// nginx and HAProxy do (RFC 9112 §3.2), and `Connection: Host` never
+/// leaves the backend without a Host.
+#[test]
+fn ambiguous_hosts_are_refused_and_host_is_never_dropped() {
+    let (_b, addr) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start(&[("h", &[addr])], "", "");
+    let router = mesh.strait.router();
+    let wait = Duration::from_secs(5);
+    for (what, req) in [
+        (
+            "two Host headers",
+            "GET / HTTP/1.1\r\nHost: h\r\nHost: other\r\n\r\n",
+        ),
+        ("a path in Host", "GET / HTTP/1.1\r\nHost: h/b\r\n\r\n"),
+        ("userinfo in Host", "GET / HTTP/1.1\r\nHost: user@h\r\n\r\n"),
+        (
+            "userinfo in the target",
+            "GET http://user:pw@h/ HTTP/1.1\r\nHost: h\r\n\r\n",
+        ),
+    ] {
+        let answer = raw(
+            router,
+            format!("{}Connection: close\r\n\r\n", &req[..req.len() - 2]).as_bytes(),
+            wait,
+        );
+        assert_eq!(status_of(&answer), 400, "{what}: {answer}");
+        assert!(
+            answer.to_ascii_lowercase().contains("l5d-err"),
+            "{what} says why: {answer}"
+        );
+    }
+    let answer = raw(
+        router,
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Host, close\r\n\r\n",
+        wait,
+    );
+    assert_eq!(status_of(&answer), 200, "{answer}");
+    assert!(
+        answer.contains("host=[h]"),
+        "the backend got the Host: {answer}"
+    );
+}
+
+/// Finding 10: a transfer coding Strait would strip with the framing is
+/// refused (501), not silently lost.
+#[test]
+fn transfer_codings_other_than_chunked_are_not_implemented() {
+    let (_b, addr) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start(&[("h", &[addr])], "", "");
+    let answer = raw(
+        mesh.strait.router(),
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(status_of(&answer), 501, "{answer}");
+    let ok = raw(
+        mesh.strait.router(),
+        b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n2\r\nab\r\n0\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(status_of(&ok), 200, "plain chunked passes: {ok}");
+}
+
+/// Finding 7: a backend response with both `Content-Length` and
+/// `Transfer-Encoding: chunked` is framed by the chunked coding (RFC 9112
+/// §6.3); the client gets the whole body, never one cut at the length.
+#[test]
+fn a_response_with_both_framings_reaches_the_client_whole() {
+    let (_b, addr) = raw_backend(
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\r\\n0\\r\\n\\r\\n",
+        When::AfterBody,
+    );
+    let mesh = start(&[("h", &[addr])], "", "");
+    let r = curl(
+        &[
+            "-H",
+            "Host: h",
+            &format!("http://{}/", mesh.strait.router()),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "hello", "{r:?}");
+    assert_ne!(r.header("content-length"), Some("3"), "{r:?}");
+}
+
+/// Finding 6: bodies the client breaks (malformed chunked framing) are the
+/// client's fault: 400, and the healthy endpoints are never ejected.
+#[test]
+fn client_body_faults_are_400_and_eject_no_endpoint() {
+    let (_a, a) = raw_backend(ECHO_HOST, When::AfterBody);
+    let (_b, b) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start(&[("h", &[a, b])], "", "");
+    for _ in 0..12 {
+        let answer = raw(
+            mesh.strait.router(),
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\nzz\r\n",
+            Duration::from_secs(5),
+        );
+        assert_eq!(status_of(&answer), 400, "{answer}");
+    }
+    let r = curl(
+        &[&format!("http://{}/admin/metrics.json", mesh.strait.admin)],
+        &[],
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(
+        j["rt/out/client/#/io.l5d.fs/h/failure_accrual/removals"].as_i64(),
+        Some(0),
+        "no endpoint ejected"
+    );
+    let r = curl(
+        &[
+            "-H",
+            "Host: h",
+            &format!("http://{}/", mesh.strait.router()),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
 }

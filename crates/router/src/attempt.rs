@@ -33,6 +33,9 @@ pub enum SendFailure {
     NotSent,
     /// The request was, or may have been, written; what went wrong.
     Lost(String),
+    /// The client's own request body failed (an upload broken off, bad
+    /// framing): not the endpoint's fault.
+    Client(String),
 }
 
 /// One protocol's way to send an attempt and read what came back.
@@ -71,6 +74,9 @@ pub enum Attempted {
     /// No response after the request may have been written (reset,
     /// `requestAttemptTimeoutMs`), classified as an error.
     Lost(ResponseClass),
+    /// The client's request body failed: never sent again, never blamed
+    /// on the endpoint.
+    ClientFault,
 }
 
 /// What to do after an attempt.
@@ -148,6 +154,7 @@ pub fn decide(
                 Decision::Fail
             }
         }
+        Attempted::ClientFault => Decision::Fail,
         Attempted::Lost(class) => {
             if matches!(class, ResponseClass::Failure { retryable: true }) && budgets.retry() {
                 retry(tries)
@@ -184,6 +191,8 @@ pub enum AttemptError {
     },
     /// `requestAttemptTimeoutMs` passed on the last attempt.
     TimedOut(Duration),
+    /// The client's request body failed.
+    ClientFault(String),
 }
 
 /// The budgets of a client and a service, counting into their stats.
@@ -271,6 +280,11 @@ pub async fn run<E: Exchange>(
                         let elsewhere = client.balancer.has_usable_except(Some(addr));
                         Attempted::NotSent { elsewhere }
                     }
+                    // Released without an outcome: accrual sees nothing.
+                    Attempted::ClientFault => {
+                        drop(lease);
+                        attempted
+                    }
                     other => {
                         lease.finish(Outcome::Failure);
                         other
@@ -331,6 +345,9 @@ async fn attempt<E: Exchange>(
             stats.connect_failures.incr();
             let unsent = Attempted::NotSent { elsewhere: false };
             failed(unsent, AttemptError::ConnectFailed(addr))
+        }
+        Ok(Err(SendFailure::Client(message))) => {
+            Err((Attempted::ClientFault, AttemptError::ClientFault(message)))
         }
         Ok(Err(SendFailure::Lost(message))) => failed(
             Attempted::Lost(ex.classify_error()),

@@ -72,3 +72,60 @@ impl Drop for Observed {
         self.end(done);
     }
 }
+
+/// A client's request body on its way to a backend. Its errors are the
+/// client's (an upload broken off, malformed chunked framing), kept apart
+/// from the backend's so that no endpoint is blamed for them.
+pub struct ClientBody(pub Incoming);
+
+/// The client's request body failed.
+#[derive(Debug)]
+pub struct ClientBodyError(hyper::Error);
+
+impl std::fmt::Display for ClientBodyError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the client's request body failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientBodyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl ClientBodyError {
+    /// The client's body error in `e`'s chain of causes, if it is there.
+    pub fn find<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e ClientBodyError> {
+        let mut cur = Some(e);
+        while let Some(c) = cur {
+            if let Some(found) = c.downcast_ref::<ClientBodyError>() {
+                return Some(found);
+            }
+            cur = c.source();
+        }
+        None
+    }
+}
+
+impl Body for ClientBody {
+    type Data = Bytes;
+    type Error = ClientBodyError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
+        Pin::new(&mut self.0)
+            .poll_frame(cx)
+            .map(|f| f.map(|r| r.map_err(ClientBodyError)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.0.size_hint()
+    }
+}

@@ -17,9 +17,10 @@ use crate::pool::Pool;
 use crate::retry::Budget;
 use crate::stats::{Counter, Gauge, Histogram, Registry, Scope};
 
-/// The request body type sent to backends: streamed, or replayable bytes.
+/// The request body type sent to backends: the client's, streamed, or
+/// replayable bytes.
 pub type ReqBody =
-    http_body_util::Either<hyper::body::Incoming, http_body_util::Full<bytes::Bytes>>;
+    http_body_util::Either<crate::body::ClientBody, http_body_util::Full<bytes::Bytes>>;
 
 /// How long an idle connection is kept without `hostConnectionPool.idleTimeMs`.
 const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(60);

@@ -86,6 +86,23 @@ pub enum RouteError {
     },
     /// `maxConcurrentRequests` reached.
     Overloaded(u32),
+    /// The client's request is one a proxy must not forward: a malformed
+    /// or ambiguous head (two `Host`s, userinfo), a body the client broke
+    /// off or framed wrong (400), a transfer coding Strait cannot pass on
+    /// (501). The client's fault: no backend is blamed.
+    Refused {
+        /// 400, 501, ...
+        status: StatusCode,
+        /// What was wrong, and where (the header's name).
+        message: String,
+    },
+    /// The backend did not start its response within the timeout.
+    ResponseTimeout {
+        /// The concrete name.
+        client: Path,
+        /// The timeout.
+        timeout: Duration,
+    },
     /// The request failed after it may have reached the backend.
     Upstream {
         /// What went wrong.
@@ -172,6 +189,12 @@ impl fmt::Display for RouteError {
             RouteError::Overloaded(n) => {
                 write!(f, "Too many concurrent requests: this server allows {n} (maxConcurrentRequests)")
             }
+            RouteError::Refused { message, .. } => f.write_str(message),
+            RouteError::ResponseTimeout { client, timeout } => write!(
+                f,
+                "exceeded {} to {client} while waiting for the response to begin (responseTimeoutMs)",
+                finagle_duration(*timeout)
+            ),
             RouteError::Upstream { message, .. } => f.write_str(message),
         }
     }
@@ -182,6 +205,8 @@ impl RouteError {
     pub fn status(&self) -> StatusCode {
         match self {
             RouteError::Connect => StatusCode::METHOD_NOT_ALLOWED,
+            RouteError::Refused { status, .. } => *status,
+            RouteError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             RouteError::Unidentified { .. } | RouteError::CallDepth(_) | RouteError::BadDtab(_) => {
                 StatusCode::BAD_REQUEST
             }
@@ -201,7 +226,9 @@ impl RouteError {
     pub fn never_sent(&self) -> bool {
         match self {
             RouteError::Upstream { retryable, .. } => *retryable,
-            RouteError::TotalTimeout { .. } | RouteError::AttemptTimeout { .. } => false,
+            RouteError::TotalTimeout { .. }
+            | RouteError::AttemptTimeout { .. }
+            | RouteError::ResponseTimeout { .. } => false,
             _ => true,
         }
     }

@@ -26,7 +26,7 @@ use strait_balancer::Outcome;
 
 use crate::attempt::{Answered, Exchange, SendFailure};
 use crate::binding::Route;
-use crate::body::Observed;
+use crate::body::{ClientBody, ClientBodyError, Observed};
 use crate::client::{Client, ReqBody};
 use crate::error::RouteError;
 use crate::pool::{Conn, SendError};
@@ -70,6 +70,8 @@ pub fn strip_hop_by_hop(h: &mut HeaderMap) {
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .filter(|n| !n.eq_ignore_ascii_case("close") && !n.eq_ignore_ascii_case("keep-alive"))
+            // `Connection: Host` must not leave the backend without a Host.
+            .filter(|n| !n.eq_ignore_ascii_case("host"))
             .filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
             .collect();
         for n in named {
@@ -114,6 +116,74 @@ pub fn via_depth(h: &HeaderMap) -> usize {
                 .count()
         })
         .sum()
+}
+
+/// Refuses what a proxy must not forward (RFC 9112 §3.2, §6.1, §7): more
+/// than one `Host`, a `Host` that is not `host[:port]`, userinfo in an
+/// absolute-form URI (400), and a transfer coding other than `chunked`,
+/// which Strait would otherwise strip with the framing and so corrupt the
+/// body (501).
+pub(crate) fn check_request<B>(req: &Request<B>) -> Result<(), RouteError> {
+    let bad = |message: String| RouteError::Refused {
+        status: http::StatusCode::BAD_REQUEST,
+        message,
+    };
+    let h = req.headers();
+    let mut hosts = h.get_all(HOST).iter();
+    if let Some(host) = hosts.next() {
+        if hosts.next().is_some() {
+            return Err(bad("Host: the request has more than one Host header".into()));
+        }
+        if !is_host(host.as_bytes()) {
+            return Err(bad(format!(
+                "Host: {:?} is not a host[:port]",
+                String::from_utf8_lossy(host.as_bytes())
+            )));
+        }
+    }
+    if req
+        .uri()
+        .authority()
+        .is_some_and(|a| a.as_str().contains('@'))
+    {
+        return Err(bad(
+            "request target: userinfo (user@host) is not allowed in a request to a proxy".into(),
+        ));
+    }
+    for v in h.get_all(TRANSFER_ENCODING) {
+        let codings = String::from_utf8_lossy(v.as_bytes());
+        if codings
+            .split(',')
+            .map(str::trim)
+            .any(|c| !c.eq_ignore_ascii_case("chunked"))
+        {
+            return Err(RouteError::Refused {
+                status: http::StatusCode::NOT_IMPLEMENTED,
+                message: format!("Transfer-Encoding: {codings}: only chunked can be passed on"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `host[:port]`: a reg-name, IPv4 or bracketed IPv6 literal, and an
+/// optional port; no userinfo, path, or spaces.
+fn is_host(v: &[u8]) -> bool {
+    let (host, port) = match v.iter().rposition(|&b| b == b':') {
+        Some(i) if !v.starts_with(b"[") || v[..i].ends_with(b"]") => (&v[..i], Some(&v[i + 1..])),
+        _ => (v, None),
+    };
+    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
+    let host_ok = if let Some(inner) = host.strip_prefix(b"[") {
+        inner.strip_suffix(b"]").is_some_and(|ip| {
+            ip.iter()
+                .all(|b| b.is_ascii_hexdigit() || b":.".contains(b))
+        })
+    } else {
+        host.iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b))
+    };
+    port_ok && host_ok
 }
 
 /// `GET http://hello/x` (what `http_proxy` clients send): `Host` from the
@@ -208,9 +278,9 @@ impl<'a> Http1<'a> {
             let Some(body) = body.take() else {
                 return Ok(());
             };
-            let bytes = body.collect().await.map_err(|e| RouteError::Upstream {
+            let bytes = body.collect().await.map_err(|e| RouteError::Refused {
+                status: http::StatusCode::BAD_REQUEST,
                 message: format!("reading the request body: {e}"),
-                retryable: true,
             })?;
             self.body = BodyState::Kept(bytes.to_bytes());
         }
@@ -259,6 +329,12 @@ impl<'a> Http1<'a> {
             }
         });
         let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
+        // RFC 9112 §6.3: with both, Transfer-Encoding frames the body (hyper
+        // read it so) and Content-Length must go, or the client would read
+        // the body cut at that length.
+        if resp.headers().contains_key(TRANSFER_ENCODING) {
+            resp.headers_mut().remove(CONTENT_LENGTH);
+        }
         strip_hop_by_hop(resp.headers_mut());
         append_via(resp.headers_mut());
         if let Some((new, original)) = &self.rewritten {
@@ -301,7 +377,10 @@ impl Exchange for Http1<'_> {
             };
             pool.send(addr, attempt).await.map_err(|e| match e {
                 SendError::NotSent(_) => SendFailure::NotSent,
-                SendError::Failed(e) => SendFailure::Lost(error_chain(&e)),
+                SendError::Failed(e) => match ClientBodyError::find(&e) {
+                    Some(client) => SendFailure::Client(client.to_string()),
+                    None => SendFailure::Lost(error_chain(&e)),
+                },
             })
         }
     }
@@ -340,7 +419,9 @@ impl BodyState {
     fn next(&mut self) -> Option<ReqBody> {
         match self {
             BodyState::Kept(b) => Some(Either::Right(Full::new(b.clone()))),
-            BodyState::Stream(s) | BodyState::ToKeep(s) => s.take().map(Either::Left),
+            BodyState::Stream(s) | BodyState::ToKeep(s) => {
+                s.take().map(|b| Either::Left(ClientBody(b)))
+            }
         }
     }
 }

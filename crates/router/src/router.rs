@@ -201,6 +201,7 @@ impl Router {
         if http1::via_depth(req.headers()) > self.params.max_call_depth as usize {
             return Err(RouteError::CallDepth(self.params.max_call_depth));
         }
+        http1::check_request(&req)?;
         http1::absolute_to_origin_form(&mut req);
         let local = headers::take_local_dtab(req.headers_mut()).map_err(RouteError::BadDtab)?;
         let dst = self.identify(&mut req, remote)?;
@@ -352,6 +353,10 @@ impl Router {
             AttemptError::Lost { addr, message } => RouteError::Upstream {
                 message: format!("Failed to get a response from {addr} for {dst}: {message}"),
                 retryable: false,
+            },
+            AttemptError::ClientFault(message) => RouteError::Refused {
+                status: http::StatusCode::BAD_REQUEST,
+                message,
             },
             AttemptError::TimedOut(timeout) => RouteError::AttemptTimeout {
                 client: client.id.clone(),

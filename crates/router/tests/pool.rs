@@ -76,7 +76,11 @@ async fn round_trip(pool: &Arc<Pool>, addr: SocketAddr) -> Result<String, SendEr
 }
 
 fn pool() -> Arc<Pool> {
-    Arc::new(Pool::new(Duration::from_secs(1), Duration::from_secs(60), None))
+    Arc::new(Pool::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        None,
+    ))
 }
 
 /// A pool of `maxSize` 2 to a fresh backend, and two requests holding both
@@ -136,7 +140,11 @@ async fn connections_the_backend_closed_while_idle_are_not_used() {
 #[tokio::test]
 async fn idle_connections_expire_and_go_with_their_endpoint() {
     let (addr, accepted) = backend(false).await;
-    let pool = Arc::new(Pool::new(Duration::from_secs(1), Duration::from_millis(50), None));
+    let pool = Arc::new(Pool::new(
+        Duration::from_secs(1),
+        Duration::from_millis(50),
+        None,
+    ));
     round_trip(&pool, addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(80)).await;
     round_trip(&pool, addr).await.unwrap();
