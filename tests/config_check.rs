@@ -62,6 +62,10 @@ fn default_router() -> RouterConfig {
             max_concurrent_requests: None,
             add_forwarded_header: None,
             max_call_depth: 1000,
+            request_header_timeout: Duration::from_secs(30),
+            request_body_idle_timeout: Duration::from_secs(60),
+            max_request_body_kb: None,
+            max_header_count: 500,
         }],
         binding_timeout: Duration::from_millis(10_000),
         binding_cache: BindingCacheConfig {
@@ -110,6 +114,8 @@ fn default_client_params() -> ClientParams {
         },
         request_attempt_timeout: None,
         connect_timeout: Duration::from_millis(10_000),
+        // Strait's own: a backend must begin its response within 60 s.
+        response_timeout: Duration::from_millis(60_000),
         fail_fast: false,
     }
 }
@@ -404,6 +410,10 @@ fn every_key_is_read_into_the_domain_types() {
                 },
             }),
             max_call_depth: 20,
+            request_header_timeout: Duration::from_secs(30),
+            request_body_idle_timeout: Duration::from_secs(60),
+            max_request_body_kb: None,
+            max_header_count: 500,
         }
     );
     assert_eq!(r.binding_timeout, Duration::from_secs(3));
@@ -453,6 +463,7 @@ fn every_key_is_read_into_the_domain_types() {
             },
             request_attempt_timeout: Some(Duration::from_millis(800)),
             connect_timeout: Duration::from_millis(250),
+            response_timeout: Duration::from_millis(60_000),
             fail_fast: false,
         })
     );

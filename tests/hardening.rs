@@ -5,10 +5,18 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use strait_test_kit::{Backend, Behavior, Proc, Strait, curl};
+
+fn metrics(mesh: &Mesh) -> serde_json::Value {
+    let r = curl(
+        &[&format!("http://{}/admin/metrics.json", mesh.strait.admin)],
+        &[],
+    );
+    serde_json::from_str(&r.body).unwrap()
+}
 
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
 
@@ -310,4 +318,167 @@ fn client_body_faults_are_400_and_eject_no_endpoint() {
         &[],
     );
     assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Finding 4: a backend that never answers no longer holds the client for
+/// ever: `responseTimeoutMs` (default 60 s, set short here) answers 504.
+/// Its default shows in `/config.json`.
+#[test]
+fn a_backend_that_never_answers_gets_504_after_the_response_timeout() {
+    let hang = Backend::scripted("hang", Behavior::Hang);
+    let mesh = start(
+        &[("hang", &[hang.addr])],
+        "  client:\n    responseTimeoutMs: 400\n",
+        "",
+    );
+    let r = curl(
+        &[
+            "--max-time",
+            "10",
+            "-H",
+            "Host: hang",
+            &format!("http://{}/", mesh.strait.router()),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 504, "{r:?}");
+    assert!(
+        r.header("l5d-err")
+            .is_some_and(|e| e.contains("responseTimeoutMs")),
+        "{r:?}"
+    );
+    let plain = start(&[("hang", &[hang.addr])], "", "");
+    let c = curl(
+        &[&format!("http://{}/config.json", plain.strait.admin)],
+        &[],
+    );
+    let j: serde_json::Value = serde_json::from_str(&c.body).unwrap();
+    assert_eq!(
+        j["routers"][0]["client"]["responseTimeoutMs"], 60000,
+        "the default: {}",
+        c.body
+    );
+}
+
+/// Finding 4: a request body that stalls is cut after
+/// `requestBodyIdleTimeoutMs` with 408, and holds no backend connection
+/// or gauge afterwards.
+#[test]
+fn a_stalled_request_body_is_cut_with_408() {
+    let (_b, addr) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start(&[("h", &[addr])], "", "    requestBodyIdleTimeoutMs: 300\n");
+    for body in [
+        // Kept for replay (small, with a length) and streamed (chunked).
+        &b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\n01234"[..],
+        &b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n5\r\n01234\r\n"[..],
+    ] {
+        let answer = raw(mesh.strait.router(), body, Duration::from_secs(10));
+        assert_eq!(status_of(&answer), 408, "{answer}");
+    }
+    let m = metrics(&mesh);
+    for (k, v) in m.as_object().unwrap() {
+        if k.ends_with("/pending") {
+            assert_eq!(v.as_i64(), Some(0), "{k}");
+        }
+    }
+    assert_eq!(
+        m["rt/out/client/#/io.l5d.fs/h/failure_accrual/removals"]
+            .as_i64()
+            .unwrap_or(0),
+        0,
+        "a slow client is not the endpoint's failure"
+    );
+}
+
+/// `maxRequestBodyKB`: off by default (a 64 KiB body passes); when set, a
+/// declared or streamed body past it is refused with 413.
+#[test]
+fn request_bodies_past_the_limit_get_413() {
+    let (_b, addr) = raw_backend(ECHO_HOST, When::AfterBody);
+    let big = "x".repeat(2048);
+    let open = start(&[("h", &[addr])], "", "");
+    let r = curl(
+        &[
+            "-H",
+            "Host: h",
+            "--data-binary",
+            &"y".repeat(65_536),
+            &format!("http://{}/", open.strait.router()),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "no limit by default: {r:?}");
+    let mesh = start(&[("h", &[addr])], "", "    maxRequestBodyKB: 1\n");
+    let url = format!("http://{}/", mesh.strait.router());
+    let r = curl(&["-H", "Host: h", "--data-binary", &big, &url], &[]);
+    assert_eq!(r.status, 413, "declared length: {r:?}");
+    let r = curl(
+        &[
+            "-H",
+            "Host: h",
+            "-H",
+            "Transfer-Encoding: chunked",
+            "--data-binary",
+            &big,
+            &url,
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 413, "streamed: {r:?}");
+    let r = curl(&["-H", "Host: h", "--data-binary", "small", &url], &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+}
+
+/// Finding 11: `maxHeadersKB` and `maxInitialLineKB` are enforced exactly
+/// and separately, however the bytes arrive; a hundred small headers pass.
+#[test]
+fn head_limits_are_exact_and_separate() {
+    let (_b, addr) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start(
+        &[("h", &[addr])],
+        "  maxHeadersKB: 1\n  maxInitialLineKB: 1\n",
+        "",
+    );
+    let router = mesh.strait.router();
+    let wait = Duration::from_secs(5);
+    let headers = format!("X-Big: {}\r\n", "a".repeat(1100));
+    let over = format!("GET / HTTP/1.1\r\nHost: h\r\n{headers}Connection: close\r\n\r\n");
+    assert_eq!(
+        status_of(&raw(router, over.as_bytes(), wait)),
+        431,
+        "in one write"
+    );
+    // The same head, 100 bytes at a time.
+    let mut s = TcpStream::connect(router).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    for chunk in over.as_bytes().chunks(100) {
+        s.write_all(chunk).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut out = String::new();
+    let _ = s.read_to_string(&mut out);
+    assert_eq!(status_of(&out), 431, "in small writes: {out}");
+    let long = format!(
+        "GET /{} HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        "p".repeat(1100)
+    );
+    assert_eq!(status_of(&raw(router, long.as_bytes(), wait)), 414);
+    let fits = format!(
+        "GET /{} HTTP/1.1\r\nHost: h\r\nX-Ok: {}\r\nConnection: close\r\n\r\n",
+        "p".repeat(900),
+        "a".repeat(900)
+    );
+    assert_eq!(
+        status_of(&raw(router, fits.as_bytes(), wait)),
+        200,
+        "each within its own limit"
+    );
+    let plain = start(&[("h", &[addr])], "", "");
+    let many: String = (0..150).map(|i| format!("X-{i}: 1\r\n")).collect();
+    let req = format!("GET / HTTP/1.1\r\nHost: h\r\n{many}Connection: close\r\n\r\n");
+    assert_eq!(
+        status_of(&raw(plain.strait.router(), req.as_bytes(), wait)),
+        200,
+        "150 small headers"
+    );
 }

@@ -34,8 +34,13 @@ pub enum SendFailure {
     /// The request was, or may have been, written; what went wrong.
     Lost(String),
     /// The client's own request body failed (an upload broken off, bad
-    /// framing): not the endpoint's fault.
-    Client(String),
+    /// framing, too slow, too large): not the endpoint's fault.
+    Client {
+        /// 400, 408 or 413.
+        status: http::StatusCode,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// One protocol's way to send an attempt and read what came back.
@@ -191,8 +196,15 @@ pub enum AttemptError {
     },
     /// `requestAttemptTimeoutMs` passed on the last attempt.
     TimedOut(Duration),
+    /// The backend did not begin its response within `responseTimeoutMs`.
+    NoResponse(Duration),
     /// The client's request body failed.
-    ClientFault(String),
+    ClientFault {
+        /// 400, 408 or 413.
+        status: http::StatusCode,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 /// The budgets of a client and a service, counting into their stats.
@@ -319,10 +331,13 @@ async fn attempt<E: Exchange>(
     let pending = stats.pending.enter();
     let start = Instant::now();
     let sent = ex.send(addr);
-    let res = match client.policy.attempt_timeout {
-        None => Ok(sent.await),
-        Some(t) => tokio::time::timeout(t, sent).await.map_err(|_| t),
+    // Both bound the wait for the response head: the shorter one cuts it.
+    let policy = &client.policy;
+    let (limit, cut): (_, fn(Duration) -> AttemptError) = match policy.attempt_timeout {
+        Some(t) if t <= policy.response_timeout => (t, AttemptError::TimedOut),
+        _ => (policy.response_timeout, AttemptError::NoResponse),
     };
+    let res = tokio::time::timeout(limit, sent).await.map_err(|_| limit);
     drop(pending);
     stats.requests.incr();
     let failed = |attempted, e| {
@@ -346,17 +361,15 @@ async fn attempt<E: Exchange>(
             let unsent = Attempted::NotSent { elsewhere: false };
             failed(unsent, AttemptError::ConnectFailed(addr))
         }
-        Ok(Err(SendFailure::Client(message))) => {
-            Err((Attempted::ClientFault, AttemptError::ClientFault(message)))
-        }
+        Ok(Err(SendFailure::Client { status, message })) => Err((
+            Attempted::ClientFault,
+            AttemptError::ClientFault { status, message },
+        )),
         Ok(Err(SendFailure::Lost(message))) => failed(
             Attempted::Lost(ex.classify_error()),
             AttemptError::Lost { addr, message },
         ),
-        Err(t) => failed(
-            Attempted::Lost(ex.classify_error()),
-            AttemptError::TimedOut(t),
-        ),
+        Err(t) => failed(Attempted::Lost(ex.classify_error()), cut(t)),
     }
 }
 

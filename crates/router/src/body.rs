@@ -2,8 +2,10 @@
 //! request as outstanding until its response body is done, not just until
 //! its headers arrive (linkerd2-proxy's `hyper-balance` does the same).
 
+use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
@@ -74,27 +76,78 @@ impl Drop for Observed {
 }
 
 /// A client's request body on its way to a backend. Its errors are the
-/// client's (an upload broken off, malformed chunked framing), kept apart
-/// from the backend's so that no endpoint is blamed for them.
-pub struct ClientBody(pub Incoming);
+/// client's (an upload broken off, malformed chunked framing, a pause
+/// longer than `requestBodyIdleTimeoutMs`, more than `maxRequestBodyKB`),
+/// kept apart from the backend's so that no endpoint is blamed for them.
+pub struct ClientBody {
+    inner: Incoming,
+    idle: Duration,
+    pause: Option<Pin<Box<tokio::time::Sleep>>>,
+    max: Option<u64>,
+    read: u64,
+}
+
+impl ClientBody {
+    /// `inner`, which may pause at most `idle` between frames and carry at
+    /// most `max` bytes.
+    pub fn new(inner: Incoming, idle: Duration, max: Option<u64>) -> ClientBody {
+        ClientBody {
+            inner,
+            idle,
+            pause: None,
+            max,
+            read: 0,
+        }
+    }
+}
 
 /// The client's request body failed.
 #[derive(Debug)]
-pub struct ClientBodyError(hyper::Error);
+pub enum ClientBodyError {
+    /// Reading it failed (broken off, bad framing).
+    Failed(hyper::Error),
+    /// Nothing arrived for this long.
+    Idle(Duration),
+    /// It went past this many bytes.
+    TooLarge(u64),
+}
 
 impl std::fmt::Display for ClientBodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the client's request body failed: {}", self.0)
+        match self {
+            ClientBodyError::Failed(e) => write!(f, "the client's request body failed: {e}"),
+            ClientBodyError::Idle(d) => write!(
+                f,
+                "the client's request body paused for {} ms (requestBodyIdleTimeoutMs)",
+                d.as_millis()
+            ),
+            ClientBodyError::TooLarge(n) => write!(
+                f,
+                "the client's request body is larger than {n} bytes (maxRequestBodyKB)"
+            ),
+        }
     }
 }
 
 impl std::error::Error for ClientBodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        Some(&self.0)
+        match self {
+            ClientBodyError::Failed(e) => Some(e),
+            _ => None,
+        }
     }
 }
 
 impl ClientBodyError {
+    /// The status the client gets: 400, 408 or 413.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            ClientBodyError::Failed(_) => http::StatusCode::BAD_REQUEST,
+            ClientBodyError::Idle(_) => http::StatusCode::REQUEST_TIMEOUT,
+            ClientBodyError::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+        }
+    }
+
     /// The client's body error in `e`'s chain of causes, if it is there.
     pub fn find<'e>(e: &'e (dyn std::error::Error + 'static)) -> Option<&'e ClientBodyError> {
         let mut cur = Some(e);
@@ -116,16 +169,40 @@ impl Body for ClientBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, ClientBodyError>>> {
-        Pin::new(&mut self.0)
-            .poll_frame(cx)
-            .map(|f| f.map(|r| r.map_err(ClientBodyError)))
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.read += data.len() as u64;
+                    if let Some(max) = this.max.filter(|m| this.read > *m) {
+                        return Poll::Ready(Some(Err(ClientBodyError::TooLarge(max))));
+                    }
+                }
+                if let Some(p) = &mut this.pause {
+                    p.as_mut().reset(tokio::time::Instant::now() + this.idle);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(ClientBodyError::Failed(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => {
+                let idle = this.idle;
+                let pause = this
+                    .pause
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(idle)));
+                match pause.as_mut().poll(cx) {
+                    Poll::Ready(()) => Poll::Ready(Some(Err(ClientBodyError::Idle(idle)))),
+                    Poll::Pending => Poll::Pending,
+                }
+            }
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.0.is_end_stream()
+        self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.0.size_hint()
+        self.inner.size_hint()
     }
 }

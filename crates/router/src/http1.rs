@@ -123,12 +123,50 @@ pub fn via_depth(h: &HeaderMap) -> usize {
 /// absolute-form URI (400), and a transfer coding other than `chunked`,
 /// which Strait would otherwise strip with the framing and so corrupt the
 /// body (501).
-pub(crate) fn check_request<B>(req: &Request<B>) -> Result<(), RouteError> {
-    let bad = |message: String| RouteError::Refused {
-        status: http::StatusCode::BAD_REQUEST,
-        message,
-    };
+///
+/// And the limits, exactly (hyper's read buffer only bounds them roughly):
+/// the request line within `maxInitialLineKB` (414), the header block
+/// within `maxHeadersKB` (431), a declared body within `maxRequestBodyKB`
+/// (413).
+pub(crate) fn check_request<B>(
+    req: &Request<B>,
+    max_line: usize,
+    max_headers: usize,
+    max_body: Option<u64>,
+) -> Result<(), RouteError> {
+    let refuse = |status, message: String| RouteError::Refused { status, message };
+    let bad = |message: String| refuse(http::StatusCode::BAD_REQUEST, message);
     let h = req.headers();
+    // `METHOD target HTTP/1.1`
+    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
+        + req
+            .uri()
+            .authority()
+            .map_or(0, |a| a.as_str().len() + "http://".len());
+    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1".len();
+    if line > max_line {
+        return Err(refuse(
+            http::StatusCode::URI_TOO_LONG,
+            format!("the request line is {line} bytes; maxInitialLineKB allows {max_line}"),
+        ));
+    }
+    // `Name: value\r\n` each.
+    let block: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    if block > max_headers {
+        return Err(refuse(
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request headers are {block} bytes; maxHeadersKB allows {max_headers}"),
+        ));
+    }
+    let declared = h
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some((max, len)) = max_body.zip(declared).filter(|(max, len)| len > max) {
+        return Err(refuse(
+            http::StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Content-Length: {len} bytes; maxRequestBodyKB allows {max}"),
+        ));
+    }
     let mut hosts = h.get_all(HOST).iter();
     if let Some(host) = hosts.next() {
         if hosts.next().is_some() {
@@ -254,6 +292,8 @@ impl<'a> Http1<'a> {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
+        let limits = &fwd.server.limits;
+        let body = ClientBody::new(body, limits.body_idle_timeout, limits.max_body_bytes);
         let body = if body.is_end_stream() {
             // No body (most GETs): nothing to read.
             BodyState::Kept(Bytes::new())
@@ -279,8 +319,8 @@ impl<'a> Http1<'a> {
                 return Ok(());
             };
             let bytes = body.collect().await.map_err(|e| RouteError::Refused {
-                status: http::StatusCode::BAD_REQUEST,
-                message: format!("reading the request body: {e}"),
+                status: e.status(),
+                message: e.to_string(),
             })?;
             self.body = BodyState::Kept(bytes.to_bytes());
         }
@@ -378,7 +418,10 @@ impl Exchange for Http1<'_> {
             pool.send(addr, attempt).await.map_err(|e| match e {
                 SendError::NotSent(_) => SendFailure::NotSent,
                 SendError::Failed(e) => match ClientBodyError::find(&e) {
-                    Some(client) => SendFailure::Client(client.to_string()),
+                    Some(client) => SendFailure::Client {
+                        status: client.status(),
+                        message: client.to_string(),
+                    },
                     None => SendFailure::Lost(error_chain(&e)),
                 },
             })
@@ -406,9 +449,9 @@ enum BodyState {
     /// Kept in memory: every attempt sends a copy.
     Kept(Bytes),
     /// Streamed: only the first attempt can send it.
-    Stream(Option<Incoming>),
+    Stream(Option<ClientBody>),
     /// To be kept: [`Http1::keep_body`] reads it before the first attempt.
-    ToKeep(Option<Incoming>),
+    ToKeep(Option<ClientBody>),
 }
 
 impl BodyState {
@@ -419,9 +462,7 @@ impl BodyState {
     fn next(&mut self) -> Option<ReqBody> {
         match self {
             BodyState::Kept(b) => Some(Either::Right(Full::new(b.clone()))),
-            BodyState::Stream(s) | BodyState::ToKeep(s) => {
-                s.take().map(|b| Either::Left(ClientBody(b)))
-            }
+            BodyState::Stream(s) | BodyState::ToKeep(s) => s.take().map(Either::Left),
         }
     }
 }

@@ -44,4 +44,4 @@ pub mod server;
 pub mod service;
 pub mod stats;
 
-pub use router::{Body, Router, RouterParams, ServerParams};
+pub use router::{Body, Router, RouterParams, ServerLimits, ServerParams};

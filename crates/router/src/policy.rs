@@ -44,6 +44,10 @@ impl Default for BudgetParams {
     }
 }
 
+/// Strait's default `responseTimeoutMs` (not a Linkerd 1 key): how long a
+/// backend may take to begin its response.
+pub const DEFAULT_RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// Strait's default `connectTimeoutMs` (not a Linkerd 1 key).
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -60,6 +64,9 @@ pub struct ClientPolicy {
     pub attempt_timeout: Option<Duration>,
     /// `connectTimeoutMs` (Strait's default 10 s).
     pub connect_timeout: Duration,
+    /// `responseTimeoutMs`: the response head within this, per attempt
+    /// (Strait's default 60 s).
+    pub response_timeout: Duration,
     /// `hostConnectionPool.maxSize`: connections per endpoint, busy and idle.
     pub pool_max_size: Option<usize>,
     /// `hostConnectionPool.idleTimeMs`.
@@ -74,6 +81,7 @@ impl Default for ClientPolicy {
             requeue_budget: BudgetParams::default(),
             attempt_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             pool_max_size: None,
             pool_idle_timeout: None,
         }
@@ -124,6 +132,8 @@ pub struct ClientPolicyPatch {
     pub attempt_timeout: Option<Duration>,
     /// `connectTimeoutMs`.
     pub connect_timeout: Option<Duration>,
+    /// `responseTimeoutMs`.
+    pub response_timeout: Option<Duration>,
     /// `hostConnectionPool`.
     pub pool: Option<PoolPolicy>,
 }
@@ -144,6 +154,9 @@ impl PolicyPatch<ClientPolicy> for ClientPolicyPatch {
         }
         if let Some(t) = self.connect_timeout {
             p.connect_timeout = t;
+        }
+        if let Some(t) = self.response_timeout {
+            p.response_timeout = t;
         }
         if let Some(pool) = self.pool {
             p.pool_max_size = pool.max_size;

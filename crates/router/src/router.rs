@@ -53,8 +53,11 @@ pub struct RouterParams {
     pub client_capacity: usize,
     /// Idle bindings, services and clients expire after this.
     pub idle_ttl: Duration,
-    /// `maxHeadersKB`, for the `l5d-err` cap.
+    /// `maxHeadersKB`: the request's header block (names, values and
+    /// separators), exactly; also the `l5d-err` cap.
     pub max_headers_bytes: usize,
+    /// `maxInitialLineKB`: the request line, exactly.
+    pub max_initial_line_bytes: usize,
     /// `maxErrResponseKB`.
     pub max_err_bytes: usize,
     /// `maxCallDepth` (the `Via` loop guard).
@@ -76,6 +79,38 @@ pub struct ServerParams {
     pub add_forwarded: bool,
     /// The local address the server listens on.
     pub local: SocketAddr,
+    /// Timeouts and limits for its clients.
+    pub limits: ServerLimits,
+}
+
+/// What a server allows its clients: Strait's defaults are nginx's and
+/// HAProxy's kind, so that no client can hold a connection, a backend or
+/// memory for ever.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ServerLimits {
+    /// `requestHeaderTimeoutMs`: a request head must arrive within this
+    /// (default 30 s); the connection closes otherwise.
+    pub header_timeout: Duration,
+    /// `requestBodyIdleTimeoutMs`: a request body may pause this long
+    /// between bytes (default 60 s); 408 otherwise.
+    pub body_idle_timeout: Duration,
+    /// `maxRequestBodyKB`: the largest request body (default none); 413
+    /// beyond.
+    pub max_body_bytes: Option<u64>,
+    /// `maxHeaderCount`: the most request headers (default 500); 431
+    /// beyond.
+    pub max_header_count: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_timeout: Duration::from_secs(30),
+            body_idle_timeout: Duration::from_secs(60),
+            max_body_bytes: None,
+            max_header_count: 500,
+        }
+    }
 }
 
 /// One router.
@@ -201,7 +236,13 @@ impl Router {
         if http1::via_depth(req.headers()) > self.params.max_call_depth as usize {
             return Err(RouteError::CallDepth(self.params.max_call_depth));
         }
-        http1::check_request(&req)?;
+        let limits = &server.limits;
+        http1::check_request(
+            &req,
+            self.params.max_initial_line_bytes,
+            self.params.max_headers_bytes,
+            limits.max_body_bytes,
+        )?;
         http1::absolute_to_origin_form(&mut req);
         let local = headers::take_local_dtab(req.headers_mut()).map_err(RouteError::BadDtab)?;
         let dst = self.identify(&mut req, remote)?;
@@ -354,9 +395,12 @@ impl Router {
                 message: format!("Failed to get a response from {addr} for {dst}: {message}"),
                 retryable: false,
             },
-            AttemptError::ClientFault(message) => RouteError::Refused {
-                status: http::StatusCode::BAD_REQUEST,
-                message,
+            AttemptError::ClientFault { status, message } => {
+                RouteError::Refused { status, message }
+            }
+            AttemptError::NoResponse(timeout) => RouteError::ResponseTimeout {
+                client: client.id.clone(),
+                timeout,
             },
             AttemptError::TimedOut(timeout) => RouteError::AttemptTimeout {
                 client: client.id.clone(),

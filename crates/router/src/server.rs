@@ -114,10 +114,12 @@ impl Server {
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
         let this = Arc::clone(self);
+        let limits = &self.state.load().params.limits;
         http1::Builder::new()
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(limits.header_timeout)
+            .max_headers(limits.max_header_count)
             .max_buf_size(self.max_buf)
             .serve_connection(
                 TokioIo::new(io),

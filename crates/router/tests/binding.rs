@@ -43,6 +43,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
         client_capacity: 100,
         idle_ttl: Duration::from_secs(600),
         max_headers_bytes: 8192,
+        max_initial_line_bytes: 4096,
         max_err_bytes: 5 << 20,
         max_call_depth: 1000,
         access_log: None,
@@ -56,6 +57,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
         clear_context: false,
         add_forwarded: false,
         local,
+        limits: Default::default(),
     };
     let server = Server::new(sp, router, &registry, None, 12 * 1024);
     let (_tx, rx) = watch::channel(false);

@@ -100,6 +100,7 @@ fn router(registry: &Registry, namers: Vec<(Path, Arc<dyn Namer>)>) -> Arc<Route
         client_capacity: 100,
         idle_ttl: Duration::from_secs(600),
         max_headers_bytes: 8192,
+        max_initial_line_bytes: 4096,
         max_err_bytes: 5 * 1024 * 1024,
         max_call_depth: 1000,
         access_log: None,

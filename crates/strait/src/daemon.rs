@@ -14,7 +14,7 @@ use strait_naming::Interpreter;
 use strait_naming::inet::InetResolver;
 use strait_router::server::Server;
 use strait_router::stats::Registry;
-use strait_router::{Router, ServerParams};
+use strait_router::{Router, ServerLimits, ServerParams};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -289,7 +289,9 @@ impl Live {
         }
         let mut keep = HashMap::new();
         for (rc, router) in &next.routers {
-            let head = (rc.max_headers_kb as usize + rc.max_initial_line_kb as usize) * 1024;
+            // Room for both limits and the blank line, so that the exact
+            // checks (414, 431) decide, not where the read buffer ends.
+            let head = (rc.max_headers_kb as usize + rc.max_initial_line_kb as usize + 1) * 1024;
             for (i, sc) in rc.servers.iter().enumerate() {
                 let want = ServerKey::of(rc, i);
                 let params = |local: SocketAddr| ServerParams {
@@ -297,6 +299,12 @@ impl Live {
                     clear_context: sc.clear_context,
                     add_forwarded: sc.add_forwarded_header.is_some(),
                     local,
+                    limits: ServerLimits {
+                        header_timeout: sc.request_header_timeout,
+                        body_idle_timeout: sc.request_body_idle_timeout,
+                        max_body_bytes: sc.max_request_body_kb.map(|kb| kb.saturating_mul(1024)),
+                        max_header_count: sc.max_header_count as usize,
+                    },
                 };
                 if let Some(slot) = self.servers.remove(&want) {
                     // Same address: keep the listener (and its connections),

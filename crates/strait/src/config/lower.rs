@@ -53,6 +53,7 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         client_capacity: (rc.binding_cache.clients as usize).max(1),
         idle_ttl: rc.binding_cache.idle_ttl,
         max_headers_bytes: rc.max_headers_kb as usize * 1024,
+        max_initial_line_bytes: rc.max_initial_line_kb as usize * 1024,
         max_err_bytes: rc.max_err_response_kb as usize * 1024,
         max_call_depth: max_depth,
         access_log,
@@ -221,6 +222,7 @@ fn client_policy(p: &ClientParams) -> ClientPolicy {
         requeue_budget: budget(&p.requeue_budget),
         attempt_timeout: p.request_attempt_timeout,
         connect_timeout: p.connect_timeout,
+        response_timeout: p.response_timeout,
         pool_max_size: pool.max_size,
         pool_idle_timeout: pool.idle_timeout,
     }
@@ -235,6 +237,7 @@ fn client_patch(p: &ClientParamsPatch) -> ClientPolicyPatch {
         requeue_budget: p.requeue_budget.as_ref().map(budget),
         attempt_timeout: p.request_attempt_timeout,
         connect_timeout: p.connect_timeout,
+        response_timeout: p.response_timeout,
         pool: p.host_connection_pool.as_ref().map(pool),
     }
 }

@@ -102,6 +102,7 @@ fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ClientParamsPatch {
         host_connection_pool: r.opt(cx, "hostConnectionPool", pool),
         request_attempt_timeout: r.opt(cx, "requestAttemptTimeoutMs", millis_positive),
         connect_timeout: r.opt(cx, "connectTimeoutMs", millis_positive),
+        response_timeout: r.opt(cx, "responseTimeoutMs", millis_positive),
         fail_fast: {
             let pos = r.get("failFast").map(|n| n.pos);
             let v = r.opt(cx, "failFast", boolean);

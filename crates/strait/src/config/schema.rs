@@ -412,6 +412,14 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
         max_concurrent_requests: r.opt(cx, "maxConcurrentRequests", u32_positive),
         add_forwarded_header: r.opt(cx, "addForwardedHeader", forwarded),
         max_call_depth: r.or(cx, "maxCallDepth", u32_positive, 1000),
+        request_header_timeout: r
+            .opt(cx, "requestHeaderTimeoutMs", u64_positive)
+            .map_or(Duration::from_secs(30), Duration::from_millis),
+        request_body_idle_timeout: r
+            .opt(cx, "requestBodyIdleTimeoutMs", u64_positive)
+            .map_or(Duration::from_secs(60), Duration::from_millis),
+        max_request_body_kb: r.opt(cx, "maxRequestBodyKB", u64_positive),
+        max_header_count: r.or(cx, "maxHeaderCount", u32_positive, 500),
     };
     r.not_implemented(
         cx,

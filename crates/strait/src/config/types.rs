@@ -228,6 +228,22 @@ pub struct ServerConfig {
     /// Refuse requests whose `Via` has more entries (`maxCallDepth`,
     /// default 1000).
     pub max_call_depth: u32,
+    /// Strait's own: how long a request head may take to arrive
+    /// (`requestHeaderTimeoutMs`, default 30 000).
+    #[serde(rename = "requestHeaderTimeoutMs", serialize_with = "as_millis")]
+    pub request_header_timeout: Duration,
+    /// Strait's own: how long a request body may pause between bytes
+    /// (`requestBodyIdleTimeoutMs`, default 60 000; 408 after).
+    #[serde(rename = "requestBodyIdleTimeoutMs", serialize_with = "as_millis")]
+    pub request_body_idle_timeout: Duration,
+    /// Strait's own: the largest request body (`maxRequestBodyKB`, default
+    /// none; 413 beyond). Linkerd 1's `maxRequestKB` was removed in 1.7
+    /// and stays refused.
+    #[serde(rename = "maxRequestBodyKB", skip_serializing_if = "Option::is_none")]
+    pub max_request_body_kb: Option<u64>,
+    /// Strait's own: the most request headers (`maxHeaderCount`, default
+    /// 500; 431 beyond).
+    pub max_header_count: u32,
 }
 
 /// The `Forwarded` header's `by` and `for` labels (`addForwardedHeader`).
@@ -359,6 +375,13 @@ pub struct ClientParams {
     /// configurable there): a Strait extension, default 10 000 ms.
     #[serde(rename = "connectTimeoutMs", serialize_with = "as_millis")]
     pub connect_timeout: Duration,
+    /// How long a backend may take to begin its response, per attempt
+    /// (`responseTimeoutMs`, at least 1). Not a Linkerd 1 key: a Strait
+    /// extension so that a backend that never answers cannot hold a
+    /// client forever, default 60 000 ms (nginx's `proxy_read_timeout`,
+    /// HAProxy's `timeout server` in their examples). Answered 504.
+    #[serde(rename = "responseTimeoutMs", serialize_with = "as_millis")]
+    pub response_timeout: Duration,
     /// Mark an endpoint down as soon as a connection to it fails
     /// (`failFast`, default false).
     pub fail_fast: bool,
@@ -376,6 +399,7 @@ impl Default for ClientParams {
             host_connection_pool: PoolConfig::default(),
             request_attempt_timeout: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            response_timeout: strait_router::policy::DEFAULT_RESPONSE_TIMEOUT,
             fail_fast: false,
         }
     }
@@ -414,6 +438,13 @@ pub struct ClientParamsPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub connect_timeout: Option<Duration>,
+    /// `responseTimeoutMs`.
+    #[serde(
+        rename = "responseTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_timeout: Option<Duration>,
     /// `failFast`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<bool>,
@@ -439,6 +470,9 @@ impl ClientParamsPatch {
         }
         if let Some(t) = self.connect_timeout {
             params.connect_timeout = t;
+        }
+        if let Some(t) = self.response_timeout {
+            params.response_timeout = t;
         }
         if let Some(f) = self.fail_fast {
             params.fail_fast = f;
