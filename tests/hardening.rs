@@ -482,3 +482,65 @@ fn head_limits_are_exact_and_separate() {
         "150 small headers"
     );
 }
+
+/// Finding 8: clients that read a large response slowly cost a small,
+/// fixed buffer each, not the ~1 MiB hyper's default read buffer grows to.
+#[test]
+fn slow_readers_of_large_responses_hold_little_memory() {
+    let script = r#"
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(256)
+print("Serving HTTP on 127.0.0.1 port %d (big)" % s.getsockname()[1], flush=True)
+BLOCK = b"x" * (1 << 20)
+def serve(c):
+    try:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(65536)
+            if not d: return
+            buf += d
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (256 << 20))
+        for _ in range(256):
+            c.sendall(BLOCK)
+    except OSError:
+        pass
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+    let mut backend = Proc::spawn(Command::new("python3").args(["-u", "-c", script]));
+    let port: u16 = backend.wait_line(Duration::from_secs(20), |l| {
+        l.strip_prefix("Serving HTTP on 127.0.0.1 port ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    });
+    let mesh = start(
+        &[("big", &[SocketAddr::from(([127, 0, 0, 1], port))])],
+        "",
+        "",
+    );
+    let pid = mesh.strait.proc.pid();
+    // Warm up one connection's worth of allocations first.
+    let before = strait_test_kit::rss_kib(pid);
+    let n = 60;
+    let mut readers = Vec::new();
+    for _ in 0..n {
+        let mut s = TcpStream::connect(mesh.strait.router()).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: big\r\n\r\n").unwrap();
+        let mut head = [0u8; 16 * 1024];
+        s.read_exact(&mut head).unwrap();
+        readers.push(s); // and read no more
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let after = strait_test_kit::rss_kib(pid);
+    let per = after.saturating_sub(before) / n;
+    eprintln!("slow readers: {before} -> {after} KiB, {per} KiB each");
+    assert!(
+        per < 400,
+        "{per} KiB of RSS per slow reader ({before} -> {after} KiB for {n})"
+    );
+    drop(readers);
+}

@@ -30,6 +30,10 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::ReqBody;
 
+/// The most a backend connection buffers while reading (response heads
+/// included: larger heads are refused).
+const RESPONSE_READ_BUFFER: usize = 64 * 1024;
+
 /// The connections of one client.
 pub struct Pool {
     endpoints: Mutex<HashMap<SocketAddr, HostConns>>,
@@ -282,6 +286,11 @@ impl Pool {
             };
         let _ = stream.set_nodelay(true);
         let (tx, conn) = http1::Builder::new()
+            // A response body is read no faster than the client takes it,
+            // at most this much at a time (hyper's default lets the read
+            // buffer grow to ~400 KiB per connection: a slow reader of a
+            // large response would cost ~1 MiB of RSS).
+            .max_buf_size(RESPONSE_READ_BUFFER)
             .handshake(TokioIo::new(stream))
             .await
             .map_err(|e| SendError::NotSent(format!("connecting to {addr}: {e}")))?;
