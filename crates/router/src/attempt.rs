@@ -33,9 +33,11 @@ pub enum SendFailure {
     NotSent,
     /// The request was, or may have been, written; what went wrong.
     Lost(String),
-    /// The client's own request body failed (an upload broken off, bad
-    /// framing, too slow, too large): not the endpoint's fault.
-    Client {
+    /// The attempt failed on this side: the client's own request body
+    /// (broken off, bad framing, too slow, too large: 400, 408, 413) or the
+    /// router's resources (out of descriptors: 503). Not the endpoint's
+    /// fault.
+    Local {
         /// 400, 408 or 413.
         status: http::StatusCode,
         /// What went wrong.
@@ -79,9 +81,9 @@ pub enum Attempted {
     /// No response after the request may have been written (reset,
     /// `requestAttemptTimeoutMs`), classified as an error.
     Lost(ResponseClass),
-    /// The client's request body failed: never sent again, never blamed
-    /// on the endpoint.
-    ClientFault,
+    /// Failed on this side (see [`SendFailure::Local`]): never sent
+    /// again, never blamed on the endpoint.
+    Local,
 }
 
 /// What to do after an attempt.
@@ -159,7 +161,7 @@ pub fn decide(
                 Decision::Fail
             }
         }
-        Attempted::ClientFault => Decision::Fail,
+        Attempted::Local => Decision::Fail,
         Attempted::Lost(class) => {
             if matches!(class, ResponseClass::Failure { retryable: true }) && budgets.retry() {
                 retry(tries)
@@ -198,8 +200,9 @@ pub enum AttemptError {
     TimedOut(Duration),
     /// The backend did not begin its response within `responseTimeoutMs`.
     NoResponse(Duration),
-    /// The client's request body failed.
-    ClientFault {
+    /// The attempt failed on this side (the client's body, the router's
+    /// resources).
+    Local {
         /// 400, 408 or 413.
         status: http::StatusCode,
         /// What went wrong.
@@ -293,7 +296,7 @@ pub async fn run<E: Exchange>(
                         Attempted::NotSent { elsewhere }
                     }
                     // Released without an outcome: accrual sees nothing.
-                    Attempted::ClientFault => {
+                    Attempted::Local => {
                         drop(lease);
                         attempted
                     }
@@ -361,10 +364,9 @@ async fn attempt<E: Exchange>(
             let unsent = Attempted::NotSent { elsewhere: false };
             failed(unsent, AttemptError::ConnectFailed(addr))
         }
-        Ok(Err(SendFailure::Client { status, message })) => Err((
-            Attempted::ClientFault,
-            AttemptError::ClientFault { status, message },
-        )),
+        Ok(Err(SendFailure::Local { status, message })) => {
+            Err((Attempted::Local, AttemptError::Local { status, message }))
+        }
         Ok(Err(SendFailure::Lost(message))) => failed(
             Attempted::Lost(ex.classify_error()),
             AttemptError::Lost { addr, message },

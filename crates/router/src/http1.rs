@@ -417,8 +417,12 @@ impl Exchange for Http1<'_> {
             };
             pool.send(addr, attempt).await.map_err(|e| match e {
                 SendError::NotSent(_) => SendFailure::NotSent,
+                SendError::Local(message) => SendFailure::Local {
+                    status: http::StatusCode::SERVICE_UNAVAILABLE,
+                    message,
+                },
                 SendError::Failed(e) => match ClientBodyError::find(&e) {
-                    Some(client) => SendFailure::Client {
+                    Some(client) => SendFailure::Local {
                         status: client.status(),
                         message: client.to_string(),
                     },

@@ -34,6 +34,13 @@ use crate::client::ReqBody;
 /// included: larger heads are refused).
 const RESPONSE_READ_BUFFER: usize = 64 * 1024;
 
+/// Whether a connect error is this process's own shortage (`EMFILE`,
+/// `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL`) rather than the
+/// endpoint's refusal.
+fn is_local(e: &std::io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12 | 99))
+}
+
 /// The connections of one client.
 pub struct Pool {
     endpoints: Mutex<HashMap<SocketAddr, HostConns>>,
@@ -93,6 +100,9 @@ pub enum SendError {
     NotSent(String),
     /// The request was (or may have been) written.
     Failed(hyper::Error),
+    /// Nothing was sent because this process ran short of resources
+    /// (descriptors, buffers, local ports): not the endpoint's fault.
+    Local(String),
 }
 
 impl Pool {
@@ -240,12 +250,14 @@ impl Pool {
         let now = Instant::now();
         let mut endpoints = self.lock();
         let ep = self.endpoint(&mut endpoints, addr);
-        while let Some(i) = ep.idle.pop() {
-            // Never one that is not ready: a request must not wait on a
-            // connection another request still uses.
-            if !i.tx.is_closed() && i.tx.is_ready() && now - i.since < self.idle_timeout {
-                return Ok(Checkout::Idle(i.tx, i.permit));
-            }
+        // Closed and expired ones go; the newest ready one is taken. One
+        // not ready yet stays (a request never waits on a connection that
+        // another request may still be using).
+        ep.idle
+            .retain(|i| !i.tx.is_closed() && now - i.since < self.idle_timeout);
+        if let Some(at) = ep.idle.iter().rposition(|i| i.tx.is_ready()) {
+            let i = ep.idle.remove(at);
+            return Ok(Checkout::Idle(i.tx, i.permit));
         }
         let Some(limit) = &ep.limit else {
             return Ok(Checkout::Open(None));
@@ -276,6 +288,11 @@ impl Pool {
         let stream =
             match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
                 Ok(Ok(s)) => s,
+                Ok(Err(e)) if is_local(&e) => {
+                    return Err(SendError::Local(format!(
+                        "Strait cannot open a connection to {addr}: {e}"
+                    )));
+                }
                 Ok(Err(e)) => return Err(SendError::NotSent(format!("connecting to {addr}: {e}"))),
                 Err(_) => {
                     return Err(SendError::NotSent(format!(

@@ -395,9 +395,7 @@ impl Router {
                 message: format!("Failed to get a response from {addr} for {dst}: {message}"),
                 retryable: false,
             },
-            AttemptError::ClientFault { status, message } => {
-                RouteError::Refused { status, message }
-            }
+            AttemptError::Local { status, message } => RouteError::Refused { status, message },
             AttemptError::NoResponse(timeout) => RouteError::ResponseTimeout {
                 client: client.id.clone(),
                 timeout,
