@@ -12,6 +12,7 @@ use serde_json::Value;
 use strait_dtab::Path;
 use strait_naming::Interpreter;
 use strait_naming::inet::InetResolver;
+use strait_router::guard::OverrideGuard;
 use strait_router::server::Server;
 use strait_router::stats::Registry;
 use strait_router::{Router, ServerParams};
@@ -117,6 +118,9 @@ struct Live {
     /// By configured address (`ip:port` as written; port 0 stays 0).
     servers: HashMap<ServerKey, ServerSlot>,
     admin_addr: SocketAddr,
+    /// The admin listener's address as bound (its real port when the
+    /// config says 0), refused to dtab overrides.
+    admin_local: SocketAddr,
     admin_stop: watch::Sender<bool>,
     admin_state: Arc<ArcSwap<AdminState>>,
     shutdown: watch::Sender<bool>,
@@ -179,6 +183,7 @@ impl Live {
             routers: Vec::new(),
             servers: HashMap::new(),
             admin_addr,
+            admin_local: admin_addr,
             admin_stop: watch::channel(false).0,
             admin_state: Arc::new(ArcSwap::from_pointee(AdminState {
                 registry: Registry::default(),
@@ -288,13 +293,27 @@ impl Live {
             let _ = slot.stop_expiry.send(true);
         }
         let mut keep = HashMap::new();
+        // Strait's own addresses, as bound: no dtab override may reach them.
+        if let Some(a) = next
+            .admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+        {
+            self.admin_local = a;
+        }
+        let own: Vec<SocketAddr> = std::iter::once(self.admin_local)
+            .chain(next.listeners.values().filter_map(|l| l.local_addr().ok()))
+            .chain(self.servers.values().map(|s| s.server.local()))
+            .collect();
         for (rc, router) in &next.routers {
             let head = (rc.max_headers_kb as usize + rc.max_initial_line_kb as usize) * 1024;
+            let guard = Arc::new(OverrideGuard::new(&own, rc.inet_allow.clone(), &rc.dtab));
             for (i, sc) in rc.servers.iter().enumerate() {
                 let want = ServerKey::of(rc, i);
                 let params = |local: SocketAddr| ServerParams {
                     label: format!("{}/{}", local.ip(), local.port()),
                     clear_context: sc.clear_context,
+                    dtab_override: sc.dtab_override.then(|| Arc::clone(&guard)),
                     add_forwarded: sc.add_forwarded_header.is_some(),
                     local,
                 };

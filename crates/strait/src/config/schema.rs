@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use strait_dtab::{Dtab, Path};
 use strait_naming::dnssrv::{DEFAULT_REFRESH_INTERVAL, parse_dns_host};
+use strait_router::guard::InetRule;
 
 use super::policy;
 use super::read::{
@@ -258,6 +259,9 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         max_initial_line_kb: r.or(cx, "maxInitialLineKB", u32_positive, 4),
         max_err_response_kb: r.or(cx, "maxErrResponseKB", u32_any, 5120),
         http_access_log: r.opt(cx, "httpAccessLog", file_path),
+        inet_allow: r
+            .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
+            .unwrap_or_else(InetRule::loopback),
     };
 
     r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
@@ -292,6 +296,18 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         servers_written,
     };
     Some((router, site))
+}
+
+/// An `inetAllow` item: an IP or CIDR block, optionally with a port.
+fn inet_rule(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<InetRule> {
+    let text = string(cx, node, path)?;
+    match InetRule::parse(&text) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            cx.error(node.pos, path, e);
+            None
+        }
+    }
 }
 
 fn binding_cache(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BindingCacheConfig> {
@@ -409,6 +425,7 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
         ip: r.or(cx, "ip", ip, LOOPBACK),
         port: r.or(cx, "port", port, protocol.default_port()),
         clear_context: r.or(cx, "clearContext", boolean, false),
+        dtab_override: r.or(cx, "dtabOverride", boolean, false),
         max_concurrent_requests: r.opt(cx, "maxConcurrentRequests", u32_positive),
         add_forwarded_header: r.opt(cx, "addForwardedHeader", forwarded),
         max_call_depth: r.or(cx, "maxCallDepth", u32_positive, 1000),

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use strait_dtab::{Dtab, Path, Prefix};
+use strait_router::guard::InetRule;
 use strait_router::policy::BudgetParams;
 
 /// A whole `linkerd.yaml`.
@@ -126,6 +127,13 @@ pub struct RouterConfig {
     /// Access log file (`httpAccessLog`, default none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_access_log: Option<PathBuf>,
+    /// Strait's own key: the addresses a `/$/inet` (or `/$/fixedinet`) name
+    /// may reach when a per-request dtab override chose it (`inetAllow`,
+    /// default loopback: `127.0.0.0/8`, `::1`). Addresses the router's own
+    /// dtab names literally are always allowed; Strait's own admin and
+    /// listener addresses never are.
+    #[serde(serialize_with = "display_list")]
+    pub inet_allow: Vec<InetRule>,
 }
 
 /// The four binding cache layers (`bindingCache`).
@@ -217,6 +225,10 @@ pub struct ServerConfig {
     /// Strip `l5d-*` context headers in and out (`clearContext`, default
     /// false).
     pub clear_context: bool,
+    /// Strait's own key: honour per-request dtab overrides (`l5d-dtab`,
+    /// `l5d-ctx-dtab`) on this server (`dtabOverride`, default false: the
+    /// headers are stripped and ignored). `true` is Linkerd 1's behaviour.
+    pub dtab_override: bool,
     /// Requests served at once before refusing (`maxConcurrentRequests`,
     /// default unlimited).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1057,6 +1069,10 @@ fn opt_as_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 
 fn prefix_show<S: Serializer>(p: &Prefix, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&p.show())
+}
+
+fn display_list<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
 }
 
 fn dtab_show<S: Serializer>(d: &Dtab, s: S) -> Result<S::Ok, S::Error> {
