@@ -147,6 +147,8 @@ fn minimal_config_gets_every_linkerd_default() {
             ip: LOOPBACK,
             port: 9990,
             shutdown_grace: Duration::from_millis(10_000),
+            security: Default::default(),
+            token_file: None,
         },
         routers: vec![default_router()],
         namers: vec![],
@@ -319,6 +321,8 @@ fn every_key_is_read_into_the_domain_types() {
             ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 9991,
             shutdown_grace: Duration::from_millis(2500),
+            security: Default::default(),
+            token_file: None,
         }
     );
     assert_eq!(
@@ -566,7 +570,7 @@ fn every_problem_is_reported_at_once_with_position_and_key_path() {
 admin:
   port: \"9990\"
   security:
-    uiEnabled: false
+    uiEnabled: nope
 routers:
 - protocol: http
   dtab: /svc => bad;
@@ -584,7 +588,7 @@ rooters: []
         errors(text),
         [
             "linkerd.yaml:2:9: admin.port: expected an integer, found the quoted string \"9990\" (remove the quotes)",
-            "linkerd.yaml:3:3: admin.security: `security` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:4:16: admin.security.uiEnabled: expected true or false, found 'nope'",
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",

@@ -158,3 +158,92 @@ fn dtab_override_reaches_only_inet_addresses_in_inet_allow() {
     let r = node.through_router("GET", "/svc=>/$/inet/127.0.0.1/1", "/");
     assert_eq!(r.status, 502, "listed (nothing listens there): {r:?}");
 }
+
+#[test]
+fn config_json_redacts_the_consul_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("linkerd.yaml");
+    std::fs::write(
+        &conf,
+        "admin:\n  ip: 127.0.0.1\n  port: 0\n\
+         namers:\n- kind: io.l5d.consul\n  host: 127.0.0.1\n  port: 1\n  token: s3cr3t-acl-token\n\
+         routers:\n- protocol: http\n  dtab: /svc => /#/io.l5d.consul/dc1;\n  servers:\n  - ip: 127.0.0.1\n    port: 0\n",
+    )
+    .unwrap();
+    let strait = Strait::start(BIN, &conf);
+    let r = curl(&[&format!("http://{}/config.json", strait.admin)], &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        !r.body.contains("s3cr3t"),
+        "the token never shows: {}",
+        r.body
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(j["namers"][0]["token"], "<redacted>", "{}", r.body);
+    assert_eq!(j["namers"][0]["host"], "127.0.0.1", "the rest is shown");
+}
+
+#[test]
+fn admin_security_hides_categories_and_honours_white_and_blacklists() {
+    let node = start(
+        None,
+        "  security:\n    uiEnabled: false\n    diagnosticsEnabled: false\n    \
+         pathWhitelist: ['/admin/ping', '/config\\.json']\n    pathBlacklist: ['/config.*']\n",
+        "",
+        "",
+    );
+    let ping = node.admin(&[], "/admin/ping");
+    assert_eq!(ping.body, "pong", "whitelisted diagnostics stay: {ping:?}");
+    for path in [
+        "/config.json",
+        "/client_state.json",
+        "/admin/metrics.json",
+        "/",
+    ] {
+        let r = node.admin(&[], path);
+        assert_eq!(r.status, 404, "{path}: {r:?}");
+        assert!(r.body.is_empty(), "a bare 404 for {path}: {r:?}");
+    }
+}
+
+#[test]
+fn control_endpoints_need_the_admin_token_when_one_is_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("admin.token");
+    std::fs::write(&token, "t0ken-for-tests\n").unwrap();
+    let mut node = start(None, &format!("  tokenFile: {}\n", token.display()), "", "");
+    let r = node.admin(&["-X", "POST"], "/admin/reload");
+    assert_eq!(r.status, 401, "no token: {r:?}");
+    assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    let r = node.admin(&["-X", "POST"], "/admin/shutdown");
+    assert_eq!(r.status, 401, "no token: {r:?}");
+    let r = node.admin(
+        &["-X", "POST", "-H", "Authorization: Bearer wrong"],
+        "/admin/shutdown",
+    );
+    assert_eq!(r.status, 403, "wrong token: {r:?}");
+    node.assert_alive();
+    let r = node.admin(
+        &["-X", "POST", "-H", "Authorization: Bearer t0ken-for-tests"],
+        "/admin/reload",
+    );
+    assert_eq!(r.status, 200, "right token: {r:?}");
+    assert_eq!(
+        node.admin(&[], "/admin/ping").body,
+        "pong",
+        "diagnostics need no token"
+    );
+    let r = node.admin(
+        &["-X", "POST", "-H", "Authorization: Bearer t0ken-for-tests"],
+        "/admin/shutdown",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "quitting");
+    assert!(
+        node.strait
+            .proc
+            .wait_exit(Duration::from_secs(15))
+            .is_some(),
+        "the right token stops Strait"
+    );
+}

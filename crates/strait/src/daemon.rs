@@ -22,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminState, NamerEntry, ReloadHandle};
+use crate::admin_security::AdminGuard;
 use crate::config::{self, Config, NamerConfig, RouterConfig, TelemeterConfig, lower};
 use crate::namers::build_namer;
 use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
@@ -39,14 +40,18 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
     let mut signals = Signals::install();
     let mut hup = signal(SignalKind::hangup()).ok();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg = config::parse(&text, &path.display().to_string()).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        format!(
-            "{} problem(s) in the configuration:\n{}",
-            lines.len(),
-            lines.join("\n")
-        )
-    })?;
+    let (cfg, warnings) =
+        config::parse_with_warnings(&text, &path.display().to_string()).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            format!(
+                "{} problem(s) in the configuration:\n{}",
+                lines.len(),
+                lines.join("\n")
+            )
+        })?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     if cfg.usage.is_some() {
         tracing::info!("`usage` is accepted and ignored: Strait reports nothing to anyone");
     }
@@ -149,6 +154,8 @@ struct Next {
     routers: Vec<(RouterConfig, Arc<Router>)>,
     listeners: HashMap<ServerKey, TcpListener>,
     admin_listener: Option<TcpListener>,
+    /// `admin.security` and the `admin.tokenFile` token, read now.
+    admin_guard: Arc<AdminGuard>,
 }
 
 fn hash_text(text: &str) -> u64 {
@@ -193,6 +200,7 @@ impl Live {
                 prometheus: None,
                 shutdown: shutdown.clone(),
                 reload: None,
+                guard: Arc::default(),
             })),
             shutdown,
             reload,
@@ -278,11 +286,13 @@ impl Live {
         } else {
             None
         };
+        let admin_guard = Arc::new(AdminGuard::new(&cfg.admin)?);
         Ok(Next {
             namers,
             routers,
             listeners,
             admin_listener,
+            admin_guard,
         })
     }
 
@@ -392,10 +402,15 @@ impl Live {
                 .map(|r| Arc::new(ArcSwap::from(Arc::clone(&r.router))))
                 .collect(),
             namers: self.namers.iter().map(|(_, e)| e.clone()).collect(),
-            config_json: serde_json::to_value(&cfg).unwrap_or_default(),
+            config_json: {
+                let mut v = serde_json::to_value(&cfg).unwrap_or_default();
+                crate::admin_security::redact(&mut v);
+                v
+            },
             prometheus,
             shutdown: self.shutdown.clone(),
             reload: Some(self.reload.clone()),
+            guard: Arc::clone(&next.admin_guard),
         };
         self.admin_state.store(Arc::new(state));
         if let Some(listener) = next.admin_listener.take() {
@@ -438,15 +453,27 @@ impl Live {
             }
         };
         let hash = hash_text(&text);
-        match config::parse(&text, &file) {
+        match config::parse_with_warnings(&text, &file) {
             Err(errs) => ReloadResult::Rejected {
                 errors: errs.iter().map(ToString::to_string).collect(),
             },
-            Ok(cfg) if cfg == self.config => {
+            Ok((cfg, warnings)) => {
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+                self.apply(cfg, &file, hash).await
+            }
+        }
+    }
+
+    /// Applies a checked config read on reload, unless it is unchanged.
+    async fn apply(&mut self, cfg: Config, file: &str, hash: u64) -> ReloadResult {
+        match cfg {
+            cfg if cfg == self.config => {
                 self.hash = hash;
                 ReloadResult::Unchanged
             }
-            Ok(cfg) => match self.build(&cfg).await {
+            cfg => match self.build(&cfg).await {
                 Err(e) => ReloadResult::Rejected {
                     errors: vec![format!("{file}: {e}")],
                 },

@@ -21,9 +21,10 @@ use super::read::{
 };
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
-    AdminConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig, DnsSrvNamerConfig,
-    ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK,
-    NamerConfig, Protocol, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
+    AdminConfig, AdminSecurityConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig,
+    DnsSrvNamerConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus,
+    IdentifierConfig, LOOPBACK, NamerConfig, Protocol, RouterConfig, ServerConfig, TagWeight,
+    TelemeterConfig, UsageConfig,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
@@ -156,12 +157,15 @@ fn admin(cx: &mut Ctx<'_>, node: &Node, path: &str) -> AdminConfig {
     let Some(mut r) = MapReader::new(cx, node, path) else {
         return d;
     };
+    let ip_pos = r.get("ip").map(|n| n.pos);
     let admin = AdminConfig {
         ip: r.or(cx, "ip", ip, d.ip),
         port: r.or(cx, "port", port, d.port),
         shutdown_grace: r
             .opt(cx, "shutdownGraceMs", u64_any)
             .map_or(d.shutdown_grace, Duration::from_millis),
+        security: r.or(cx, "security", admin_security, d.security),
+        token_file: r.opt(cx, "tokenFile", file_path),
     };
     r.not_implemented(
         cx,
@@ -169,12 +173,60 @@ fn admin(cx: &mut Ctx<'_>, node: &Node, path: &str) -> AdminConfig {
             "socketOptions",
             "httpIdentifierPort",
             "tls",
-            "security",
             "workerThreads",
         ],
     );
     r.finish(cx);
+    if !admin.ip.is_loopback() {
+        let pos = ip_pos.unwrap_or(node.pos);
+        let control = if admin.token_file.is_some() {
+            "control endpoints need the admin.tokenFile token"
+        } else {
+            "without admin.tokenFile its control endpoints (/admin/shutdown, /admin/reload) are \
+             refused"
+        };
+        cx.warn(
+            pos,
+            &format!("{path}.ip"),
+            format!(
+                "the admin listens off loopback ({}): anyone who can reach {}:{} reads metrics, \
+                 config and routing state; {control}. Prefer 127.0.0.1",
+                admin.ip, admin.ip, admin.port
+            ),
+        );
+    }
     admin
+}
+
+/// `admin.security`.
+fn admin_security(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<AdminSecurityConfig> {
+    let d = AdminSecurityConfig::default();
+    let mut r = MapReader::new(cx, node, path)?;
+    let s = AdminSecurityConfig {
+        ui_enabled: r.or(cx, "uiEnabled", boolean, d.ui_enabled),
+        control_enabled: r.or(cx, "controlEnabled", boolean, d.control_enabled),
+        diagnostics_enabled: r.or(cx, "diagnosticsEnabled", boolean, d.diagnostics_enabled),
+        path_whitelist: r
+            .opt(cx, "pathWhitelist", |cx, n, p| list(cx, n, p, path_regex))
+            .unwrap_or_default(),
+        path_blacklist: r
+            .opt(cx, "pathBlacklist", |cx, n, p| list(cx, n, p, path_regex))
+            .unwrap_or_default(),
+    };
+    r.finish(cx);
+    Some(s)
+}
+
+/// A regex over a whole admin path.
+fn path_regex(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let text = string(cx, node, path)?;
+    match regex::Regex::new(&format!("^(?:{text})$")) {
+        Ok(_) => Some(text),
+        Err(e) => {
+            cx.error(node.pos, path, format!("invalid regex '{text}': {e}"));
+            None
+        }
+    }
 }
 
 // -------------------------------------------------------------- routers

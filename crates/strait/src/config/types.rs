@@ -44,6 +44,16 @@ pub struct AdminConfig {
     /// (`shutdownGraceMs`, default 10 000).
     #[serde(rename = "shutdownGraceMs", serialize_with = "as_millis")]
     pub shutdown_grace: Duration,
+    /// Which admin paths are served (`security`, Linkerd's block; default
+    /// everything).
+    #[serde(skip_serializing_if = "AdminSecurityConfig::is_default")]
+    pub security: AdminSecurityConfig,
+    /// Strait's own key: a file holding the bearer token the control
+    /// endpoints (`/admin/shutdown`, `/admin/reload`) require
+    /// (`tokenFile`, default none: control is open on a loopback admin and
+    /// refused on any other).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -52,7 +62,45 @@ impl Default for AdminConfig {
             ip: LOOPBACK,
             port: 9990,
             shutdown_grace: Duration::from_millis(10_000),
+            security: AdminSecurityConfig::default(),
+            token_file: None,
         }
+    }
+}
+
+/// Linkerd's admin `security` block: each path is UI, control or
+/// diagnostics; a path is served when not blacklisted and its category is
+/// on, or whitelisted; anything else is a bare 404.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSecurityConfig {
+    /// `uiEnabled` (default true).
+    pub ui_enabled: bool,
+    /// `controlEnabled` (default true).
+    pub control_enabled: bool,
+    /// `diagnosticsEnabled` (default true).
+    pub diagnostics_enabled: bool,
+    /// `pathWhitelist`: regexes over the whole path (no query).
+    pub path_whitelist: Vec<String>,
+    /// `pathBlacklist`: regexes over the whole path, checked first.
+    pub path_blacklist: Vec<String>,
+}
+
+impl Default for AdminSecurityConfig {
+    fn default() -> Self {
+        AdminSecurityConfig {
+            ui_enabled: true,
+            control_enabled: true,
+            diagnostics_enabled: true,
+            path_whitelist: Vec::new(),
+            path_blacklist: Vec::new(),
+        }
+    }
+}
+
+impl AdminSecurityConfig {
+    fn is_default(&self) -> bool {
+        *self == AdminSecurityConfig::default()
     }
 }
 
