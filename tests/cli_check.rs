@@ -75,3 +75,31 @@ fn json_configs_are_accepted() {
     let (code, out, err) = strait(&["check", "--config", &path.display().to_string()]);
     assert_eq!(code, 0, "{out}{err}");
 }
+
+#[test]
+fn check_warns_about_an_admin_off_loopback_but_passes() {
+    let (_dir, path) = strait_test_kit::write_temp(
+        "open.yaml",
+        "admin:\n  ip: 0.0.0.0\n  port: 9990\nrouters:\n- protocol: http\n  servers:\n  - port: 4140\n",
+    );
+    let file = path.display().to_string();
+    let (code, out, err) = strait(&["check", "--config", &file]);
+    assert_eq!(code, 0, "a warning does not fail the check: {out}{err}");
+    let first = out.lines().next().unwrap_or_default();
+    assert!(
+        first.starts_with(&format!(
+            "{file}:2:7: admin.ip: warning: the admin listens off loopback (0.0.0.0)"
+        )),
+        "{out}"
+    );
+    assert!(first.contains("admin.tokenFile"), "says what to do: {out}");
+    assert!(out.trim_end().ends_with("ok (1 router, 0 namers)"), "{out}");
+
+    let (_dir, path) = strait_test_kit::write_temp(
+        "closed.yaml",
+        "admin:\n  ip: 127.0.0.1\nrouters:\n- protocol: http\n  servers:\n  - port: 4140\n",
+    );
+    let (code, out, _) = strait(&["check", "--config", &path.display().to_string()]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("warning"), "loopback is quiet: {out}");
+}

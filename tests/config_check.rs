@@ -59,6 +59,7 @@ fn default_router() -> RouterConfig {
             ip: LOOPBACK,
             port: 4140,
             clear_context: false,
+            dtab_override: false,
             max_concurrent_requests: None,
             add_forwarded_header: None,
             max_call_depth: 1000,
@@ -81,6 +82,7 @@ fn default_router() -> RouterConfig {
         max_initial_line_kb: 4,
         max_err_response_kb: 5120,
         http_access_log: None,
+        inet_allow: strait_router::guard::InetRule::loopback(),
     }
 }
 
@@ -151,6 +153,8 @@ fn minimal_config_gets_every_linkerd_default() {
             ip: LOOPBACK,
             port: 9990,
             shutdown_grace: Duration::from_millis(10_000),
+            security: Default::default(),
+            token_file: None,
         },
         routers: vec![default_router()],
         namers: vec![],
@@ -323,6 +327,8 @@ fn every_key_is_read_into_the_domain_types() {
             ip: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             port: 9991,
             shutdown_grace: Duration::from_millis(2500),
+            security: Default::default(),
+            token_file: None,
         }
     );
     assert_eq!(
@@ -402,6 +408,7 @@ fn every_key_is_read_into_the_domain_types() {
             ip: "10.0.0.5".parse().unwrap(),
             port: 4141,
             clear_context: true,
+            dtab_override: false,
             max_concurrent_requests: Some(100),
             add_forwarded_header: Some(ForwardedConfig {
                 by: ForwardedLabeler::Router,
@@ -574,7 +581,7 @@ fn every_problem_is_reported_at_once_with_position_and_key_path() {
 admin:
   port: \"9990\"
   security:
-    uiEnabled: false
+    uiEnabled: nope
 routers:
 - protocol: http
   dtab: /svc => bad;
@@ -592,11 +599,11 @@ rooters: []
         errors(text),
         [
             "linkerd.yaml:2:9: admin.port: expected an integer, found the quoted string \"9990\" (remove the quotes)",
-            "linkerd.yaml:3:3: admin.security: `security` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:4:16: admin.security.uiEnabled: expected true or false, found 'nope'",
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",
-            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingTimeoutMs, client, dstPrefix, dtab, httpAccessLog, identifier, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers, service",
+            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingTimeoutMs, client, dstPrefix, dtab, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers, service",
             "linkerd.yaml:14:3: namers[0].rootDir: missing required key 'rootDir'",
             "linkerd.yaml:16:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
         ],
@@ -1605,5 +1612,39 @@ fn static_configs_need_a_prefix_and_a_list() {
             "routers:\n- protocol: http\n  servers: [{}]\n  client: {kind: io.l5d.static, configs: {prefix: /}}\n"
         ),
         ["linkerd.yaml:4:42: routers[0].client.configs: expected a list, found a mapping"]
+    );
+}
+
+#[test]
+fn dtab_override_is_off_by_default_and_inet_allow_defaults_to_loopback() {
+    let c = ok("routers:\n- protocol: http\n  servers:\n  - port: 4140\n");
+    assert!(
+        !c.routers[0].servers[0].dtab_override,
+        "off unless opted in"
+    );
+    assert_eq!(
+        c.routers[0].inet_allow,
+        strait_router::guard::InetRule::loopback()
+    );
+    let c = ok(concat!(
+        "routers:\n- protocol: http\n",
+        "  inetAllow: [10.0.0.0/8, '10.1.2.3:80', '[::1]:8080']\n",
+        "  servers:\n  - port: 4140\n    dtabOverride: true\n",
+    ));
+    assert!(c.routers[0].servers[0].dtab_override);
+    let shown: Vec<String> = c.routers[0]
+        .inet_allow
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(shown, ["10.0.0.0/8", "10.1.2.3:80", "[::1]:8080"]);
+    assert_eq!(
+        errors(
+            "routers:\n- protocol: http\n  inetAllow: [10.0.0.0/40]\n  servers:\n  - port: 1\n    dtabOverride: yes\n"
+        ),
+        [
+            "linkerd.yaml:3:15: routers[0].inetAllow[0]: '10.0.0.0/40' is not an address pattern (bad prefix length); write an IP or CIDR block, optionally with a port: 10.0.0.0/8, 10.1.2.3:8080, [::1]:80",
+            "linkerd.yaml:6:19: routers[0].servers[0].dtabOverride: expected true or false, found 'yes'",
+        ]
     );
 }

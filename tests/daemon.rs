@@ -184,7 +184,8 @@ fn editing_the_disco_file_moves_traffic_without_errors() {
 #[test]
 fn l5d_dtab_header_overrides_routing_for_one_request() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
-    let mesh = Mesh::start(&[("hello", &[&a]), ("canary", &[&b])]);
+    let services: &[(&str, &[&Backend])] = &[("hello", &[&a]), ("canary", &[&b])];
+    let mesh = Mesh::start_with(services, "", "    dtabOverride: true\n");
     let r = curl(
         &[
             "-H",
@@ -221,7 +222,7 @@ fn headers_downstream_name_the_route_and_hop_by_hop_headers_are_stripped() {
     .unwrap();
     let conf_dir = tempfile::tempdir().unwrap();
     let conf = conf_dir.path().join("l.yaml");
-    std::fs::write(&conf, config(disco.path(), "", "")).unwrap();
+    std::fs::write(&conf, config(disco.path(), "", "    dtabOverride: true\n")).unwrap();
     let strait = Strait::start(BIN, &conf);
     let url = format!("http://{}/x", strait.router());
     let t = std::thread::spawn(move || {
@@ -307,7 +308,7 @@ fn unidentifiable_request_is_400_with_l5d_err() {
 
 #[test]
 fn bad_l5d_dtab_is_400_with_the_parse_error() {
-    let mesh = Mesh::start(&[]);
+    let mesh = Mesh::start_with(&[], "", "    dtabOverride: true\n");
     let r = curl(
         &[
             "-H",
@@ -404,7 +405,8 @@ fn dead_instance_is_502_unable_to_establish_connection() {
 
 #[test]
 fn clear_context_strips_l5d_headers_and_empties_error_bodies() {
-    let mesh = Mesh::start_with(&[], "", "    clearContext: true\n");
+    // Overrides accepted, yet clearContext strips them first.
+    let mesh = Mesh::start_with(&[], "", "    clearContext: true\n    dtabOverride: true\n");
     let r = curl(
         &[
             "-H",

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use strait_balancer::{Lease, Outcome};
 
 use crate::client::Client;
+use crate::guard::OverrideGuard;
 use crate::retry::{ResponseClass, RetryBackoff};
 use crate::service::Service;
 
@@ -208,6 +209,9 @@ pub enum AttemptError {
         /// What went wrong.
         message: String,
     },
+    /// The request was bound under a dtab override, and the picked
+    /// endpoint is one an override may not reach (see [`crate::guard`]).
+    Forbidden(String),
 }
 
 /// The budgets of a client and a service, counting into their stats.
@@ -241,10 +245,16 @@ impl Budgets for Live<'_> {
 /// Sends `ex`'s request to `client`'s endpoints until an attempt answers
 /// or [`decide`] gives up. A second attempt avoids the endpoint of the one
 /// before.
+///
+/// With a `guard` (the request was bound under a dtab override), every
+/// picked endpoint is checked first; one the guard refuses ends the
+/// request with [`AttemptError::Forbidden`], nothing sent and nothing
+/// recorded against the endpoint.
 pub async fn run<E: Exchange>(
     ex: &mut E,
     client: &Client,
     svc: &Service,
+    guard: Option<&OverrideGuard>,
 ) -> Result<Answered<E::Response>, AttemptError> {
     svc.budget.deposit();
     client.requeue_budget.deposit();
@@ -262,6 +272,13 @@ pub async fn run<E: Exchange>(
             .pick(avoid)
             .ok_or(AttemptError::NoEndpoints)?;
         let addr = lease.addr();
+        if let Some(g) = guard
+            && let Err(why) = g.check(&client.id, addr)
+        {
+            // Dropped unfinished: the endpoint is not to blame.
+            drop(lease);
+            return Err(AttemptError::Forbidden(why));
+        }
         avoid = Some(addr);
         let pause = match attempt(ex, client, addr).await {
             Ok((response, class)) => {

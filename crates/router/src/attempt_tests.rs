@@ -418,7 +418,7 @@ async fn a_refused_connection_is_requeued_to_the_other_endpoint() {
                 (b, Script::Answer(200, Duration::ZERO)),
             ],
         );
-        let answered = run(&mut ex, &f.client, &f.service).await.unwrap();
+        let answered = run(&mut ex, &f.client, &f.service, None).await.unwrap();
         assert_eq!(answered.response, 200);
         assert_eq!(*ex.sent.last().unwrap(), b);
         tried |= ex.sent.contains(&a);
@@ -444,7 +444,10 @@ async fn every_endpoint_refusing_fails_after_the_requeue_cap() {
         Classifier::RetryableRead5XX,
         &[(f.addrs[0], Script::Refuse), (f.addrs[1], Script::Refuse)],
     );
-    let err = run(&mut ex, &f.client, &f.service).await.err().unwrap();
+    let err = run(&mut ex, &f.client, &f.service, None)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, AttemptError::ConnectFailed(_)), "{err:?}");
     assert_eq!(ex.sent.len(), MAX_REQUEUES as usize + 1);
     assert_eq!(
@@ -469,7 +472,10 @@ async fn an_empty_requeue_budget_fails_once_no_endpoint_is_left() {
         Classifier::NonRetryable5XX,
         &[(f.addrs[0], Script::Refuse), (f.addrs[1], Script::Refuse)],
     );
-    let err = run(&mut ex, &f.client, &f.service).await.err().unwrap();
+    let err = run(&mut ex, &f.client, &f.service, None)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, AttemptError::ConnectFailed(_)), "{err:?}");
     // The first refusal marks its endpoint dead and goes, free, to the
     // other; the second finds nothing alive, and the empty budget fails it.
@@ -496,7 +502,7 @@ async fn a_reset_after_writing_is_retried_for_a_read_and_reported_for_a_post() {
     let mut answered = None;
     for _ in 0..20 {
         ex.sent.clear();
-        let r = run(&mut ex, &f.client, &f.service).await.unwrap();
+        let r = run(&mut ex, &f.client, &f.service, None).await.unwrap();
         if ex.sent[0] == a {
             answered = Some((r.response, ex.sent.clone(), start.elapsed()));
             break;
@@ -511,7 +517,10 @@ async fn a_reset_after_writing_is_retried_for_a_read_and_reported_for_a_post() {
     assert!(metric(&f, &format!("{SERVICE}/retries/total")) >= 1);
     // POST: a reset may have reached the application; reported, not retried.
     let mut ex = scripted(Method::POST, Classifier::RetryableRead5XX, &script);
-    let err = run(&mut ex, &f.client, &f.service).await.err().unwrap();
+    let err = run(&mut ex, &f.client, &f.service, None)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, AttemptError::Lost { .. }), "{err:?}");
     assert_eq!(ex.sent.len(), 1);
 }
@@ -534,7 +543,7 @@ async fn a_retryable_response_with_no_budget_left_is_returned() {
         Classifier::RetryableRead5XX,
         &[(f.addrs[0], busy), (f.addrs[1], busy)],
     );
-    let answered = run(&mut ex, &f.client, &f.service).await.unwrap();
+    let answered = run(&mut ex, &f.client, &f.service, None).await.unwrap();
     assert_eq!(answered.response, 503);
     assert_eq!(answered.outcome, Outcome::Failure);
     assert_eq!(ex.sent.len(), 1);
@@ -557,7 +566,10 @@ async fn the_attempt_timeout_cuts_a_hung_endpoint() {
         &[(f.addrs[0], Script::Hang)],
     );
     let start = tokio::time::Instant::now();
-    let err = run(&mut ex, &f.client, &f.service).await.err().unwrap();
+    let err = run(&mut ex, &f.client, &f.service, None)
+        .await
+        .err()
+        .unwrap();
     assert!(matches!(err, AttemptError::TimedOut(t) if t == Duration::from_millis(300)));
     // Retried (GET, retryable), each attempt cut at 300 ms, until the
     // budget's floor ran out; never waits forever.
@@ -579,8 +591,11 @@ async fn dropping_the_loop_mid_attempt_leaves_nothing_in_flight() {
         Classifier::NonRetryable5XX,
         &[(f.addrs[0], Script::Hang)],
     );
-    let cut =
-        tokio::time::timeout(Duration::from_secs(2), run(&mut ex, &f.client, &f.service)).await;
+    let cut = tokio::time::timeout(
+        Duration::from_secs(2),
+        run(&mut ex, &f.client, &f.service, None),
+    )
+    .await;
     assert!(cut.is_err());
     assert_eq!(ex.sent.len(), 1);
     assert_eq!(metric(&f, &format!("{CLIENT}/pending")), 0);
@@ -603,7 +618,7 @@ async fn failed_of(f: &Fixture, n: usize, script: impl Fn(usize) -> Vec<Script>)
     for k in 0..n {
         let s: Vec<(SocketAddr, Script)> = f.addrs.iter().copied().zip(script(k)).collect();
         let mut ex = scripted(Method::GET, Classifier::RetryableRead5XX, &s);
-        match run(&mut ex, &f.client, &f.service).await {
+        match run(&mut ex, &f.client, &f.service, None).await {
             Ok(a) if a.response == 200 => a.lease.finish(a.outcome),
             _ => failed += 1,
         }

@@ -27,6 +27,10 @@ pub enum RouteError {
     CallDepth(u32),
     /// `l5d-dtab` / `l5d-ctx-dtab` did not parse.
     BadDtab(String),
+    /// A request bound under a dtab override picked an address overrides
+    /// may not reach (Strait's own, or a `/$/inet` address outside
+    /// `inetAllow`): a 403, the reason in `l5d-err`.
+    Forbidden(String),
     /// The name bound to nothing.
     NoRoute {
         /// The logical name.
@@ -144,7 +148,7 @@ impl fmt::Display for RouteError {
                 f,
                 "Maximum number of calls ({max}) has been exceeded. Please check for proxy loops."
             ),
-            RouteError::BadDtab(m) => f.write_str(m),
+            RouteError::BadDtab(m) | RouteError::Forbidden(m) => f.write_str(m),
             RouteError::NoRoute { service, base, local } => {
                 let mut s = format!("Unable to route request!\n\nservice name: {service}\ndtab:\n");
                 write_dtab(&mut s, &base.concat(local));
@@ -207,6 +211,7 @@ impl RouteError {
             RouteError::Connect => StatusCode::METHOD_NOT_ALLOWED,
             RouteError::Refused { status, .. } => *status,
             RouteError::ResponseTimeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            RouteError::Forbidden(_) => StatusCode::FORBIDDEN,
             RouteError::Unidentified { .. } | RouteError::CallDepth(_) | RouteError::BadDtab(_) => {
                 StatusCode::BAD_REQUEST
             }

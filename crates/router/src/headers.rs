@@ -29,6 +29,14 @@ pub fn strip_l5d(h: &mut HeaderMap) {
     }
 }
 
+/// Removes `l5d-dtab` and `l5d-ctx-dtab` unread: a server that does not
+/// accept dtab overrides (`dtabOverride` off) ignores them, and they are
+/// not passed on.
+pub fn drop_local_dtab(h: &mut HeaderMap) {
+    h.remove(L5D_CTX_DTAB);
+    h.remove(L5D_DTAB);
+}
+
 /// A request's local dtab: `l5d-ctx-dtab` then `l5d-dtab`, parsed, and its
 /// canonical text (the binding cache's key, and the `l5d-ctx-dtab` sent on).
 #[derive(Clone, Debug)]

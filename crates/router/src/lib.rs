@@ -33,6 +33,7 @@ pub mod body;
 pub mod client;
 pub mod deadline;
 pub mod error;
+pub mod guard;
 pub mod headers;
 pub mod http1;
 pub mod identify;

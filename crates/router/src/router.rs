@@ -23,6 +23,7 @@ use crate::attempt::{self, AttemptError};
 use crate::binding::{BindError, BindingCache, CacheParams, Route};
 use crate::body::Observed;
 use crate::error::RouteError;
+use crate::guard::OverrideGuard;
 use crate::headers::LocalDtab;
 use crate::http1::{self, Http1};
 use crate::identify::{Identifier, is_connect};
@@ -75,6 +76,11 @@ pub struct ServerParams {
     pub label: String,
     /// `clearContext`.
     pub clear_context: bool,
+    /// `dtabOverride` (a Strait key): `Some` when the server honours
+    /// per-request dtab overrides (`l5d-dtab`, `l5d-ctx-dtab`), with what a
+    /// request bound under one may reach; `None` (the default) strips and
+    /// ignores those headers.
+    pub dtab_override: Option<Arc<OverrideGuard>>,
     /// `addForwardedHeader`.
     pub add_forwarded: bool,
     /// The local address the server listens on.
@@ -244,7 +250,12 @@ impl Router {
             limits.max_body_bytes,
         )?;
         http1::absolute_to_origin_form(&mut req);
-        let local = headers::take_local_dtab(req.headers_mut()).map_err(RouteError::BadDtab)?;
+        let local = if server.dtab_override.is_some() {
+            headers::take_local_dtab(req.headers_mut()).map_err(RouteError::BadDtab)?
+        } else {
+            headers::drop_local_dtab(req.headers_mut());
+            None
+        };
         let dst = self.identify(&mut req, remote)?;
         let start = Instant::now();
         let route = self
@@ -320,7 +331,12 @@ impl Router {
         let mut ex = Http1::new(req, route, fwd);
         ex.keep_body().await?;
         let logged = self.params.access_log.as_ref().map(|_| ex.log_fields());
-        match attempt::run(&mut ex, &route.client, &route.service).await {
+        // Only a request whose route an override chose is checked.
+        let guard = match (fwd.local, &fwd.server.dtab_override) {
+            (Some(_), Some(g)) => Some(&**g),
+            _ => None,
+        };
+        match attempt::run(&mut ex, &route.client, &route.service, guard).await {
             Ok(answered) => {
                 if let (Some(log), Some([host, method, uri, referer, ua])) =
                     (&self.params.access_log, &logged)
@@ -404,6 +420,7 @@ impl Router {
                 client: client.id.clone(),
                 timeout,
             },
+            AttemptError::Forbidden(why) => RouteError::Forbidden(why),
         }
     }
 }

@@ -55,6 +55,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
     let sp = ServerParams {
         label: format!("127.0.0.1/{}", local.port()),
         clear_context: false,
+        dtab_override: None,
         add_forwarded: false,
         local,
         limits: Default::default(),

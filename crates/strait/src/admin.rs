@@ -49,6 +49,7 @@ use strait_router::stats::{PromStyle, Registry};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::admin_security::{AdminGuard, Verdict};
 use crate::reload::ReloadOutcome;
 
 /// Everything the admin server shows, as of one configuration.
@@ -68,6 +69,8 @@ pub struct AdminState {
     pub shutdown: watch::Sender<bool>,
     /// `POST /admin/reload` and `GET /admin/reload.json`.
     pub reload: Option<ReloadHandle>,
+    /// `admin.security` and `admin.tokenFile`.
+    pub guard: Arc<AdminGuard>,
 }
 
 /// How the admin asks the daemon to reload, and sees the last outcome.
@@ -185,12 +188,34 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
     let path = req.uri().path().to_owned();
     let query = Query::parse(req.uri().query());
     tracing::debug!(method = %req.method(), path = %path, "admin request");
+    let auth = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes);
+    match state.guard.check(&path, auth) {
+        Verdict::Serve => {}
+        // Linkerd's SecurityFilter: a bare 404, nothing said.
+        Verdict::Hidden => return respond(StatusCode::NOT_FOUND, "text/plain", ""),
+        Verdict::Unauthorized => {
+            let mut resp = text(
+                StatusCode::UNAUTHORIZED,
+                "this control endpoint needs Authorization: Bearer <admin.tokenFile token>\n",
+            );
+            resp.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return resp;
+        }
+        Verdict::Forbidden(why) => return text(StatusCode::FORBIDDEN, why),
+    }
     match path.as_str() {
         "/" => respond(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
         "/admin" | "/admin/" | "/admin/index.txt" => text(StatusCode::OK, index(&state)),
         "/admin/ping" => text(StatusCode::OK, "pong"),
         "/admin/metrics.json" => metrics_json(&state.registry, &query),
         "/metrics" => prometheus(&state, PromStyle::Conventional),
+        // Redacted when the state is built (admin_security::redact).
         "/config.json" => json(StatusCode::OK, &state.config_json, true),
         "/delegator.json" => delegator(&state, req, &query).await,
         "/client_state.json" => client_state(&state),

@@ -140,6 +140,7 @@ fn admin_state(
         prometheus: prometheus.map(|(p, x)| (p.to_owned(), x.to_owned())),
         shutdown: tx,
         reload: None,
+        guard: Arc::default(),
     };
     (state, rx)
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use strait_dtab::Path;
 use strait_naming::Interpreter;
 use strait_naming::inet::InetResolver;
+use strait_router::guard::OverrideGuard;
 use strait_router::server::Server;
 use strait_router::stats::Registry;
 use strait_router::{Router, ServerLimits, ServerParams};
@@ -21,6 +22,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{AdminState, NamerEntry, ReloadHandle};
+use crate::admin_security::AdminGuard;
 use crate::config::{self, Config, NamerConfig, RouterConfig, TelemeterConfig, lower};
 use crate::namers::build_namer;
 use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
@@ -38,14 +40,18 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
     let mut signals = Signals::install();
     let mut hup = signal(SignalKind::hangup()).ok();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let cfg = config::parse(&text, &path.display().to_string()).map_err(|errs| {
-        let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        format!(
-            "{} problem(s) in the configuration:\n{}",
-            lines.len(),
-            lines.join("\n")
-        )
-    })?;
+    let (cfg, warnings) =
+        config::parse_with_warnings(&text, &path.display().to_string()).map_err(|errs| {
+            let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
+            format!(
+                "{} problem(s) in the configuration:\n{}",
+                lines.len(),
+                lines.join("\n")
+            )
+        })?;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
     if cfg.usage.is_some() {
         tracing::info!("`usage` is accepted and ignored: Strait reports nothing to anyone");
     }
@@ -117,6 +123,9 @@ struct Live {
     /// By configured address (`ip:port` as written; port 0 stays 0).
     servers: HashMap<ServerKey, ServerSlot>,
     admin_addr: SocketAddr,
+    /// The admin listener's address as bound (its real port when the
+    /// config says 0), refused to dtab overrides.
+    admin_local: SocketAddr,
     admin_stop: watch::Sender<bool>,
     admin_state: Arc<ArcSwap<AdminState>>,
     shutdown: watch::Sender<bool>,
@@ -145,6 +154,8 @@ struct Next {
     routers: Vec<(RouterConfig, Arc<Router>)>,
     listeners: HashMap<ServerKey, TcpListener>,
     admin_listener: Option<TcpListener>,
+    /// `admin.security` and the `admin.tokenFile` token, read now.
+    admin_guard: Arc<AdminGuard>,
 }
 
 fn hash_text(text: &str) -> u64 {
@@ -179,6 +190,7 @@ impl Live {
             routers: Vec::new(),
             servers: HashMap::new(),
             admin_addr,
+            admin_local: admin_addr,
             admin_stop: watch::channel(false).0,
             admin_state: Arc::new(ArcSwap::from_pointee(AdminState {
                 registry: Registry::default(),
@@ -188,6 +200,7 @@ impl Live {
                 prometheus: None,
                 shutdown: shutdown.clone(),
                 reload: None,
+                guard: Arc::default(),
             })),
             shutdown,
             reload,
@@ -273,11 +286,13 @@ impl Live {
         } else {
             None
         };
+        let admin_guard = Arc::new(AdminGuard::new(&cfg.admin)?);
         Ok(Next {
             namers,
             routers,
             listeners,
             admin_listener,
+            admin_guard,
         })
     }
 
@@ -288,15 +303,29 @@ impl Live {
             let _ = slot.stop_expiry.send(true);
         }
         let mut keep = HashMap::new();
+        // Strait's own addresses, as bound: no dtab override may reach them.
+        if let Some(a) = next
+            .admin_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+        {
+            self.admin_local = a;
+        }
+        let own: Vec<SocketAddr> = std::iter::once(self.admin_local)
+            .chain(next.listeners.values().filter_map(|l| l.local_addr().ok()))
+            .chain(self.servers.values().map(|s| s.server.local()))
+            .collect();
         for (rc, router) in &next.routers {
             // Room for both limits and the blank line, so that the exact
             // checks (414, 431) decide, not where the read buffer ends.
             let head = (rc.max_headers_kb as usize + rc.max_initial_line_kb as usize + 1) * 1024;
+            let guard = Arc::new(OverrideGuard::new(&own, rc.inet_allow.clone(), &rc.dtab));
             for (i, sc) in rc.servers.iter().enumerate() {
                 let want = ServerKey::of(rc, i);
                 let params = |local: SocketAddr| ServerParams {
                     label: format!("{}/{}", local.ip(), local.port()),
                     clear_context: sc.clear_context,
+                    dtab_override: sc.dtab_override.then(|| Arc::clone(&guard)),
                     add_forwarded: sc.add_forwarded_header.is_some(),
                     local,
                     limits: ServerLimits {
@@ -381,10 +410,15 @@ impl Live {
                 .map(|r| Arc::new(ArcSwap::from(Arc::clone(&r.router))))
                 .collect(),
             namers: self.namers.iter().map(|(_, e)| e.clone()).collect(),
-            config_json: serde_json::to_value(&cfg).unwrap_or_default(),
+            config_json: {
+                let mut v = serde_json::to_value(&cfg).unwrap_or_default();
+                crate::admin_security::redact(&mut v);
+                v
+            },
             prometheus,
             shutdown: self.shutdown.clone(),
             reload: Some(self.reload.clone()),
+            guard: Arc::clone(&next.admin_guard),
         };
         self.admin_state.store(Arc::new(state));
         if let Some(listener) = next.admin_listener.take() {
@@ -427,15 +461,27 @@ impl Live {
             }
         };
         let hash = hash_text(&text);
-        match config::parse(&text, &file) {
+        match config::parse_with_warnings(&text, &file) {
             Err(errs) => ReloadResult::Rejected {
                 errors: errs.iter().map(ToString::to_string).collect(),
             },
-            Ok(cfg) if cfg == self.config => {
+            Ok((cfg, warnings)) => {
+                for w in &warnings {
+                    tracing::warn!("{w}");
+                }
+                self.apply(cfg, &file, hash).await
+            }
+        }
+    }
+
+    /// Applies a checked config read on reload, unless it is unchanged.
+    async fn apply(&mut self, cfg: Config, file: &str, hash: u64) -> ReloadResult {
+        match cfg {
+            cfg if cfg == self.config => {
                 self.hash = hash;
                 ReloadResult::Unchanged
             }
-            Ok(cfg) => match self.build(&cfg).await {
+            cfg => match self.build(&cfg).await {
                 Err(e) => ReloadResult::Rejected {
                     errors: vec![format!("{file}: {e}")],
                 },

@@ -26,6 +26,7 @@
 //! * [`sdnotify`]: systemd `Type=notify` readiness and reload messages.
 
 pub mod admin;
+pub mod admin_security;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -39,13 +39,13 @@ mod tree;
 mod types;
 
 pub use types::{
-    AdminConfig, BackoffConfig, BindingCacheConfig, BudgetConfig, ClassifierKind, ClientConfig,
-    ClientParams, ClientParamsPatch, ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig,
-    DEFAULT_CONNECT_TIMEOUT, DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig,
-    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig,
-    NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig,
-    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
-    TelemeterConfig, UsageConfig,
+    AdminConfig, AdminSecurityConfig, BackoffConfig, BindingCacheConfig, BudgetConfig,
+    ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch, ClientPrefixConfig, Config,
+    ConsistencyMode, ConsulConfig, DEFAULT_CONNECT_TIMEOUT, DnsSrvNamerConfig,
+    FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus,
+    IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig,
+    RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
+    ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig,
 };
 
 /// One problem in a config file.
@@ -97,6 +97,11 @@ impl std::error::Error for ConfigError {}
 /// Reads and parses the config at `path`; `-` reads standard input (as
 /// Linkerd's `linkerd -` does). An unreadable file is one error.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    load_with_warnings(path).map(|(c, _)| c)
+}
+
+/// [`load`], with the warnings of a valid config (sorted by position).
+pub fn load_with_warnings(path: &Path) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
     let file = if path == Path::new("-") {
         "<stdin>".to_owned()
     } else {
@@ -109,7 +114,7 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
         std::fs::read_to_string(path)
     };
     match text {
-        Ok(text) => parse(&text, &file),
+        Ok(text) => parse_with_warnings(&text, &file),
         Err(e) => Err(vec![ConfigError {
             file,
             line: 1,
@@ -123,16 +128,29 @@ pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
 /// Parses config `text`; `file` names it in errors. Errors come sorted by
 /// position.
 pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
+    parse_with_warnings(text, file).map(|(c, _)| c)
+}
+
+/// [`parse`], with the warnings of a valid config (sorted by position):
+/// things that work but that an operator should know, such as an admin
+/// bound off loopback.
+pub fn parse_with_warnings(
+    text: &str,
+    file: &str,
+) -> Result<(Config, Vec<ConfigError>), Vec<ConfigError>> {
     let (root, tree_errors) = tree::parse(text, file)?;
     let mut cx = read::Ctx {
         file,
         source: text,
         errors: tree_errors,
+        warnings: Vec::new(),
     };
     let config = schema::config(&mut cx, &root);
     let mut errors = cx.errors;
+    let mut warnings = cx.warnings;
+    warnings.sort_by_key(|e| (e.line, e.col));
     match config {
-        Some(config) if errors.is_empty() => Ok(config),
+        Some(config) if errors.is_empty() => Ok((config, warnings)),
         _ => {
             // Stable: errors at one position keep the order they were found.
             errors.sort_by_key(|e| (e.line, e.col));
@@ -142,10 +160,16 @@ pub fn parse(text: &str, file: &str) -> Result<Config, Vec<ConfigError>> {
 }
 
 /// What `strait check --config PATH` prints, and whether the config is
-/// valid: `<file>: ok (1 router, 2 namers)`, or every error, one per line.
+/// valid: `<file>: ok (1 router, 2 namers)` after any warnings (one per
+/// line, `file:line:col: key.path: warning: ...`), or every error, one per
+/// line. Warnings never make a config invalid.
 pub fn check_report(path: &Path) -> (String, bool) {
-    match load(path) {
-        Ok(config) => (summary(&path.display().to_string(), &config), true),
+    match load_with_warnings(path) {
+        Ok((config, warnings)) => {
+            let mut lines: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+            lines.push(summary(&path.display().to_string(), &config));
+            (lines.join("\n"), true)
+        }
         Err(errors) => {
             let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
             (lines.join("\n"), false)

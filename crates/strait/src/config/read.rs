@@ -20,9 +20,20 @@ pub(crate) struct Ctx<'a> {
     pub(crate) file: &'a str,
     pub(crate) source: &'a str,
     pub(crate) errors: Vec<ConfigError>,
+    /// Problems that do not make the config invalid (`strait check` prints
+    /// them, `strait run` logs them on start and reload).
+    pub(crate) warnings: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
+    /// Records a warning at `pos` for `path`; `message` is prefixed with
+    /// `warning: `.
+    pub(crate) fn warn(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
+        let message = format!("warning: {}", message.into());
+        self.warnings
+            .push(ConfigError::at(self.file, pos, path, message));
+    }
+
     /// Records an error at `pos` for `path`.
     pub(crate) fn error(&mut self, pos: Pos, path: &str, message: impl Into<String>) {
         self.errors

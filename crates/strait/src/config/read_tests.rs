@@ -15,6 +15,7 @@ fn with_root<T>(text: &str, f: impl FnOnce(&mut Ctx<'_>, MapReader<'_>) -> T) ->
         file: "t.yaml",
         source: text,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let r = match MapReader::new(&mut cx, &root, "") {
         Some(r) => r,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use strait_dtab::{Dtab, Path};
 use strait_naming::dnssrv::{DEFAULT_REFRESH_INTERVAL, parse_dns_host};
+use strait_router::guard::InetRule;
 
 use super::policy;
 use super::read::{
@@ -20,9 +21,10 @@ use super::read::{
 };
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
-    AdminConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig, DnsSrvNamerConfig,
-    ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK,
-    NamerConfig, Protocol, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
+    AdminConfig, AdminSecurityConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig,
+    DnsSrvNamerConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus,
+    IdentifierConfig, LOOPBACK, NamerConfig, Protocol, RouterConfig, ServerConfig, TagWeight,
+    TelemeterConfig, UsageConfig,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
@@ -155,12 +157,15 @@ fn admin(cx: &mut Ctx<'_>, node: &Node, path: &str) -> AdminConfig {
     let Some(mut r) = MapReader::new(cx, node, path) else {
         return d;
     };
+    let ip_pos = r.get("ip").map(|n| n.pos);
     let admin = AdminConfig {
         ip: r.or(cx, "ip", ip, d.ip),
         port: r.or(cx, "port", port, d.port),
         shutdown_grace: r
             .opt(cx, "shutdownGraceMs", u64_any)
             .map_or(d.shutdown_grace, Duration::from_millis),
+        security: r.or(cx, "security", admin_security, d.security),
+        token_file: r.opt(cx, "tokenFile", file_path),
     };
     r.not_implemented(
         cx,
@@ -168,12 +173,60 @@ fn admin(cx: &mut Ctx<'_>, node: &Node, path: &str) -> AdminConfig {
             "socketOptions",
             "httpIdentifierPort",
             "tls",
-            "security",
             "workerThreads",
         ],
     );
     r.finish(cx);
+    if !admin.ip.is_loopback() {
+        let pos = ip_pos.unwrap_or(node.pos);
+        let control = if admin.token_file.is_some() {
+            "control endpoints need the admin.tokenFile token"
+        } else {
+            "without admin.tokenFile its control endpoints (/admin/shutdown, /admin/reload) are \
+             refused"
+        };
+        cx.warn(
+            pos,
+            &format!("{path}.ip"),
+            format!(
+                "the admin listens off loopback ({}): anyone who can reach {}:{} reads metrics, \
+                 config and routing state; {control}. Prefer 127.0.0.1",
+                admin.ip, admin.ip, admin.port
+            ),
+        );
+    }
     admin
+}
+
+/// `admin.security`.
+fn admin_security(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<AdminSecurityConfig> {
+    let d = AdminSecurityConfig::default();
+    let mut r = MapReader::new(cx, node, path)?;
+    let s = AdminSecurityConfig {
+        ui_enabled: r.or(cx, "uiEnabled", boolean, d.ui_enabled),
+        control_enabled: r.or(cx, "controlEnabled", boolean, d.control_enabled),
+        diagnostics_enabled: r.or(cx, "diagnosticsEnabled", boolean, d.diagnostics_enabled),
+        path_whitelist: r
+            .opt(cx, "pathWhitelist", |cx, n, p| list(cx, n, p, path_regex))
+            .unwrap_or_default(),
+        path_blacklist: r
+            .opt(cx, "pathBlacklist", |cx, n, p| list(cx, n, p, path_regex))
+            .unwrap_or_default(),
+    };
+    r.finish(cx);
+    Some(s)
+}
+
+/// A regex over a whole admin path.
+fn path_regex(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let text = string(cx, node, path)?;
+    match regex::Regex::new(&format!("^(?:{text})$")) {
+        Ok(_) => Some(text),
+        Err(e) => {
+            cx.error(node.pos, path, format!("invalid regex '{text}': {e}"));
+            None
+        }
+    }
 }
 
 // -------------------------------------------------------------- routers
@@ -258,6 +311,9 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         max_initial_line_kb: r.or(cx, "maxInitialLineKB", u32_positive, 4),
         max_err_response_kb: r.or(cx, "maxErrResponseKB", u32_any, 5120),
         http_access_log: r.opt(cx, "httpAccessLog", file_path),
+        inet_allow: r
+            .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
+            .unwrap_or_else(InetRule::loopback),
     };
 
     r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
@@ -292,6 +348,18 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         servers_written,
     };
     Some((router, site))
+}
+
+/// An `inetAllow` item: an IP or CIDR block, optionally with a port.
+fn inet_rule(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<InetRule> {
+    let text = string(cx, node, path)?;
+    match InetRule::parse(&text) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            cx.error(node.pos, path, e);
+            None
+        }
+    }
 }
 
 fn binding_cache(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BindingCacheConfig> {
@@ -409,6 +477,7 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
         ip: r.or(cx, "ip", ip, LOOPBACK),
         port: r.or(cx, "port", port, protocol.default_port()),
         clear_context: r.or(cx, "clearContext", boolean, false),
+        dtab_override: r.or(cx, "dtabOverride", boolean, false),
         max_concurrent_requests: r.opt(cx, "maxConcurrentRequests", u32_positive),
         add_forwarded_header: r.opt(cx, "addForwardedHeader", forwarded),
         max_call_depth: r.or(cx, "maxCallDepth", u32_positive, 1000),

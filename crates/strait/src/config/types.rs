@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 use strait_dtab::{Dtab, Path, Prefix};
+use strait_router::guard::InetRule;
 use strait_router::policy::BudgetParams;
 
 /// A whole `linkerd.yaml`.
@@ -43,6 +44,16 @@ pub struct AdminConfig {
     /// (`shutdownGraceMs`, default 10 000).
     #[serde(rename = "shutdownGraceMs", serialize_with = "as_millis")]
     pub shutdown_grace: Duration,
+    /// Which admin paths are served (`security`, Linkerd's block; default
+    /// everything).
+    #[serde(skip_serializing_if = "AdminSecurityConfig::is_default")]
+    pub security: AdminSecurityConfig,
+    /// Strait's own key: a file holding the bearer token the control
+    /// endpoints (`/admin/shutdown`, `/admin/reload`) require
+    /// (`tokenFile`, default none: control is open on a loopback admin and
+    /// refused on any other).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
@@ -51,7 +62,45 @@ impl Default for AdminConfig {
             ip: LOOPBACK,
             port: 9990,
             shutdown_grace: Duration::from_millis(10_000),
+            security: AdminSecurityConfig::default(),
+            token_file: None,
         }
+    }
+}
+
+/// Linkerd's admin `security` block: each path is UI, control or
+/// diagnostics; a path is served when not blacklisted and its category is
+/// on, or whitelisted; anything else is a bare 404.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminSecurityConfig {
+    /// `uiEnabled` (default true).
+    pub ui_enabled: bool,
+    /// `controlEnabled` (default true).
+    pub control_enabled: bool,
+    /// `diagnosticsEnabled` (default true).
+    pub diagnostics_enabled: bool,
+    /// `pathWhitelist`: regexes over the whole path (no query).
+    pub path_whitelist: Vec<String>,
+    /// `pathBlacklist`: regexes over the whole path, checked first.
+    pub path_blacklist: Vec<String>,
+}
+
+impl Default for AdminSecurityConfig {
+    fn default() -> Self {
+        AdminSecurityConfig {
+            ui_enabled: true,
+            control_enabled: true,
+            diagnostics_enabled: true,
+            path_whitelist: Vec::new(),
+            path_blacklist: Vec::new(),
+        }
+    }
+}
+
+impl AdminSecurityConfig {
+    fn is_default(&self) -> bool {
+        *self == AdminSecurityConfig::default()
     }
 }
 
@@ -126,6 +175,13 @@ pub struct RouterConfig {
     /// Access log file (`httpAccessLog`, default none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_access_log: Option<PathBuf>,
+    /// Strait's own key: the addresses a `/$/inet` (or `/$/fixedinet`) name
+    /// may reach when a per-request dtab override chose it (`inetAllow`,
+    /// default loopback: `127.0.0.0/8`, `::1`). Addresses the router's own
+    /// dtab names literally are always allowed; Strait's own admin and
+    /// listener addresses never are.
+    #[serde(serialize_with = "display_list")]
+    pub inet_allow: Vec<InetRule>,
 }
 
 /// The four binding cache layers (`bindingCache`).
@@ -217,6 +273,10 @@ pub struct ServerConfig {
     /// Strip `l5d-*` context headers in and out (`clearContext`, default
     /// false).
     pub clear_context: bool,
+    /// Strait's own key: honour per-request dtab overrides (`l5d-dtab`,
+    /// `l5d-ctx-dtab`) on this server (`dtabOverride`, default false: the
+    /// headers are stripped and ignored). `true` is Linkerd 1's behaviour.
+    pub dtab_override: bool,
     /// Requests served at once before refusing (`maxConcurrentRequests`,
     /// default unlimited).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1091,6 +1151,10 @@ fn opt_as_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
 
 fn prefix_show<S: Serializer>(p: &Prefix, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&p.show())
+}
+
+fn display_list<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
 }
 
 fn dtab_show<S: Serializer>(d: &Dtab, s: S) -> Result<S::Ok, S::Error> {
