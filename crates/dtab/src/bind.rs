@@ -356,7 +356,7 @@ impl<F> Binder<'_, F> {
                         }
                     }
                     if !oks.is_empty() {
-                        State::Ok(NameTree::Union(oks).simplify())
+                        State::Ok(union_of_bound(oks))
                     } else if let Some(e) = failed {
                         State::Failed(e)
                     } else {
@@ -378,6 +378,22 @@ impl<F> Binder<'_, F> {
                 }
             },
         })
+    }
+}
+
+/// `Union(oks).simplify()` for branches that are bound, and so simplified
+/// already: only the top level is simplified, without copying the
+/// branches again at every level of a deep tree.
+fn union_of_bound<A: Clone>(mut oks: Vec<Weighted<Bound<A>>>) -> NameTree<Bound<A>> {
+    if oks.len() == 1 {
+        // A one-branch union simplifies to its branch, whatever it is.
+        return oks.pop().map_or(NameTree::Neg, |w| w.tree);
+    }
+    oks.retain(|w| !matches!(w.tree, NameTree::Neg | NameTree::Fail));
+    match oks.len() {
+        0 => NameTree::Neg,
+        1 => oks.pop().map_or(NameTree::Neg, |w| w.tree),
+        _ => NameTree::Union(oks),
     }
 }
 

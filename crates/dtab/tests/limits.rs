@@ -200,3 +200,81 @@ fn dtabs_of_a_real_size_bind_well_within_the_caps() {
     };
     assert_eq!(ws.len(), 10);
 }
+
+/// The worst dtabs of at most 4 KiB (the router's cap on `l5d-dtab`) that
+/// we know of, bound under the default limits: run with
+/// `cargo test --release -p strait-dtab --test limits -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: run in release"]
+fn worst_allowed_dtabs_bind_fast() {
+    let pad = |s: &mut String, dentry: &str| {
+        while s.len() + dentry.len() + 1 <= 4096 {
+            s.push(';');
+            s.push_str(dentry);
+        }
+    };
+    let bomb = |levels: usize, end: &str| {
+        let mut s = String::from("/svc=>/a0");
+        for i in 0..levels {
+            let n = i + 1;
+            s.push_str(&format!(";/a{i}=>/a{n} & /b{n};/b{i}=>/a{n} & /b{n}"));
+        }
+        if !end.is_empty() {
+            s.push_str(&format!(";/a{levels}=>{end};/b{levels}=>{end}"));
+        }
+        s
+    };
+    let mut cases: Vec<(&str, String)> = Vec::new();
+    cases.push((
+        "two-branch bomb to one leaf",
+        bomb(20, "/$/inet/127.0.0.1/1"),
+    ));
+    cases.push(("two-branch bomb to Neg", bomb(20, "")));
+    let mut s = bomb(20, "");
+    // Dentries that match nothing: every lookup scans them.
+    pad(&mut s, "/z=>~");
+    cases.push((
+        "two-branch bomb to Neg, padded with non-matching dentries",
+        s,
+    ));
+    let mut s = bomb(13, "");
+    pad(&mut s, "/*/*/*/*=>~");
+    cases.push(("two-branch bomb to Neg, padded with wildcards", s));
+    let mut s = bomb(20, "");
+    // Dentries that match everything: each lookup answers a big Alt.
+    pad(&mut s, "/=>~");
+    cases.push(("two-branch bomb, padded with catch-alls", s));
+    let mut s = String::from("/svc=>/a0");
+    for i in 0..12 {
+        let n = i + 1;
+        let branches: Vec<String> = (0..8).map(|k| format!("/a{n}/{k}")).collect();
+        s.push_str(&format!(";/a{i}=>{}", branches.join("&")));
+    }
+    cases.push(("eight-way bomb with growing residuals", s));
+    let long = "x".repeat(
+        std::env::var("RESIDUAL")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1000),
+    );
+    for (name, d) in &cases {
+        let d = Dtab::read(d).unwrap();
+        let dst = path(&format!("/svc/{long}"));
+        let mut best = Duration::MAX;
+        let mut result = String::new();
+        for _ in 0..20 {
+            let start = Instant::now();
+            let r = bind_path_within(&d, &dst, &BindLimits::default());
+            best = best.min(start.elapsed());
+            result = match r {
+                Ok(s) => shown(&s).chars().take(60).collect(),
+                Err(e) => e.to_string(),
+            };
+        }
+        println!(
+            "{name} ({} dentries, {} bytes): {best:?}: {result}",
+            d.len(),
+            d.show().len()
+        );
+    }
+}
