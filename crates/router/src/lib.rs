@@ -44,4 +44,5 @@ pub mod server;
 pub mod service;
 pub mod stats;
 
+pub use binding::BindingLimits;
 pub use router::{Body, Router, RouterParams, ServerParams};
