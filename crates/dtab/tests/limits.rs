@@ -225,7 +225,10 @@ fn worst_allowed_dtabs_bind_fast() {
         s
     };
     let mut cases: Vec<(&str, String)> = Vec::new();
-    cases.push(("the report's bomb (identical branches)", same_branch_bomb(20).show()));
+    cases.push((
+        "the report's bomb (identical branches)",
+        same_branch_bomb(20).show(),
+    ));
     cases.push((
         "two-branch bomb to one leaf",
         bomb(20, "/$/inet/127.0.0.1/1"),
