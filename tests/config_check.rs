@@ -7,12 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 use strait::config::{
-    AdminConfig, BackoffConfig, BindingCacheConfig, BudgetConfig, ClassifierKind, ClientConfig,
-    ClientParams, ClientParamsPatch, ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig,
-    DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig,
-    HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol,
-    RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams,
-    ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
+    AdminConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig, BudgetConfig,
+    ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch, ClientPrefixConfig, Config,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig,
+    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig,
+    NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig,
+    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
+    TelemeterConfig, UsageConfig, parse,
 };
 use strait_dtab::{Dtab, Path, Prefix};
 
@@ -75,6 +76,11 @@ fn default_router() -> RouterConfig {
             bounds: 1000,
             clients: 1000,
             idle_ttl: Duration::from_secs(600),
+        },
+        binding_limits: BindingLimitsConfig {
+            max_nodes: 10_000,
+            max_leaves: 1000,
+            max_dtab_header_bytes: 4096,
         },
         client: ClientConfig::Global(default_client_params()),
         service: ServiceConfig::Global(default_service_params()),
@@ -228,6 +234,7 @@ routers:
     maxCallDepth: 20
   bindingTimeoutMs: 3000
   bindingCache: {paths: 10, trees: 20, bounds: 30, clients: 40, idleTtlSecs: 60}
+  bindingLimits: {maxNodes: 500, maxLeaves: 50, maxDtabHeaderBytes: 1024}
   client:
     loadBalancer: {kind: ewma, maxEffort: 3, decayTimeMs: 2000, enableProbation: true}
     failureAccrual:
@@ -290,6 +297,7 @@ const FULL_JSON: &str = r#"{
     ],
     "bindingTimeoutMs": 3000,
     "bindingCache": {"paths": 10, "trees": 20, "bounds": 30, "clients": 40, "idleTtlSecs": 60},
+    "bindingLimits": {"maxNodes": 500, "maxLeaves": 50, "maxDtabHeaderBytes": 1024},
     "client": {
       "loadBalancer": {"kind": "ewma", "maxEffort": 3, "decayTimeMs": 2000, "enableProbation": true},
       "failureAccrual": {"kind": "io.l5d.consecutiveFailures", "failures": 7,
@@ -432,6 +440,14 @@ fn every_key_is_read_into_the_domain_types() {
             bounds: 30,
             clients: 40,
             idle_ttl: Duration::from_secs(60),
+        }
+    );
+    assert_eq!(
+        r.binding_limits,
+        BindingLimitsConfig {
+            max_nodes: 500,
+            max_leaves: 50,
+            max_dtab_header_bytes: 1024,
         }
     );
     assert_eq!(
@@ -603,7 +619,7 @@ rooters: []
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",
-            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingTimeoutMs, client, dstPrefix, dtab, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers, service",
+            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers, service",
             "linkerd.yaml:14:3: namers[0].rootDir: missing required key 'rootDir'",
             "linkerd.yaml:16:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
         ],
@@ -1020,6 +1036,31 @@ namers:
             "linkerd.yaml:5:51: namers[0].dnsHosts[3]: expected a string, found a list",
             "linkerd.yaml:8:13: namers[1].dnsHosts: expected a list, found '10.0.0.2'",
             "linkerd.yaml:9:3: namers[1].refreshIntervalSecond: unknown key 'refreshIntervalSecond'; did you mean 'refreshIntervalSeconds'?",
+        ]
+    );
+}
+
+#[test]
+fn binding_limits_are_positive_integers_with_unknown_keys_refused() {
+    let c = ok("routers:\n- protocol: http\n  bindingLimits: {maxLeaves: 10}\n  servers: [{}]\n");
+    assert_eq!(
+        c.routers[0].binding_limits,
+        BindingLimitsConfig {
+            max_nodes: 10_000,
+            max_leaves: 10,
+            max_dtab_header_bytes: 4096,
+        },
+        "unset keys keep their defaults"
+    );
+    assert_eq!(
+        errors(
+            "routers:\n- protocol: http\n  bindingLimits: {maxNodes: 0, maxLeaves: -1, maxDtabHeaderBytes: '4096', maxLeafs: 3}\n  servers: [{}]\n"
+        ),
+        [
+            "linkerd.yaml:3:29: routers[0].bindingLimits.maxNodes: expected an integer from 1 to 4294967295, found 0",
+            "linkerd.yaml:3:43: routers[0].bindingLimits.maxLeaves: expected an integer from 1 to 4294967295, found -1",
+            "linkerd.yaml:3:67: routers[0].bindingLimits.maxDtabHeaderBytes: expected an integer, found the quoted string \"4096\" (remove the quotes)",
+            "linkerd.yaml:3:75: routers[0].bindingLimits.maxLeafs: unknown key 'maxLeafs'; did you mean 'maxLeaves'?",
         ]
     );
 }

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use strait_test_kit::{Backend, Response, Strait, curl};
+use strait_test_kit::{Backend, Response, Strait, curl, rss_kib};
 
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
 
@@ -321,6 +321,108 @@ fn bad_l5d_dtab_is_400_with_the_parse_error() {
     );
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(l5d_err(&r), "simple expected but ';' found at '/svc=>[;]'");
+}
+
+/// The dtab bomb of the hardening report, 21 dentries deep: with `same`,
+/// `/a<i>=>/a<i+1> & /a<i+1>` (371 bytes; Strait merges the identical
+/// branches), else `/a<i>` and `/b<i>` both `=>/a<i+1> & /b<i+1>`, which
+/// only the caps stop. Either doubles the tree at each level: 2^20 leaves,
+/// 20 s of CPU and 2 GB of RSS before `bindingLimits`.
+fn dtab_bomb(same: bool, end: SocketAddr) -> String {
+    let mut s = String::from("/svc=>/a0");
+    for i in 0..20 {
+        let n = i + 1;
+        if same {
+            s.push_str(&format!(";/a{i}=>/a{n} & /a{n}"));
+        } else {
+            s.push_str(&format!(";/a{i}=>/a{n} & /b{n};/b{i}=>/a{n} & /b{n}"));
+        }
+    }
+    let end = format!("/$/inet/{}/{}", end.ip(), end.port());
+    s.push_str(&format!(";/a20=>{end}"));
+    if !same {
+        s.push_str(&format!(";/b20=>{end}"));
+    }
+    s
+}
+
+#[test]
+fn l5d_dtab_bomb_is_400_at_once_naming_the_cap_and_keeps_no_memory() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let mesh = Mesh::start_with(&[("hello", &[&a])], "", "    dtabOverride: true\n");
+    let pid = mesh.strait.proc.pid();
+    assert_eq!(mesh.get("hello", "/").status, 200);
+    let before = rss_kib(pid);
+    let with_dtab = |dtab: &str| {
+        let start = Instant::now();
+        let r = curl(
+            &[
+                "-H",
+                "Host: hello",
+                "-H",
+                &format!("l5d-dtab: {dtab}"),
+                &mesh.url("/"),
+            ],
+            &[],
+        );
+        (r, start.elapsed())
+    };
+    let same = dtab_bomb(true, b.addr);
+    assert!(same.len() <= 371, "{} bytes", same.len());
+    // Identical branches merge: the report's bomb binds one path per level.
+    let (r, took) = with_dtab(&same);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "instance b\n");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    // Distinct branches: stopped at the leaf cap, a 400 naming it.
+    let bomb = dtab_bomb(false, b.addr);
+    for _ in 0..10 {
+        let (r, took) = with_dtab(&bomb);
+        assert_eq!(r.status, 400, "{r:?}");
+        assert!(took < Duration::from_secs(2), "took {took:?}");
+        let err = l5d_err(&r);
+        assert!(
+            err.contains("binding failed: binding too large: more than 1000 bound names (bindingLimits.maxLeaves)"),
+            "{err}"
+        );
+        assert!(err.contains("l5d-dtab"), "{err}");
+    }
+    // An unrelated request right after is served.
+    let start = Instant::now();
+    let r = mesh.get("hello", "/");
+    assert_eq!((r.status, r.body.as_str()), (200, "instance a\n"));
+    assert!(start.elapsed() < Duration::from_secs(1));
+    let after = rss_kib(pid);
+    assert!(
+        after < before + 32 * 1024,
+        "RSS went from {before} KiB to {after} KiB"
+    );
+    // Nothing over the cap was cached: the only bindings made are the two
+    // served (`hello`, and `hello` under the merged bomb).
+    let m = metrics(&mesh);
+    assert_eq!(m["rt/outgoing/bindcache/path/misses"], 2, "{m}");
+}
+
+#[test]
+fn l5d_dtab_headers_over_4_kib_are_400() {
+    let a = Backend::start("a");
+    let mesh = Mesh::start_with(&[("hello", &[&a])], "", "    dtabOverride: true\n");
+    let big = vec!["/x=>/y"; 600].join(";");
+    let r = curl(
+        &[
+            "-H",
+            "Host: hello",
+            "-H",
+            &format!("l5d-dtab: {big}"),
+            &mesh.url("/"),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        l5d_err(&r),
+        "l5d-dtab and l5d-ctx-dtab: 4199 bytes, more than the 4096 allowed (bindingLimits.maxDtabHeaderBytes)"
+    );
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Finagle's `DefaultInterpreter`: a dtab, and the system namers behind it.
 
 use crate::global::{self, InetAddr};
-use crate::{Bound, Dtab, Name, NameTree, Path, State};
+use crate::{BindLimits, Bound, Dtab, LimitExceeded, Name, NameTree, Path, State};
 
 /// One lookup as Finagle's `DefaultInterpreter` does it: `dtab.lookup(path)`,
 /// and only when that is exactly `Neg`, the system namers under `/$/`.
@@ -22,5 +22,18 @@ pub fn bind_path(dtab: &Dtab, path: &Path, max_depth: usize) -> State<NameTree<B
         &mut |p: &Path| default_lookup(dtab, p),
         &NameTree::Leaf(path.clone()),
         max_depth,
+    )
+}
+
+/// [`bind_path`] within `limits` (see [`crate::bind_within`]).
+pub fn bind_path_within(
+    dtab: &Dtab,
+    path: &Path,
+    limits: &BindLimits,
+) -> Result<State<NameTree<Bound<InetAddr>>>, LimitExceeded> {
+    crate::bind_within(
+        &mut |p: &Path| default_lookup(dtab, p),
+        &NameTree::Leaf(path.clone()),
+        limits,
     )
 }

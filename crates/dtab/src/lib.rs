@@ -22,9 +22,12 @@ mod parse;
 mod path;
 mod tree;
 
-pub use bind::{Bound, DEFAULT_MAX_DEPTH, Name, State, bind, max_depth_message};
+pub use bind::{
+    BindLimits, Bound, DEFAULT_MAX_DEPTH, DEFAULT_MAX_LEAVES, DEFAULT_MAX_NODES, LimitExceeded,
+    Name, State, bind, bind_within, max_depth_message,
+};
 pub use dtab::{Dentry, Dtab};
-pub use interp::{bind_path, default_lookup};
+pub use interp::{bind_path, bind_path_within, default_lookup};
 pub use parse::{MAX_NESTING, ParseError};
 pub use path::{Path, Prefix, PrefixElem, is_showable};
 pub use tree::{DEFAULT_WEIGHT, NameTree, Weighted, format_weight};

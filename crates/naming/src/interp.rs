@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use strait_dtab::global::{self, InetAddr};
-use strait_dtab::{Bound, Dtab, Name, NameTree, Path, State};
+use strait_dtab::{BindLimits, Bound, Dtab, LimitExceeded, Name, NameTree, Path, State};
 
 use crate::inet::InetResolver;
 use crate::{Activity, BoundName, LookupTree, Namer};
@@ -144,14 +144,99 @@ impl Interpreter {
     }
 
     /// Binds `path` through `dtab` (the router's dtab plus the request's
-    /// local dtab) and the namers.
+    /// local dtab) and the namers, with the default [`BindLimits`] and
+    /// `max_depth` (a binding over them is `Failed` with the limit's
+    /// message).
     pub fn bind(&self, dtab: &Dtab, path: &Path, max_depth: usize) -> Binding {
+        match self.bind_within(dtab, path, &BindLimits::with_depth(max_depth)) {
+            Ok(b) => b,
+            Err(e) => Binding {
+                state: State::Failed(e.to_string()),
+                deps: Vec::new(),
+            },
+        }
+    }
+
+    /// Binds `path` through `dtab` and the namers within `limits` (see
+    /// [`strait_dtab::bind_within`]): a binding that goes over a cap or
+    /// past the deadline is abandoned where it is, and what it looked up
+    /// is let go.
+    pub fn bind_within(
+        &self,
+        dtab: &Dtab,
+        path: &Path,
+        limits: &BindLimits,
+    ) -> Result<Binding, LimitExceeded> {
         let mut deps = Vec::new();
-        let state = strait_dtab::bind(
+        let state = strait_dtab::bind_within(
             &mut |p: &Path| self.lookup(dtab, p, &mut deps),
             &NameTree::Leaf(path.clone()),
-            max_depth,
+            limits,
+        )?;
+        Ok(Binding { state, deps })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::{Duration, Instant};
+
+    use strait_dtab::{DEFAULT_MAX_LEAVES, DEFAULT_MAX_NODES};
+
+    use super::*;
+
+    /// Each level a union of two paths to the next: 2^levels leaves.
+    fn bomb(levels: usize) -> Dtab {
+        let mut s = String::from("/svc=>/a0;");
+        for i in 0..levels {
+            let n = i + 1;
+            s.push_str(&format!("/a{i}=>/a{n} & /b{n};/b{i}=>/a{n} & /b{n};"));
+        }
+        s.push_str(&format!(
+            "/a{levels}=>/$/inet/127.0.0.1/8080;/b{levels}=>/$/inet/127.0.0.1/8081"
+        ));
+        Dtab::read(&s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_dtab_bomb_is_abandoned_at_a_cap() {
+        let interp = Interpreter::new(Vec::new(), InetResolver::default());
+        let svc = Path::read("/svc/x").unwrap();
+        let start = Instant::now();
+        let r = interp.bind_within(&bomb(20), &svc, &BindLimits::default());
+        assert_eq!(
+            r.map(|b| b.state).unwrap_err(),
+            LimitExceeded::Leaves(DEFAULT_MAX_LEAVES)
         );
-        Binding { state, deps }
+        let limits = BindLimits {
+            max_leaves: usize::MAX,
+            ..BindLimits::default()
+        };
+        let r = interp.bind_within(&bomb(20), &svc, &limits);
+        assert_eq!(
+            r.map(|b| b.state).unwrap_err(),
+            LimitExceeded::Nodes(DEFAULT_MAX_NODES)
+        );
+        assert!(start.elapsed() < Duration::from_secs(1));
+        let b = interp.bind(&bomb(20), &svc, 100);
+        assert!(
+            matches!(&b.state, State::Failed(m) if m.contains("more than 1000 bound names")),
+            "{:?}",
+            b.state
+        );
+        assert!(b.deps.is_empty());
+    }
+
+    #[tokio::test]
+    async fn identical_branches_bind_once() {
+        let interp = Interpreter::new(Vec::new(), InetResolver::default());
+        let d = Dtab::read("/svc=>/a & /a & /b;/a=>/$/inet/127.0.0.1/1;/b=>/$/inet/127.0.0.1/2")
+            .unwrap();
+        let b = interp.bind(&d, &Path::read("/svc").unwrap(), 100);
+        let State::Ok(t) = &b.state else {
+            panic!("{:?}", b.state)
+        };
+        assert_eq!(t.show(), "2.00*/$/inet/127.0.0.1/1 & /$/inet/127.0.0.1/2");
     }
 }

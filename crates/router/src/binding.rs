@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
-use strait_dtab::{Dtab, NameTree, Path, State};
+use strait_dtab::{BindLimits, Dtab, LimitExceeded, NameTree, Path, State};
 use strait_naming::{Binding, BoundName, Interpreter};
+use tokio::sync::Semaphore;
 
 use crate::client::Client;
 use crate::headers::LocalDtab;
@@ -43,8 +44,42 @@ pub(crate) enum BindError {
     NoRoute,
     /// The namer failed.
     Failed(String),
-    /// It was still pending after `bindingTimeoutMs`.
+    /// It was still pending after `bindingTimeoutMs`, or its work did not
+    /// finish by then.
     Timeout(Duration),
+    /// It went over a `bindingLimits` cap: abandoned, and not cached.
+    Limit(LimitExceeded),
+}
+
+/// Bounds on what binding one name may cost (`bindingLimits`).
+///
+/// Finagle bounds only the depth of a chain of lookups (100). A dtab whose
+/// every level is a union of two paths to the next
+/// (`/a0=>/a1 & /b1; /a1=>/a2 & /b2; ...`) doubles the tree at each level:
+/// 21 levels in a 371-byte `l5d-dtab` expanded into 2^20 leaves (20 s of
+/// CPU, 2 GB kept in this cache). These caps stop the expansion where it
+/// crosses them, and cap the per-request dtab it comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BindingLimits {
+    /// `maxNodes`: name-tree nodes one binding may expand, counting every
+    /// lookup's answer (default 10,000).
+    pub max_nodes: usize,
+    /// `maxLeaves`: bound names one binding may reach (default 1,000, as
+    /// many as `bindingCache.clients` holds by default).
+    pub max_leaves: usize,
+    /// `maxDtabHeaderBytes`: `l5d-ctx-dtab` and `l5d-dtab` together, in
+    /// bytes (default 4,096).
+    pub max_dtab_header_bytes: usize,
+}
+
+impl Default for BindingLimits {
+    fn default() -> Self {
+        BindingLimits {
+            max_nodes: strait_dtab::DEFAULT_MAX_NODES,
+            max_leaves: strait_dtab::DEFAULT_MAX_LEAVES,
+            max_dtab_header_bytes: crate::headers::DEFAULT_MAX_DTAB_HEADER_BYTES,
+        }
+    }
 }
 
 /// The sizes and policies of a cache, from the router's settings.
@@ -55,6 +90,8 @@ pub(crate) struct CacheParams {
     pub dtab: Dtab,
     /// `bindingTimeoutMs`.
     pub binding_timeout: Duration,
+    /// `bindingLimits`.
+    pub limits: BindingLimits,
     /// Most bindings kept.
     pub path_capacity: usize,
     /// Most clients kept.
@@ -73,6 +110,9 @@ pub(crate) struct BindingCache {
     bindings: Mutex<HashMap<BindKey, Arc<BindEntry>>>,
     clients: Mutex<HashMap<Path, Arc<Client>>>,
     services: Mutex<HashMap<Path, Arc<Service>>>,
+    /// Bindings of requests with a local dtab run on the blocking pool, at
+    /// most this many at once (one per CPU).
+    binders: Arc<Semaphore>,
     epoch: Instant,
     stats: CacheStats,
 }
@@ -125,6 +165,9 @@ impl BindingCache {
             bindings: Mutex::default(),
             clients: Mutex::default(),
             services: Mutex::default(),
+            binders: Arc::new(Semaphore::new(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            )),
             epoch: Instant::now(),
         }
     }
@@ -163,7 +206,8 @@ impl BindingCache {
     }
 
     /// The binding of `dst`: from the cache while it is fresh, else bound
-    /// again, waiting up to `bindingTimeoutMs` while it is pending.
+    /// again, waiting up to `bindingTimeoutMs` while it is pending. A
+    /// binding over a `bindingLimits` cap is an error, and is not cached.
     async fn bind(
         &self,
         dst: &Path,
@@ -186,7 +230,10 @@ impl BindingCache {
             None => self.params.dtab.clone(),
         };
         let deadline = tokio::time::Instant::now() + self.params.binding_timeout;
-        let mut binding = self.interp.bind(&dtab, dst, strait_dtab::DEFAULT_MAX_DEPTH);
+        let dtab = Arc::new(dtab);
+        let mut binding = self
+            .bind_once(&dtab, dst, local.is_some(), deadline)
+            .await?;
         while matches!(binding.state, State::Pending) {
             let mut waiting = binding.clone();
             if tokio::time::timeout_at(deadline, waiting.changed())
@@ -195,12 +242,63 @@ impl BindingCache {
             {
                 return Err(BindError::Timeout(self.params.binding_timeout));
             }
-            binding = self.interp.bind(&dtab, dst, strait_dtab::DEFAULT_MAX_DEPTH);
+            binding = self
+                .bind_once(&dtab, dst, local.is_some(), deadline)
+                .await?;
         }
         self.stats.path_misses.incr();
         let entry = self.entry(binding, dst, now);
         self.insert(key, Arc::clone(&entry));
         Ok(entry)
+    }
+
+    /// Binds `dst` through `dtab` once, within the `bindingLimits` caps and
+    /// by `deadline`.
+    ///
+    /// A binding under the router's own dtab is small (the operator wrote
+    /// the dtab) and runs here. One under a request's local dtab may cost up
+    /// to the caps (a few milliseconds of CPU for a 4 KiB `l5d-dtab` built
+    /// to be expensive), so it runs on the blocking pool, at most one per
+    /// CPU at a time: a flood of them cannot hold the async workers, and
+    /// requests without a local dtab are served meanwhile.
+    async fn bind_once(
+        &self,
+        dtab: &Arc<Dtab>,
+        dst: &Path,
+        local: bool,
+        deadline: tokio::time::Instant,
+    ) -> Result<Binding, BindError> {
+        let limits = BindLimits {
+            max_depth: strait_dtab::DEFAULT_MAX_DEPTH,
+            max_nodes: self.params.limits.max_nodes,
+            max_leaves: self.params.limits.max_leaves,
+            deadline: Some(deadline.into_std()),
+        };
+        let timeout = BindError::Timeout(self.params.binding_timeout);
+        let bound = if local {
+            let work = async {
+                let permit = Arc::clone(&self.binders)
+                    .acquire_owned()
+                    .await
+                    .map_err(|_| BindError::Failed("the router is shutting down".into()))?;
+                let (interp, dtab, dst) = (self.interp.clone(), Arc::clone(dtab), dst.clone());
+                tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    interp.bind_within(&dtab, &dst, &limits)
+                })
+                .await
+                .map_err(|e| BindError::Failed(format!("binding stopped: {e}")))
+            };
+            tokio::time::timeout_at(deadline, work)
+                .await
+                .map_err(|_| BindError::Timeout(self.params.binding_timeout))??
+        } else {
+            self.interp.bind_within(dtab, dst, &limits)
+        };
+        bound.map_err(|e| match e {
+            LimitExceeded::Deadline => timeout,
+            e => BindError::Limit(e),
+        })
     }
 
     /// A cache entry for `binding`: the clients of its bound names (made

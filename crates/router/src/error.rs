@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
-use strait_dtab::{Dtab, Path};
+use strait_dtab::{Dtab, LimitExceeded, Path};
 
 /// Why the router could not get a response from a backend.
 #[derive(Debug)]
@@ -46,6 +46,17 @@ pub enum RouteError {
         service: Path,
         /// The namer's message.
         message: String,
+    },
+    /// Binding went over a `bindingLimits` cap.
+    BindingLimit {
+        /// The logical name.
+        service: Path,
+        /// Which cap.
+        limit: LimitExceeded,
+        /// Whether the request carried a local dtab (`l5d-dtab`,
+        /// `l5d-ctx-dtab`): then the request is at fault (400), else the
+        /// router's dtab (502).
+        local: bool,
     },
     /// Binding did not finish in time.
     BindingTimeout {
@@ -161,6 +172,18 @@ impl fmt::Display for RouteError {
             RouteError::BindingFailed { service, message } => {
                 write!(f, "Unable to route request!\n\nservice name: {service}\nbinding failed: {message}")
             }
+            RouteError::BindingLimit { service, limit, local } => {
+                let key = match limit {
+                    LimitExceeded::Nodes(_) => "bindingLimits.maxNodes",
+                    LimitExceeded::Leaves(_) => "bindingLimits.maxLeaves",
+                    LimitExceeded::Deadline => "bindingTimeoutMs",
+                };
+                write!(f, "Unable to route request!\n\nservice name: {service}\nbinding failed: {limit} ({key})")?;
+                if *local {
+                    f.write_str("; the request's dtab (l5d-dtab, l5d-ctx-dtab) expands too far")?;
+                }
+                Ok(())
+            }
             RouteError::BindingTimeout { service, timeout } => write!(
                 f,
                 "exceeded {} to unspecified while dyn binding {service}",
@@ -215,6 +238,8 @@ impl RouteError {
             RouteError::Unidentified { .. } | RouteError::CallDepth(_) | RouteError::BadDtab(_) => {
                 StatusCode::BAD_REQUEST
             }
+            RouteError::BindingLimit { local: true, .. } => StatusCode::BAD_REQUEST,
+            RouteError::BindingLimit { local: false, .. } => StatusCode::BAD_GATEWAY,
             RouteError::BindingTimeout { .. }
             | RouteError::Overloaded(_)
             | RouteError::TotalTimeout { .. }
@@ -329,6 +354,30 @@ mod tests {
             "Unable to route request!\n\nservice name: /svc/hello\ndtab:\n  /svc => /#/io.l5d.consul/dc1\nbase dtab:\n  /svc => /#/io.l5d.consul/dc1\noverride dtab:\n  "
         );
         assert_eq!(e.status(), StatusCode::BAD_GATEWAY);
+    }
+
+    #[test]
+    fn a_binding_over_a_cap_names_the_cap_and_blames_the_local_dtab() {
+        let e = RouteError::BindingLimit {
+            service: Path::read("/svc/hello").unwrap(),
+            limit: LimitExceeded::Nodes(10_000),
+            local: true,
+        };
+        assert_eq!(
+            e.to_string(),
+            "Unable to route request!\n\nservice name: /svc/hello\nbinding failed: binding too large: more than 10000 name tree nodes (bindingLimits.maxNodes); the request's dtab (l5d-dtab, l5d-ctx-dtab) expands too far"
+        );
+        assert_eq!(e.status(), StatusCode::BAD_REQUEST);
+        let e = RouteError::BindingLimit {
+            service: Path::read("/svc/hello").unwrap(),
+            limit: LimitExceeded::Leaves(1000),
+            local: false,
+        };
+        assert!(
+            e.to_string()
+                .ends_with("more than 1000 bound names (bindingLimits.maxLeaves)")
+        );
+        assert_eq!(e.status(), StatusCode::BAD_GATEWAY, "the router's own dtab");
     }
 
     #[test]

@@ -47,13 +47,39 @@ pub struct LocalDtab {
     pub dtab: Dtab,
 }
 
+/// The default cap on `l5d-ctx-dtab` and `l5d-dtab` together, in bytes
+/// (`bindingLimits.maxDtabHeaderBytes`): dozens of dentries, more than a
+/// per-request override needs, and half of the default `maxHeadersKB`.
+pub const DEFAULT_MAX_DTAB_HEADER_BYTES: usize = 4096;
+
+/// [`take_local_dtab_within`] with the default cap,
+/// [`DEFAULT_MAX_DTAB_HEADER_BYTES`].
+pub fn take_local_dtab(h: &mut HeaderMap) -> Result<Option<LocalDtab>, String> {
+    take_local_dtab_within(h, DEFAULT_MAX_DTAB_HEADER_BYTES)
+}
+
 /// Takes `l5d-ctx-dtab` then `l5d-dtab` off the request (each possibly
 /// repeated) and parses them into the local dtab, `l5d-dtab` last so the
 /// user's entries win. `None` when neither is present; a parse error is the
-/// parser's message (a 400).
-pub fn take_local_dtab(h: &mut HeaderMap) -> Result<Option<LocalDtab>, String> {
+/// parser's message (a 400), and so is more than `max_bytes` of header
+/// values in all (checked before anything is parsed).
+pub fn take_local_dtab_within(
+    h: &mut HeaderMap,
+    max_bytes: usize,
+) -> Result<Option<LocalDtab>, String> {
     if !h.contains_key(&L5D_CTX_DTAB) && !h.contains_key(&L5D_DTAB) {
         return Ok(None);
+    }
+    let size: usize = [L5D_CTX_DTAB, L5D_DTAB]
+        .iter()
+        .flat_map(|name| h.get_all(name))
+        .map(|v| v.len())
+        .sum();
+    if size > max_bytes {
+        return Err(format!(
+            "l5d-dtab and l5d-ctx-dtab: {size} bytes, more than the {max_bytes} allowed \
+             (bindingLimits.maxDtabHeaderBytes)"
+        ));
     }
     let mut dtab = Dtab::empty();
     for name in [L5D_CTX_DTAB, L5D_DTAB] {
@@ -209,6 +235,35 @@ mod tests {
             take_local_dtab(&mut h)
                 .unwrap_err()
                 .contains("expected but")
+        );
+    }
+
+    #[test]
+    fn local_dtab_headers_over_the_cap_are_refused_before_parsing() {
+        let dentry = "/svc=>/a;";
+        let mut h = HeaderMap::new();
+        h.insert("l5d-ctx-dtab", HeaderValue::from_static("/svc=>/ctx"));
+        let user = dentry.repeat(4086 / dentry.len());
+        h.insert("l5d-dtab", HeaderValue::from_str(&user).unwrap());
+        let total = 10 + user.len();
+        assert!(total <= 4096);
+        assert!(
+            take_local_dtab(&mut h).unwrap().is_some(),
+            "{total} bytes pass"
+        );
+        let mut h = HeaderMap::new();
+        h.append("l5d-dtab", HeaderValue::from_str(&user).unwrap());
+        h.append("l5d-dtab", HeaderValue::from_static("/x=>/y"));
+        let err = take_local_dtab_within(&mut h, user.len() + 5).unwrap_err();
+        assert_eq!(
+            err,
+            format!(
+                "l5d-dtab and l5d-ctx-dtab: {} bytes, more than the {} allowed \
+                 (bindingLimits.maxDtabHeaderBytes)",
+                user.len() + 6,
+                user.len() + 5
+            ),
+            "repeated headers count together"
         );
     }
 }

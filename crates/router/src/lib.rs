@@ -45,4 +45,5 @@ pub mod server;
 pub mod service;
 pub mod stats;
 
+pub use binding::BindingLimits;
 pub use router::{Body, Router, RouterParams, ServerLimits, ServerParams};

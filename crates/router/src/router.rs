@@ -20,7 +20,7 @@ use strait_dtab::{Dtab, Path};
 use strait_naming::{Addr, Interpreter};
 
 use crate::attempt::{self, AttemptError};
-use crate::binding::{BindError, BindingCache, CacheParams, Route};
+use crate::binding::{BindError, BindingCache, BindingLimits, CacheParams, Route};
 use crate::body::Observed;
 use crate::error::RouteError;
 use crate::guard::OverrideGuard;
@@ -47,6 +47,9 @@ pub struct RouterParams {
     pub identifiers: Vec<Identifier>,
     /// `bindingTimeoutMs`.
     pub binding_timeout: Duration,
+    /// `bindingLimits`: what binding one name, and a request's local dtab,
+    /// may cost.
+    pub binding_limits: BindingLimits,
     /// Most bindings kept (`bindingCache.paths`, and `trees` and `bounds`:
     /// each binding holds its bound tree and bound names).
     pub cache_capacity: usize,
@@ -148,6 +151,7 @@ impl Router {
             label: params.label.as_str().into(),
             dtab: params.dtab.clone(),
             binding_timeout: params.binding_timeout,
+            limits: params.binding_limits,
             path_capacity: params.cache_capacity,
             client_capacity: params.client_capacity,
             idle_ttl: params.idle_ttl,
@@ -171,6 +175,11 @@ impl Router {
     /// How many clients this router has.
     pub fn client_count(&self) -> usize {
         self.cache.client_count()
+    }
+
+    /// How many bindings this router has cached.
+    pub fn binding_count(&self) -> usize {
+        self.cache.binding_count()
     }
 
     /// The router's settings.
@@ -251,7 +260,11 @@ impl Router {
         )?;
         http1::absolute_to_origin_form(&mut req);
         let local = if server.dtab_override.is_some() {
-            headers::take_local_dtab(req.headers_mut()).map_err(RouteError::BadDtab)?
+            headers::take_local_dtab_within(
+                req.headers_mut(),
+                self.params.binding_limits.max_dtab_header_bytes,
+            )
+            .map_err(RouteError::BadDtab)?
         } else {
             headers::drop_local_dtab(req.headers_mut());
             None
@@ -370,6 +383,11 @@ impl Router {
             BindError::Timeout(timeout) => RouteError::BindingTimeout {
                 service: dst.clone(),
                 timeout,
+            },
+            BindError::Limit(limit) => RouteError::BindingLimit {
+                service: dst.clone(),
+                limit,
+                local: local.is_some(),
             },
         }
     }

@@ -39,6 +39,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
             header: http::header::HOST,
         }],
         binding_timeout: timeout,
+        binding_limits: Default::default(),
         cache_capacity: 100,
         client_capacity: 100,
         idle_ttl: Duration::from_secs(600),

@@ -96,6 +96,7 @@ fn router(registry: &Registry, namers: Vec<(Path, Arc<dyn Namer>)>) -> Arc<Route
             header: http::header::HOST,
         }],
         binding_timeout: Duration::from_secs(1),
+        binding_limits: Default::default(),
         cache_capacity: 100,
         client_capacity: 100,
         idle_ttl: Duration::from_secs(600),

@@ -35,6 +35,10 @@ impl BindingCache {
         }
     }
 
+    pub(crate) fn binding_count(&self) -> usize {
+        lock(&self.bindings).len()
+    }
+
     pub(crate) fn client_count(&self) -> usize {
         lock(&self.clients).len()
     }

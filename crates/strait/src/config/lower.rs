@@ -11,7 +11,6 @@
 
 use http::HeaderName;
 use strait_balancer::{FailureAccrual, LoadBalancer};
-use strait_router::RouterParams;
 use strait_router::accesslog::AccessLog;
 use strait_router::identify::Identifier;
 use strait_router::policy::{
@@ -20,6 +19,7 @@ use strait_router::policy::{
 };
 use strait_router::retry::{Classifier, RetryBackoff};
 use strait_router::stats::{Registry, Scope};
+use strait_router::{BindingLimits, RouterParams};
 
 use super::{
     BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
@@ -44,6 +44,11 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         dst_prefix: rc.dst_prefix.clone(),
         identifiers,
         binding_timeout: rc.binding_timeout,
+        binding_limits: BindingLimits {
+            max_nodes: rc.binding_limits.max_nodes as usize,
+            max_leaves: rc.binding_limits.max_leaves as usize,
+            max_dtab_header_bytes: rc.binding_limits.max_dtab_header_bytes as usize,
+        },
         // Each binding holds its bound tree and bound names, so `trees` and
         // `bounds` bound the same cache as `paths`: the smallest wins.
         cache_capacity: {

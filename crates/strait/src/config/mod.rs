@@ -39,13 +39,13 @@ mod tree;
 mod types;
 
 pub use types::{
-    AdminConfig, AdminSecurityConfig, BackoffConfig, BindingCacheConfig, BudgetConfig,
-    ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch, ClientPrefixConfig, Config,
-    ConsistencyMode, ConsulConfig, DEFAULT_CONNECT_TIMEOUT, DnsSrvNamerConfig,
-    FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus,
-    IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig,
-    RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
-    ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig,
+    AdminConfig, AdminSecurityConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig,
+    BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
+    ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig, DEFAULT_CONNECT_TIMEOUT,
+    DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig,
+    HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol,
+    RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams,
+    ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig,
 };
 
 /// One problem in a config file.

@@ -21,10 +21,10 @@ use super::read::{
 };
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
-    AdminConfig, AdminSecurityConfig, BindingCacheConfig, Config, ConsistencyMode, ConsulConfig,
-    DnsSrvNamerConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus,
-    IdentifierConfig, LOOPBACK, NamerConfig, Protocol, RouterConfig, ServerConfig, TagWeight,
-    TelemeterConfig, UsageConfig,
+    AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, ForwardedConfig, ForwardedLabeler,
+    FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig, Protocol, RouterConfig,
+    ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
@@ -299,6 +299,12 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
             .opt(cx, "bindingTimeoutMs", u64_any)
             .map_or(Duration::from_millis(10_000), Duration::from_millis),
         binding_cache: r.or(cx, "bindingCache", binding_cache, bc),
+        binding_limits: r.or(
+            cx,
+            "bindingLimits",
+            binding_limits,
+            BindingLimitsConfig::default(),
+        ),
         client: r
             .get("client")
             .map(|n| policy::client(cx, n, &r.path_of("client")))
@@ -376,6 +382,23 @@ fn binding_cache(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BindingCac
     };
     r.finish(cx);
     Some(bc)
+}
+
+fn binding_limits(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BindingLimitsConfig> {
+    let d = BindingLimitsConfig::default();
+    let mut r = MapReader::new(cx, node, path)?;
+    let bl = BindingLimitsConfig {
+        max_nodes: r.or(cx, "maxNodes", u32_positive, d.max_nodes),
+        max_leaves: r.or(cx, "maxLeaves", u32_positive, d.max_leaves),
+        max_dtab_header_bytes: r.or(
+            cx,
+            "maxDtabHeaderBytes",
+            u32_positive,
+            d.max_dtab_header_bytes,
+        ),
+    };
+    r.finish(cx);
+    Some(bl)
 }
 
 // ---------------------------------------------------------- identifiers

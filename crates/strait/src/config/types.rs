@@ -155,6 +155,8 @@ pub struct RouterConfig {
     pub binding_timeout: Duration,
     /// Binding cache sizes (`bindingCache`).
     pub binding_cache: BindingCacheConfig,
+    /// What binding one name may cost (`bindingLimits`; Strait's own).
+    pub binding_limits: BindingLimitsConfig,
     /// How clients of concrete names behave (`client`, default
     /// `io.l5d.global` with Linkerd's defaults); see
     /// [`ClientConfig::params_for`].
@@ -209,6 +211,35 @@ impl Default for BindingCacheConfig {
             bounds: 1000,
             clients: 1000,
             idle_ttl: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Bounds on binding a name (`bindingLimits`, not in Linkerd 1, whose only
+/// bound is the depth of a chain of lookups, 100). A per-request dtab whose
+/// every level is a union of two paths to the next doubles the tree at each
+/// level; these stop it where it crosses them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BindingLimitsConfig {
+    /// Name-tree nodes one binding may expand, every lookup's answer
+    /// counted (`maxNodes`, default 10,000).
+    pub max_nodes: u32,
+    /// Bound names one binding may reach (`maxLeaves`, default 1,000).
+    pub max_leaves: u32,
+    /// `l5d-ctx-dtab` and `l5d-dtab` together, in bytes
+    /// (`maxDtabHeaderBytes`, default 4,096).
+    pub max_dtab_header_bytes: u32,
+}
+
+impl Default for BindingLimitsConfig {
+    fn default() -> Self {
+        let d = strait_router::BindingLimits::default();
+        let n = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        BindingLimitsConfig {
+            max_nodes: n(d.max_nodes),
+            max_leaves: n(d.max_leaves),
+            max_dtab_header_bytes: n(d.max_dtab_header_bytes),
         }
     }
 }
