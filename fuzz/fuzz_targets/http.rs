@@ -141,7 +141,9 @@ fn router(backend: SocketAddr) -> Arc<Server> {
         binding_timeout: Duration::from_millis(20),
         cache_capacity: 100,
         client_capacity: 100,
-        idle_ttl: Duration::from_secs(600),
+        // Short, so that the expiry task below (the daemon's, every
+        // idle_ttl / 4) keeps bindings, clients and their metrics bounded.
+        idle_ttl: Duration::from_secs(4),
         max_headers_bytes: 8192,
         max_err_bytes: 5 << 20,
         max_call_depth: 1000,
@@ -149,6 +151,13 @@ fn router(backend: SocketAddr) -> Arc<Server> {
         policies: Default::default(),
     };
     let router = Router::new(params, interp, registry.clone());
+    let r = Arc::clone(&router);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            r.expire_idle();
+        }
+    });
     let local: SocketAddr = "127.0.0.1:4140".parse().expect("addr");
     let sp = ServerParams {
         label: "127.0.0.1/4140".into(),
