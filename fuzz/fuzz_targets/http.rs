@@ -1,14 +1,18 @@
 //! Feeds arbitrary bytes to the HTTP request path: one client connection of
 //! an in-process router ([`Server::connection`]) over an in-memory duplex
-//! stream. The input is written, the write side shut, and whatever the
-//! router answers is read until EOF or [`BUDGET`]. Nothing may panic (a
+//! stream. The input is written, and whatever the router answers is read
+//! until EOF or [`BUDGET`]; the write side is shut once the answers pause
+//! for [`IDLE`] (shut at once, it would cancel the requests in flight). Nothing may panic (a
 //! panic in any task aborts the process: libfuzzer-sys installs an aborting
 //! panic hook), and whatever comes back is an HTTP/1.x response.
 //!
 //! The router's dtab sends `/svc` to a small in-process backend
 //! (`/$/inet/127.0.0.1/<port>`, answers 200 `ok` to everything) and a few
-//! names elsewhere: `down` to a port where nothing listens, `neg` to `~`
-//! (binds nowhere), `fail` to `!`. The seeds use each as a `Host`.
+//! names elsewhere: `down` to a port where nothing listens, `fail` to `!`
+//! (binds nowhere: 502 "Unable to route request"), `neg` to `~` (which
+//! falls back to the `/svc` dentry, as in Finagle). The seeds use each as a
+//! `Host`; `STRAIT_FUZZ_SHOW=1` prints what the router answered when
+//! replaying them.
 //!
 //! Requests may carry `l5d-dtab`, which can route to any address the host
 //! can reach (issue 12, finding 1), so the target refuses to run unless it
@@ -43,6 +47,9 @@ use tokio::runtime::Runtime;
 /// binding that never completes) end here.
 const BUDGET: Duration = Duration::from_millis(50);
 
+/// How long the answers may pause before the client shuts its write side.
+const IDLE: Duration = Duration::from_millis(5);
+
 /// Most response bytes kept per input.
 const MAX_OUT: usize = 1 << 20;
 
@@ -65,6 +72,12 @@ fn world() -> &'static World {
         });
         World { rt, server }
     })
+}
+
+/// `STRAIT_FUZZ_SHOW=1`: print each answer to stderr.
+fn show() -> bool {
+    static SHOW: OnceLock<bool> = OnceLock::new();
+    *SHOW.get_or_init(|| std::env::var_os("STRAIT_FUZZ_SHOW").is_some_and(|v| v == "1"))
 }
 
 /// Exits unless the process sees no network interface but loopback.
@@ -169,27 +182,43 @@ fn router(backend: SocketAddr) -> Arc<Server> {
 }
 
 async fn one(server: &Arc<Server>, data: &[u8]) -> Vec<u8> {
-    let (client, io) = tokio::io::duplex(64 * 1024);
+    let (client, io) = tokio::io::duplex(1 << 20);
     let remote: SocketAddr = "127.0.0.1:40000".parse().expect("addr");
     let conn = tokio::spawn(server.connection(io, remote));
     let (mut rd, mut wr) = tokio::io::split(client);
     let mut out = Vec::new();
     let exchange = async {
-        let write = async {
-            let _ = wr.write_all(data).await;
-            let _ = wr.shutdown().await;
-        };
+        // The duplex holds any input libFuzzer makes (-max_len 4096 by
+        // default) without the server reading, so writing first is safe.
+        let _ = wr.write_all(data).await;
         let read = async {
             let mut buf = [0u8; 16 * 1024];
+            let mut shut = false;
             loop {
-                match rd.read(&mut buf).await {
+                // The server answers a client that half-closes with nothing
+                // (hyper's `half_close(false)`: EOF cancels the request in
+                // flight), so the write side stays open until the answers
+                // stop coming, then shuts for the server to finish.
+                let read = if shut {
+                    rd.read(&mut buf).await
+                } else {
+                    match tokio::time::timeout(IDLE, rd.read(&mut buf)).await {
+                        Ok(r) => r,
+                        Err(_) => {
+                            shut = true;
+                            let _ = wr.shutdown().await;
+                            continue;
+                        }
+                    }
+                };
+                match read {
                     Ok(0) | Err(_) => break,
                     Ok(n) if out.len() < MAX_OUT => out.extend_from_slice(&buf[..n]),
                     Ok(_) => {}
                 }
             }
         };
-        tokio::join!(write, read);
+        read.await;
     };
     let _ = tokio::time::timeout(BUDGET, exchange).await;
     conn.abort();
@@ -200,6 +229,10 @@ async fn one(server: &Arc<Server>, data: &[u8]) -> Vec<u8> {
 fuzz_target!(|data: &[u8]| {
     let w = world();
     let out = w.rt.block_on(one(&w.server, data));
+    if show() {
+        // Replaying seeds or artifacts: what the router answered.
+        eprintln!("{}", String::from_utf8_lossy(&out[..out.len().min(4096)]));
+    }
     // A response carries the request's minor version (1.0 or 1.1).
     let n = out.len().min(9);
     assert!(
