@@ -152,12 +152,14 @@ fn router(backend: SocketAddr) -> Arc<Server> {
             header: http::header::HOST,
         }],
         binding_timeout: Duration::from_millis(20),
+        binding_limits: Default::default(),
         cache_capacity: 100,
         client_capacity: 100,
         // Short, so that the expiry task below (the daemon's, every
         // idle_ttl / 4) keeps bindings, clients and their metrics bounded.
         idle_ttl: Duration::from_secs(4),
         max_headers_bytes: 8192,
+        max_initial_line_bytes: 4096,
         max_err_bytes: 5 << 20,
         max_call_depth: 1000,
         access_log: None,
@@ -177,6 +179,13 @@ fn router(backend: SocketAddr) -> Arc<Server> {
         clear_context: false,
         add_forwarded: true,
         local,
+        // Overrides on (to loopback only), so that l5d-dtab paths are fuzzed.
+        dtab_override: Some(Arc::new(strait_router::guard::OverrideGuard::new(
+            &[local],
+            strait_router::guard::InetRule::loopback(),
+            &Dtab::read(&dtab).expect("dtab"),
+        ))),
+        limits: Default::default(),
     };
     Server::new(sp, router, &registry, None, 12 * 1024)
 }
