@@ -490,7 +490,10 @@ fn all_instances_gone_fail_fast_within_the_requeue_budget() {
     // it stopped, and the curl above. Withdrawals: 10/s over 10 s plus
     // 20 % of deposits; two requeues of the first request were free.
     let deposits = load.requests as f64 + 4.0 + 1.0;
-    let budget = 100.0 + 0.2 * deposits + 2.0;
+    // Free requeues besides: two for the first request, and a few more
+    // each time an endpoint's dead period ends and it is due a probe (it
+    // is "not known to be failing" until the probe fails): three each.
+    let budget = 100.0 + 0.2 * deposits + 2.0 + 9.0;
     assert!(
         requeues <= budget.ceil(),
         "{requeues} requeues for {deposits} requests: more than the budget's {budget}"
