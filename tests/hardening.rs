@@ -544,3 +544,66 @@ while True:
     );
     drop(readers);
 }
+
+/// Finding 12: a WebSocket upgrade reaches the backend with its `Upgrade`
+/// header, the backend's 101 reaches the client with its headers, and the
+/// connection then carries bytes both ways.
+#[test]
+fn a_websocket_upgrade_is_tunnelled_after_the_101() {
+    let script = r#"
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(16)
+print("Serving HTTP on 127.0.0.1 port %d (ws)" % s.getsockname()[1], flush=True)
+def serve(c):
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = c.recv(4096)
+        if not d: return
+        buf += d
+    head = buf.split(b"\r\n\r\n")[0].lower()
+    if b"upgrade: websocket" not in head:
+        c.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 10\r\n\r\nno upgrade")
+        return
+    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
+    while True:
+        d = c.recv(4096)
+        if not d: return
+        c.sendall(b"echo:" + d)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#;
+    let mut backend = Proc::spawn(Command::new("python3").args(["-u", "-c", script]));
+    let port: u16 = backend.wait_line(Duration::from_secs(20), |l| {
+        l.strip_prefix("Serving HTTP on 127.0.0.1 port ")?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    });
+    let mesh = start(
+        &[("ws", &[SocketAddr::from(([127, 0, 0, 1], port))])],
+        "",
+        "",
+    );
+    let mut s = TcpStream::connect(mesh.strait.router()).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert_eq!(status_of(&head), 101, "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert!(head.contains("sec-websocket-accept: x"), "{head}");
+    for msg in ["ping", "pong"] {
+        s.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; 5 + msg.len()];
+        s.read_exact(&mut back).unwrap();
+        assert_eq!(String::from_utf8_lossy(&back), format!("echo:{msg}"));
+    }
+}

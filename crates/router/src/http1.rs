@@ -22,6 +22,7 @@ use http::{Request, Response, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
 use strait_balancer::Outcome;
 
 use crate::attempt::{Answered, Exchange, SendFailure};
@@ -255,17 +256,32 @@ pub(crate) struct Http1<'a> {
     body: BodyState,
     /// `setHost`: the `Host` the backend sees, and the caller's.
     rewritten: Option<(HeaderValue, HeaderValue)>,
+    /// The protocol a client asked to switch to, and its side of the
+    /// tunnel once the backend agrees (101).
+    upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
 }
 
 impl<'a> Http1<'a> {
     /// Rewrites `req`'s headers for `route` (hop-by-hop headers off, `Via`,
     /// `Forwarded`, `setHost`, `l5d-*`, the deadline). A body small enough
     /// to send again is read by [`Http1::keep_body`].
-    pub(crate) fn new(req: Request<Incoming>, route: &'a Route, fwd: &Forwarding<'_>) -> Http1<'a> {
+    pub(crate) fn new(
+        mut req: Request<Incoming>,
+        route: &'a Route,
+        fwd: &Forwarding<'_>,
+    ) -> Http1<'a> {
         let client = &route.client;
+        // An upgrade (a WebSocket): `Upgrade` and `Connection: upgrade` go
+        // to the backend, and the client's connection is kept to tunnel.
+        let upgrade =
+            upgrade_of(req.headers()).map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
         let (mut parts, body) = req.into_parts();
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
+        if let Some((protocol, _)) = &upgrade {
+            h.insert(UPGRADE, protocol.clone());
+            h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         append_via(h);
         if fwd.server.add_forwarded {
             headers::add_forwarded(h, fwd.remote, fwd.server.local);
@@ -309,6 +325,7 @@ impl<'a> Http1<'a> {
             pq,
             body,
             rewritten,
+            upgrade,
         }
     }
 
@@ -351,12 +368,20 @@ impl<'a> Http1<'a> {
     /// balancer and gives the connection back to the pool; hop-by-hop
     /// headers off, `Via` on, `setHost`'s host pointed back at the
     /// caller's.
-    pub(crate) fn finish(&self, answered: Answered<(Response<Incoming>, Conn)>) -> Response<Body> {
+    pub(crate) fn finish(
+        &mut self,
+        answered: Answered<(Response<Incoming>, Conn)>,
+    ) -> Response<Body> {
         let Answered {
             response: (resp, conn),
             lease,
             outcome,
         } = answered;
+        if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
+            && let Some((_, client_side)) = self.upgrade.take()
+        {
+            return tunnel(resp, client_side, conn, lease);
+        }
         let mut lease = Some(lease);
         let owner = Arc::clone(self.client);
         let on_end: crate::body::OnEnd = Box::new(move |ok| {
@@ -382,6 +407,55 @@ impl<'a> Http1<'a> {
         }
         resp
     }
+}
+
+/// The protocol of an upgrade request: `Upgrade: <protocol>` with
+/// `Connection: upgrade`.
+fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
+    let asked = h.get_all(CONNECTION).iter().any(|v| {
+        v.as_bytes()
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
+    });
+    asked.then(|| h.get(UPGRADE).cloned()).flatten()
+}
+
+/// A backend's 101 to an upgrade: the client gets it (with `Upgrade` and
+/// `Connection: upgrade`), and once both sides have switched, bytes are
+/// copied both ways until either ends. The backend connection is the
+/// tunnel's now, never the pool's; the endpoint answered, a success.
+fn tunnel(
+    mut resp: Response<Incoming>,
+    client_side: hyper::upgrade::OnUpgrade,
+    conn: Conn,
+    lease: strait_balancer::Lease,
+) -> Response<Body> {
+    lease.finish(Outcome::Success);
+    let backend_side = hyper::upgrade::on(&mut resp);
+    let protocol = resp.headers().get(UPGRADE).cloned();
+    tokio::spawn(async move {
+        let _conn = conn;
+        let (client, backend) = tokio::join!(client_side, backend_side);
+        match (client, backend) {
+            (Ok(c), Ok(b)) => {
+                let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
+                    tracing::debug!(error = %e, "upgraded connection ended with an error");
+                }
+            }
+            (c, b) => tracing::debug!(client = ?c.err(), backend = ?b.err(), "upgrade failed"),
+        }
+    });
+    let (mut parts, _) = resp.into_parts();
+    strip_hop_by_hop(&mut parts.headers);
+    if let Some(p) = protocol {
+        parts.headers.insert(UPGRADE, p);
+    }
+    parts
+        .headers
+        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
+    append_via(&mut parts.headers);
+    Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
 }
 
 /// The `Content-Length` of a response, for the access log.

@@ -312,7 +312,7 @@ impl Pool {
             .await
             .map_err(|e| SendError::NotSent(format!("connecting to {addr}: {e}")))?;
         tokio::spawn(async move {
-            if let Err(e) = conn.await {
+            if let Err(e) = conn.with_upgrades().await {
                 tracing::debug!(%addr, error = %e, "upstream connection ended with an error");
             }
         });

@@ -7,9 +7,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -104,16 +102,16 @@ impl Server {
     }
 
     /// One client connection served over HTTP/1.1, on any byte stream (a
-    /// TCP connection, or in tests and fuzzing an in-memory duplex).
+    /// TCP connection, or in tests and fuzzing an in-memory duplex). It
+    /// can be upgraded (a WebSocket after a backend's 101).
     pub fn connection<I>(
         self: &Arc<Self>,
         io: I,
         remote: SocketAddr,
-    ) -> impl hyper_util::server::graceful::GracefulConnection<Error = hyper::Error> + Send + use<I>
+    ) -> http1::UpgradeableConnection<TokioIo<I>, Handler>
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let this = Arc::clone(self);
         let limits = &self.state.load().params.limits;
         http1::Builder::new()
             .keep_alive(true)
@@ -123,11 +121,12 @@ impl Server {
             .max_buf_size(self.max_buf)
             .serve_connection(
                 TokioIo::new(io),
-                service_fn(move |req| {
-                    let this = Arc::clone(&this);
-                    async move { Ok::<_, Infallible>(this.handle(req, remote).await) }
-                }),
+                Handler {
+                    server: Arc::clone(self),
+                    remote,
+                },
             )
+            .with_upgrades()
     }
 
     /// Serves `listener` until `shutdown` turns true, then stops accepting
@@ -138,7 +137,10 @@ impl Server {
         mut shutdown: watch::Receiver<bool>,
         grace: Duration,
     ) {
-        let graceful = GracefulShutdown::new();
+        // Connections still open, and the signal to finish them: each
+        // ends after its request in flight once `drain` turns true.
+        let (drain, draining) = watch::channel(false);
+        let open = Arc::new(());
         loop {
             tokio::select! {
                 res = listener.accept() => {
@@ -153,11 +155,23 @@ impl Server {
                     };
                     let _ = stream.set_nodelay(true);
                     let conn = self.connection(stream, remote);
-                    let conn = graceful.watch(conn);
                     let gauge = Arc::clone(&self.connections);
+                    let (open, mut draining) = (Arc::clone(&open), draining.clone());
                     tokio::spawn(async move {
-                        let _open = gauge.enter();
-                        if let Err(e) = conn.await {
+                        let _open = (open, gauge.enter());
+                        let mut conn = std::pin::pin!(conn);
+                        let ended = tokio::select! {
+                            r = conn.as_mut() => Some(r),
+                            _ = draining.wait_for(|d| *d) => None,
+                        };
+                        let ended = match ended {
+                            Some(r) => r,
+                            None => {
+                                conn.as_mut().graceful_shutdown();
+                                conn.await
+                            }
+                        };
+                        if let Err(e) = ended {
                             tracing::debug!(error = %e, "connection ended with an error");
                         }
                     });
@@ -170,11 +184,14 @@ impl Server {
             }
         }
         drop(listener);
-        if tokio::time::timeout(grace, graceful.shutdown())
-            .await
-            .is_err()
-        {
-            tracing::warn!(server = %self.state.load().params.label, "grace period over; dropping remaining connections");
+        drain.send_replace(true);
+        let deadline = tokio::time::Instant::now() + grace;
+        while Arc::strong_count(&open) > 1 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(server = %self.state.load().params.label, "grace period over; dropping remaining connections");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 
@@ -204,12 +221,32 @@ impl Server {
             },
         };
         let pending = self.stats.pending.enter();
-        // Boxed: the routing future is a few KiB, and hyper moves the
-        // connection's service future several times per request; moving a
-        // pointer is cheaper than copying the state machine each time.
-        let resp = Box::pin(state.router.route(req, &state.params, remote)).await;
+        let resp = state.router.route(req, &state.params, remote).await;
         drop(pending);
         self.stats.record(resp.status().as_u16(), start.elapsed());
         resp
+    }
+}
+
+/// The service of a client connection: each request goes to the server's
+/// current router.
+pub struct Handler {
+    server: Arc<Server>,
+    remote: SocketAddr,
+}
+
+impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler {
+    type Response = hyper::Response<Body>;
+    type Error = Infallible;
+    // Boxed: the routing future is a few KiB, and hyper moves the
+    // connection's service future several times per request; moving a
+    // pointer is cheaper than copying the state machine each time.
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>,
+    >;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        let (server, remote) = (Arc::clone(&self.server), self.remote);
+        Box::pin(async move { Ok(server.handle(req, remote).await) })
     }
 }
