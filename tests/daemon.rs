@@ -453,7 +453,11 @@ fn connect_is_405_with_a_clear_body() {
         &[],
     );
     assert_eq!(r.status, 405, "{r:?}");
-    assert!(r.body.contains("CONNECT is not supported"), "{r:?}");
+    assert!(
+        r.body
+            .contains("CONNECT is only for names this router routes"),
+        "{r:?}"
+    );
 }
 
 #[test]

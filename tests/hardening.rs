@@ -40,6 +40,10 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0)); s.listen(64)
 print("Serving HTTP on 127.0.0.1 port %d (raw)" % s.getsockname()[1], flush=True)
 REPLY = {reply:?}.encode().decode("unicode_escape").encode("latin-1")
+def reply(host):
+    r = REPLY.replace(b"{{host}}", host)
+    head, _, body = r.partition(b"\r\n\r\n")
+    return head.replace(b"{{len}}", str(len(body)).encode()) + b"\r\n\r\n" + body
 def serve(c):
     buf = b""
     try:
@@ -71,9 +75,9 @@ def serve(c):
                         if not d: return
                         buf += d
                     buf = buf[n:]
-                c.sendall(REPLY.replace(b"{{host}}", host))
+                c.sendall(reply(host))
             else:
-                c.sendall(REPLY.replace(b"{{host}}", host))
+                c.sendall(reply(host))
                 while True:
                     d = c.recv(65536)
                     if not d: return
@@ -195,7 +199,7 @@ fn another_clients_upload_never_stalls_a_request() {
     drop(a);
 }
 
-const ECHO_HOST: &str = "HTTP/1.1 200 OK\\r\\nContent-Length: 20\\r\\n\\r\\nhost=[{host}]        ";
+const ECHO_HOST: &str = "HTTP/1.1 200 OK\\r\\nContent-Length: {len}\\r\\n\\r\\nhost=[{host}]";
 
 /// Finding 9: a request a proxy must not pass on is refused with 400, as
 /// nginx and HAProxy do (RFC 9112 §3.2), and `Connection: Host` never
@@ -606,4 +610,24 @@ while True:
         s.read_exact(&mut back).unwrap();
         assert_eq!(String::from_utf8_lossy(&back), format!("echo:{msg}"));
     }
+}
+
+/// Finding 12: `CONNECT` to a name the router routes (what Node's
+/// `ProxyAgent` does for every request through `http_proxy`) is answered
+/// 200 and the requests inside the tunnel are routed as any other; CONNECT
+/// to anything else is still refused.
+#[test]
+fn connect_to_a_mesh_name_routes_the_requests_inside() {
+    let (_b, addr) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start(&[("h", &[addr])], "", "");
+    let proxy = format!("http://{}", mesh.strait.router());
+    let r = curl(&["-p", "-x", &proxy, "http://h/"], &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.body.contains("host=[h]"), "{r:?}");
+    let r = curl(&["-p", "-x", &proxy, "http://elsewhere:8080/"], &[]);
+    assert_eq!(
+        r.status, 405,
+        "no tunnel to a name that does not route: {r:?}"
+    );
+    assert!(r.curl_stderr.contains("CONNECT tunnel failed"), "{r:?}");
 }

@@ -150,7 +150,7 @@ impl fmt::Display for RouteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             RouteError::Connect => f.write_str(
-                "CONNECT is not supported: Strait routes plain HTTP requests; send them to it directly or as http_proxy",
+                "CONNECT is only for names this router routes (a tunnel for the plain HTTP requests inside); send other requests to it directly or as http_proxy",
             ),
             RouteError::Unidentified { request, from, reason } => {
                 write!(f, "Unknown destination: Request(\"{request}\", from /{from}) / {reason}")

@@ -205,6 +205,24 @@ impl Router {
         self.cache.expire_idle();
     }
 
+    /// Whether requests to `authority` (a `CONNECT` target) are routed
+    /// here: an identifier names a plain request to it, and the name binds
+    /// to a client.
+    pub async fn routes(&self, authority: &str) -> bool {
+        // `host:80` is what a client tunnels for `http://host/`, whose
+        // requests inside say `Host: host`.
+        let host = authority.strip_suffix(":80").unwrap_or(authority);
+        let Ok(req) = Request::get("/").header(http::header::HOST, host).body(()) else {
+            return false;
+        };
+        for id in &self.params.identifiers {
+            if let Ok(i) = id.identify(&self.params.dst_prefix, &req) {
+                return self.cache.route(&i.dst, None).await.is_ok();
+            }
+        }
+        false
+    }
+
     /// Handles one request from a client of `server`.
     pub async fn route(
         &self,

@@ -195,13 +195,51 @@ impl Server {
         }
     }
 
+    /// `CONNECT host:port` to a name this router routes (what Node's
+    /// `ProxyAgent` sends for every request through an `http_proxy`): 200,
+    /// then the tunnel is served as another client connection, so each
+    /// request inside is routed like any other. Any other CONNECT: 405.
+    async fn connect(
+        self: &Arc<Self>,
+        req: &mut hyper::Request<hyper::body::Incoming>,
+        remote: SocketAddr,
+        state: &ServerState,
+    ) -> Option<hyper::Response<Body>> {
+        let authority = req.uri().authority()?.as_str().to_owned();
+        if !state.router.routes(&authority).await {
+            return None;
+        }
+        let tunnel = hyper::upgrade::on(req);
+        let server = Arc::clone(self);
+        tokio::spawn(async move {
+            match tunnel.await {
+                Ok(io) => {
+                    if let Err(e) = server.connection(TokioIo::new(io), remote).await {
+                        tracing::debug!(error = %e, "CONNECT tunnel ended with an error");
+                    }
+                }
+                Err(e) => tracing::debug!(error = %e, "CONNECT tunnel not opened"),
+            }
+        });
+        let mut resp = hyper::Response::new(http_body_util::Either::Right(
+            http_body_util::Full::new(bytes::Bytes::new()),
+        ));
+        *resp.status_mut() = http::StatusCode::OK;
+        Some(resp)
+    }
+
     async fn handle(
-        &self,
-        req: hyper::Request<hyper::body::Incoming>,
+        self: &Arc<Self>,
+        mut req: hyper::Request<hyper::body::Incoming>,
         remote: SocketAddr,
     ) -> hyper::Response<Body> {
         let start = Instant::now();
         let state = self.state.load_full();
+        if req.method() == http::Method::CONNECT
+            && let Some(resp) = self.connect(&mut req, remote, &state).await
+        {
+            return resp;
+        }
         let _permit = match &state.limit {
             None => None,
             Some(limit) => match Arc::clone(&limit.permits).try_acquire_owned() {
