@@ -41,6 +41,10 @@ fn is_local(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12 | 99))
 }
 
+/// How often a request waiting for a connection looks again at idle ones
+/// that were not ready (still sending another request's body).
+const NOT_READY_RECHECK: Duration = Duration::from_millis(10);
+
 /// The connections of one client.
 pub struct Pool {
     endpoints: Mutex<HashMap<SocketAddr, HostConns>>,
@@ -155,26 +159,12 @@ impl Pool {
 
     /// Takes back a connection whose response has ended. One still
     /// sending its request body (the backend answered before reading it
-    /// all) is not idle: it comes back when the body is done, so the next
-    /// request never waits behind another client's upload.
-    pub fn put(self: &Arc<Self>, conn: Conn) {
+    /// all) waits in the idle list without being handed out until it is
+    /// ready: the next request never waits behind another client's upload.
+    pub fn put(&self, conn: Conn) {
         if conn.tx.is_closed() {
             return;
         }
-        if !conn.tx.is_ready() {
-            let (pool, idle) = (Arc::clone(self), self.idle_timeout);
-            let mut conn = conn;
-            tokio::spawn(async move {
-                if let Ok(Ok(())) = tokio::time::timeout(idle, conn.tx.ready()).await {
-                    pool.idle(conn);
-                }
-            });
-            return;
-        }
-        self.idle(conn);
-    }
-
-    fn idle(&self, conn: Conn) {
         let now = Instant::now();
         let mut endpoints = self.lock();
         let ep = self.endpoint(&mut endpoints, conn.addr);
@@ -233,7 +223,8 @@ impl Pool {
                 return c;
             }
             // Every connection is busy: the first to come back idle, or a
-            // permit freed by one closing.
+            // permit freed by one closing, or (every few milliseconds) one
+            // in the idle list that was still finishing its request.
             tokio::select! {
                 () = &mut notified => {}
                 p = Arc::clone(&limit).acquire_owned() => {
@@ -241,6 +232,7 @@ impl Pool {
                         return Checkout::Open(Some(p));
                     }
                 }
+                () = tokio::time::sleep(NOT_READY_RECHECK) => {}
             }
         }
     }
