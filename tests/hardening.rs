@@ -631,3 +631,38 @@ fn connect_to_a_mesh_name_routes_the_requests_inside() {
     );
     assert!(r.curl_stderr.contains("CONNECT tunnel failed"), "{r:?}");
 }
+
+/// Finding 4: a client that never finishes its request head is cut after
+/// `requestHeaderTimeoutMs` (default 30 s, in `/config.json`; set short
+/// here), and a complete head within it is served.
+#[test]
+fn a_request_head_that_never_ends_is_cut() {
+    let (_b, addr) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start(&[("h", &[addr])], "", "    requestHeaderTimeoutMs: 300\n");
+    let mut s = TcpStream::connect(mesh.strait.router()).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let start = std::time::Instant::now();
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "the connection was closed, not left open"
+    );
+    let ok = raw(
+        mesh.strait.router(),
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    );
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    let plain = start(&[("h", &[addr])], "", "");
+    let c = curl(
+        &[&format!("http://{}/config.json", plain.strait.admin)],
+        &[],
+    );
+    let j: serde_json::Value = serde_json::from_str(&c.body).unwrap();
+    assert_eq!(
+        j["routers"][0]["servers"][0]["requestHeaderTimeoutMs"],
+        30000
+    );
+}
