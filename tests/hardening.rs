@@ -642,11 +642,11 @@ fn a_request_head_that_never_ends_is_cut() {
     let mut s = TcpStream::connect(mesh.strait.router()).unwrap();
     s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let start = std::time::Instant::now();
+    let began = std::time::Instant::now();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
     assert!(
-        start.elapsed() < Duration::from_secs(10),
+        began.elapsed() < Duration::from_secs(10),
         "the connection was closed, not left open"
     );
     let ok = raw(
