@@ -212,6 +212,8 @@ impl Server {
         let tunnel = hyper::upgrade::on(req);
         let server = Arc::clone(self);
         tokio::spawn(async move {
+            // The tunnel is a client connection like any other.
+            let _open = server.connections.enter();
             match tunnel.await {
                 Ok(io) => {
                     if let Err(e) = server.connection(TokioIo::new(io), remote).await {

@@ -411,7 +411,13 @@ impl Live {
                 .collect(),
             namers: self.namers.iter().map(|(_, e)| e.clone()).collect(),
             config_json: {
-                let mut v = serde_json::to_value(&cfg).unwrap_or_default();
+                // Every config type serializes (the config fuzz target
+                // checks it); should one ever fail, say so instead of
+                // showing `null` silently.
+                let mut v = serde_json::to_value(&cfg).unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "cannot show the running config in /config.json");
+                    serde_json::Value::Null
+                });
                 crate::admin_security::redact(&mut v);
                 v
             },
