@@ -112,6 +112,21 @@ impl Server {
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        self.serve_io(io, remote, false)
+    }
+
+    /// [`Server::connection`]; `tunnelled` for one inside a CONNECT
+    /// tunnel, which may not open another (tunnels in tunnels would let
+    /// one client stack tasks and buffers without end).
+    fn serve_io<I>(
+        self: &Arc<Self>,
+        io: I,
+        remote: SocketAddr,
+        tunnelled: bool,
+    ) -> http1::UpgradeableConnection<TokioIo<I>, Handler>
+    where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
         let limits = &self.state.load().params.limits;
         http1::Builder::new()
             .keep_alive(true)
@@ -124,6 +139,7 @@ impl Server {
                 Handler {
                     server: Arc::clone(self),
                     remote,
+                    tunnelled,
                 },
             )
             .with_upgrades()
@@ -216,7 +232,7 @@ impl Server {
             let _open = server.connections.enter();
             match tunnel.await {
                 Ok(io) => {
-                    if let Err(e) = server.connection(TokioIo::new(io), remote).await {
+                    if let Err(e) = server.serve_io(TokioIo::new(io), remote, true).await {
                         tracing::debug!(error = %e, "CONNECT tunnel ended with an error");
                     }
                 }
@@ -234,10 +250,12 @@ impl Server {
         self: &Arc<Self>,
         mut req: hyper::Request<hyper::body::Incoming>,
         remote: SocketAddr,
+        tunnelled: bool,
     ) -> hyper::Response<Body> {
         let start = Instant::now();
         let state = self.state.load_full();
         if req.method() == http::Method::CONNECT
+            && !tunnelled
             && let Some(resp) = self.connect(&mut req, remote, &state).await
         {
             return resp;
@@ -273,6 +291,8 @@ impl Server {
 pub struct Handler {
     server: Arc<Server>,
     remote: SocketAddr,
+    /// Inside a CONNECT tunnel: no CONNECT again.
+    tunnelled: bool,
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler {
@@ -286,7 +306,7 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler 
     >;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
-        let (server, remote) = (Arc::clone(&self.server), self.remote);
-        Box::pin(async move { Ok(server.handle(req, remote).await) })
+        let (server, remote, tunnelled) = (Arc::clone(&self.server), self.remote, self.tunnelled);
+        Box::pin(async move { Ok(server.handle(req, remote, tunnelled).await) })
     }
 }
