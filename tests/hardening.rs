@@ -93,7 +93,13 @@ while True:
             "False"
         }
     );
-    let mut proc = Proc::spawn(Command::new("python3").args(["-u", "-c", &script]));
+    python_server(&script)
+}
+
+/// Runs a Python `script` that listens on loopback and prints
+/// `Serving HTTP on 127.0.0.1 port <port> ...`; its process and address.
+fn python_server(script: &str) -> (Proc, SocketAddr) {
+    let mut proc = Proc::spawn(Command::new("python3").args(["-u", "-c", script]));
     let port: u16 = proc.wait_line(Duration::from_secs(20), |l| {
         l.strip_prefix("Serving HTTP on 127.0.0.1 port ")?
             .split_whitespace()
@@ -154,6 +160,17 @@ fn raw(addr: SocketAddr, bytes: &[u8], wait: Duration) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Reads a response head (through its blank line) and nothing more.
+fn read_head(s: &mut TcpStream) -> String {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        s.read_exact(&mut byte).unwrap();
+        head.push(byte[0]);
+    }
+    String::from_utf8_lossy(&head).into_owned()
 }
 
 fn status_of(text: &str) -> u16 {
@@ -513,19 +530,8 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 "#;
-    let mut backend = Proc::spawn(Command::new("python3").args(["-u", "-c", script]));
-    let port: u16 = backend.wait_line(Duration::from_secs(20), |l| {
-        l.strip_prefix("Serving HTTP on 127.0.0.1 port ")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    });
-    let mesh = start(
-        &[("big", &[SocketAddr::from(([127, 0, 0, 1], port))])],
-        "",
-        "",
-    );
+    let (_backend, addr) = python_server(script);
+    let mesh = start(&[("big", &[addr])], "", "");
     let pid = mesh.strait.proc.pid();
     // Warm up one connection's worth of allocations first.
     let before = strait_test_kit::rss_kib(pid);
@@ -578,29 +584,12 @@ while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 "#;
-    let mut backend = Proc::spawn(Command::new("python3").args(["-u", "-c", script]));
-    let port: u16 = backend.wait_line(Duration::from_secs(20), |l| {
-        l.strip_prefix("Serving HTTP on 127.0.0.1 port ")?
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()
-    });
-    let mesh = start(
-        &[("ws", &[SocketAddr::from(([127, 0, 0, 1], port))])],
-        "",
-        "",
-    );
+    let (_backend, addr) = python_server(script);
+    let mesh = start(&[("ws", &[addr])], "", "");
     let mut s = TcpStream::connect(mesh.strait.router()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        s.read_exact(&mut byte).unwrap();
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let head = read_head(&mut s).to_ascii_lowercase();
     assert_eq!(status_of(&head), 101, "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     assert!(head.contains("sec-websocket-accept: x"), "{head}");
@@ -630,6 +619,20 @@ fn connect_to_a_mesh_name_routes_the_requests_inside() {
         "no tunnel to a name that does not route: {r:?}"
     );
     assert!(r.curl_stderr.contains("CONNECT tunnel failed"), "{r:?}");
+    // A tunnel inside the tunnel is refused: one client could otherwise
+    // stack tasks and buffers without end on one connection.
+    let mut t = TcpStream::connect(mesh.strait.router()).unwrap();
+    t.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    t.write_all(b"CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\n\r\n")
+        .unwrap();
+    assert_eq!(status_of(&read_head(&mut t)), 200, "the first tunnel opens");
+    t.write_all(b"CONNECT h:80 HTTP/1.1\r\nHost: h:80\r\n\r\n")
+        .unwrap();
+    assert_eq!(
+        status_of(&read_head(&mut t)),
+        405,
+        "no tunnel inside a tunnel"
+    );
 }
 
 /// Finding 4: a client that never finishes its request head is cut after
