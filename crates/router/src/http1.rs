@@ -22,7 +22,6 @@ use http::{Request, Response, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use strait_balancer::Outcome;
 
 use crate::attempt::{Answered, Exchange, SendFailure};
@@ -34,6 +33,12 @@ use crate::pool::{Conn, SendError};
 use crate::retry::{Classifier, ResponseClass};
 use crate::router::{Body, Forwarding};
 use crate::{deadline, headers};
+
+mod checks;
+mod upgrade;
+
+pub(crate) use checks::check_request;
+use upgrade::{tunnel, upgrade_of};
 
 /// Request bodies up to this size (with a `Content-Length`) are kept so the
 /// request can be requeued or retried; larger or chunked bodies stream
@@ -117,112 +122,6 @@ pub fn via_depth(h: &HeaderMap) -> usize {
                 .count()
         })
         .sum()
-}
-
-/// Refuses what a proxy must not forward (RFC 9112 §3.2, §6.1, §7): more
-/// than one `Host`, a `Host` that is not `host[:port]`, userinfo in an
-/// absolute-form URI (400), and a transfer coding other than `chunked`,
-/// which Strait would otherwise strip with the framing and so corrupt the
-/// body (501).
-///
-/// And the limits, exactly (hyper's read buffer only bounds them roughly):
-/// the request line within `maxInitialLineKB` (414), the header block
-/// within `maxHeadersKB` (431), a declared body within `maxRequestBodyKB`
-/// (413).
-pub(crate) fn check_request<B>(
-    req: &Request<B>,
-    max_line: usize,
-    max_headers: usize,
-    max_body: Option<u64>,
-) -> Result<(), RouteError> {
-    let refuse = |status, message: String| RouteError::Refused { status, message };
-    let bad = |message: String| refuse(http::StatusCode::BAD_REQUEST, message);
-    let h = req.headers();
-    // `METHOD target HTTP/1.1`
-    let target = req.uri().path_and_query().map_or(0, |p| p.as_str().len())
-        + req
-            .uri()
-            .authority()
-            .map_or(0, |a| a.as_str().len() + "http://".len());
-    let line = req.method().as_str().len() + 1 + target + " HTTP/1.1".len();
-    if line > max_line {
-        return Err(refuse(
-            http::StatusCode::URI_TOO_LONG,
-            format!("the request line is {line} bytes; maxInitialLineKB allows {max_line}"),
-        ));
-    }
-    // `Name: value\r\n` each.
-    let block: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
-    if block > max_headers {
-        return Err(refuse(
-            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!("the request headers are {block} bytes; maxHeadersKB allows {max_headers}"),
-        ));
-    }
-    let declared = h
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if let Some((max, len)) = max_body.zip(declared).filter(|(max, len)| len > max) {
-        return Err(refuse(
-            http::StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Content-Length: {len} bytes; maxRequestBodyKB allows {max}"),
-        ));
-    }
-    let mut hosts = h.get_all(HOST).iter();
-    if let Some(host) = hosts.next() {
-        if hosts.next().is_some() {
-            return Err(bad("Host: the request has more than one Host header".into()));
-        }
-        if !is_host(host.as_bytes()) {
-            return Err(bad(format!(
-                "Host: {:?} is not a host[:port]",
-                String::from_utf8_lossy(host.as_bytes())
-            )));
-        }
-    }
-    if req
-        .uri()
-        .authority()
-        .is_some_and(|a| a.as_str().contains('@'))
-    {
-        return Err(bad(
-            "request target: userinfo (user@host) is not allowed in a request to a proxy".into(),
-        ));
-    }
-    for v in h.get_all(TRANSFER_ENCODING) {
-        let codings = String::from_utf8_lossy(v.as_bytes());
-        if codings
-            .split(',')
-            .map(str::trim)
-            .any(|c| !c.eq_ignore_ascii_case("chunked"))
-        {
-            return Err(RouteError::Refused {
-                status: http::StatusCode::NOT_IMPLEMENTED,
-                message: format!("Transfer-Encoding: {codings}: only chunked can be passed on"),
-            });
-        }
-    }
-    Ok(())
-}
-
-/// `host[:port]`: a reg-name, IPv4 or bracketed IPv6 literal, and an
-/// optional port; no userinfo, path, or spaces.
-fn is_host(v: &[u8]) -> bool {
-    let (host, port) = match v.iter().rposition(|&b| b == b':') {
-        Some(i) if !v.starts_with(b"[") || v[..i].ends_with(b"]") => (&v[..i], Some(&v[i + 1..])),
-        _ => (v, None),
-    };
-    let port_ok = port.is_none_or(|p| p.len() <= 5 && p.iter().all(u8::is_ascii_digit));
-    let host_ok = if let Some(inner) = host.strip_prefix(b"[") {
-        inner.strip_suffix(b"]").is_some_and(|ip| {
-            ip.iter()
-                .all(|b| b.is_ascii_hexdigit() || b":.".contains(b))
-        })
-    } else {
-        host.iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(b))
-    };
-    port_ok && host_ok
 }
 
 /// `GET http://hello/x` (what `http_proxy` clients send): `Host` from the
@@ -407,55 +306,6 @@ impl<'a> Http1<'a> {
         }
         resp
     }
-}
-
-/// The protocol of an upgrade request: `Upgrade: <protocol>` with
-/// `Connection: upgrade`.
-fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
-    let asked = h.get_all(CONNECTION).iter().any(|v| {
-        v.as_bytes()
-            .split(|&b| b == b',')
-            .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"upgrade"))
-    });
-    asked.then(|| h.get(UPGRADE).cloned()).flatten()
-}
-
-/// A backend's 101 to an upgrade: the client gets it (with `Upgrade` and
-/// `Connection: upgrade`), and once both sides have switched, bytes are
-/// copied both ways until either ends. The backend connection is the
-/// tunnel's now, never the pool's; the endpoint answered, a success.
-fn tunnel(
-    mut resp: Response<Incoming>,
-    client_side: hyper::upgrade::OnUpgrade,
-    conn: Conn,
-    lease: strait_balancer::Lease,
-) -> Response<Body> {
-    lease.finish(Outcome::Success);
-    let backend_side = hyper::upgrade::on(&mut resp);
-    let protocol = resp.headers().get(UPGRADE).cloned();
-    tokio::spawn(async move {
-        let _conn = conn;
-        let (client, backend) = tokio::join!(client_side, backend_side);
-        match (client, backend) {
-            (Ok(c), Ok(b)) => {
-                let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
-                if let Err(e) = tokio::io::copy_bidirectional(&mut c, &mut b).await {
-                    tracing::debug!(error = %e, "upgraded connection ended with an error");
-                }
-            }
-            (c, b) => tracing::debug!(client = ?c.err(), backend = ?b.err(), "upgrade failed"),
-        }
-    });
-    let (mut parts, _) = resp.into_parts();
-    strip_hop_by_hop(&mut parts.headers);
-    if let Some(p) = protocol {
-        parts.headers.insert(UPGRADE, p);
-    }
-    parts
-        .headers
-        .insert(CONNECTION, HeaderValue::from_static("upgrade"));
-    append_via(&mut parts.headers);
-    Response::from_parts(parts, Either::Right(Full::new(Bytes::new())))
 }
 
 /// The `Content-Length` of a response, for the access log.

@@ -37,6 +37,7 @@ pub mod guard;
 pub mod headers;
 pub mod http1;
 pub mod identify;
+mod params;
 pub mod policy;
 pub mod pool;
 pub mod retry;

@@ -16,111 +16,23 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use strait_dtab::{Dtab, Path};
+use strait_dtab::Path;
 use strait_naming::{Addr, Interpreter};
 
 use crate::attempt::{self, AttemptError};
-use crate::binding::{BindError, BindingCache, BindingLimits, CacheParams, Route};
+use crate::binding::{BindError, BindingCache, CacheParams, Route};
 use crate::body::Observed;
 use crate::error::RouteError;
-use crate::guard::OverrideGuard;
 use crate::headers::LocalDtab;
 use crate::http1::{self, Http1};
-use crate::identify::{Identifier, is_connect};
-use crate::policy::Policies;
+use crate::identify::is_connect;
 use crate::stats::Registry;
 use crate::{deadline, headers};
 
 /// The body of every response the router gives.
 pub type Body = Either<Observed, Full<Bytes>>;
 
-/// A router's settings, from `linkerd.yaml`'s `routers[]`.
-#[derive(Clone, Debug)]
-pub struct RouterParams {
-    /// `label`: the metrics scope `rt/<label>`.
-    pub label: String,
-    /// The base dtab.
-    pub dtab: Dtab,
-    /// `dstPrefix` (default `/svc`).
-    pub dst_prefix: Path,
-    /// Tried in order; the first that names the request wins.
-    pub identifiers: Vec<Identifier>,
-    /// `bindingTimeoutMs`.
-    pub binding_timeout: Duration,
-    /// `bindingLimits`: what binding one name, and a request's local dtab,
-    /// may cost.
-    pub binding_limits: BindingLimits,
-    /// Most bindings kept (`bindingCache.paths`, and `trees` and `bounds`:
-    /// each binding holds its bound tree and bound names).
-    pub cache_capacity: usize,
-    /// Most clients kept (`bindingCache.clients`).
-    pub client_capacity: usize,
-    /// Idle bindings, services and clients expire after this.
-    pub idle_ttl: Duration,
-    /// `maxHeadersKB`: the request's header block (names, values and
-    /// separators), exactly; also the `l5d-err` cap.
-    pub max_headers_bytes: usize,
-    /// `maxInitialLineKB`: the request line, exactly.
-    pub max_initial_line_bytes: usize,
-    /// `maxErrResponseKB`.
-    pub max_err_bytes: usize,
-    /// `maxCallDepth` (the `Via` loop guard).
-    pub max_call_depth: u32,
-    /// `httpAccessLog`: one line per request forwarded to a backend.
-    pub access_log: Option<crate::accesslog::AccessLog>,
-    /// `client` and `service` policies, by name.
-    pub policies: Policies,
-}
-
-/// Per-server settings that change how a request is handled.
-#[derive(Clone, Debug)]
-pub struct ServerParams {
-    /// `ip/port`, the server's metrics scope.
-    pub label: String,
-    /// `clearContext`.
-    pub clear_context: bool,
-    /// `dtabOverride` (a Strait key): `Some` when the server honours
-    /// per-request dtab overrides (`l5d-dtab`, `l5d-ctx-dtab`), with what a
-    /// request bound under one may reach; `None` (the default) strips and
-    /// ignores those headers.
-    pub dtab_override: Option<Arc<OverrideGuard>>,
-    /// `addForwardedHeader`.
-    pub add_forwarded: bool,
-    /// The local address the server listens on.
-    pub local: SocketAddr,
-    /// Timeouts and limits for its clients.
-    pub limits: ServerLimits,
-}
-
-/// What a server allows its clients: Strait's defaults are nginx's and
-/// HAProxy's kind, so that no client can hold a connection, a backend or
-/// memory for ever.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ServerLimits {
-    /// `requestHeaderTimeoutMs`: a request head must arrive within this
-    /// (default 30 s); the connection closes otherwise.
-    pub header_timeout: Duration,
-    /// `requestBodyIdleTimeoutMs`: a request body may pause this long
-    /// between bytes (default 60 s); 408 otherwise.
-    pub body_idle_timeout: Duration,
-    /// `maxRequestBodyKB`: the largest request body (default none); 413
-    /// beyond.
-    pub max_body_bytes: Option<u64>,
-    /// `maxHeaderCount`: the most request headers (default 500); 431
-    /// beyond.
-    pub max_header_count: usize,
-}
-
-impl Default for ServerLimits {
-    fn default() -> Self {
-        ServerLimits {
-            header_timeout: Duration::from_secs(30),
-            body_idle_timeout: Duration::from_secs(60),
-            max_body_bytes: None,
-            max_header_count: 500,
-        }
-    }
-}
+pub use crate::params::{RouterParams, ServerLimits, ServerParams};
 
 /// One router.
 pub struct Router {
