@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-use strait_test_kit::{Backend, Behavior, Proc, Strait, curl};
+use strait_test_kit::{Backend, Behavior, KeepAlive, Proc, Strait, curl};
 
 fn metrics(mesh: &Mesh) -> serde_json::Value {
     let r = curl(
@@ -119,6 +119,16 @@ struct Mesh {
 /// Strait routing `/svc/<name>` to the addresses given, with `router`
 /// keys added to the router and `server` keys to its server.
 fn start(services: &[(&str, &[SocketAddr])], router: &str, server: &str) -> Mesh {
+    start_as(services, router, server, |path| Strait::start(BIN, path))
+}
+
+/// [`start`], with Strait started by `spawn` (given the config's path).
+fn start_as(
+    services: &[(&str, &[SocketAddr])],
+    router: &str,
+    server: &str,
+    spawn: impl FnOnce(&std::path::Path) -> Strait,
+) -> Mesh {
     let disco = tempfile::tempdir().unwrap();
     for (name, addrs) in services {
         let lines: String = addrs
@@ -137,7 +147,7 @@ fn start(services: &[(&str, &[SocketAddr])], router: &str, server: &str) -> Mesh
         ),
     )
     .unwrap();
-    let strait = Strait::start(BIN, &path);
+    let strait = spawn(&path);
     Mesh {
         _disco: disco,
         _conf: conf,
@@ -668,4 +678,151 @@ fn a_request_head_that_never_ends_is_cut() {
         j["routers"][0]["servers"][0]["requestHeaderTimeoutMs"],
         30000
     );
+}
+
+/// Finding 12: an HTTP/2 client with prior knowledge (h2c) gets a 400 that
+/// says why, not a silent close; an HTTP/1 request whose first bytes
+/// arrive alone ("P", then "OST ...") is served as before.
+#[test]
+fn an_h2c_preface_gets_a_400_that_says_why() {
+    let b = Backend::start("b");
+    let mesh = start(&[("h", &[b.addr])], "", "");
+    let router = mesh.strait.router();
+    // The preface and an empty SETTINGS frame, as an h2c client sends.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    let answer = raw(router, &hello, Duration::from_secs(5));
+    assert_eq!(status_of(&answer), 400, "{answer}");
+    assert!(
+        answer.contains("HTTP/2 with prior knowledge (h2c)"),
+        "{answer}"
+    );
+    assert!(answer.contains("protocol: h2"), "{answer}");
+
+    let mut s = TcpStream::connect(router).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.write_all(b"P").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    s.write_all(b"OST / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let head = read_head(&mut s);
+    // http.server answers POST with 501: what matters is that it answered.
+    assert_eq!(status_of(&head), 501, "{head}");
+    assert!(head.contains("SimpleHTTP"), "the backend answered: {head}");
+}
+
+/// An HTTP/1.1 backend on tokio answering `200 ok` to each request after
+/// `delay` (Python's accept queue of five would be the bottleneck).
+fn tokio_backend(delay: Duration) -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(l.local_addr().unwrap()).unwrap();
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut buf, mut chunk) = (Vec::new(), [0u8; 4096]);
+                    loop {
+                        while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                            buf.drain(..end + 4);
+                            tokio::time::sleep(delay).await;
+                            let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n";
+                            if s.write_all(ok).await.is_err() {
+                                return;
+                            }
+                        }
+                        match s.read(&mut chunk).await {
+                            Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                            _ => return,
+                        }
+                    }
+                });
+            }
+        });
+    });
+    rx.recv().unwrap()
+}
+
+/// Finding 5: with 256 descriptors and 400 clients connecting at once,
+/// Strait accepts no more than its budget allows, every client is served
+/// in turn, a keep-alive client connected before the flood keeps being
+/// served, and no backend is blamed for the shortage.
+#[test]
+fn a_connection_flood_past_the_descriptor_limit_serves_everyone_in_turn() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let backend = tokio_backend(Duration::from_millis(50));
+    let other = tokio_backend(Duration::from_millis(50));
+    let mesh = start_as(&[("h", &[backend, other])], "", "", |path| {
+        Strait::start_with_nofile(BIN, path, 256)
+    });
+    let router = mesh.strait.router();
+    let mut steady = KeepAlive::connect(router);
+    assert_eq!(steady.get("h"), 200);
+
+    let flood = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let mut tasks = Vec::new();
+            for _ in 0..400 {
+                tasks.push(tokio::spawn(async move {
+                    let mut s = tokio::net::TcpStream::connect(router).await.ok()?;
+                    s.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+                        .await
+                        .ok()?;
+                    let mut answer = Vec::new();
+                    let read = s.read_to_end(&mut answer);
+                    tokio::time::timeout(Duration::from_secs(60), read)
+                        .await
+                        .ok()?
+                        .ok()?;
+                    Some(status_of(&String::from_utf8_lossy(&answer)))
+                }));
+            }
+            let mut statuses = Vec::new();
+            for t in tasks {
+                statuses.push(t.await.unwrap());
+            }
+            statuses
+        })
+    });
+    // Meanwhile the client connected before the flood goes on.
+    let steady_statuses: Vec<u16> = (0..100).map(|_| steady.get("h")).collect();
+    let statuses = flood.join().unwrap();
+
+    let served = statuses.iter().filter(|s| **s == Some(200)).count();
+    assert_eq!(served, 400, "every flood client served: {statuses:?}");
+    assert!(
+        steady_statuses.iter().all(|s| *s == 200),
+        "the keep-alive client: {steady_statuses:?}"
+    );
+    let m = metrics(&mesh);
+    let (server, client) = ("rt/out/server/127.0.0.1", "rt/out/client/#/io.l5d.fs/h");
+    let reached = m
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.starts_with(server) && k.ends_with("/descriptor_limit_reached"))
+        .and_then(|(_, v)| v.as_i64());
+    assert!(reached > Some(0), "the budget was reached: {reached:?}");
+    assert_eq!(
+        m[format!("{client}/failure_accrual/removals").as_str()].as_i64(),
+        Some(0),
+        "no endpoint ejected for the host's own shortage"
+    );
+    let stderr = mesh.strait.proc.stderr();
+    assert!(
+        stderr.contains("descriptor limit 256: up to 72 client connections"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Too many open files"), "{stderr}");
 }

@@ -32,6 +32,7 @@ mod binding;
 pub mod body;
 pub mod client;
 pub mod deadline;
+pub mod descriptors;
 pub mod error;
 pub mod guard;
 pub mod headers;

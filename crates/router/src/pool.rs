@@ -29,6 +29,7 @@ use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::ReqBody;
+use crate::descriptors::IdleSlot;
 
 /// The most a backend connection buffers while reading (response heads
 /// included: larger heads are refused).
@@ -78,6 +79,8 @@ struct Idle {
     tx: SendRequest<ReqBody>,
     permit: Option<OwnedSemaphorePermit>,
     since: Instant,
+    /// Its place among the process's idle backend connections.
+    _slot: IdleSlot,
 }
 
 /// A connection carrying one request; give it back with [`Pool::put`]
@@ -175,10 +178,15 @@ impl Pool {
             .take_while(|i| i.tx.is_closed() || now - i.since >= self.idle_timeout)
             .count();
         ep.idle.drain(..stale);
+        // Over the process's cap of idle backend connections, it closes.
+        let Some(slot) = IdleSlot::take() else {
+            return;
+        };
         ep.idle.push(Idle {
             tx: conn.tx,
             permit: conn.permit,
             since: now,
+            _slot: slot,
         });
         ep.returned.notify_one();
     }

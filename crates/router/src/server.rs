@@ -11,10 +11,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::descriptors;
 use crate::error::RouteError;
 use crate::router::{Body, Router, ServerParams};
 use crate::service::RequestStats;
-use crate::stats::{Gauge, Registry, Scope};
+use crate::stats::{Counter, Gauge, Registry, Scope};
 
 /// One listening address of a router.
 pub struct Server {
@@ -23,6 +24,9 @@ pub struct Server {
     state: ArcSwap<ServerState>,
     stats: RequestStats,
     connections: Arc<Gauge>,
+    /// Times it stopped accepting because the descriptor budget's client
+    /// connections were all open.
+    descriptors_full: Arc<Counter>,
     max_buf: usize,
 }
 
@@ -70,6 +74,7 @@ impl Server {
         Arc::new(Server {
             stats: RequestStats::new(registry, &scope),
             connections: registry.gauge(&scope, "connections"),
+            descriptors_full: registry.counter(&scope, "descriptor_limit_reached"),
             max_buf: max_head_bytes.max(8192),
             state: ArcSwap::from_pointee(ServerState {
                 router,
@@ -158,9 +163,32 @@ impl Server {
         let (drain, draining) = watch::channel(false);
         let open = Arc::new(());
         loop {
+            // A place in the descriptor budget before accepting: when every
+            // one is taken, clients wait in the accept queue, and the ones
+            // already connected keep the descriptors their backends need.
+            let slot = match descriptors::try_client() {
+                Some(s) => s,
+                None => {
+                    self.descriptors_full.add(1);
+                    tracing::warn!(
+                        server = %self.state.load().params.label,
+                        "every client connection the descriptor limit allows is open; \
+                         accepting again as one closes (raise LimitNOFILE for more)"
+                    );
+                    tokio::select! {
+                        s = descriptors::client() => s,
+                        res = shutdown.changed() => {
+                            if res.is_err() || *shutdown.borrow() {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                }
+            };
             tokio::select! {
                 res = listener.accept() => {
-                    let (stream, remote) = match res {
+                    let (mut stream, remote) = match res {
                         Ok(c) => c,
                         Err(e) => {
                             // EMFILE and friends: back off instead of spinning.
@@ -170,11 +198,15 @@ impl Server {
                         }
                     };
                     let _ = stream.set_nodelay(true);
-                    let conn = self.connection(stream, remote);
-                    let gauge = Arc::clone(&self.connections);
+                    let server = Arc::clone(&self);
                     let (open, mut draining) = (Arc::clone(&open), draining.clone());
                     tokio::spawn(async move {
-                        let _open = (open, gauge.enter());
+                        let _open = (open, server.connections.enter(), slot);
+                        let header_timeout = server.state.load().params.limits.header_timeout;
+                        if refused_h2_prior_knowledge(&mut stream, header_timeout).await {
+                            return;
+                        }
+                        let conn = server.connection(stream, remote);
                         let mut conn = std::pin::pin!(conn);
                         let ended = tokio::select! {
                             r = conn.as_mut() => Some(r),
@@ -309,4 +341,52 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler 
         let (server, remote, tunnelled) = (Arc::clone(&self.server), self.remote, self.tunnelled);
         Box::pin(async move { Ok(server.handle(req, remote, tunnelled).await) })
     }
+}
+
+/// What an HTTP/2 client with prior knowledge (h2c) sends first.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Why an HTTP/2 preface is refused.
+const H2_REFUSAL: &str = "This port speaks HTTP/1.1, and HTTP/2 with prior knowledge (h2c) \
+was sent: send HTTP/1.1 here, or HTTP/2 to a router with protocol: h2.\n";
+
+/// Whether the client opened with HTTP/2's preface, which is then answered
+/// with a 400 and the connection closed (hyper would close it without a
+/// word). Looks without reading, so an HTTP/1 request is left whole for
+/// hyper; gives up, as hyper's head timeout would, after `timeout`.
+async fn refused_h2_prior_knowledge(stream: &mut tokio::net::TcpStream, timeout: Duration) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sniff = async {
+        let mut buf = [0u8; H2_PREFACE.len()];
+        loop {
+            let n = stream.peek(&mut buf).await.unwrap_or(0);
+            if n == 0 || !H2_PREFACE.starts_with(&buf[..n]) {
+                return false;
+            }
+            if n == H2_PREFACE.len() {
+                return true;
+            }
+            // Part of the preface so far ("P" may yet be "POST"): peeking
+            // again would see the same bytes at once, so pause.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    if !tokio::time::timeout(timeout, sniff).await.unwrap_or(false) {
+        return false;
+    }
+    tracing::debug!("HTTP/2 preface on an HTTP/1.1 server: 400");
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\
+         content-length: {}\r\n\r\n{H2_REFUSAL}",
+        H2_REFUSAL.len()
+    );
+    let _ = stream.write_all(answer.as_bytes()).await;
+    let _ = stream.shutdown().await;
+    // Read what the client sent (the preface, its first frames) until it
+    // closes, briefly: closing with bytes unread would reset the
+    // connection, and the client could lose the answer.
+    let mut sink = [0u8; 1024];
+    let drain = async { while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let _ = tokio::time::timeout(Duration::from_secs(1), drain).await;
+    true
 }

@@ -52,6 +52,15 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
     for w in &warnings {
         tracing::warn!("{w}");
     }
+    if let Some(limit) = strait_router::descriptors::soft_limit() {
+        let s = strait_router::descriptors::install(limit);
+        tracing::info!(
+            "descriptor limit {}: up to {} client connections at once, {} idle backend connections kept",
+            s.limit,
+            s.clients,
+            s.idle
+        );
+    }
     if cfg.usage.is_some() {
         tracing::info!("`usage` is accepted and ignored: Strait reports nothing to anyone");
     }

@@ -321,7 +321,23 @@ impl Strait {
     /// Starts `bin run --config <config>` and waits until the admin server
     /// listens (which Strait reports after every router listener).
     pub fn start(bin: &str, config: &Path) -> Strait {
-        let mut proc = Proc::spawn(Command::new(bin).args(["run", "--config"]).arg(config).env(
+        let mut cmd = Command::new(bin);
+        cmd.args(["run", "--config"]).arg(config);
+        Strait::spawn(cmd)
+    }
+
+    /// [`Strait::start`] with at most `n` open descriptors (`prlimit
+    /// --nofile`, soft and hard), as a host with a low `LimitNOFILE` would.
+    pub fn start_with_nofile(bin: &str, config: &Path, n: u32) -> Strait {
+        let mut cmd = Command::new("prlimit");
+        cmd.arg(format!("--nofile={n}:{n}"))
+            .args([bin, "run", "--config"])
+            .arg(config);
+        Strait::spawn(cmd)
+    }
+
+    fn spawn(mut cmd: Command) -> Strait {
+        let mut proc = Proc::spawn(cmd.env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
         ));
