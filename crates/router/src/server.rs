@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::error::RouteError;
+use crate::http1::UpgradeStats;
 use crate::router::{Body, Router, ServerParams};
 use crate::service::RequestStats;
 use crate::stats::{Gauge, Registry, Scope};
@@ -23,6 +24,8 @@ pub struct Server {
     state: ArcSwap<ServerState>,
     stats: RequestStats,
     connections: Arc<Gauge>,
+    /// `upgraded` and `upgrade_idle_closes`: its tunnels after a 101.
+    upgrades: Arc<UpgradeStats>,
     max_buf: usize,
 }
 
@@ -70,6 +73,7 @@ impl Server {
         Arc::new(Server {
             stats: RequestStats::new(registry, &scope),
             connections: registry.gauge(&scope, "connections"),
+            upgrades: Arc::new(UpgradeStats::new(registry, &scope)),
             max_buf: max_head_bytes.max(8192),
             state: ArcSwap::from_pointee(ServerState {
                 router,
@@ -279,7 +283,10 @@ impl Server {
             },
         };
         let pending = self.stats.pending.enter();
-        let resp = state.router.route(req, &state.params, remote).await;
+        let resp = state
+            .router
+            .route(req, &state.params, &self.upgrades, remote)
+            .await;
         drop(pending);
         self.stats.record(resp.status().as_u16(), start.elapsed());
         resp
