@@ -68,6 +68,7 @@ fn default_router() -> RouterConfig {
             request_body_idle_timeout: Duration::from_secs(60),
             max_request_body_kb: None,
             max_header_count: 500,
+            upgrade_idle_timeout: Duration::from_secs(3600),
         }],
         binding_timeout: Duration::from_millis(10_000),
         binding_cache: BindingCacheConfig {
@@ -429,6 +430,7 @@ fn every_key_is_read_into_the_domain_types() {
             request_body_idle_timeout: Duration::from_secs(60),
             max_request_body_kb: None,
             max_header_count: 500,
+            upgrade_idle_timeout: Duration::from_secs(3600),
         }
     );
     assert_eq!(r.binding_timeout, Duration::from_secs(3));
@@ -1061,6 +1063,30 @@ fn binding_limits_are_positive_integers_with_unknown_keys_refused() {
             "linkerd.yaml:3:43: routers[0].bindingLimits.maxLeaves: expected an integer from 1 to 4294967295, found -1",
             "linkerd.yaml:3:67: routers[0].bindingLimits.maxDtabHeaderBytes: expected an integer, found the quoted string \"4096\" (remove the quotes)",
             "linkerd.yaml:3:75: routers[0].bindingLimits.maxLeafs: unknown key 'maxLeafs'; did you mean 'maxLeaves'?",
+        ]
+    );
+}
+
+#[test]
+fn upgrade_idle_timeout_is_a_positive_number_of_milliseconds() {
+    let c = ok("routers:\n- protocol: http\n  servers: [{upgradeIdleTimeoutMs: 500}]\n");
+    assert_eq!(
+        c.routers[0].servers[0].upgrade_idle_timeout,
+        Duration::from_millis(500)
+    );
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        json["routers"][0]["servers"][0]["upgradeIdleTimeoutMs"],
+        500
+    );
+    assert_eq!(
+        errors(
+            "routers:\n- protocol: http\n  servers:\n  - {upgradeIdleTimeoutMs: 0}\n  - {upgradeIdleTimeoutMs: -5}\n  - {upgradeIdleTimeoutMs: '500'}\n"
+        ),
+        [
+            "linkerd.yaml:4:28: routers[0].servers[0].upgradeIdleTimeoutMs: expected an integer from 1 to 18446744073709551615, found 0",
+            "linkerd.yaml:5:28: routers[0].servers[1].upgradeIdleTimeoutMs: expected an integer from 1 to 18446744073709551615, found -5",
+            "linkerd.yaml:6:28: routers[0].servers[2].upgradeIdleTimeoutMs: expected an integer, found the quoted string \"500\" (remove the quotes)",
         ]
     );
 }

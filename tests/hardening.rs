@@ -565,12 +565,9 @@ while True:
     drop(readers);
 }
 
-/// Finding 12: a WebSocket upgrade reaches the backend with its `Upgrade`
-/// header, the backend's 101 reaches the client with its headers, and the
-/// connection then carries bytes both ways.
-#[test]
-fn a_websocket_upgrade_is_tunnelled_after_the_101() {
-    let script = r#"
+/// A WebSocket backend: answers an upgrade with 101, then echoes each read
+/// as `echo:<bytes>`, and prints `backend saw EOF` when its client ends.
+const WS_BACKEND: &str = r#"
 import socket, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(("127.0.0.1", 0)); s.listen(16)
@@ -588,14 +585,19 @@ def serve(c):
     c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: x\r\n\r\n")
     while True:
         d = c.recv(4096)
-        if not d: return
+        if not d:
+            print("backend saw EOF", flush=True)
+            c.close()
+            return
         c.sendall(b"echo:" + d)
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
 "#;
-    let (_backend, addr) = python_server(script);
-    let mesh = start(&[("ws", &[addr])], "", "");
+
+/// A WebSocket opened through `mesh` to `/svc/ws`: the 101 read and
+/// checked.
+fn ws_open(mesh: &Mesh) -> TcpStream {
     let mut s = TcpStream::connect(mesh.strait.router()).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     s.write_all(b"GET /chat HTTP/1.1\r\nHost: ws\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n").unwrap();
@@ -603,11 +605,169 @@ while True:
     assert_eq!(status_of(&head), 101, "{head}");
     assert!(head.contains("upgrade: websocket"), "{head}");
     assert!(head.contains("sec-websocket-accept: x"), "{head}");
+    s
+}
+
+/// Sends `msg` on a WebSocket to [`WS_BACKEND`] and reads its echo.
+fn ws_echo(s: &mut TcpStream, msg: &str) {
+    s.write_all(msg.as_bytes()).unwrap();
+    let mut back = vec![0u8; 5 + msg.len()];
+    s.read_exact(&mut back).unwrap();
+    assert_eq!(String::from_utf8_lossy(&back), format!("echo:{msg}"));
+}
+
+/// The server-scope metric `name` of `mesh`'s server in
+/// `/admin/metrics.json` once it equals `want`, or its value after 5 s.
+fn server_metric(mesh: &Mesh, name: &str, want: i64) -> Option<i64> {
+    let a = mesh.strait.router();
+    let key = format!("rt/out/server/{}/{}/{name}", a.ip(), a.port());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let v = metrics(mesh)[&key].as_i64();
+        if v == Some(want) || std::time::Instant::now() >= deadline {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Finding 12: a WebSocket upgrade reaches the backend with its `Upgrade`
+/// header, the backend's 101 reaches the client with its headers, and the
+/// connection then carries bytes both ways.
+#[test]
+fn a_websocket_upgrade_is_tunnelled_after_the_101() {
+    let (_backend, addr) = python_server(WS_BACKEND);
+    let mesh = start(&[("ws", &[addr])], "", "");
+    let mut s = ws_open(&mesh);
     for msg in ["ping", "pong"] {
-        s.write_all(msg.as_bytes()).unwrap();
-        let mut back = vec![0u8; 5 + msg.len()];
-        s.read_exact(&mut back).unwrap();
-        assert_eq!(String::from_utf8_lossy(&back), format!("echo:{msg}"));
+        ws_echo(&mut s, msg);
+    }
+}
+
+/// `upgradeIdleTimeoutMs`: a tunnel that carries bytes keeps going past
+/// it; one where neither side sends anything for that long is closed on
+/// both sides, and counted.
+#[test]
+fn an_idle_upgraded_connection_is_closed_on_both_sides() {
+    let (mut backend, addr) = python_server(WS_BACKEND);
+    let mesh = start(&[("ws", &[addr])], "", "    upgradeIdleTimeoutMs: 500\n");
+    let mut s = ws_open(&mesh);
+    assert_eq!(server_metric(&mesh, "upgraded", 1), Some(1));
+    let opened = std::time::Instant::now();
+    for i in 0..10 {
+        std::thread::sleep(Duration::from_millis(200));
+        ws_echo(&mut s, &format!("tick{i}"));
+    }
+    assert!(
+        opened.elapsed() > Duration::from_millis(1500),
+        "bytes every 200 ms keep it open well past 500 ms"
+    );
+    assert_eq!(server_metric(&mesh, "upgraded", 1), Some(1));
+    assert_eq!(server_metric(&mesh, "upgrade_idle_closes", 0), Some(0));
+    // Now nobody says anything.
+    let quiet = std::time::Instant::now();
+    let mut buf = [0u8; 64];
+    let read = s.read(&mut buf);
+    assert!(
+        matches!(read, Ok(0)),
+        "the client sees the tunnel end: {read:?}"
+    );
+    let after = quiet.elapsed();
+    assert!(
+        after >= Duration::from_millis(400) && after < Duration::from_secs(4),
+        "closed after about 500 ms of quiet, not {after:?}"
+    );
+    backend.wait_line(Duration::from_secs(5), |l| {
+        (l == "backend saw EOF").then_some(())
+    });
+    assert_eq!(server_metric(&mesh, "upgraded", 0), Some(0));
+    assert_eq!(server_metric(&mesh, "upgrade_idle_closes", 1), Some(1));
+    let a = mesh.strait.router();
+    let labels = format!("{{rt=\"out\", server=\"{}/{}\"}}", a.ip(), a.port());
+    let r = curl(&[&format!("http://{}/metrics", mesh.strait.admin)], &[]);
+    for series in [
+        format!("rt_server_upgraded{labels} 0"),
+        format!("rt_server_upgrade_idle_closes_total{labels} 1"),
+    ] {
+        assert!(r.body.contains(&series), "{series} in:\n{}", r.body);
+    }
+}
+
+/// The server's `upgraded` gauge counts tunnels while they are open, and
+/// a tunnel its client ends leaves it; the idle timeout is an hour unless
+/// set.
+#[test]
+fn the_upgraded_gauge_counts_open_tunnels() {
+    let (mut backend, addr) = python_server(WS_BACKEND);
+    let mesh = start(&[("ws", &[addr])], "", "");
+    assert_eq!(server_metric(&mesh, "upgraded", 0), Some(0));
+    let mut one = ws_open(&mesh);
+    let mut two = ws_open(&mesh);
+    ws_echo(&mut one, "a");
+    ws_echo(&mut two, "b");
+    assert_eq!(server_metric(&mesh, "upgraded", 2), Some(2));
+    one.shutdown(std::net::Shutdown::Write).unwrap();
+    backend.wait_line(Duration::from_secs(5), |l| {
+        (l == "backend saw EOF").then_some(())
+    });
+    let mut rest = Vec::new();
+    one.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert_eq!(server_metric(&mesh, "upgraded", 1), Some(1));
+    ws_echo(&mut two, "still here");
+    drop(two);
+    assert_eq!(server_metric(&mesh, "upgraded", 0), Some(0));
+    assert_eq!(server_metric(&mesh, "upgrade_idle_closes", 0), Some(0));
+    let c = curl(&[&format!("http://{}/config.json", mesh.strait.admin)], &[]);
+    let j: serde_json::Value = serde_json::from_str(&c.body).unwrap();
+    assert_eq!(
+        j["routers"][0]["servers"][0]["upgradeIdleTimeoutMs"],
+        3_600_000
+    );
+}
+
+/// An upgraded connection keeps its place in the descriptor budget: with
+/// 128 descriptors (24 client connections), 24 open WebSockets leave a new
+/// client waiting in the accept queue until one of them closes.
+#[test]
+fn upgraded_connections_keep_their_place_in_the_descriptor_budget() {
+    let (_backend, addr) = python_server(WS_BACKEND);
+    let (_b, plain) = raw_backend(ECHO_HOST, When::AfterBody);
+    let mesh = start_as(&[("ws", &[addr]), ("h", &[plain])], "", "", |path| {
+        Strait::start_with_nofile(BIN, path, 128)
+    });
+    let stderr = mesh.strait.proc.stderr();
+    assert!(
+        stderr.contains("descriptor limit 128: up to 24 client connections"),
+        "{stderr}"
+    );
+    let mut tunnels: Vec<TcpStream> = (0..24).map(|_| ws_open(&mesh)).collect();
+    for (i, t) in tunnels.iter_mut().enumerate() {
+        ws_echo(t, &format!("t{i}"));
+    }
+    let mut late = TcpStream::connect(mesh.strait.router()).unwrap();
+    late.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    late.set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    let early = late.read(&mut byte);
+    assert!(
+        early.is_err(),
+        "not served while 24 tunnels hold every place: {early:?}"
+    );
+    drop(tunnels.pop());
+    late.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut answer = Vec::new();
+    late.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(
+        status_of(&answer),
+        200,
+        "served once a tunnel closed: {answer}"
+    );
+    for (i, t) in tunnels.iter_mut().enumerate() {
+        ws_echo(t, &format!("still {i}"));
     }
 }
 

@@ -38,7 +38,8 @@ mod checks;
 mod upgrade;
 
 pub(crate) use checks::check_request;
-use upgrade::{tunnel, upgrade_of};
+pub use upgrade::UpgradeStats;
+use upgrade::{Asked, tunnel};
 
 /// Request bodies up to this size (with a `Content-Length`) are kept so the
 /// request can be requeued or retried; larger or chunked bodies stream
@@ -157,7 +158,7 @@ pub(crate) struct Http1<'a> {
     rewritten: Option<(HeaderValue, HeaderValue)>,
     /// The protocol a client asked to switch to, and its side of the
     /// tunnel once the backend agrees (101).
-    upgrade: Option<(HeaderValue, hyper::upgrade::OnUpgrade)>,
+    upgrade: Option<Asked>,
 }
 
 impl<'a> Http1<'a> {
@@ -172,13 +173,13 @@ impl<'a> Http1<'a> {
         let client = &route.client;
         // An upgrade (a WebSocket): `Upgrade` and `Connection: upgrade` go
         // to the backend, and the client's connection is kept to tunnel.
-        let upgrade =
-            upgrade_of(req.headers()).map(|protocol| (protocol, hyper::upgrade::on(&mut req)));
+        let limits = &fwd.server.limits;
+        let upgrade = upgrade::asked(&mut req, limits.upgrade_idle_timeout, fwd.upgrades);
         let (mut parts, body) = req.into_parts();
         let h = &mut parts.headers;
         strip_hop_by_hop(h);
-        if let Some((protocol, _)) = &upgrade {
-            h.insert(UPGRADE, protocol.clone());
+        if let Some(asked) = &upgrade {
+            h.insert(UPGRADE, asked.protocol.clone());
             h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
         append_via(h);
@@ -207,7 +208,6 @@ impl<'a> Http1<'a> {
             .path_and_query()
             .cloned()
             .unwrap_or_else(|| PathAndQuery::from_static("/"));
-        let limits = &fwd.server.limits;
         let body = ClientBody::new(body, limits.body_idle_timeout, limits.max_body_bytes);
         let body = if body.is_end_stream() {
             // No body (most GETs): nothing to read.
@@ -277,9 +277,9 @@ impl<'a> Http1<'a> {
             outcome,
         } = answered;
         if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
-            && let Some((_, client_side)) = self.upgrade.take()
+            && let Some(asked) = self.upgrade.take()
         {
-            return tunnel(resp, client_side, conn, lease);
+            return tunnel(resp, asked, conn, lease);
         }
         let mut lease = Some(lease);
         let owner = Arc::clone(self.client);

@@ -87,6 +87,10 @@ pub struct ServerLimits {
     /// `maxHeaderCount`: the most request headers (default 500); 431
     /// beyond.
     pub max_header_count: usize,
+    /// `upgradeIdleTimeoutMs`: an upgraded connection (a WebSocket after a
+    /// 101) may carry no byte either way for this long (default one hour);
+    /// both sides are closed after.
+    pub upgrade_idle_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -96,6 +100,7 @@ impl Default for ServerLimits {
             body_idle_timeout: Duration::from_secs(60),
             max_body_bytes: None,
             max_header_count: 500,
+            upgrade_idle_timeout: Duration::from_secs(3600),
         }
     }
 }

@@ -24,7 +24,7 @@ use crate::binding::{BindError, BindingCache, CacheParams, Route};
 use crate::body::Observed;
 use crate::error::RouteError;
 use crate::headers::LocalDtab;
-use crate::http1::{self, Http1};
+use crate::http1::{self, Http1, UpgradeStats};
 use crate::identify::is_connect;
 use crate::stats::Registry;
 use crate::{deadline, headers};
@@ -44,6 +44,8 @@ pub struct Router {
 pub(crate) struct Forwarding<'a> {
     /// The server it came in on.
     pub server: &'a ServerParams,
+    /// That server's count of upgraded connections.
+    pub upgrades: &'a Arc<UpgradeStats>,
     /// Its client's address.
     pub remote: SocketAddr,
     /// Its local dtab (`l5d-ctx-dtab` and `l5d-dtab`): the header text and
@@ -135,18 +137,20 @@ impl Router {
         false
     }
 
-    /// Handles one request from a client of `server`.
+    /// Handles one request from a client of `server`, whose upgraded
+    /// connections `upgrades` counts.
     pub async fn route(
         &self,
         mut req: Request<Incoming>,
         server: &ServerParams,
+        upgrades: &Arc<UpgradeStats>,
         remote: SocketAddr,
     ) -> Response<Body> {
         let clear = server.clear_context;
         if clear {
             headers::strip_l5d(req.headers_mut());
         }
-        match self.forward(req, server, remote).await {
+        match self.forward(req, server, upgrades, remote).await {
             Ok(mut resp) => {
                 if clear {
                     headers::strip_l5d(resp.headers_mut());
@@ -173,6 +177,7 @@ impl Router {
         &self,
         mut req: Request<Incoming>,
         server: &ServerParams,
+        upgrades: &Arc<UpgradeStats>,
         remote: SocketAddr,
     ) -> Result<Response<Body>, RouteError> {
         if is_connect(&req) {
@@ -211,6 +216,7 @@ impl Router {
         let incoming = deadline::read(req.headers());
         let fwd = Forwarding {
             server,
+            upgrades,
             remote,
             local: local.as_ref(),
             deadline: incoming,

@@ -13,6 +13,7 @@ use tokio::sync::{Semaphore, watch};
 
 use crate::descriptors;
 use crate::error::RouteError;
+use crate::http1::UpgradeStats;
 use crate::router::{Body, Router, ServerParams};
 use crate::service::RequestStats;
 use crate::stats::{Counter, Gauge, Registry, Scope};
@@ -27,6 +28,8 @@ pub struct Server {
     /// Times it stopped accepting because the descriptor budget's client
     /// connections were all open.
     descriptors_full: Arc<Counter>,
+    /// `upgraded` and `upgrade_idle_closes`: its tunnels after a 101.
+    upgrades: Arc<UpgradeStats>,
     max_buf: usize,
 }
 
@@ -75,6 +78,7 @@ impl Server {
             stats: RequestStats::new(registry, &scope),
             connections: registry.gauge(&scope, "connections"),
             descriptors_full: registry.counter(&scope, "descriptor_limit_reached"),
+            upgrades: Arc::new(UpgradeStats::new(registry, &scope)),
             max_buf: max_head_bytes.max(8192),
             state: ArcSwap::from_pointee(ServerState {
                 router,
@@ -201,12 +205,12 @@ impl Server {
                     let server = Arc::clone(&self);
                     let (open, mut draining) = (Arc::clone(&open), draining.clone());
                     tokio::spawn(async move {
-                        let _open = (open, server.connections.enter(), slot);
+                        let _open = (open, server.connections.enter());
                         let header_timeout = server.state.load().params.limits.header_timeout;
                         if refused_h2_prior_knowledge(&mut stream, header_timeout).await {
                             return;
                         }
-                        let conn = server.connection(stream, remote);
+                        let conn = server.connection(descriptors::Counted::new(stream, slot), remote);
                         let mut conn = std::pin::pin!(conn);
                         let ended = tokio::select! {
                             r = conn.as_mut() => Some(r),
@@ -311,7 +315,10 @@ impl Server {
             },
         };
         let pending = self.stats.pending.enter();
-        let resp = state.router.route(req, &state.params, remote).await;
+        let resp = state
+            .router
+            .route(req, &state.params, &self.upgrades, remote)
+            .await;
         drop(pending);
         self.stats.record(resp.status().as_u16(), start.elapsed());
         resp

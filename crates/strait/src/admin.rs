@@ -119,9 +119,10 @@ const HISTOGRAM_STATS: [&str; 11] = [
 /// `gauge` field names of `?tree=1`. The flat JSON the registry renders
 /// does not say which numbers are gauges, so the tree form goes by
 /// Finagle's names; anything else is a counter.
-const GAUGE_NAMES: [&str; 9] = [
+const GAUGE_NAMES: [&str; 10] = [
     "pending",
     "connections",
+    "upgraded",
     "loadbalancer/size",
     "loadbalancer/available",
     "loadbalancer/busy",

@@ -342,6 +342,7 @@ impl Live {
                         body_idle_timeout: sc.request_body_idle_timeout,
                         max_body_bytes: sc.max_request_body_kb.map(|kb| kb.saturating_mul(1024)),
                         max_header_count: sc.max_header_count as usize,
+                        upgrade_idle_timeout: sc.upgrade_idle_timeout,
                     },
                 };
                 if let Some(slot) = self.servers.remove(&want) {

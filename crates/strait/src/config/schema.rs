@@ -512,6 +512,9 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
             .map_or(Duration::from_secs(60), Duration::from_millis),
         max_request_body_kb: r.opt(cx, "maxRequestBodyKB", u64_positive),
         max_header_count: r.or(cx, "maxHeaderCount", u32_positive, 500),
+        upgrade_idle_timeout: r
+            .opt(cx, "upgradeIdleTimeoutMs", u64_positive)
+            .map_or(Duration::from_secs(3600), Duration::from_millis),
     };
     r.not_implemented(
         cx,

@@ -335,6 +335,11 @@ pub struct ServerConfig {
     /// Strait's own: the most request headers (`maxHeaderCount`, default
     /// 500; 431 beyond).
     pub max_header_count: u32,
+    /// Strait's own: how long an upgraded connection (a WebSocket) may
+    /// carry no byte either way before both sides are closed
+    /// (`upgradeIdleTimeoutMs`, default 3 600 000).
+    #[serde(rename = "upgradeIdleTimeoutMs", serialize_with = "as_millis")]
+    pub upgrade_idle_timeout: Duration,
 }
 
 /// The `Forwarded` header's `by` and `for` labels (`addForwardedHeader`).
