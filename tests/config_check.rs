@@ -1857,6 +1857,8 @@ routers:
     );
     assert_eq!(
         errors(&text.replace("{dc}-east", "{dc}@east")),
-        ["linkerd.yaml:7:36: routers[0].client.configs[0].prefix: invalid prefix: end of input expected but '@' found at '/#/io.l5d.consul/{dc}[@]east/{service}'"]
+        [
+            "linkerd.yaml:7:36: routers[0].client.configs[0].prefix: invalid prefix: end of input expected but '@' found at '/#/io.l5d.consul/{dc}[@]east/{service}'"
+        ]
     );
 }

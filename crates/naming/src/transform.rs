@@ -109,7 +109,8 @@ impl Transformer {
     /// `inet` resolves the `/$/inet` paths of `replace` and `const`.
     pub fn new(kind: TransformerKind, prefix: Option<Path>, inet: &InetResolver) -> Transformer {
         let prefix = Path::utf8(&["%"]).concat(&prefix.unwrap_or_else(|| kind.default_prefix()));
-        let locals = (kind == TransformerKind::Localhost).then(|| watch_local_ips(REFRESH_INTERVAL));
+        let locals =
+            (kind == TransformerKind::Localhost).then(|| watch_local_ips(REFRESH_INTERVAL));
         Transformer {
             inner: Arc::new(Inner {
                 kind,
@@ -184,13 +185,14 @@ impl Transformer {
         let kind = self.inner.kind.clone();
         let mut src = src.clone();
         let mut locals = self.inner.locals.clone();
-        let compute = move |src: &mut AddrVar, locals: &mut Option<watch::Receiver<Arc<[IpAddr]>>>| {
-            let ips: Arc<[IpAddr]> = match locals {
-                Some(l) => l.borrow_and_update().clone(),
-                None => Arc::from([]),
+        let compute =
+            move |src: &mut AddrVar, locals: &mut Option<watch::Receiver<Arc<[IpAddr]>>>| {
+                let ips: Arc<[IpAddr]> = match locals {
+                    Some(l) => l.borrow_and_update().clone(),
+                    None => Arc::from([]),
+                };
+                map_addr(&kind, &src.borrow_and_update(), &ips)
             };
-            map_addr(&kind, &src.borrow_and_update(), &ips)
-        };
         let (tx, rx) = watch::channel(compute(&mut src, &mut locals));
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
             return rx;
@@ -280,11 +282,9 @@ fn replace_leaves(
 ) -> NameTree<BoundName> {
     match tree {
         NameTree::Leaf(_) => replacement.clone(),
-        NameTree::Alt(ts) => NameTree::Alt(
-            ts.iter()
-                .map(|t| replace_leaves(t, replacement))
-                .collect(),
-        ),
+        NameTree::Alt(ts) => {
+            NameTree::Alt(ts.iter().map(|t| replace_leaves(t, replacement)).collect())
+        }
         NameTree::Union(ws) => NameTree::Union(
             ws.iter()
                 .map(|w| Weighted::new(w.weight, replace_leaves(&w.tree, replacement)))
@@ -434,7 +434,9 @@ fn leaves_by_phase(tree: &Tree, pending: &mut bool) -> LookupTree {
             }
             Phase::Bound => NameTree::Leaf(Name::Bound(b.clone())),
         },
-        NameTree::Alt(ts) => NameTree::Alt(ts.iter().map(|t| leaves_by_phase(t, pending)).collect()),
+        NameTree::Alt(ts) => {
+            NameTree::Alt(ts.iter().map(|t| leaves_by_phase(t, pending)).collect())
+        }
         NameTree::Union(ws) => NameTree::Union(
             ws.iter()
                 .map(|w| Weighted::new(w.weight, leaves_by_phase(&w.tree, pending)))

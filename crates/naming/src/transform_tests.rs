@@ -42,7 +42,10 @@ fn the_leaf(tree: &NameTree<BoundName>) -> &BoundName {
 
 #[tokio::test]
 async fn port_rewrites_every_port_and_follows_changes() {
-    let (tx, tree) = leaf("/#/io.l5d.consul/dc1/web", set(&["10.0.0.1:80", "10.0.0.2:81"]));
+    let (tx, tree) = leaf(
+        "/#/io.l5d.consul/dc1/web",
+        set(&["10.0.0.1:80", "10.0.0.2:81"]),
+    );
     let out = t(TransformerKind::Port(4141)).transform(&tree);
     let b = the_leaf(&out);
     assert_eq!(b.id, path("/%/io.l5d.port/4141/#/io.l5d.consul/dc1/web"));
@@ -170,7 +173,9 @@ async fn a_transforming_namer_answers_neg_when_filtering_empties_the_set() {
     let (tx, rx) = watch::channel(set(&["10.0.0.1:80"]));
     let namer = Arc::new(TransformingNamer::new(
         Arc::new(Live(rx)),
-        vec![t(TransformerKind::SpecificHost("10.0.0.1".parse().unwrap()))],
+        vec![t(TransformerKind::SpecificHost(
+            "10.0.0.1".parse().unwrap(),
+        ))],
     ));
     let interp = Interpreter::new(
         vec![(path("/#/live"), namer as Arc<dyn Namer>)],
@@ -186,7 +191,9 @@ async fn a_transforming_namer_answers_neg_when_filtering_empties_the_set() {
     // The only address goes away: the lookup turns Neg, the binding is
     // stale, and binding again takes the alternative.
     tx.send_replace(set(&["10.0.0.2:80"]));
-    tokio::time::timeout(WAIT, b.changed()).await.expect("stale");
+    tokio::time::timeout(WAIT, b.changed())
+        .await
+        .expect("stale");
     let b = interp.bind(&dtab, &path("/svc/web"), 100);
     let State::Ok(NameTree::Leaf(bound)) = &b.state else {
         panic!("{:?}", b.state)
@@ -195,7 +202,9 @@ async fn a_transforming_namer_answers_neg_when_filtering_empties_the_set() {
 
     let namer = TransformingNamer::new(
         Arc::new(Live(watch::channel(set(&["10.0.0.9:1"])).1)),
-        vec![t(TransformerKind::SpecificHost("10.0.0.1".parse().unwrap()))],
+        vec![t(TransformerKind::SpecificHost(
+            "10.0.0.1".parse().unwrap(),
+        ))],
     );
     let act = namer.lookup(&path("/#/live"), &path("/web"));
     assert!(is_neg(&act.borrow()));

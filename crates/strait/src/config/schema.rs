@@ -776,7 +776,14 @@ fn transformer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TransformerC
             if OTHER_TRANSFORMER_KINDS.contains(&k) {
                 not_implemented_kind(cx, &kind_node, &kind_path, "transformer", k);
             } else {
-                unknown_kind(cx, &kind_node, &kind_path, "transformer", k, TRANSFORMER_KINDS);
+                unknown_kind(
+                    cx,
+                    &kind_node,
+                    &kind_path,
+                    "transformer",
+                    k,
+                    TRANSFORMER_KINDS,
+                );
             }
             return None;
         }
