@@ -41,4 +41,14 @@ fn a_port_transformer_routes_to_the_rewritten_port_under_its_own_client_scope() 
         "no client scope {scope} in {}",
         m.body
     );
+    let cs = curl(
+        &[&format!("http://{}/client_state.json", strait.admin)],
+        &[],
+    );
+    let id = format!("/%/io.l5d.port/{port}/#/io.l5d.fs/web");
+    assert!(
+        cs.body.contains(&id) && cs.body.contains(&format!("127.0.0.1:{port}")),
+        "client_state.json lists the transformed client: {}",
+        cs.body
+    );
 }
