@@ -15,7 +15,8 @@ use strait::config::{
     ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
     TelemeterConfig, UsageConfig, parse,
 };
-use strait_dtab::{Dtab, Path, Prefix};
+use strait_dtab::{Dtab, Path};
+use strait_naming::pathmatch::PathMatcher;
 
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
@@ -93,8 +94,8 @@ fn default_router() -> RouterConfig {
     }
 }
 
-fn prefix(s: &str) -> Prefix {
-    match Prefix::read(s) {
+fn prefix(s: &str) -> PathMatcher {
+    match PathMatcher::new(s) {
         Ok(p) => p,
         Err(e) => panic!("{s}: {e}"),
     }
@@ -346,6 +347,7 @@ fn every_key_is_read_into_the_domain_types() {
             NamerConfig::Fs(FsNamerConfig {
                 prefix: path("/io.l5d.fs"),
                 root_dir: "/etc/strait/disco".into(),
+                transformers: vec![],
             }),
             NamerConfig::Consul(ConsulConfig {
                 prefix: path("/consul"),
@@ -373,6 +375,7 @@ fn every_key_is_read_into_the_domain_types() {
                 fixed_length_streamed_after_kb: 1024,
                 max_watches: 500,
                 watch_idle_ttl: Duration::from_secs(30),
+                transformers: vec![],
             }),
         ]
     );
@@ -583,8 +586,8 @@ fn config_json_uses_linkerd_key_names() {
     let client = &json["routers"][0]["client"];
     assert_eq!(client["kind"], "io.l5d.static");
     assert_eq!(
-        client["configs"][2]["prefix"], "/#/io.l5d.fs/*/canary",
-        "a {{name}} capture prints as the * it is read as"
+        client["configs"][2]["prefix"], "/#/io.l5d.fs/{service}/canary",
+        "a {{name}} capture prints as written"
     );
     assert_eq!(client["configs"][2]["connectTimeoutMs"], 50);
     assert!(
@@ -915,7 +918,7 @@ namers:
         errors(text),
         [
             "linkerd.yaml:3:22: routers[0].identifier.kind: unknown identifier kind 'io.l5d.hostname'; known kinds: io.l5d.header.token, io.l5d.methodAndHost, io.l5d.path, io.l5d.header, io.l5d.static",
-            "linkerd.yaml:6:9: namers[0].kind: unknown namer kind 'io.l5d.etcd'; known kinds: io.l5d.fs, io.l5d.consul, io.l5d.dnssrv",
+            "linkerd.yaml:6:9: namers[0].kind: unknown namer kind 'io.l5d.etcd'; known kinds: io.l5d.fs, io.l5d.consul, io.l5d.dnssrv, io.l5d.rewrite",
             "linkerd.yaml:7:3: namers[1].kind: missing required key 'kind'",
         ]
     );
@@ -969,6 +972,7 @@ fn consul_namer_defaults_follow_linkerd() {
             fixed_length_streamed_after_kb: 5120,
             max_watches: 100,
             watch_idle_ttl: Duration::from_secs(60),
+            transformers: vec![],
         })]
     );
 }
@@ -994,6 +998,7 @@ namers:
                 prefix: path("/io.l5d.dnssrv"),
                 refresh_interval: Duration::from_secs(5),
                 dns_hosts: vec![],
+                transformers: vec![],
             }),
             NamerConfig::DnsSrv(DnsSrvNamerConfig {
                 prefix: path("/consul-dns"),
@@ -1004,6 +1009,7 @@ namers:
                     addr("[::1]:8600"),
                     addr("[::1]:53"),
                 ],
+                transformers: vec![],
             }),
         ],
         "Linkerd's defaults (5 s, the system resolver); a host without a port is on 53"
@@ -1413,10 +1419,10 @@ fn static_client_prefixes_match_with_wildcards_and_later_matches_override() {
         vec![
             prefix("/"),
             prefix("/#/io.l5d.fs/*"),
-            prefix("/#/io.l5d.fs/*/canary"),
+            prefix("/#/io.l5d.fs/{service}/canary"),
             prefix("/#/io.l5d.consul/*/web"),
         ],
-        "a {{name}} capture segment reads as a * wildcard"
+        "a {{name}} capture is kept as written"
     );
     assert_eq!(
         configs[1],
@@ -1712,6 +1718,147 @@ fn dtab_override_is_off_by_default_and_inet_allow_defaults_to_loopback() {
         [
             "linkerd.yaml:3:15: routers[0].inetAllow[0]: '10.0.0.0/40' is not an address pattern (bad prefix length); write an IP or CIDR block, optionally with a port: 10.0.0.0/8, 10.1.2.3:8080, [::1]:80",
             "linkerd.yaml:6:19: routers[0].servers[0].dtabOverride: expected true or false, found 'yes'",
+        ]
+    );
+}
+
+#[test]
+fn namers_take_transformers_and_the_rewrite_namer() {
+    use strait::config::{RewriteNamerConfig, TransformerConfig};
+    use strait_naming::transform::TransformerKind;
+    let text = "\
+routers: [{protocol: http, servers: [{}]}]
+namers:
+- kind: io.l5d.fs
+  rootDir: /srv/disco
+  transformers:
+  - kind: io.l5d.port
+    port: 4141
+  - {kind: io.l5d.localhost}
+  - {kind: io.l5d.specificHost, host: 10.0.0.7, prefix: /pinned}
+  - {kind: io.l5d.replace, path: /$/inet/127.0.0.1/4140}
+  - {kind: io.l5d.const, path: /$/inet/127.0.0.1/4141}
+- kind: io.l5d.rewrite
+  prefix: /apiToSrv
+  pattern: /{service}/api
+  name: /srv/{service}
+";
+    let c = ok(text);
+    let t = |kind, prefix: Option<&str>| TransformerConfig {
+        kind,
+        prefix: prefix.map(path),
+    };
+    assert_eq!(
+        c.namers[0].transformers(),
+        [
+            t(TransformerKind::Port(4141), None),
+            t(TransformerKind::Localhost, None),
+            t(
+                TransformerKind::SpecificHost("10.0.0.7".parse().unwrap()),
+                Some("/pinned")
+            ),
+            t(
+                TransformerKind::Replace(path("/$/inet/127.0.0.1/4140")),
+                None
+            ),
+            t(TransformerKind::Const(path("/$/inet/127.0.0.1/4141")), None),
+        ]
+    );
+    assert_eq!(
+        c.namers[1],
+        NamerConfig::Rewrite(RewriteNamerConfig {
+            prefix: path("/apiToSrv"),
+            pattern: prefix("/{service}/api"),
+            name: "/srv/{service}".to_owned(),
+            transformers: vec![],
+        })
+    );
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        json["namers"][0]["transformers"][2],
+        serde_json::json!({"kind": "io.l5d.specificHost", "host": "10.0.0.7", "prefix": "/pinned"})
+    );
+    assert_eq!(json["namers"][1]["pattern"], "/{service}/api");
+    let back = serde_json::to_string(&c).unwrap();
+    assert_eq!(ok(&back), c, "the printed config parses back");
+}
+
+#[test]
+fn bad_transformers_and_rewrite_namers_are_refused() {
+    let text = "\
+routers: [{protocol: http, servers: [{}]}]
+namers:
+- kind: io.l5d.fs
+  rootDir: /srv/disco
+  transformers:
+  - {port: 4141}
+  - {kind: io.l5d.port, port: 70000}
+  - {kind: io.l5d.specificHost, host: not-an-ip}
+  - {kind: io.l5d.replace, path: /#/io.l5d.fs/web}
+  - {kind: io.l5d.const}
+  - {kind: io.l5d.k8s.localnode}
+  - {kind: io.l5d.portt, port: 1}
+  - {kind: io.l5d.localhost, prefix: /}
+- kind: io.l5d.rewrite
+  pattern: /{service}/api
+  name: /srv/{service}
+- kind: io.l5d.rewrite
+  prefix: /r
+  pattern: svc
+  name: srv/{x}
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:6:5: namers[0].transformers[0].kind: missing required key 'kind'",
+            "linkerd.yaml:7:31: namers[0].transformers[1].port: expected an integer from 0 to 65535, found 70000",
+            "linkerd.yaml:8:39: namers[0].transformers[2].host: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'not-an-ip'",
+            "linkerd.yaml:9:34: namers[0].transformers[3].path: /#/io.l5d.fs/web is bound without the dtab or the configured namers, so it must be a /$/ path such as /$/inet/127.0.0.1/4140",
+            "linkerd.yaml:10:5: namers[0].transformers[4].path: missing required key 'path'",
+            "linkerd.yaml:11:12: namers[0].transformers[5].kind: transformer `io.l5d.k8s.localnode` is a Linkerd 1 feature Strait does not implement yet",
+            "linkerd.yaml:12:12: namers[0].transformers[6].kind: unknown transformer kind 'io.l5d.portt'; known kinds: io.l5d.localhost, io.l5d.specificHost, io.l5d.port, io.l5d.replace, io.l5d.const",
+            "linkerd.yaml:13:38: namers[0].transformers[7].prefix: a transformer prefix must not be empty",
+            "linkerd.yaml:14:3: namers[1].prefix: The 'prefix' property is required for the io.l5d.rewrite namer.",
+            "linkerd.yaml:19:12: namers[2].pattern: 'svc' is not a path pattern: it must start with '/'",
+            "linkerd.yaml:20:9: namers[2].name: 'srv/{x}' is not a path (with its {captures} filled in): '/' expected but 's' found at '[s]rv/x'",
+        ]
+    );
+}
+
+#[test]
+fn static_prefixes_take_path_matcher_captures_within_elements() {
+    let text = "\
+routers:
+- protocol: http
+  servers: [{}]
+  client:
+    kind: io.l5d.static
+    configs:
+    - prefix: /#/io.l5d.consul/{dc}-east/{service}
+      connectTimeoutMs: 50
+    - prefix: /%/io.l5d.port/4141/#/*
+      connectTimeoutMs: 70
+";
+    let c = ok(text);
+    let client = &c.routers[0].client;
+    let timeout = |id: &str| client.params_for(&path(id)).connect_timeout;
+    assert_eq!(
+        timeout("/#/io.l5d.consul/us-east/web"),
+        Duration::from_millis(50)
+    );
+    assert_eq!(
+        timeout("/#/io.l5d.consul/dc1/web"),
+        ClientParams::default().connect_timeout
+    );
+    assert_eq!(
+        timeout("/%/io.l5d.port/4141/#/io.l5d.consul/us-east/web"),
+        Duration::from_millis(70),
+        "a transformed client is matched by its /%/ id"
+    );
+    assert_eq!(
+        errors(&text.replace("{dc}-east", "{dc}@east")),
+        [
+            "linkerd.yaml:7:36: routers[0].client.configs[0].prefix: invalid prefix: end of input expected but '@' found at '/#/io.l5d.consul/{dc}[@]east/{service}'"
         ]
     );
 }

@@ -9,6 +9,7 @@ use strait_dtab::global::{self, InetAddr};
 use strait_dtab::{BindLimits, Bound, Dtab, LimitExceeded, Name, NameTree, Path, State};
 
 use crate::inet::InetResolver;
+use crate::transform::{self, Transformer};
 use crate::{Activity, BoundName, LookupTree, Namer};
 
 /// Binds paths through a dtab and a set of namers.
@@ -17,6 +18,8 @@ pub struct Interpreter {
     /// Tried in this order: the reverse of the configuration order.
     namers: Arc<[(Path, Arc<dyn Namer>)]>,
     inet: InetResolver,
+    /// Applied in order to every bound tree (`interpreter.transformers`).
+    transformers: Arc<[Transformer]>,
 }
 
 /// A bound tree, plus what it was computed from.
@@ -83,12 +86,28 @@ impl Interpreter {
         Interpreter {
             namers: namers.into(),
             inet,
+            transformers: Arc::new([]),
         }
     }
 
+    /// This interpreter with `transformers` applied, in order, to every
+    /// tree it binds (Linkerd's `interpreter.transformers`): bound ids get
+    /// the transformers' `/%/…` prefixes.
+    pub fn with_transformers(mut self, transformers: Vec<Transformer>) -> Self {
+        self.transformers = transformers.into();
+        self
+    }
+
+    /// The transformers applied to bound trees, in order.
+    pub fn transformers(&self) -> &[Transformer] {
+        &self.transformers
+    }
+
     /// The `Host` rewrite the namer serving the bound name `id` asks for
-    /// (see [`Namer::authority`]).
+    /// (see [`Namer::authority`]); a transformed id is looked up without
+    /// its `/%/…` prefixes.
     pub fn authority(&self, id: &Path) -> Option<String> {
+        let id = &transform::strip_prefix(id);
         self.namers
             .iter()
             .find(|(prefix, _)| id.starts_with(prefix))
@@ -173,6 +192,10 @@ impl Interpreter {
             &NameTree::Leaf(path.clone()),
             limits,
         )?;
+        let state = match self.transformers.is_empty() {
+            true => state,
+            false => state.map(|t| transform::apply(&self.transformers, t)),
+        };
         Ok(Binding { state, deps })
     }
 }

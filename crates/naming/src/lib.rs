@@ -26,9 +26,13 @@ pub mod delegate;
 pub mod dnssrv;
 pub mod fs;
 pub mod inet;
+pub mod interfaces;
 mod interp;
+pub mod pathmatch;
+pub mod rewrite;
 #[cfg(test)]
 mod testing;
+pub mod transform;
 
 pub use interp::{Binding, Interpreter};
 

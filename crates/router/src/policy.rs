@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use strait_balancer::{FailureAccrual, LoadBalancer};
-use strait_dtab::{Path, Prefix};
+use strait_dtab::Path;
+use strait_naming::pathmatch::PathMatcher;
 
 use crate::retry::{Classifier, RetryBackoff};
 
@@ -197,13 +198,14 @@ impl PolicyPatch<ServicePolicy> for ServicePolicyPatch {
 }
 
 /// A policy for every name (`base`), and patches applied in order to the
-/// names their prefix matches (`*` matches any one element).
+/// names their prefix matches (a Linkerd path matcher: `*` matches any
+/// one element, `{name}` captures; see [`strait_naming::pathmatch`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct PolicyTable<P, X> {
     /// What a name gets when no patch matches it.
     pub base: P,
     /// `(prefix, patch)` in the order written; every match applies.
-    pub patches: Vec<(Prefix, X)>,
+    pub patches: Vec<(PathMatcher, X)>,
 }
 
 impl<P: Clone, X: PolicyPatch<P>> PolicyTable<P, X> {

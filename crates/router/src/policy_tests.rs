@@ -6,8 +6,8 @@ fn path(s: &str) -> Path {
     Path::read(s).unwrap()
 }
 
-fn prefix(s: &str) -> Prefix {
-    Prefix::read(s).unwrap()
+fn prefix(s: &str) -> PathMatcher {
+    PathMatcher::new(s).unwrap()
 }
 
 const SEC: Duration = Duration::from_secs(1);
@@ -189,5 +189,33 @@ fn no_match_is_the_base() {
     assert_eq!(
         Policies::default().service_for(&path("/svc/x")),
         ServicePolicy::default()
+    );
+}
+
+#[test]
+fn path_matcher_prefixes_capture_within_elements() {
+    let patch = |max| ClientPolicyPatch {
+        pool: Some(PoolPolicy {
+            max_size: Some(max),
+            idle_timeout: None,
+        }),
+        ..ClientPolicyPatch::default()
+    };
+    let client = PolicyTable {
+        base: ClientPolicy::default(),
+        patches: vec![
+            (prefix("/#/io.l5d.consul/{dc}/{service}"), patch(2)),
+            (prefix("/#/io.l5d.consul/{dc}-east/"), patch(3)),
+        ],
+    };
+    let max = |id: &str| client.resolve(&path(id)).pool_max_size;
+    assert_eq!(max("/#/io.l5d.consul/dc1/web"), Some(2));
+    assert_eq!(max("/#/io.l5d.consul/us-east/web/x"), Some(3));
+    assert_eq!(max("/#/io.l5d.consul/dc1"), None, "too short");
+    assert_eq!(max("/#/io.l5d.fs/web"), None);
+    assert_eq!(
+        max("/%/io.l5d.port/4141/#/io.l5d.consul/dc1/web"),
+        None,
+        "a transformed id is its own client"
     );
 }

@@ -1,6 +1,7 @@
-//! The configured namers, built: `io.l5d.fs`, `io.l5d.consul` and
-//! `io.l5d.dnssrv` from their (lowered) config, with the Consul namer's
-//! stats registered. Building one starts its I/O (file watches, Consul
+//! The configured namers, built: `io.l5d.fs`, `io.l5d.consul`,
+//! `io.l5d.dnssrv` and `io.l5d.rewrite` from their (lowered) config,
+//! wrapped in their `transformers`, with the Consul namer's stats
+//! registered. Building one starts its I/O (file watches, Consul
 //! long polls, DNS), so this is not part of the pure lowering in
 //! `config::lower`.
 
@@ -11,10 +12,13 @@ use strait_namer_consul::ConsulNamer;
 use strait_naming::Namer;
 use strait_naming::dnssrv::DnsSrvNamer;
 use strait_naming::fs::FsNamer;
+use strait_naming::inet::InetResolver;
+use strait_naming::rewrite::RewriteNamer;
+use strait_naming::transform::{Transformer, TransformingNamer};
 use strait_router::stats::{Registry, Scope};
 
 use crate::admin::NamerEntry;
-use crate::config::{NamerConfig, lower};
+use crate::config::{NamerConfig, TransformerConfig, lower};
 
 /// The namer `n` configures, with its stats registered in `registry`.
 pub fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, String> {
@@ -41,12 +45,34 @@ pub fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, S
                     .map_err(|e| format!("namer {prefix}: {e}"))?,
             ),
         ),
+        NamerConfig::Rewrite(r) => (
+            "io.l5d.rewrite",
+            Arc::new(RewriteNamer::new(r.pattern.clone(), r.name.clone())),
+        ),
+    };
+    let namer: Arc<dyn Namer> = match n.transformers() {
+        [] => namer,
+        ts => Arc::new(TransformingNamer::new(
+            namer,
+            transformers(ts, &InetResolver::default()),
+        )),
     };
     Ok(NamerEntry {
         prefix,
         kind: kind.to_owned(),
         namer,
     })
+}
+
+/// The transformers `configs` describe, in order; `inet` resolves the
+/// `/$/inet` paths of `io.l5d.replace` and `io.l5d.const`. For a router's
+/// `interpreter.transformers`, pass the interpreter's resolver and hand
+/// the result to `Interpreter::with_transformers`.
+pub fn transformers(configs: &[TransformerConfig], inet: &InetResolver) -> Vec<Transformer> {
+    configs
+        .iter()
+        .map(|c| Transformer::new(c.kind.clone(), c.prefix.clone(), inet))
+        .collect()
 }
 
 /// Linkerd 1's namer counters (`lookups`, `service/opens`, …) and

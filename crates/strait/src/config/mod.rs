@@ -44,8 +44,9 @@ pub use types::{
     ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig, DEFAULT_CONNECT_TIMEOUT,
     DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig,
     HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol,
-    RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams,
-    ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig,
+    RetriesConfig, RetriesPatch, RewriteNamerConfig, RouterConfig, ServerConfig, ServiceConfig,
+    ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig,
+    TransformerConfig, UsageConfig,
 };
 
 /// One problem in a config file.

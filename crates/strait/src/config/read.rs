@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 
 use strait_dtab::{Dtab, ParseError, Path, Prefix};
+use strait_naming::pathmatch::PathMatcher;
 
 use super::ConfigError;
 use super::tree::{Key, Node, Pos, Value, child};
@@ -520,18 +521,22 @@ pub(crate) fn name_path(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Pat
     }
 }
 
-/// A dentry prefix such as `/#/io.l5d.fs/*` (`*` matches any one
-/// element), positioned at the offending character on error.
-///
-/// Linkerd's static client and service configs also take `{name}`
-/// capture segments (`/#/io.l5d.consul/dc1/{service}`); Strait reads each
-/// as `*`. Captures only feed `tls.commonName`, which Strait does not
-/// implement yet, so none are kept.
-pub(crate) fn prefix(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Prefix> {
+/// A client or service `prefix`: Linkerd's path-matcher syntax (see
+/// [`strait_naming::pathmatch`]), such as `/#/io.l5d.fs/*` or
+/// `/#/io.l5d.consul/{dc}/{service}`, positioned at the offending
+/// character on error. Apart from its `{name}` captures it must read as a
+/// dentry prefix (`*` matching any one element).
+pub(crate) fn prefix(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PathMatcher> {
     let text = scalar(cx, node, path, "a prefix such as /#/io.l5d.fs/*")?;
-    let (rewritten, map) = captures_as_wildcards(text);
+    let (rewritten, map) = captures_as_labels(text);
     match Prefix::read(&rewritten) {
-        Ok(p) => Some(p),
+        Ok(_) => match PathMatcher::new(text.trim()) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                cx.error(node.pos, path, e);
+                None
+            }
+        },
         Err(e) => {
             let offset = map
                 .get(e.offset())
@@ -544,21 +549,19 @@ pub(crate) fn prefix(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Prefix
     }
 }
 
-/// `text` with every `{name}` segment replaced by `*`, and for each
-/// character of the result (and its end) the index of the character of
-/// `text` it came from.
-fn captures_as_wildcards(text: &str) -> (String, Vec<usize>) {
+/// `text` with every `{name}` capture replaced by `x` (so the rest can be
+/// checked as a dentry prefix), and for each character of the result (and
+/// its end) the index of the character of `text` it came from.
+fn captures_as_labels(text: &str) -> (String, Vec<usize>) {
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut map = Vec::with_capacity(chars.len() + 1);
     let mut i = 0;
     while i < chars.len() {
-        if i > 0
-            && chars[i - 1] == '/'
-            && chars[i] == '{'
+        if chars[i] == '{'
             && let Some(len) = capture_len(&chars[i..])
         {
-            out.push('*');
+            out.push('x');
             map.push(i);
             i += len;
             continue;
@@ -571,20 +574,16 @@ fn captures_as_wildcards(text: &str) -> (String, Vec<usize>) {
     (out, map)
 }
 
-/// The length of the `{name}` segment `chars` starts with: a non-empty
-/// name of letters, digits, `_`, `-` and `.`, then `/`, whitespace or the
-/// end.
+/// The length of the `{name}` capture `chars` starts with: a non-empty
+/// name of letters, digits, `_`, `-`, `.` and `:`, then `}`.
 fn capture_len(chars: &[char]) -> Option<usize> {
     let close = chars.iter().position(|&c| c == '}')?;
     let name = &chars[1..close];
     let name_ok = !name.is_empty()
         && name
             .iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
-    let end_ok = chars
-        .get(close + 1)
-        .is_none_or(|&c| c == '/' || c.is_whitespace());
-    (name_ok && end_ok).then_some(close + 1)
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.' | ':'));
+    name_ok.then_some(close + 1)
 }
 
 /// Finagle's message about `rewritten` (`… found at '<context>'`), with the

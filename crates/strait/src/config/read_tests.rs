@@ -142,20 +142,23 @@ fn dtab_error_points_into_a_block_value() {
 }
 
 #[test]
-fn prefix_reads_wildcards_and_name_captures_as_wildcards() {
+fn prefix_reads_wildcards_and_name_captures_as_written() {
     let (v, errors) = with_root(
         "a: /#/io.l5d.consul/{dc}/{service}\nb: \"/#/io.l5d.fs/*/x\"\n",
         |cx, mut r| (r.opt(cx, "a", prefix), r.opt(cx, "b", prefix)),
     );
     assert_eq!(errors, Vec::<String>::new());
-    let show = |p: Option<Prefix>| p.map(|p| p.show());
-    assert_eq!(show(v.0), Some("/#/io.l5d.consul/*/*".to_owned()));
+    let show = |p: Option<PathMatcher>| p.map(|p| p.pattern().to_owned());
+    assert_eq!(
+        show(v.0),
+        Some("/#/io.l5d.consul/{dc}/{service}".to_owned())
+    );
     assert_eq!(show(v.1), Some("/#/io.l5d.fs/*/x".to_owned()));
 }
 
 #[test]
 fn prefix_error_points_at_the_original_text_around_captures() {
-    let (_, errors) = with_root(
+    let (v, errors) = with_root(
         "a: \"/{dc}/x{y}\"\nb: /{}/x\nc: /{svc}/{dc}/b@d\n",
         |cx, mut r| {
             (
@@ -168,11 +171,14 @@ fn prefix_error_points_at_the_original_text_around_captures() {
     assert_eq!(
         errors,
         [
-            "t.yaml:1:12: a: invalid prefix: end of input expected but '{' found at '/{dc}/x[{]y}'",
             "t.yaml:2:5: b: invalid prefix: end of input expected but '{' found at '/[{]}/x'",
             "t.yaml:3:17: c: invalid prefix: end of input expected but '@' found at '/{svc}/{dc}/b[@]d'",
         ],
-        "only whole `{{name}}` segments are captures; errors quote what was written"
+        "`{{name}}` captures may sit inside an element; errors quote what was written"
+    );
+    assert_eq!(
+        v.0.map(|m| m.pattern().to_owned()),
+        Some("/{dc}/x{y}".to_owned())
     );
 }
 

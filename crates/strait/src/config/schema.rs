@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use strait_dtab::{Dtab, Path};
 use strait_naming::dnssrv::{DEFAULT_REFRESH_INTERVAL, parse_dns_host};
+use strait_naming::pathmatch::PathMatcher;
+use strait_naming::transform::TransformerKind;
 use strait_router::guard::InetRule;
 
 use super::policy;
@@ -23,8 +25,9 @@ use super::tree::{Node, Pos, Value, child};
 use super::types::{
     AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
     ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, ForwardedConfig, ForwardedLabeler,
-    FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig, Protocol, RouterConfig,
-    ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
+    FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig, Protocol,
+    RewriteNamerConfig, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, TransformerConfig,
+    UsageConfig,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
@@ -585,7 +588,12 @@ fn labeler(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ForwardedLabeler
 
 // --------------------------------------------------------------- namers
 
-const NAMER_KINDS: &[&str] = &["io.l5d.fs", "io.l5d.consul", "io.l5d.dnssrv"];
+const NAMER_KINDS: &[&str] = &[
+    "io.l5d.fs",
+    "io.l5d.consul",
+    "io.l5d.dnssrv",
+    "io.l5d.rewrite",
+];
 
 const OTHER_NAMER_KINDS: &[&str] = &[
     "io.l5d.k8s",
@@ -597,7 +605,6 @@ const OTHER_NAMER_KINDS: &[&str] = &[
     "io.l5d.zkLeader",
     "io.l5d.serversets",
     "io.l5d.curator",
-    "io.l5d.rewrite",
 ];
 
 /// Where a namer's prefix was written (the namer itself if it was not).
@@ -617,11 +624,17 @@ fn namer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<NamerConfig> {
     let namer = match kind.as_str() {
         "io.l5d.fs" => {
             let prefix = namer_prefix(cx, &mut r, "io.l5d.fs");
-            r.req(cx, "rootDir", file_path)
-                .map(|root_dir| NamerConfig::Fs(FsNamerConfig { prefix, root_dir }))
+            r.req(cx, "rootDir", file_path).map(|root_dir| {
+                NamerConfig::Fs(FsNamerConfig {
+                    prefix,
+                    root_dir,
+                    transformers: Vec::new(),
+                })
+            })
         }
         "io.l5d.consul" => Some(NamerConfig::Consul(consul(cx, &mut r))),
         "io.l5d.dnssrv" => Some(NamerConfig::DnsSrv(dnssrv(cx, &mut r))),
+        "io.l5d.rewrite" => rewrite(cx, &mut r, path).map(NamerConfig::Rewrite),
         k => {
             let kind_path = r.path_of("kind");
             if OTHER_NAMER_KINDS.contains(&k) {
@@ -634,9 +647,182 @@ fn namer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<NamerConfig> {
     };
     // Every Linkerd namer accepts these two.
     let _experimental = r.opt(cx, "experimental", boolean);
-    r.not_implemented(cx, &["transformers"]);
+    let transformers = r.opt(cx, "transformers", transformers).unwrap_or_default();
     r.finish(cx);
-    namer
+    namer.map(|mut n| {
+        match &mut n {
+            NamerConfig::Fs(c) => c.transformers = transformers,
+            NamerConfig::Consul(c) => c.transformers = transformers,
+            NamerConfig::DnsSrv(c) => c.transformers = transformers,
+            NamerConfig::Rewrite(c) => c.transformers = transformers,
+        }
+        n
+    })
+}
+
+/// `io.l5d.rewrite`: `prefix`, `pattern` and `name`, all required.
+fn rewrite(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, path: &str) -> Option<RewriteNamerConfig> {
+    let prefix = if r.get("prefix").is_some() {
+        Some(namer_prefix(cx, r, "io.l5d.rewrite"))
+    } else {
+        cx.error(
+            r.pos(),
+            &child(path, "prefix"),
+            "The 'prefix' property is required for the io.l5d.rewrite namer.",
+        );
+        None
+    };
+    let pattern = r.req(cx, "pattern", path_matcher);
+    let name = r.req(cx, "name", rewrite_name);
+    Some(RewriteNamerConfig {
+        prefix: prefix?,
+        pattern: pattern?,
+        name: name?,
+        transformers: Vec::new(),
+    })
+}
+
+/// A rewrite `pattern`: a path matcher starting with `/`.
+fn path_matcher(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PathMatcher> {
+    let text = non_empty(cx, node, path)?;
+    if !text.starts_with('/') {
+        cx.error(
+            node.pos,
+            path,
+            format!("'{text}' is not a path pattern: it must start with '/'"),
+        );
+        return None;
+    }
+    match PathMatcher::new(&text) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            cx.error(node.pos, path, e);
+            None
+        }
+    }
+}
+
+/// A rewrite `name`: a path once its `{capture}`s are substituted.
+fn rewrite_name(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let text = non_empty(cx, node, path)?;
+    let probe = placeholder_captures(&text, "x");
+    match Path::read(&probe) {
+        Ok(_) => Some(text),
+        Err(e) => {
+            cx.error(
+                node.pos,
+                path,
+                format!(
+                    "'{text}' is not a path (with its {{captures}} filled in): {}",
+                    e.message()
+                ),
+            );
+            None
+        }
+    }
+}
+
+/// `text` with every `{name}` replaced by `with`.
+fn placeholder_captures(text: &str, with: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        match rest[open..].find('}') {
+            Some(close) => {
+                out.push_str(&rest[..open]);
+                out.push_str(with);
+                rest = &rest[open + close + 1..];
+            }
+            None => break,
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+// --------------------------------------------------------- transformers
+
+const TRANSFORMER_KINDS: &[&str] = &[
+    "io.l5d.localhost",
+    "io.l5d.specificHost",
+    "io.l5d.port",
+    "io.l5d.replace",
+    "io.l5d.const",
+];
+
+const OTHER_TRANSFORMER_KINDS: &[&str] = &["io.l5d.k8s.daemonset", "io.l5d.k8s.localnode"];
+
+/// A `transformers` list (of a namer, or of a router's `interpreter`),
+/// each item checked; bad items are dropped (and recorded).
+pub(crate) fn transformers(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+) -> Option<Vec<TransformerConfig>> {
+    list(cx, node, path, transformer)
+}
+
+fn transformer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TransformerConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let kind = match kind.as_str() {
+        "io.l5d.localhost" => Some(TransformerKind::Localhost),
+        "io.l5d.specificHost" => r.req(cx, "host", ip).map(TransformerKind::SpecificHost),
+        "io.l5d.port" => r.req(cx, "port", port).map(TransformerKind::Port),
+        "io.l5d.replace" => r.req(cx, "path", system_path).map(TransformerKind::Replace),
+        "io.l5d.const" => r.req(cx, "path", system_path).map(TransformerKind::Const),
+        k => {
+            let kind_path = r.path_of("kind");
+            if OTHER_TRANSFORMER_KINDS.contains(&k) {
+                not_implemented_kind(cx, &kind_node, &kind_path, "transformer", k);
+            } else {
+                unknown_kind(
+                    cx,
+                    &kind_node,
+                    &kind_path,
+                    "transformer",
+                    k,
+                    TRANSFORMER_KINDS,
+                );
+            }
+            return None;
+        }
+    };
+    let prefix = r.opt(cx, "prefix", transformer_prefix);
+    r.finish(cx);
+    Some(TransformerConfig {
+        kind: kind?,
+        prefix,
+    })
+}
+
+/// The `path` of `io.l5d.replace`/`io.l5d.const`: bound without the dtab
+/// and the configured namers (as Linkerd does), so only `/$/…` paths can
+/// bind.
+fn system_path(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Path> {
+    let p = name_path(cx, node, path)?;
+    if p.elems().first().is_none_or(|e| e.as_ref() != b"$") {
+        cx.error(
+            node.pos,
+            path,
+            format!(
+                "{p} is bound without the dtab or the configured namers, so it must be a \
+                 /$/ path such as /$/inet/127.0.0.1/4140"
+            ),
+        );
+        return None;
+    }
+    Some(p)
+}
+
+/// A transformer `prefix`: a non-empty path.
+fn transformer_prefix(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Path> {
+    let p = name_path(cx, node, path)?;
+    if p.is_empty() {
+        cx.error(node.pos, path, "a transformer prefix must not be empty");
+        return None;
+    }
+    Some(p)
 }
 
 /// `prefix`: a non-empty path, default `/<kind>`.
@@ -683,6 +869,7 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
         fixed_length_streamed_after_kb: r.or(cx, "fixedLengthStreamedAfterKB", u64_any, 5120),
         max_watches: r.or(cx, "maxWatches", u32_positive, 100),
         watch_idle_ttl: Duration::from_secs(r.or(cx, "watchIdleTtlSecs", u64_positive, 60)),
+        transformers: Vec::new(),
     };
     r.not_implemented(cx, &["tls"]);
     c
@@ -703,6 +890,7 @@ fn dnssrv(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> DnsSrvNamerConfig {
         dns_hosts: r
             .opt(cx, "dnsHosts", |cx, n, p| list(cx, n, p, dns_host))
             .unwrap_or_default(),
+        transformers: Vec::new(),
     }
 }
 

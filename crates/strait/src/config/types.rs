@@ -11,7 +11,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
-use strait_dtab::{Dtab, Path, Prefix};
+use strait_dtab::{Dtab, Path};
+use strait_naming::pathmatch::PathMatcher;
+use strait_naming::transform::TransformerKind;
 use strait_router::guard::InetRule;
 use strait_router::policy::BudgetParams;
 
@@ -430,12 +432,11 @@ impl ClientConfig {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ClientPrefixConfig {
     /// Concrete names this item applies to (`prefix`, required), such as
-    /// `/#/io.l5d.fs/*`: `*` matches any one element. Linkerd's `{name}`
-    /// capture segments read as `*` (Strait keeps no captures: they only
-    /// feed `tls.commonName`, which Strait does not implement yet), so
-    /// they print as `*`.
-    #[serde(serialize_with = "prefix_show")]
-    pub prefix: Prefix,
+    /// `/#/io.l5d.fs/*` or `/#/io.l5d.consul/{dc}/{service}`: a
+    /// Linkerd path matcher (`*` matches any one element, `{name}`
+    /// captures; see [`strait_naming::pathmatch`]), printed as written.
+    #[serde(serialize_with = "matcher_show")]
+    pub prefix: PathMatcher,
     /// The keys written in this item; absent keys leave what earlier items
     /// (or the defaults) set.
     #[serde(flatten)]
@@ -847,9 +848,10 @@ impl ServiceConfig {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct ServicePrefixConfig {
     /// Service names this item applies to (`prefix`, required), such as
-    /// `/svc/foo`; `*` (and `{name}`, read as `*`) matches any one element.
-    #[serde(serialize_with = "prefix_show")]
-    pub prefix: Prefix,
+    /// `/svc/foo`; a Linkerd path matcher (`*` matches any one element,
+    /// `{name}` captures), printed as written.
+    #[serde(serialize_with = "matcher_show")]
+    pub prefix: PathMatcher,
     /// The keys written in this item.
     #[serde(flatten)]
     pub params: ServiceParamsPatch,
@@ -997,6 +999,9 @@ pub enum NamerConfig {
     /// `io.l5d.dnssrv`: DNS SRV records, polled.
     #[serde(rename = "io.l5d.dnssrv")]
     DnsSrv(DnsSrvNamerConfig),
+    /// `io.l5d.rewrite`: matching paths become other paths.
+    #[serde(rename = "io.l5d.rewrite")]
+    Rewrite(RewriteNamerConfig),
 }
 
 impl NamerConfig {
@@ -1006,6 +1011,17 @@ impl NamerConfig {
             NamerConfig::Fs(c) => &c.prefix,
             NamerConfig::Consul(c) => &c.prefix,
             NamerConfig::DnsSrv(c) => &c.prefix,
+            NamerConfig::Rewrite(c) => &c.prefix,
+        }
+    }
+
+    /// The configured `transformers`, in order.
+    pub fn transformers(&self) -> &[TransformerConfig] {
+        match self {
+            NamerConfig::Fs(c) => &c.transformers,
+            NamerConfig::Consul(c) => &c.transformers,
+            NamerConfig::DnsSrv(c) => &c.transformers,
+            NamerConfig::Rewrite(c) => &c.transformers,
         }
     }
 
@@ -1015,6 +1031,7 @@ impl NamerConfig {
             NamerConfig::Fs(_) => "io.l5d.fs",
             NamerConfig::Consul(_) => "io.l5d.consul",
             NamerConfig::DnsSrv(_) => "io.l5d.dnssrv",
+            NamerConfig::Rewrite(_) => "io.l5d.rewrite",
         }
     }
 
@@ -1034,6 +1051,57 @@ pub struct FsNamerConfig {
     pub prefix: Path,
     /// The watched directory (`rootDir`, required).
     pub root_dir: PathBuf,
+    /// Applied in order to the namer's bound answers (`transformers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transformers: Vec<TransformerConfig>,
+}
+
+/// `io.l5d.rewrite` settings.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RewriteNamerConfig {
+    /// Names live under `/#` ++ this (`prefix`, required).
+    #[serde(serialize_with = "path_show")]
+    pub prefix: Path,
+    /// Matched against the path below the prefix (`pattern`, required).
+    #[serde(serialize_with = "matcher_show")]
+    pub pattern: PathMatcher,
+    /// The path a match becomes, `{capture}`s substituted (`name`,
+    /// required).
+    pub name: String,
+    /// Applied in order to the namer's bound answers (`transformers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transformers: Vec<TransformerConfig>,
+}
+
+/// One transformer (`transformers` items; see
+/// [`strait_naming::transform`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TransformerConfig {
+    /// The kind and its parameter (`kind`, `port`, `host`, `path`).
+    pub kind: TransformerKind,
+    /// `prefix`: the bound ids get `/%` ++ this instead of the kind's
+    /// default.
+    pub prefix: Option<Path>,
+}
+
+impl Serialize for TransformerConfig {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("kind", self.kind.name())?;
+        match &self.kind {
+            TransformerKind::Port(p) => m.serialize_entry("port", p)?,
+            TransformerKind::SpecificHost(h) => m.serialize_entry("host", &h.to_string())?,
+            TransformerKind::Replace(p) | TransformerKind::Const(p) => {
+                m.serialize_entry("path", &p.show())?;
+            }
+            TransformerKind::Localhost => {}
+        }
+        if let Some(p) = &self.prefix {
+            m.serialize_entry("prefix", &p.show())?;
+        }
+        m.end()
+    }
 }
 
 /// `io.l5d.dnssrv` settings (Linkerd 1's experimental DNS SRV namer).
@@ -1051,6 +1119,9 @@ pub struct DnsSrvNamerConfig {
     /// system resolver). Written as `ip`, `ip:port` or `[ipv6]:port`; the
     /// port (default 53) is a Strait extension.
     pub dns_hosts: Vec<SocketAddr>,
+    /// Applied in order to the namer's bound answers (`transformers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transformers: Vec<TransformerConfig>,
 }
 
 /// `io.l5d.consul` settings (Linkerd 1's Consul namer parameters).
@@ -1103,6 +1174,9 @@ pub struct ConsulConfig {
     /// (`watchIdleTtlSecs`, a Strait extension, default 60).
     #[serde(rename = "watchIdleTtlSecs", serialize_with = "as_secs")]
     pub watch_idle_ttl: Duration,
+    /// Applied in order to the namer's bound answers (`transformers`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub transformers: Vec<TransformerConfig>,
 }
 
 /// A Consul health status (`healthStatuses` items).
@@ -1185,8 +1259,8 @@ fn opt_as_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::
     }
 }
 
-fn prefix_show<S: Serializer>(p: &Prefix, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&p.show())
+fn matcher_show<S: Serializer>(p: &PathMatcher, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.pattern())
 }
 
 fn display_list<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
