@@ -9,7 +9,7 @@ use std::time::Duration;
 use strait::config::{
     AdminConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig, BudgetConfig,
     ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch, ClientPrefixConfig, Config,
-    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, FailureAccrualConfig, ForwardedConfig,
     ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig,
     NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig,
     ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
@@ -69,6 +69,7 @@ fn default_router() -> RouterConfig {
             max_request_body_kb: None,
             max_header_count: 500,
             upgrade_idle_timeout: Duration::from_secs(3600),
+            client_networks: None,
         }],
         binding_timeout: Duration::from_millis(10_000),
         binding_cache: BindingCacheConfig {
@@ -90,6 +91,7 @@ fn default_router() -> RouterConfig {
         max_err_response_kb: 5120,
         http_access_log: None,
         inet_allow: strait_router::guard::InetRule::loopback(),
+        originator: false,
     }
 }
 
@@ -431,6 +433,7 @@ fn every_key_is_read_into_the_domain_types() {
             max_request_body_kb: None,
             max_header_count: 500,
             upgrade_idle_timeout: Duration::from_secs(3600),
+            client_networks: None,
         }
     );
     assert_eq!(r.binding_timeout, Duration::from_secs(3));
@@ -621,7 +624,7 @@ rooters: []
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",
-            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers, service",
+            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, experimental, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, originator, protocol, servers, service",
             "linkerd.yaml:14:3: namers[0].rootDir: missing required key 'rootDir'",
             "linkerd.yaml:16:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
         ],
@@ -979,6 +982,7 @@ fn dnssrv_namer_reads_its_keys_and_defaults() {
 routers: [{protocol: http, servers: [{}]}]
 namers:
 - kind: io.l5d.dnssrv
+  experimental: true
 - kind: io.l5d.dnssrv
   experimental: true
   prefix: /consul-dns
@@ -994,6 +998,7 @@ namers:
                 prefix: path("/io.l5d.dnssrv"),
                 refresh_interval: Duration::from_secs(5),
                 dns_hosts: vec![],
+                experimental: Experimental,
             }),
             NamerConfig::DnsSrv(DnsSrvNamerConfig {
                 prefix: path("/consul-dns"),
@@ -1004,6 +1009,7 @@ namers:
                     addr("[::1]:8600"),
                     addr("[::1]:53"),
                 ],
+                experimental: Experimental,
             }),
         ],
         "Linkerd's defaults (5 s, the system resolver); a host without a port is on 53"
@@ -1022,9 +1028,11 @@ fn dnssrv_values_are_validated() {
 routers: [{protocol: http, servers: [{}]}]
 namers:
 - kind: io.l5d.dnssrv
+  experimental: true
   refreshIntervalSeconds: 0
   dnsHosts: [10.0.0.2, dns.example, '10.0.0.2:0', [10.0.0.3]]
 - kind: io.l5d.dnssrv
+  experimental: true
   prefix: /dns2
   dnsHosts: 10.0.0.2
   refreshIntervalSecond: 2
@@ -1032,14 +1040,39 @@ namers:
     assert_eq!(
         errors(text),
         [
-            "linkerd.yaml:4:27: namers[0].refreshIntervalSeconds: expected an integer from 1 to 4294967295, found 0",
-            "linkerd.yaml:5:24: namers[0].dnsHosts[1]: 'dns.example' is not a DNS server address; write an IP address with an optional port, e.g. 10.0.0.2, 127.0.0.1:8600 or [::1]:8600 (host names are not supported)",
-            "linkerd.yaml:5:37: namers[0].dnsHosts[2]: '10.0.0.2:0': port 0 cannot be a DNS server's port",
-            "linkerd.yaml:5:51: namers[0].dnsHosts[3]: expected a string, found a list",
-            "linkerd.yaml:8:13: namers[1].dnsHosts: expected a list, found '10.0.0.2'",
-            "linkerd.yaml:9:3: namers[1].refreshIntervalSecond: unknown key 'refreshIntervalSecond'; did you mean 'refreshIntervalSeconds'?",
+            "linkerd.yaml:5:27: namers[0].refreshIntervalSeconds: expected an integer from 1 to 4294967295, found 0",
+            "linkerd.yaml:6:24: namers[0].dnsHosts[1]: 'dns.example' is not a DNS server address; write an IP address with an optional port, e.g. 10.0.0.2, 127.0.0.1:8600 or [::1]:8600 (host names are not supported)",
+            "linkerd.yaml:6:37: namers[0].dnsHosts[2]: '10.0.0.2:0': port 0 cannot be a DNS server's port",
+            "linkerd.yaml:6:51: namers[0].dnsHosts[3]: expected a string, found a list",
+            "linkerd.yaml:10:13: namers[1].dnsHosts: expected a list, found '10.0.0.2'",
+            "linkerd.yaml:11:3: namers[1].refreshIntervalSecond: unknown key 'refreshIntervalSecond'; did you mean 'refreshIntervalSeconds'?",
         ]
     );
+}
+
+#[test]
+fn the_dnssrv_namer_needs_experimental_true_as_in_linkerd() {
+    let text = "\
+routers: [{protocol: http, servers: [{}]}]
+namers:
+- kind: io.l5d.dnssrv
+- kind: io.l5d.dnssrv
+  prefix: /dns2
+  experimental: false
+- kind: io.l5d.dnssrv
+  prefix: /dns3
+  experimental: \"true\"
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:3:3: namers[0]: The /#/io.l5d.dnssrv namer is experimental and must be explicitly enabled by setting the `experimental' parameter to `true'.",
+            "linkerd.yaml:6:17: namers[1].experimental: The /#/dns2 namer is experimental and must be explicitly enabled by setting the `experimental' parameter to `true'.",
+            "linkerd.yaml:9:17: namers[2].experimental: expected true or false, found the quoted string \"true\" (remove the quotes)",
+        ]
+    );
+    // Namers Linkerd does not mark experimental accept the key either way.
+    ok("routers: [{protocol: http, servers: [{}]}]\nnamers:\n- {kind: io.l5d.fs, rootDir: /d, experimental: false}\n- {kind: io.l5d.consul, experimental: true}\n");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use strait_dtab::{Dtab, Path};
 use strait_naming::dnssrv::{DEFAULT_REFRESH_INTERVAL, parse_dns_host};
+use strait_router::clients::Network;
 use strait_router::guard::InetRule;
 
 use super::policy;
@@ -22,7 +23,7 @@ use super::read::{
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
     AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
-    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, ForwardedConfig, ForwardedLabeler,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, ForwardedConfig, ForwardedLabeler,
     FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig, Protocol, RouterConfig,
     ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
 };
@@ -320,7 +321,11 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         inet_allow: r
             .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
             .unwrap_or_else(InetRule::loopback),
+        originator: r.or(cx, "originator", boolean, false),
     };
+    // Every Linkerd router accepts it; only `thriftmux` (which Strait does
+    // not have) needs it.
+    let _experimental = r.opt(cx, "experimental", boolean);
 
     r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
         format!("`{key}` was removed in Linkerd 1.7 (bodies are streamed); remove the key")
@@ -330,7 +335,6 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         &[
             "interpreter",
             "announcers",
-            "originator",
             "streamAfterContentLengthKB",
             "streamingEnabled",
             "compressionLevel",
@@ -515,6 +519,7 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
         upgrade_idle_timeout: r
             .opt(cx, "upgradeIdleTimeoutMs", u64_positive)
             .map_or(Duration::from_secs(3600), Duration::from_millis),
+        client_networks: r.opt(cx, "clientNetworks", client_networks),
     };
     r.not_implemented(
         cx,
@@ -528,6 +533,31 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
     );
     r.finish(cx);
     Some(server)
+}
+
+/// `clientNetworks`: a non-empty list of networks (an empty one would
+/// refuse every client, which is never what was meant).
+fn client_networks(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Vec<Network>> {
+    if matches!(&node.value, Value::Seq(v) if v.is_empty()) {
+        cx.error(
+            node.pos,
+            path,
+            "an empty clientNetworks would refuse every connection; list the networks to \
+             serve (0.0.0.0/0 and ::/0 for any), or remove the key for the default (loopback, \
+             this host's addresses and its private attached subnets)",
+        );
+        return None;
+    }
+    list(cx, node, path, |cx, n, p| {
+        let text = string(cx, n, p)?;
+        match Network::parse(&text) {
+            Ok(net) => Some(net),
+            Err(e) => {
+                cx.error(n.pos, p, e);
+                None
+            }
+        }
+    })
 }
 
 fn forwarded(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ForwardedConfig> {
@@ -587,6 +617,10 @@ fn labeler(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ForwardedLabeler
 
 const NAMER_KINDS: &[&str] = &["io.l5d.fs", "io.l5d.consul", "io.l5d.dnssrv"];
 
+/// The namers Linkerd 1 marks experimental (of those Strait has): they
+/// need `experimental: true`, as in Linkerd.
+const EXPERIMENTAL_NAMER_KINDS: &[&str] = &["io.l5d.dnssrv"];
+
 const OTHER_NAMER_KINDS: &[&str] = &[
     "io.l5d.k8s",
     "io.l5d.k8s.external",
@@ -633,7 +667,30 @@ fn namer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<NamerConfig> {
         }
     };
     // Every Linkerd namer accepts these two.
-    let _experimental = r.opt(cx, "experimental", boolean);
+    let experimental_node = r.get("experimental").cloned();
+    let experimental = r.opt(cx, "experimental", boolean);
+    if let Some(n) = &namer
+        && EXPERIMENTAL_NAMER_KINDS.contains(&n.kind())
+        && experimental != Some(true)
+        // A value that did not read is reported already.
+        && (experimental_node.is_none() || experimental.is_some())
+    {
+        // Linkerd's `Linker.mkNamers`, word for word: the namer's prefix
+        // (`/#` ++ `prefix`) names it.
+        let (pos, at) = match &experimental_node {
+            Some(e) => (e.pos, r.path_of("experimental")),
+            None => (node.pos, path.to_owned()),
+        };
+        cx.error(
+            pos,
+            &at,
+            format!(
+                "The /#{} namer is experimental and must be explicitly enabled by setting the \
+                 `experimental' parameter to `true'.",
+                n.prefix().show()
+            ),
+        );
+    }
     r.not_implemented(cx, &["transformers"]);
     r.finish(cx);
     namer
@@ -688,8 +745,8 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
     c
 }
 
-/// `io.l5d.dnssrv` (Linkerd 1's DNS SRV namer). Linkerd 1 wants `experimental:
-/// true` for it; Strait accepts the namer either way.
+/// `io.l5d.dnssrv` (Linkerd 1's DNS SRV namer). Like Linkerd 1, Strait
+/// wants `experimental: true` for it (checked in [`namer`]).
 fn dnssrv(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> DnsSrvNamerConfig {
     let default_secs = DEFAULT_REFRESH_INTERVAL.as_secs() as u32;
     DnsSrvNamerConfig {
@@ -703,6 +760,7 @@ fn dnssrv(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> DnsSrvNamerConfig {
         dns_hosts: r
             .opt(cx, "dnsHosts", |cx, n, p| list(cx, n, p, dns_host))
             .unwrap_or_default(),
+        experimental: Experimental,
     }
 }
 
