@@ -1748,3 +1748,77 @@ fn dtab_override_is_off_by_default_and_inet_allow_defaults_to_loopback() {
         ]
     );
 }
+
+#[test]
+fn client_networks_are_networks_and_absent_means_the_hosts_default() {
+    let text = "\
+routers:
+- protocol: http
+  servers:
+  - clientNetworks: [127.0.0.0/8, 172.17.0.1/16, \"::1\", \"fd00::/8\", 10.1.2.3]
+  - port: 4141
+";
+    let c = ok(text);
+    let shown: Vec<String> = c.routers[0].servers[0]
+        .client_networks
+        .iter()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "127.0.0.0/8",
+            "172.17.0.0/16",
+            "::1",
+            "fd00::/8",
+            "10.1.2.3"
+        ],
+        "host bits are cleared; a bare address is that address"
+    );
+    assert_eq!(
+        c.routers[0].servers[1].client_networks, None,
+        "not written: the host's default, read from its interfaces when served"
+    );
+    let json = serde_json::to_string_pretty(&c).unwrap();
+    assert!(
+        json.contains("\"clientNetworks\": [\n"),
+        "/config.json shows it: {json}"
+    );
+    assert_eq!(ok(&json), c, "/config.json parses back to the same config");
+
+    let bad = "\
+routers:
+- protocol: http
+  servers:
+  - clientNetworks: []
+  - port: 4141
+    clientNetworks: [10.0.0.0/33, localhost, 10.0.0.1:80, 0.0.0.0/0]
+  - port: 4142
+    clientNetworks: 10.0.0.0/8
+";
+    assert_eq!(
+        errors(bad),
+        [
+            "linkerd.yaml:4:21: routers[0].servers[0].clientNetworks: an empty clientNetworks would refuse every connection; list the networks to serve (0.0.0.0/0 and ::/0 for any), or remove the key for the default (loopback, this host's addresses and its private attached subnets)",
+            "linkerd.yaml:6:22: routers[0].servers[1].clientNetworks[0]: '10.0.0.0/33' is not a network (bad prefix length); write an IP address or a CIDR block: 172.17.0.0/16, 10.1.2.3, ::1, fd00::/8",
+            "linkerd.yaml:6:35: routers[0].servers[1].clientNetworks[1]: 'localhost' is not a network (bad IP address); write an IP address or a CIDR block: 172.17.0.0/16, 10.1.2.3, ::1, fd00::/8",
+            "linkerd.yaml:6:46: routers[0].servers[1].clientNetworks[2]: '10.0.0.1:80' is not a network (bad IP address); write an IP address or a CIDR block: 172.17.0.0/16, 10.1.2.3, ::1, fd00::/8",
+            "linkerd.yaml:8:21: routers[0].servers[2].clientNetworks: expected a list, found '10.0.0.0/8'",
+        ]
+    );
+}
+
+#[test]
+fn originator_and_experimental_are_router_keys() {
+    let c = ok("routers:\n- protocol: http\n  originator: true\n  experimental: true\n  servers: [{}]\n- protocol: http\n  label: in\n  experimental: false\n  servers: [{port: 4141}]\n");
+    assert!(c.routers[0].originator);
+    assert!(!c.routers[1].originator, "Linkerd's default");
+    assert_eq!(
+        errors("routers:\n- protocol: http\n  originator: 1\n  experimental: maybe\n  servers: [{}]\n"),
+        [
+            "linkerd.yaml:3:15: routers[0].originator: expected true or false, found '1'",
+            "linkerd.yaml:4:17: routers[0].experimental: expected true or false, found 'maybe'",
+        ]
+    );
+}
