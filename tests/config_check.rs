@@ -9,11 +9,11 @@ use std::time::Duration;
 use strait::config::{
     AdminConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig, BudgetConfig,
     ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch, ClientPrefixConfig, Config,
-    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, FailureAccrualConfig, ForwardedConfig,
-    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig,
-    NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig,
-    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
-    TelemeterConfig, UsageConfig, parse,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, FailureAccrualConfig,
+    ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig,
+    LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch,
+    RouterConfig, ServerConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
+    ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
 };
 use strait_dtab::{Dtab, Path, Prefix};
 
@@ -1072,7 +1072,9 @@ namers:
         ]
     );
     // Namers Linkerd does not mark experimental accept the key either way.
-    ok("routers: [{protocol: http, servers: [{}]}]\nnamers:\n- {kind: io.l5d.fs, rootDir: /d, experimental: false}\n- {kind: io.l5d.consul, experimental: true}\n");
+    ok(
+        "routers: [{protocol: http, servers: [{}]}]\nnamers:\n- {kind: io.l5d.fs, rootDir: /d, experimental: false}\n- {kind: io.l5d.consul, experimental: true}\n",
+    );
 }
 
 #[test]
@@ -1811,11 +1813,15 @@ routers:
 
 #[test]
 fn originator_and_experimental_are_router_keys() {
-    let c = ok("routers:\n- protocol: http\n  originator: true\n  experimental: true\n  servers: [{}]\n- protocol: http\n  label: in\n  experimental: false\n  servers: [{port: 4141}]\n");
+    let c = ok(
+        "routers:\n- protocol: http\n  originator: true\n  experimental: true\n  servers: [{}]\n- protocol: http\n  label: in\n  experimental: false\n  servers: [{port: 4141}]\n",
+    );
     assert!(c.routers[0].originator);
     assert!(!c.routers[1].originator, "Linkerd's default");
     assert_eq!(
-        errors("routers:\n- protocol: http\n  originator: 1\n  experimental: maybe\n  servers: [{}]\n"),
+        errors(
+            "routers:\n- protocol: http\n  originator: 1\n  experimental: maybe\n  servers: [{}]\n"
+        ),
         [
             "linkerd.yaml:3:15: routers[0].originator: expected true or false, found '1'",
             "linkerd.yaml:4:17: routers[0].experimental: expected true or false, found 'maybe'",

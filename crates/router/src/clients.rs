@@ -330,7 +330,10 @@ mod tests {
         );
         let c = ClientNetworks::new(&default_networks(&ifaces));
         assert!(c.allows(ip("172.17.0.5")), "a container on docker0");
-        assert!(!c.allows(ip("203.0.113.8")), "a neighbour on the public side");
+        assert!(
+            !c.allows(ip("203.0.113.8")),
+            "a neighbour on the public side"
+        );
         assert!(!c.allows(ip("fe80::2")), "a link-local neighbour");
         assert!(!c.allows(ip("11.0.0.1")));
     }

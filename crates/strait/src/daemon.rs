@@ -544,8 +544,7 @@ impl Live {
         for rc in &self.config.routers {
             for (i, sc) in rc.servers.iter().enumerate() {
                 if let Some(slot) = self.servers.get(&ServerKey::of(rc, i)) {
-                    slot.server
-                        .set_client_networks(client_networks(sc, &host));
+                    slot.server.set_client_networks(client_networks(sc, &host));
                 }
             }
         }
@@ -591,10 +590,7 @@ fn host_client_networks(cfg: &Config) -> Arc<ClientNetworks> {
 }
 
 /// A server's `clientNetworks`: as written, or the host's default.
-fn client_networks(
-    sc: &ServerConfig,
-    host: &Arc<ClientNetworks>,
-) -> Arc<ClientNetworks> {
+fn client_networks(sc: &ServerConfig, host: &Arc<ClientNetworks>) -> Arc<ClientNetworks> {
     match &sc.client_networks {
         Some(list) => Arc::new(ClientNetworks::new(list)),
         None => Arc::clone(host),

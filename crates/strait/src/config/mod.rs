@@ -43,10 +43,10 @@ pub use types::{
     BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
     ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig, DEFAULT_CONNECT_TIMEOUT,
     DnsSrvNamerConfig, Experimental, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler,
-    FsNamerConfig,
-    HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol,
-    RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams,
-    ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig,
+    FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig,
+    Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig,
+    ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig,
+    UsageConfig,
 };
 
 /// One problem in a config file.

@@ -23,9 +23,9 @@ use super::read::{
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
     AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
-    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, ForwardedConfig, ForwardedLabeler,
-    FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig, Protocol, RouterConfig,
-    ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, ForwardedConfig,
+    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig,
+    Protocol, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, UsageConfig,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
