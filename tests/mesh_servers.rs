@@ -232,3 +232,38 @@ fn an_incoming_router_without_the_service_is_retried_on_another_host() {
         "and only there"
     );
 }
+
+#[test]
+fn a_reload_changes_who_may_connect_without_restarting_the_listener() {
+    let backend = Backend::start("web");
+    let dir = tempfile::tempdir().unwrap();
+    let disco = dir.path().join("disco");
+    std::fs::create_dir(&disco).unwrap();
+    std::fs::write(disco.join("web"), format!("{}\n", backend.fs_line())).unwrap();
+    let router = |nets: &str| {
+        format!("  servers:\n  - ip: 127.0.0.2\n    port: 0\n    clientNetworks: [{nets}]\n")
+    };
+    let strait = start(dir.path(), &disco, "http", &router("127.0.0.3"));
+    let addr = listener(&strait, "127.0.0.2");
+    assert_eq!(get(addr, "web", "127.0.0.4", &[]).status, 0, "not listed");
+
+    let conf = dir.path().join("http.yaml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(
+        &conf,
+        text.replace(&router("127.0.0.3"), &router("127.0.0.3, 127.0.0.4/32")),
+    )
+    .unwrap();
+    let r = curl(
+        &[
+            "-X",
+            "POST",
+            &format!("http://{}/admin/reload", strait.admin),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let r = get(addr, "web", "127.0.0.4", &[]);
+    assert_eq!(r.status, 200, "listed now, on the same listener: {r:?}");
+    assert_eq!(get(addr, "web", "127.0.0.5", &[]).status, 0);
+}
