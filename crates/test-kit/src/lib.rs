@@ -9,6 +9,9 @@
 //!   headers and body.
 //! * [`consul`]: a Consul HTTP API simulator, in-process
 //!   ([`consul::ConsulSim`]) or as the `consul-sim` binary.
+//! * [`netns`]: network namespaces as hosts on a test LAN (Linux, root),
+//!   for multi-host tests; [`Place`] says in which namespace a process
+//!   runs (each harness has an `_in` variant taking one).
 //!
 //! Every child process is killed when its handle is dropped, so a failing
 //! test leaves nothing behind. Ports are always 0 (the kernel picks).
@@ -17,13 +20,42 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod consul;
+pub mod netns;
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+/// Where a child process runs: in the test's own network namespace, or in
+/// a named one through `ip netns exec <name>` (which execs the program, so
+/// the [`Proc`]'s pid is the program's own and killing it kills the
+/// program).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum Place {
+    /// The test process's own network namespace.
+    #[default]
+    Here,
+    /// The network namespace `ip netns` knows by this name.
+    Netns(String),
+}
+
+impl Place {
+    /// A [`Command`] that runs `program` here or in the namespace.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        match self {
+            Place::Here => Command::new(program),
+            Place::Netns(name) => {
+                let mut cmd = Command::new("ip");
+                cmd.args(["netns", "exec", name]).arg(program);
+                cmd
+            }
+        }
+    }
+}
 
 /// A child process killed on drop, with its stdout lines on a channel and
 /// its stderr kept for failure messages.
@@ -142,31 +174,41 @@ pub struct Backend {
     _proc: Proc,
     /// A scripted backend's mode and argument, to restart it.
     script: Option<(&'static str, u32)>,
+    /// Where it runs (its address is in that namespace).
+    place: Place,
 }
+
+const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 impl Backend {
     /// Starts a backend named `name`.
     pub fn start(name: &str) -> Backend {
+        Backend::start_in(&Place::Here, name, LOOPBACK)
+    }
+
+    /// [`Backend::start`] at `place`, listening on `ip` (an address of
+    /// that namespace).
+    pub fn start_in(place: &Place, name: &str, ip: IpAddr) -> Backend {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("index.html"), format!("instance {name}\n")).unwrap();
         let proc = Proc::spawn(
-            Command::new("python3")
-                .args([
-                    "-u",
-                    "-m",
-                    "http.server",
-                    "0",
-                    "--bind",
-                    "127.0.0.1",
-                    "--directory",
-                ])
+            place
+                .command("python3")
+                .args(["-u", "-m", "http.server", "0", "--bind"])
+                .arg(ip.to_string())
+                .arg("--directory")
                 .arg(dir.path()),
         );
-        Backend::announced(name, dir, proc)
+        Backend::announced(place, ip, name, dir, proc)
     }
 
     /// Starts a threaded HTTP/1.1 backend named `name` behaving as `b`.
     pub fn scripted(name: &str, b: Behavior) -> Backend {
+        Backend::scripted_in(&Place::Here, name, b, LOOPBACK)
+    }
+
+    /// [`Backend::scripted`] at `place`, listening on `ip`.
+    pub fn scripted_in(place: &Place, name: &str, b: Behavior, ip: IpAddr) -> Backend {
         let (mode, arg) = match b {
             Behavior::Ok => ("ok", 0),
             Behavior::HalfUnavailable => ("half", 0),
@@ -174,9 +216,11 @@ impl Backend {
             Behavior::Hang => ("hang", 0),
             Behavior::FailFirst(n) => ("failfirst", n),
             Behavior::Slow(ms) => ("slow", ms),
+            Behavior::Echo => ("echo", 0),
         };
         let dir = tempfile::tempdir().unwrap();
-        let mut b = Backend::announced(name, dir, scripted_proc(name, mode, arg, 0));
+        let proc = scripted_proc(place, ip, name, mode, arg, 0);
+        let mut b = Backend::announced(place, ip, name, dir, proc);
         b.script = Some((mode, arg));
         b
     }
@@ -188,7 +232,14 @@ impl Backend {
     pub fn restart(&mut self) {
         let (mode, arg) = self.script.expect("only scripted backends restart");
         self.kill();
-        let mut proc = scripted_proc(&self.name, mode, arg, self.addr.port());
+        let mut proc = scripted_proc(
+            &self.place,
+            self.addr.ip(),
+            &self.name,
+            mode,
+            arg,
+            self.addr.port(),
+        );
         proc.wait_line(Duration::from_secs(20), |l| {
             l.starts_with("Serving HTTP on ").then_some(())
         });
@@ -197,7 +248,13 @@ impl Backend {
 
     /// Waits for the server's "Serving HTTP on <ip> port <port> ..." line
     /// (http.server's, which the scripted server imitates).
-    fn announced(name: &str, dir: tempfile::TempDir, mut proc: Proc) -> Backend {
+    fn announced(
+        place: &Place,
+        ip: IpAddr,
+        name: &str,
+        dir: tempfile::TempDir,
+        mut proc: Proc,
+    ) -> Backend {
         let port: u16 = proc.wait_line(Duration::from_secs(20), |l| {
             l.strip_prefix("Serving HTTP on ")
                 .and_then(|r| r.split(" port ").nth(1))
@@ -206,10 +263,11 @@ impl Backend {
         });
         Backend {
             name: name.to_owned(),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr: SocketAddr::new(ip, port),
             dir,
             _proc: proc,
             script: None,
+            place: place.clone(),
         }
     }
 
@@ -221,11 +279,20 @@ impl Backend {
 
     /// How many requests a scripted backend has answered (`GET /__count`).
     pub fn count(&self) -> u64 {
-        let r = curl(&[&format!("http://{}/__count", self.addr)], &[]);
+        let r = curl_in(
+            &self.place,
+            &[&format!("http://{}/__count", self.addr)],
+            &[],
+        );
         r.body
             .trim()
             .parse()
             .unwrap_or_else(|_| panic!("bad /__count answer: {r:?}"))
+    }
+
+    /// The pid of its process (for cleanup checks).
+    pub fn pid(&self) -> u32 {
+        self._proc.pid()
     }
 
     /// The directory it serves.
@@ -239,8 +306,8 @@ impl Backend {
     }
 }
 
-fn scripted_proc(name: &str, mode: &str, arg: u32, port: u16) -> Proc {
-    Proc::spawn(Command::new("python3").args([
+fn scripted_proc(place: &Place, ip: IpAddr, name: &str, mode: &str, arg: u32, port: u16) -> Proc {
+    Proc::spawn(place.command("python3").args([
         "-u",
         "-c",
         SCRIPT,
@@ -248,6 +315,7 @@ fn scripted_proc(name: &str, mode: &str, arg: u32, port: u16) -> Proc {
         mode,
         &arg.to_string(),
         &port.to_string(),
+        &ip.to_string(),
     ]))
 }
 
@@ -266,6 +334,9 @@ pub enum Behavior {
     FailFirst(u32),
     /// Answers `200` after `n` milliseconds.
     Slow(u32),
+    /// `200 instance <name>`, then one line per request header as
+    /// `name: value` (names lower-cased), so a test sees what arrived.
+    Echo,
 }
 
 /// A threaded Python HTTP/1.1 server whose answers follow a [`Behavior`];
@@ -292,7 +363,10 @@ class H(BaseHTTPRequestHandler):
         if mode == "slow":
             time.sleep(arg / 1000.0)
         fail = (mode == "unavailable") or (mode == "half" and k % 2 == 0) or (mode == "failfirst" and k <= arg)
-        self.reply(503 if fail else 200, ("unavailable " if fail else "instance ") + name + "\n")
+        text = ("unavailable " if fail else "instance ") + name + "\n"
+        if mode == "echo":
+            text += "".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items())
+        self.reply(503 if fail else 200, text)
     def reply(self, code, text):
         body = text.encode()
         self.send_response(code)
@@ -300,9 +374,9 @@ class H(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
     do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = handle_any
-srv = ThreadingHTTPServer(("127.0.0.1", int(sys.argv[4])), H)
+srv = ThreadingHTTPServer((sys.argv[5], int(sys.argv[4])), H)
 srv.daemon_threads = True
-print("Serving HTTP on 127.0.0.1 port %d (scripted)" % srv.server_address[1], flush=True)
+print("Serving HTTP on %s port %d (scripted)" % (sys.argv[5], srv.server_address[1]), flush=True)
 srv.serve_forever()
 "#;
 
@@ -321,7 +395,13 @@ impl Strait {
     /// Starts `bin run --config <config>` and waits until the admin server
     /// listens (which Strait reports after every router listener).
     pub fn start(bin: &str, config: &Path) -> Strait {
-        let mut cmd = Command::new(bin);
+        Strait::start_in(&Place::Here, bin, config)
+    }
+
+    /// [`Strait::start`] at `place` (the addresses it reports are that
+    /// namespace's).
+    pub fn start_in(place: &Place, bin: &str, config: &Path) -> Strait {
+        let mut cmd = place.command(bin);
         cmd.args(["run", "--config"]).arg(config);
         Strait::spawn(cmd)
     }
@@ -395,7 +475,12 @@ impl Response {
 /// Runs the real `curl -s -S -i <args>` (proxy variables cleared unless
 /// given through `env`) and parses the response.
 pub fn curl(args: &[&str], env: &[(&str, &str)]) -> Response {
-    let mut cmd = Command::new("curl");
+    curl_in(&Place::Here, args, env)
+}
+
+/// [`curl`] run at `place`.
+pub fn curl_in(place: &Place, args: &[&str], env: &[(&str, &str)]) -> Response {
+    let mut cmd = place.command("curl");
     cmd.args(["-s", "-S", "-i", "--max-time", "20"]).args(args);
     for k in [
         "http_proxy",
@@ -467,7 +552,13 @@ pub struct Load {
 /// Runs `wrk -t1 -c4 -d<secs>s -H 'Host: <host>' <url>` (installed by
 /// scripts/test) and parses its totals.
 pub fn wrk(url: &str, host: &str, secs: u32) -> Load {
-    let out = Command::new("wrk")
+    wrk_in(&Place::Here, url, host, secs)
+}
+
+/// [`wrk`] run at `place`.
+pub fn wrk_in(place: &Place, url: &str, host: &str, secs: u32) -> Load {
+    let out = place
+        .command("wrk")
         .args([
             "-t1",
             "-c4",
