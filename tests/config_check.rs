@@ -9,11 +9,11 @@ use std::time::Duration;
 use strait::config::{
     AdminConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig, BudgetConfig,
     ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch, ClientPrefixConfig, Config,
-    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig,
-    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig,
-    NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch, RouterConfig, ServerConfig,
-    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
-    TelemeterConfig, UsageConfig, parse,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, FailureAccrualConfig,
+    ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig,
+    LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch,
+    RouterConfig, ServerConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
+    ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
 };
 use strait_dtab::{Dtab, Path};
 use strait_naming::pathmatch::PathMatcher;
@@ -70,6 +70,7 @@ fn default_router() -> RouterConfig {
             max_request_body_kb: None,
             max_header_count: 500,
             upgrade_idle_timeout: Duration::from_secs(3600),
+            client_networks: None,
         }],
         binding_timeout: Duration::from_millis(10_000),
         binding_cache: BindingCacheConfig {
@@ -91,6 +92,7 @@ fn default_router() -> RouterConfig {
         max_err_response_kb: 5120,
         http_access_log: None,
         inet_allow: strait_router::guard::InetRule::loopback(),
+        originator: false,
     }
 }
 
@@ -434,6 +436,7 @@ fn every_key_is_read_into_the_domain_types() {
             max_request_body_kb: None,
             max_header_count: 500,
             upgrade_idle_timeout: Duration::from_secs(3600),
+            client_networks: None,
         }
     );
     assert_eq!(r.binding_timeout, Duration::from_secs(3));
@@ -624,7 +627,7 @@ rooters: []
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",
-            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, protocol, servers, service",
+            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, experimental, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, originator, protocol, servers, service",
             "linkerd.yaml:14:3: namers[0].rootDir: missing required key 'rootDir'",
             "linkerd.yaml:16:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
         ],
@@ -983,6 +986,7 @@ fn dnssrv_namer_reads_its_keys_and_defaults() {
 routers: [{protocol: http, servers: [{}]}]
 namers:
 - kind: io.l5d.dnssrv
+  experimental: true
 - kind: io.l5d.dnssrv
   experimental: true
   prefix: /consul-dns
@@ -999,6 +1003,7 @@ namers:
                 refresh_interval: Duration::from_secs(5),
                 dns_hosts: vec![],
                 transformers: vec![],
+                experimental: Experimental,
             }),
             NamerConfig::DnsSrv(DnsSrvNamerConfig {
                 prefix: path("/consul-dns"),
@@ -1010,6 +1015,7 @@ namers:
                     addr("[::1]:53"),
                 ],
                 transformers: vec![],
+                experimental: Experimental,
             }),
         ],
         "Linkerd's defaults (5 s, the system resolver); a host without a port is on 53"
@@ -1028,9 +1034,11 @@ fn dnssrv_values_are_validated() {
 routers: [{protocol: http, servers: [{}]}]
 namers:
 - kind: io.l5d.dnssrv
+  experimental: true
   refreshIntervalSeconds: 0
   dnsHosts: [10.0.0.2, dns.example, '10.0.0.2:0', [10.0.0.3]]
 - kind: io.l5d.dnssrv
+  experimental: true
   prefix: /dns2
   dnsHosts: 10.0.0.2
   refreshIntervalSecond: 2
@@ -1038,13 +1046,40 @@ namers:
     assert_eq!(
         errors(text),
         [
-            "linkerd.yaml:4:27: namers[0].refreshIntervalSeconds: expected an integer from 1 to 4294967295, found 0",
-            "linkerd.yaml:5:24: namers[0].dnsHosts[1]: 'dns.example' is not a DNS server address; write an IP address with an optional port, e.g. 10.0.0.2, 127.0.0.1:8600 or [::1]:8600 (host names are not supported)",
-            "linkerd.yaml:5:37: namers[0].dnsHosts[2]: '10.0.0.2:0': port 0 cannot be a DNS server's port",
-            "linkerd.yaml:5:51: namers[0].dnsHosts[3]: expected a string, found a list",
-            "linkerd.yaml:8:13: namers[1].dnsHosts: expected a list, found '10.0.0.2'",
-            "linkerd.yaml:9:3: namers[1].refreshIntervalSecond: unknown key 'refreshIntervalSecond'; did you mean 'refreshIntervalSeconds'?",
+            "linkerd.yaml:5:27: namers[0].refreshIntervalSeconds: expected an integer from 1 to 4294967295, found 0",
+            "linkerd.yaml:6:24: namers[0].dnsHosts[1]: 'dns.example' is not a DNS server address; write an IP address with an optional port, e.g. 10.0.0.2, 127.0.0.1:8600 or [::1]:8600 (host names are not supported)",
+            "linkerd.yaml:6:37: namers[0].dnsHosts[2]: '10.0.0.2:0': port 0 cannot be a DNS server's port",
+            "linkerd.yaml:6:51: namers[0].dnsHosts[3]: expected a string, found a list",
+            "linkerd.yaml:10:13: namers[1].dnsHosts: expected a list, found '10.0.0.2'",
+            "linkerd.yaml:11:3: namers[1].refreshIntervalSecond: unknown key 'refreshIntervalSecond'; did you mean 'refreshIntervalSeconds'?",
         ]
+    );
+}
+
+#[test]
+fn the_dnssrv_namer_needs_experimental_true_as_in_linkerd() {
+    let text = "\
+routers: [{protocol: http, servers: [{}]}]
+namers:
+- kind: io.l5d.dnssrv
+- kind: io.l5d.dnssrv
+  prefix: /dns2
+  experimental: false
+- kind: io.l5d.dnssrv
+  prefix: /dns3
+  experimental: \"true\"
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:3:3: namers[0]: The /#/io.l5d.dnssrv namer is experimental and must be explicitly enabled by setting the `experimental' parameter to `true'.",
+            "linkerd.yaml:6:17: namers[1].experimental: The /#/dns2 namer is experimental and must be explicitly enabled by setting the `experimental' parameter to `true'.",
+            "linkerd.yaml:9:17: namers[2].experimental: expected true or false, found the quoted string \"true\" (remove the quotes)",
+        ]
+    );
+    // Namers Linkerd does not mark experimental accept the key either way.
+    ok(
+        "routers: [{protocol: http, servers: [{}]}]\nnamers:\n- {kind: io.l5d.fs, rootDir: /d, experimental: false}\n- {kind: io.l5d.consul, experimental: true}\n",
     );
 }
 
@@ -1859,6 +1894,84 @@ routers:
         errors(&text.replace("{dc}-east", "{dc}@east")),
         [
             "linkerd.yaml:7:36: routers[0].client.configs[0].prefix: invalid prefix: end of input expected but '@' found at '/#/io.l5d.consul/{dc}[@]east/{service}'"
+        ]
+    );
+}
+
+#[test]
+fn client_networks_are_networks_and_absent_means_the_hosts_default() {
+    let text = "\
+routers:
+- protocol: http
+  servers:
+  - clientNetworks: [127.0.0.0/8, 172.17.0.1/16, \"::1\", \"fd00::/8\", 10.1.2.3]
+  - port: 4141
+";
+    let c = ok(text);
+    let shown: Vec<String> = c.routers[0].servers[0]
+        .client_networks
+        .iter()
+        .flatten()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            "127.0.0.0/8",
+            "172.17.0.0/16",
+            "::1",
+            "fd00::/8",
+            "10.1.2.3"
+        ],
+        "host bits are cleared; a bare address is that address"
+    );
+    assert_eq!(
+        c.routers[0].servers[1].client_networks, None,
+        "not written: the host's default, read from its interfaces when served"
+    );
+    let json = serde_json::to_string_pretty(&c).unwrap();
+    assert!(
+        json.contains("\"clientNetworks\": [\n"),
+        "/config.json shows it: {json}"
+    );
+    assert_eq!(ok(&json), c, "/config.json parses back to the same config");
+
+    let bad = "\
+routers:
+- protocol: http
+  servers:
+  - clientNetworks: []
+  - port: 4141
+    clientNetworks: [10.0.0.0/33, localhost, 10.0.0.1:80, 0.0.0.0/0]
+  - port: 4142
+    clientNetworks: 10.0.0.0/8
+";
+    assert_eq!(
+        errors(bad),
+        [
+            "linkerd.yaml:4:21: routers[0].servers[0].clientNetworks: an empty clientNetworks would refuse every connection; list the networks to serve (0.0.0.0/0 and ::/0 for any), or remove the key for the default (loopback, this host's addresses and its private attached subnets)",
+            "linkerd.yaml:6:22: routers[0].servers[1].clientNetworks[0]: '10.0.0.0/33' is not a network (bad prefix length); write an IP address or a CIDR block: 172.17.0.0/16, 10.1.2.3, ::1, fd00::/8",
+            "linkerd.yaml:6:35: routers[0].servers[1].clientNetworks[1]: 'localhost' is not a network (bad IP address); write an IP address or a CIDR block: 172.17.0.0/16, 10.1.2.3, ::1, fd00::/8",
+            "linkerd.yaml:6:46: routers[0].servers[1].clientNetworks[2]: '10.0.0.1:80' is not a network (bad IP address); write an IP address or a CIDR block: 172.17.0.0/16, 10.1.2.3, ::1, fd00::/8",
+            "linkerd.yaml:8:21: routers[0].servers[2].clientNetworks: expected a list, found '10.0.0.0/8'",
+        ]
+    );
+}
+
+#[test]
+fn originator_and_experimental_are_router_keys() {
+    let c = ok(
+        "routers:\n- protocol: http\n  originator: true\n  experimental: true\n  servers: [{}]\n- protocol: http\n  label: in\n  experimental: false\n  servers: [{port: 4141}]\n",
+    );
+    assert!(c.routers[0].originator);
+    assert!(!c.routers[1].originator, "Linkerd's default");
+    assert_eq!(
+        errors(
+            "routers:\n- protocol: http\n  originator: 1\n  experimental: maybe\n  servers: [{}]\n"
+        ),
+        [
+            "linkerd.yaml:3:15: routers[0].originator: expected true or false, found '1'",
+            "linkerd.yaml:4:17: routers[0].experimental: expected true or false, found 'maybe'",
         ]
     );
 }

@@ -185,6 +185,7 @@ fn router(backend: SocketAddr) -> Arc<Server> {
             strait_router::guard::InetRule::loopback(),
             &Dtab::read(&dtab).expect("dtab"),
         ))),
+        client_networks: std::sync::Arc::new(strait_router::clients::ClientNetworks::any()),
         limits: Default::default(),
     };
     Server::new(sp, router, &registry, None, 12 * 1024)

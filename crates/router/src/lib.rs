@@ -2,7 +2,8 @@
 //!
 //! A request walks it in this order:
 //!
-//! 1. [`server`]: accept, serve HTTP/1.1, apply `maxConcurrentRequests`,
+//! 1. [`server`]: accept (from the server's [`clients`] networks only),
+//!    serve HTTP/1.1, apply `maxConcurrentRequests`,
 //!    read the server's one snapshot (router, settings, limit);
 //! 2. [`Router`]: clear or read the `l5d-*` context ([`headers`]), name the
 //!    request ([`identify`]);
@@ -31,6 +32,7 @@ pub mod attempt;
 mod binding;
 pub mod body;
 pub mod client;
+pub mod clients;
 pub mod deadline;
 pub mod descriptors;
 pub mod error;

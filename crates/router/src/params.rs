@@ -8,6 +8,7 @@ use std::time::Duration;
 use strait_dtab::{Dtab, Path};
 
 use crate::binding::BindingLimits;
+use crate::clients::ClientNetworks;
 use crate::guard::OverrideGuard;
 use crate::identify::Identifier;
 use crate::policy::Policies;
@@ -64,6 +65,10 @@ pub struct ServerParams {
     pub dtab_override: Option<Arc<OverrideGuard>>,
     /// `addForwardedHeader`.
     pub add_forwarded: bool,
+    /// `clientNetworks` (a Strait key): the source networks whose
+    /// connections are served; any other connection is closed as soon as
+    /// it is accepted.
+    pub client_networks: Arc<ClientNetworks>,
     /// The local address the server listens on.
     pub local: SocketAddr,
     /// Timeouts and limits for its clients.

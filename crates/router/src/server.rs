@@ -2,7 +2,8 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -11,6 +12,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::clients::ClientNetworks;
 use crate::descriptors;
 use crate::error::RouteError;
 use crate::http1::UpgradeStats;
@@ -30,7 +32,45 @@ pub struct Server {
     descriptors_full: Arc<Counter>,
     /// `upgraded` and `upgrade_idle_closes`: its tunnels after a 101.
     upgrades: Arc<UpgradeStats>,
+    /// `connections_refused`: connections closed on accept because their
+    /// source is outside `clientNetworks`; and the log of them.
+    refused: Arc<Counter>,
+    refusals: RefusalLog,
     max_buf: usize,
+}
+
+/// Refused connections are logged at most once a minute per server (with
+/// the number refused since the last line), so that a client retrying in
+/// a loop cannot flood the log.
+#[derive(Default)]
+struct RefusalLog {
+    last: Mutex<Option<Instant>>,
+    since: AtomicU64,
+}
+
+/// How often a server logs refused connections at most.
+const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+
+impl RefusalLog {
+    fn refused(&self, server: &str, peer: SocketAddr, networks: &ClientNetworks) {
+        let n = self.since.fetch_add(1, Ordering::Relaxed) + 1;
+        let now = Instant::now();
+        let mut last = self.last.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| now.duration_since(t) < REFUSAL_LOG_EVERY) {
+            tracing::debug!(server, %peer, "connection refused: source outside clientNetworks");
+            return;
+        }
+        *last = Some(now);
+        self.since.fetch_sub(n, Ordering::Relaxed);
+        tracing::warn!(
+            server,
+            %peer,
+            refused = n,
+            "connection refused: its source is outside this server's clientNetworks ({networks}); \
+             add its network to clientNetworks to serve it (logged at most once a minute; \
+             refused counts the connections refused since the last line)"
+        );
+    }
 }
 
 /// What a request on a server reads: its router, the server's settings
@@ -79,6 +119,8 @@ impl Server {
             connections: registry.gauge(&scope, "connections"),
             descriptors_full: registry.counter(&scope, "descriptor_limit_reached"),
             upgrades: Arc::new(UpgradeStats::new(registry, &scope)),
+            refused: registry.counter(&scope, "connections_refused"),
+            refusals: RefusalLog::default(),
             max_buf: max_head_bytes.max(8192),
             state: ArcSwap::from_pointee(ServerState {
                 router,
@@ -108,6 +150,27 @@ impl Server {
             params,
             limit,
         }));
+    }
+
+    /// Hands the server new `clientNetworks` and nothing else (a reload
+    /// of an unchanged config re-reads the host's interfaces).
+    pub fn set_client_networks(&self, networks: Arc<ClientNetworks>) {
+        let old = self.state.load();
+        if *old.params.client_networks == *networks {
+            return;
+        }
+        let mut params = old.params.clone();
+        params.client_networks = networks;
+        self.state.store(Arc::new(ServerState {
+            router: Arc::clone(&old.router),
+            params,
+            limit: old.limit.clone(),
+        }));
+    }
+
+    /// The networks whose connections it serves now.
+    pub fn client_networks(&self) -> Arc<ClientNetworks> {
+        Arc::clone(&self.state.load().params.client_networks)
     }
 
     /// One client connection served over HTTP/1.1, on any byte stream (a
@@ -201,6 +264,17 @@ impl Server {
                             continue;
                         }
                     };
+                    // `clientNetworks`: a source outside them is closed
+                    // before anything is read (its descriptor slot goes
+                    // back with it).
+                    let state = self.state.load();
+                    if !state.params.client_networks.allows(remote.ip()) {
+                        drop(stream);
+                        self.refused.add(1);
+                        self.refusals.refused(&state.params.label, remote, &state.params.client_networks);
+                        continue;
+                    }
+                    drop(state);
                     let _ = stream.set_nodelay(true);
                     let server = Arc::clone(&self);
                     let (open, mut draining) = (Arc::clone(&open), draining.clone());

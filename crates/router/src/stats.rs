@@ -44,6 +44,11 @@ pub enum Scope {
         /// The concrete id, e.g. `/#/io.l5d.fs/hello`.
         id: Arc<str>,
     },
+    /// `rt/<router>` itself (its `originator` gauge).
+    Router {
+        /// Router label.
+        router: Arc<str>,
+    },
 }
 
 impl Scope {
@@ -58,6 +63,7 @@ impl Scope {
             Scope::Client { router, id } => {
                 format!("rt/{router}/client/{}/{name}", id.trim_start_matches('/'))
             }
+            Scope::Router { router } => format!("rt/{router}/{name}"),
         }
     }
 
@@ -70,6 +76,7 @@ impl Scope {
             Scope::Server { .. } => format!("rt/server/{name}"),
             Scope::Service { .. } => format!("rt/service/{name}"),
             Scope::Client { .. } => format!("rt/client/{name}"),
+            Scope::Router { .. } => format!("rt/{name}"),
         }
     }
 
@@ -101,6 +108,10 @@ impl Scope {
                     escape_label(router),
                     escape_label(id)
                 ),
+            ),
+            Scope::Router { router } => (
+                format!("rt/{name}"),
+                format!("rt=\"{}\"", escape_label(router)),
             ),
         };
         (format!("{prefix}{}", sanitize(&base)), labels)

@@ -177,3 +177,21 @@ fn histogram_spans_microseconds_to_days() {
         s.quantiles
     );
 }
+
+#[test]
+fn a_routers_own_gauge_is_rt_label_name_with_the_router_as_a_label() {
+    let r = Registry::default();
+    let scope = Scope::Router {
+        router: "outgoing".into(),
+    };
+    r.gauge(&scope, "originator").set(1);
+    assert_eq!(r.to_json()["rt/outgoing/originator"], 1);
+    assert!(
+        r.to_prometheus("")
+            .contains("rt:originator{rt=\"outgoing\"} 1\n"),
+        "{}",
+        r.to_prometheus("")
+    );
+    r.remove_scope(&scope);
+    assert!(r.to_json().is_empty());
+}

@@ -59,6 +59,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
         dtab_override: None,
         add_forwarded: false,
         local,
+        client_networks: std::sync::Arc::new(strait_router::clients::ClientNetworks::any()),
         limits: Default::default(),
     };
     let server = Server::new(sp, router, &registry, None, 12 * 1024);

@@ -100,6 +100,7 @@ async fn start(
             strait_router::guard::InetRule::loopback(),
             &strait_dtab::Dtab::empty(),
         ))),
+        client_networks: std::sync::Arc::new(strait_router::clients::ClientNetworks::any()),
         limits: Default::default(),
     };
     let server = Server::new(sp, Arc::clone(&router), &registry, None, 64 * 1024);

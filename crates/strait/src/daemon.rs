@@ -12,9 +12,10 @@ use serde_json::Value;
 use strait_dtab::Path;
 use strait_naming::Interpreter;
 use strait_naming::inet::InetResolver;
+use strait_router::clients::{self, ClientNetworks};
 use strait_router::guard::OverrideGuard;
 use strait_router::server::Server;
-use strait_router::stats::Registry;
+use strait_router::stats::{Registry, Scope};
 use strait_router::{Router, ServerLimits, ServerParams};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -23,7 +24,9 @@ use tokio::task::JoinSet;
 
 use crate::admin::{AdminState, NamerEntry, ReloadHandle};
 use crate::admin_security::AdminGuard;
-use crate::config::{self, Config, NamerConfig, RouterConfig, TelemeterConfig, lower};
+use crate::config::{
+    self, Config, NamerConfig, RouterConfig, ServerConfig, TelemeterConfig, lower,
+};
 use crate::namers::build_namer;
 use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
 
@@ -324,6 +327,8 @@ impl Live {
             .chain(next.listeners.values().filter_map(|l| l.local_addr().ok()))
             .chain(self.servers.values().map(|s| s.server.local()))
             .collect();
+        // `clientNetworks` not written: this host's, read now.
+        let host_networks = host_client_networks(&cfg);
         for (rc, router) in &next.routers {
             // Room for both limits and the blank line, so that the exact
             // checks (414, 431) decide, not where the read buffer ends.
@@ -336,6 +341,7 @@ impl Live {
                     clear_context: sc.clear_context,
                     dtab_override: sc.dtab_override.then(|| Arc::clone(&guard)),
                     add_forwarded: sc.add_forwarded_header.is_some(),
+                    client_networks: client_networks(sc, &host_networks),
                     local,
                     limits: ServerLimits {
                         header_timeout: sc.request_header_timeout,
@@ -395,6 +401,24 @@ impl Live {
             let _ = slot.stop.send(true);
         }
         self.servers = keep;
+        // `originator: true`: Linkerd's `rt/<label>/originator` gauge of 1.
+        for old in &self.config.routers {
+            if !next
+                .routers
+                .iter()
+                .any(|(rc, _)| rc.label == old.label && rc.originator)
+            {
+                self.registry.remove_scope(&Scope::Router {
+                    router: old.label.as_str().into(),
+                });
+            }
+        }
+        for (rc, _) in next.routers.iter().filter(|(rc, _)| rc.originator) {
+            let scope = Scope::Router {
+                router: rc.label.as_str().into(),
+            };
+            self.registry.gauge(&scope, "originator").set(1);
+        }
         for (rc, router) in &next.routers {
             let (stop, stop_rx) = watch::channel(false);
             self.tasks.spawn(expire_idle(Arc::clone(router), stop_rx));
@@ -495,6 +519,7 @@ impl Live {
         match cfg {
             cfg if cfg == self.config => {
                 self.hash = hash;
+                self.refresh_client_networks();
                 ReloadResult::Unchanged
             }
             cfg => match self.build(&cfg).await {
@@ -508,6 +533,20 @@ impl Live {
                     ReloadResult::Applied { changes }
                 }
             },
+        }
+    }
+
+    /// Reads this host's interfaces again for the servers without
+    /// `clientNetworks` (a reload of an unchanged file: a Docker network
+    /// created since is served from now on).
+    fn refresh_client_networks(&self) {
+        let host = host_client_networks(&self.config);
+        for rc in &self.config.routers {
+            for (i, sc) in rc.servers.iter().enumerate() {
+                if let Some(slot) = self.servers.get(&ServerKey::of(rc, i)) {
+                    slot.server.set_client_networks(client_networks(sc, &host));
+                }
+            }
         }
     }
 
@@ -530,6 +569,31 @@ impl Live {
             while self.tasks.join_next().await.is_some() {}
         })
         .await;
+    }
+}
+
+/// The default `clientNetworks` of this host, read now when some server
+/// of `cfg` has none written (and logged, so the operator sees what is
+/// served); any network otherwise, unused.
+fn host_client_networks(cfg: &Config) -> Arc<ClientNetworks> {
+    let defaulted = cfg
+        .routers
+        .iter()
+        .flat_map(|r| &r.servers)
+        .any(|s| s.client_networks.is_none());
+    if !defaulted {
+        return Arc::new(ClientNetworks::default());
+    }
+    let host = clients::host_default();
+    tracing::info!(networks = %host, "servers without clientNetworks accept connections from loopback, this host's addresses and its private attached subnets");
+    Arc::new(host)
+}
+
+/// A server's `clientNetworks`: as written, or the host's default.
+fn client_networks(sc: &ServerConfig, host: &Arc<ClientNetworks>) -> Arc<ClientNetworks> {
+    match &sc.client_networks {
+        Some(list) => Arc::new(ClientNetworks::new(list)),
+        None => Arc::clone(host),
     }
 }
 

@@ -42,11 +42,11 @@ pub use types::{
     AdminConfig, AdminSecurityConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig,
     BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
     ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig, DEFAULT_CONNECT_TIMEOUT,
-    DnsSrvNamerConfig, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler, FsNamerConfig,
-    HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol,
-    RetriesConfig, RetriesPatch, RewriteNamerConfig, RouterConfig, ServerConfig, ServiceConfig,
-    ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig,
-    TransformerConfig, UsageConfig,
+    DnsSrvNamerConfig, Experimental, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler,
+    FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig,
+    Protocol, RetriesConfig, RetriesPatch, RewriteNamerConfig, RouterConfig, ServerConfig,
+    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
+    TelemeterConfig, TransformerConfig, UsageConfig,
 };
 
 /// One problem in a config file.

@@ -14,6 +14,7 @@ use strait_dtab::{Dtab, Path};
 use strait_naming::dnssrv::{DEFAULT_REFRESH_INTERVAL, parse_dns_host};
 use strait_naming::pathmatch::PathMatcher;
 use strait_naming::transform::TransformerKind;
+use strait_router::clients::Network;
 use strait_router::guard::InetRule;
 
 use super::policy;
@@ -24,10 +25,10 @@ use super::read::{
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
     AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
-    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, ForwardedConfig, ForwardedLabeler,
-    FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig, Protocol,
-    RewriteNamerConfig, RouterConfig, ServerConfig, TagWeight, TelemeterConfig, TransformerConfig,
-    UsageConfig,
+    ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, ForwardedConfig,
+    ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig, LOOPBACK, NamerConfig,
+    Protocol, RewriteNamerConfig, RouterConfig, ServerConfig, TagWeight, TelemeterConfig,
+    TransformerConfig, UsageConfig,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
@@ -323,7 +324,11 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         inet_allow: r
             .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
             .unwrap_or_else(InetRule::loopback),
+        originator: r.or(cx, "originator", boolean, false),
     };
+    // Every Linkerd router accepts it; only `thriftmux` (which Strait does
+    // not have) needs it.
+    let _experimental = r.opt(cx, "experimental", boolean);
 
     r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
         format!("`{key}` was removed in Linkerd 1.7 (bodies are streamed); remove the key")
@@ -333,7 +338,6 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         &[
             "interpreter",
             "announcers",
-            "originator",
             "streamAfterContentLengthKB",
             "streamingEnabled",
             "compressionLevel",
@@ -518,6 +522,7 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
         upgrade_idle_timeout: r
             .opt(cx, "upgradeIdleTimeoutMs", u64_positive)
             .map_or(Duration::from_secs(3600), Duration::from_millis),
+        client_networks: r.opt(cx, "clientNetworks", client_networks),
     };
     r.not_implemented(
         cx,
@@ -531,6 +536,31 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
     );
     r.finish(cx);
     Some(server)
+}
+
+/// `clientNetworks`: a non-empty list of networks (an empty one would
+/// refuse every client, which is never what was meant).
+fn client_networks(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Vec<Network>> {
+    if matches!(&node.value, Value::Seq(v) if v.is_empty()) {
+        cx.error(
+            node.pos,
+            path,
+            "an empty clientNetworks would refuse every connection; list the networks to \
+             serve (0.0.0.0/0 and ::/0 for any), or remove the key for the default (loopback, \
+             this host's addresses and its private attached subnets)",
+        );
+        return None;
+    }
+    list(cx, node, path, |cx, n, p| {
+        let text = string(cx, n, p)?;
+        match Network::parse(&text) {
+            Ok(net) => Some(net),
+            Err(e) => {
+                cx.error(n.pos, p, e);
+                None
+            }
+        }
+    })
 }
 
 fn forwarded(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ForwardedConfig> {
@@ -595,6 +625,10 @@ const NAMER_KINDS: &[&str] = &[
     "io.l5d.rewrite",
 ];
 
+/// The namers Linkerd 1 marks experimental (of those Strait has): they
+/// need `experimental: true`, as in Linkerd.
+const EXPERIMENTAL_NAMER_KINDS: &[&str] = &["io.l5d.dnssrv"];
+
 const OTHER_NAMER_KINDS: &[&str] = &[
     "io.l5d.k8s",
     "io.l5d.k8s.external",
@@ -646,7 +680,30 @@ fn namer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<NamerConfig> {
         }
     };
     // Every Linkerd namer accepts these two.
-    let _experimental = r.opt(cx, "experimental", boolean);
+    let experimental_node = r.get("experimental").cloned();
+    let experimental = r.opt(cx, "experimental", boolean);
+    if let Some(n) = &namer
+        && EXPERIMENTAL_NAMER_KINDS.contains(&n.kind())
+        && experimental != Some(true)
+        // A value that did not read is reported already.
+        && (experimental_node.is_none() || experimental.is_some())
+    {
+        // Linkerd's `Linker.mkNamers`, word for word: the namer's prefix
+        // (`/#` ++ `prefix`) names it.
+        let (pos, at) = match &experimental_node {
+            Some(e) => (e.pos, r.path_of("experimental")),
+            None => (node.pos, path.to_owned()),
+        };
+        cx.error(
+            pos,
+            &at,
+            format!(
+                "The /#{} namer is experimental and must be explicitly enabled by setting the \
+                 `experimental' parameter to `true'.",
+                n.prefix().show()
+            ),
+        );
+    }
     let transformers = r.opt(cx, "transformers", transformers).unwrap_or_default();
     r.finish(cx);
     namer.map(|mut n| {
@@ -875,8 +932,8 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
     c
 }
 
-/// `io.l5d.dnssrv` (Linkerd 1's DNS SRV namer). Linkerd 1 wants `experimental:
-/// true` for it; Strait accepts the namer either way.
+/// `io.l5d.dnssrv` (Linkerd 1's DNS SRV namer). Like Linkerd 1, Strait
+/// wants `experimental: true` for it (checked in [`namer`]).
 fn dnssrv(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> DnsSrvNamerConfig {
     let default_secs = DEFAULT_REFRESH_INTERVAL.as_secs() as u32;
     DnsSrvNamerConfig {
@@ -891,6 +948,7 @@ fn dnssrv(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> DnsSrvNamerConfig {
             .opt(cx, "dnsHosts", |cx, n, p| list(cx, n, p, dns_host))
             .unwrap_or_default(),
         transformers: Vec::new(),
+        experimental: Experimental,
     }
 }
 

@@ -14,6 +14,7 @@ use serde::{Serialize, Serializer};
 use strait_dtab::{Dtab, Path};
 use strait_naming::pathmatch::PathMatcher;
 use strait_naming::transform::TransformerKind;
+use strait_router::clients::Network;
 use strait_router::guard::InetRule;
 use strait_router::policy::BudgetParams;
 
@@ -186,6 +187,11 @@ pub struct RouterConfig {
     /// listener addresses never are.
     #[serde(serialize_with = "display_list")]
     pub inet_allow: Vec<InetRule>,
+    /// The first hop of a linker-to-linker setup (`originator`, default
+    /// false): as in Linkerd 1, the router's stats get an
+    /// `rt/<label>/originator` gauge of 1, so that dashboards summing both
+    /// hops can count each request once.
+    pub originator: bool,
 }
 
 /// The four binding cache layers (`bindingCache`).
@@ -342,6 +348,15 @@ pub struct ServerConfig {
     /// (`upgradeIdleTimeoutMs`, default 3 600 000).
     #[serde(rename = "upgradeIdleTimeoutMs", serialize_with = "as_millis")]
     pub upgrade_idle_timeout: Duration,
+    /// Strait's own: the source networks whose connections are served
+    /// (`clientNetworks`); others are closed on accept. `None` (not
+    /// written): loopback, this host's addresses and the private subnets
+    /// attached to its interfaces, read at start and on every reload.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_display_list"
+    )]
+    pub client_networks: Option<Vec<Network>>,
 }
 
 /// The `Forwarded` header's `by` and `for` labels (`addForwardedHeader`).
@@ -1122,6 +1137,20 @@ pub struct DnsSrvNamerConfig {
     /// Applied in order to the namer's bound answers (`transformers`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transformers: Vec<TransformerConfig>,
+    /// `experimental: true`, which Linkerd 1 (and so Strait) requires of
+    /// this namer; shown in `/config.json`, so that it reads back.
+    pub experimental: Experimental,
+}
+
+/// The `experimental: true` an experimental plugin must carry: a config
+/// without it is refused, so the value is always `true`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Experimental;
+
+impl Serialize for Experimental {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bool(true)
+    }
 }
 
 /// `io.l5d.consul` settings (Linkerd 1's Consul namer parameters).
@@ -1265,6 +1294,16 @@ fn matcher_show<S: Serializer>(p: &PathMatcher, s: S) -> Result<S::Ok, S::Error>
 
 fn display_list<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
     s.collect_seq(v.iter().map(ToString::to_string))
+}
+
+fn opt_display_list<S: Serializer, T: std::fmt::Display>(
+    v: &Option<Vec<T>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => display_list(v, s),
+        None => s.serialize_none(),
+    }
 }
 
 fn dtab_show<S: Serializer>(d: &Dtab, s: S) -> Result<S::Ok, S::Error> {
