@@ -25,8 +25,10 @@ use tokio::sync::watch;
 pub mod delegate;
 pub mod dnssrv;
 pub mod fs;
+pub mod fs_dtab;
 pub mod inet;
 mod interp;
+pub mod stored;
 #[cfg(test)]
 mod testing;
 
