@@ -166,15 +166,20 @@ async fn run(file: Arc<PathBuf>, store: Weak<DtabStore>, wake: Arc<Notify>) {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use std::time::Duration;
 
     use super::*;
 
     async fn until(rx: &mut watch::Receiver<StoredDtab>, version: u64) {
-        tokio::time::timeout(Duration::from_secs(5), rx.wait_for(|s| s.version >= version))
-            .await
-            .expect("in time")
-            .expect("open");
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            rx.wait_for(|s| s.version >= version),
+        )
+        .await
+        .expect("in time")
+        .expect("open");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
