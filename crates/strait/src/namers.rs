@@ -1,6 +1,6 @@
 //! The configured namers, built: `io.l5d.fs`, `io.l5d.consul` and
 //! `io.l5d.dnssrv` from their (lowered) config, with the Consul namer's
-//! stats registered. Building one starts its I/O (file watches, Consul
+//! stats registered; and the routers' stored-dtab interpreters. Building one starts its I/O (file watches, Consul
 //! long polls, DNS), so this is not part of the pure lowering in
 //! `config::lower`.
 
@@ -13,8 +13,12 @@ use strait_naming::dnssrv::DnsSrvNamer;
 use strait_naming::fs::FsNamer;
 use strait_router::stats::{Registry, Scope};
 
+use strait_namer_consul::ConsulDtabInterpreter;
+use strait_naming::fs_dtab::FsDtabInterpreter;
+use strait_naming::stored::DtabInterpreter;
+
 use crate::admin::NamerEntry;
-use crate::config::{NamerConfig, lower};
+use crate::config::{InterpreterConfig, NamerConfig, consul_kv_config, lower};
 
 /// The namer `n` configures, with its stats registered in `registry`.
 pub fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, String> {
@@ -46,6 +50,25 @@ pub fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, S
         prefix,
         kind: kind.to_owned(),
         namer,
+    })
+}
+
+/// The running interpreter `ic` configures for router `label`: `None`
+/// for `default`; starts its file watch or Consul long poll.
+pub fn build_interpreter(
+    ic: &InterpreterConfig,
+    label: &str,
+) -> Result<Option<Arc<dyn DtabInterpreter>>, String> {
+    let err = |e: String| format!("router '{label}': interpreter: {e}");
+    Ok(match ic {
+        InterpreterConfig::Default => None,
+        InterpreterConfig::Fs { dtab_file } => Some(Arc::new(
+            FsDtabInterpreter::new(dtab_file.clone())
+                .map_err(|e| err(format!("io.l5d.fs: {e}")))?,
+        )),
+        InterpreterConfig::Consul(c) => Some(Arc::new(
+            ConsulDtabInterpreter::new(consul_kv_config(c)).map_err(err)?,
+        )),
     })
 }
 

@@ -320,6 +320,9 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         inet_allow: r
             .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
             .unwrap_or_else(InetRule::loopback),
+        interpreter: r
+            .opt(cx, "interpreter", super::interpreter::interpreter)
+            .unwrap_or_default(),
     };
 
     r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
@@ -328,7 +331,6 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
     r.not_implemented(
         cx,
         &[
-            "interpreter",
             "announcers",
             "originator",
             "streamAfterContentLengthKB",
@@ -740,7 +742,11 @@ fn health_statuses(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Vec<Heal
     Some(statuses)
 }
 
-fn consistency_mode(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ConsistencyMode> {
+pub(super) fn consistency_mode(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+) -> Option<ConsistencyMode> {
     Some(
         match one_of(cx, node, path, &["default", "stale", "consistent"])? {
             "stale" => ConsistencyMode::Stale,

@@ -184,6 +184,9 @@ pub struct RouterConfig {
     /// listener addresses never are.
     #[serde(serialize_with = "display_list")]
     pub inet_allow: Vec<InetRule>,
+    /// Where the stored dtab comes from (`interpreter`, default
+    /// `default`: none).
+    pub interpreter: super::InterpreterConfig,
 }
 
 /// The four binding cache layers (`bindingCache`).
