@@ -11,9 +11,9 @@ use strait::config::{
     ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch, ClientPrefixConfig, Config,
     ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, FailureAccrualConfig,
     ForwardedConfig, ForwardedLabeler, FsNamerConfig, HealthStatus, IdentifierConfig,
-    LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch,
-    RouterConfig, ServerConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
-    ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
+    InterpreterConfig, InterpreterKind, LoadBalancerConfig, NamerConfig, PoolConfig, Protocol,
+    RetriesConfig, RetriesPatch, RouterConfig, ServerConfig, ServiceConfig, ServiceParams,
+    ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig, UsageConfig, parse,
 };
 use strait_dtab::{Dtab, Path};
 use strait_naming::pathmatch::PathMatcher;
@@ -93,6 +93,7 @@ fn default_router() -> RouterConfig {
         http_access_log: None,
         inet_allow: strait_router::guard::InetRule::loopback(),
         originator: false,
+        interpreter: InterpreterConfig::default(),
     }
 }
 
@@ -627,7 +628,7 @@ rooters: []
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",
-            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, experimental, httpAccessLog, identifier, inetAllow, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, originator, protocol, servers, service",
+            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, experimental, httpAccessLog, identifier, inetAllow, interpreter, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, originator, protocol, servers, service",
             "linkerd.yaml:14:3: namers[0].rootDir: missing required key 'rootDir'",
             "linkerd.yaml:16:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
         ],
@@ -692,7 +693,6 @@ routers:
 - protocol: http
   client:
     tls: {commonName: foo}
-  interpreter: {kind: default}
   servers:
   - tls: {certPath: /a, keyPath: /b}
 - protocol: h2
@@ -709,12 +709,11 @@ telemetry:
         [
             "linkerd.yaml:2:3: admin.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:6:5: routers[0].client.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:7:3: routers[0].interpreter: `interpreter` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:9:5: routers[0].servers[0].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:10:13: routers[1].protocol: protocol `h2` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) only",
-            "linkerd.yaml:13:9: namers[0].kind: namer `io.l5d.k8s` is a Linkerd 1 feature Strait does not implement yet",
-            "linkerd.yaml:15:3: namers[1].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:17:9: telemetry[0].kind: telemeter `io.l5d.zipkin` is a Linkerd 1 feature Strait does not implement yet",
+            "linkerd.yaml:8:5: routers[0].servers[0].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:9:13: routers[1].protocol: protocol `h2` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) only",
+            "linkerd.yaml:12:9: namers[0].kind: namer `io.l5d.k8s` is a Linkerd 1 feature Strait does not implement yet",
+            "linkerd.yaml:14:3: namers[1].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:16:9: telemetry[0].kind: telemeter `io.l5d.zipkin` is a Linkerd 1 feature Strait does not implement yet",
         ],
         "a Linkerd 1 key Strait lacks is named, never silently ignored"
     );
@@ -1846,7 +1845,7 @@ namers:
         errors(text),
         [
             "linkerd.yaml:6:5: namers[0].transformers[0].kind: missing required key 'kind'",
-            "linkerd.yaml:7:31: namers[0].transformers[1].port: expected an integer from 0 to 65535, found 70000",
+            "linkerd.yaml:7:31: namers[0].transformers[1].port: expected an integer from 1 to 65535, found 70000",
             "linkerd.yaml:8:39: namers[0].transformers[2].host: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'not-an-ip'",
             "linkerd.yaml:9:34: namers[0].transformers[3].path: /#/io.l5d.fs/web is bound without the dtab or the configured namers, so it must be a /$/ path such as /$/inet/127.0.0.1/4140",
             "linkerd.yaml:10:5: namers[0].transformers[4].path: missing required key 'path'",
@@ -1972,6 +1971,197 @@ fn originator_and_experimental_are_router_keys() {
         [
             "linkerd.yaml:3:15: routers[0].originator: expected true or false, found '1'",
             "linkerd.yaml:4:17: routers[0].experimental: expected true or false, found 'maybe'",
+        ]
+    );
+}
+
+#[test]
+fn interpreters_are_read_with_their_defaults() {
+    let text = "\
+routers:
+- protocol: http
+  interpreter:
+    kind: io.l5d.fs
+    dtabFile: /etc/strait/dtab
+    experimental: true
+  servers: [{port: 4140}]
+- protocol: http
+  label: kv
+  interpreter: {kind: io.l5d.consul.interpreter}
+  servers: [{port: 4141}]
+- protocol: http
+  label: kv2
+  interpreter:
+    kind: io.l5d.consul.interpreter
+    host: consul.local
+    port: 8501
+    pathPrefix: /dtabs
+    namespace: web_1
+    token: s3cret
+    datacenter: dc2
+    readConsistencyMode: stale
+    writeConsistencyMode: consistent
+    failFast: true
+    backoff: {kind: jittered, minMs: 5, maxMs: 500}
+  servers: [{port: 4142}]
+- protocol: http
+  label: plain
+  interpreter: {kind: default}
+  servers: [{port: 4143}]
+";
+    let cfg = ok(text);
+    assert_eq!(
+        cfg.routers[0].interpreter.kind,
+        InterpreterKind::Fs {
+            dtab_file: "/etc/strait/dtab".into()
+        }
+    );
+    let InterpreterKind::Consul(d) = &cfg.routers[1].interpreter.kind else {
+        panic!("{:?}", cfg.routers[1].interpreter)
+    };
+    assert_eq!(
+        (
+            d.host.as_str(),
+            d.port,
+            d.path_prefix.as_str(),
+            d.namespace.as_str()
+        ),
+        ("localhost", 8500, "/namerd/dtabs", "default")
+    );
+    assert_eq!(
+        (d.token.clone(), d.datacenter.clone(), d.fail_fast),
+        (None, None, false)
+    );
+    assert_eq!(d.read_consistency_mode, ConsistencyMode::Default);
+    assert_eq!(d.backoff, None);
+    let InterpreterKind::Consul(c) = &cfg.routers[2].interpreter.kind else {
+        panic!("{:?}", cfg.routers[2].interpreter)
+    };
+    assert_eq!(
+        (
+            c.host.as_str(),
+            c.port,
+            c.path_prefix.as_str(),
+            c.namespace.as_str()
+        ),
+        ("consul.local", 8501, "/dtabs", "web_1")
+    );
+    assert_eq!(c.token.as_deref(), Some("s3cret"));
+    assert_eq!(c.datacenter.as_deref(), Some("dc2"));
+    assert_eq!(c.read_consistency_mode, ConsistencyMode::Stale);
+    assert_eq!(c.write_consistency_mode, ConsistencyMode::Consistent);
+    assert!(c.fail_fast);
+    assert_eq!(
+        c.backoff,
+        Some(BackoffConfig::Jittered {
+            min: Duration::from_millis(5),
+            max: Duration::from_millis(500)
+        })
+    );
+    let kv = strait::config::consul_kv_config(c);
+    assert_eq!(
+        kv.url(None),
+        "/v1/kv/dtabs/web_1?raw=true&dc=dc2&stale=true"
+    );
+    assert_eq!(cfg.routers[3].interpreter, InterpreterConfig::default());
+    assert_eq!(default_router().interpreter, InterpreterConfig::default());
+    // The token is redacted in /config.json like the namer's.
+    let mut json = serde_json::to_value(&cfg).unwrap();
+    strait::admin_security::redact(&mut json);
+    assert_eq!(json["routers"][2]["interpreter"]["token"], "<redacted>");
+    assert_eq!(
+        json["routers"][2]["interpreter"]["kind"],
+        "io.l5d.consul.interpreter"
+    );
+    assert_eq!(
+        json["routers"][0]["interpreter"]["dtabFile"],
+        "/etc/strait/dtab"
+    );
+}
+
+#[test]
+fn interpreter_mistakes_and_namerd_kinds_are_refused() {
+    let text = "\
+routers:
+- protocol: http
+  interpreter: {kind: io.l5d.namerd, dst: /$/inet/127.1/4100}
+  servers: [{port: 4140}]
+- protocol: http
+  label: b
+  interpreter: {kind: io.l5d.mesh}
+  servers: [{port: 4141}]
+- protocol: http
+  label: c
+  interpreter: {kind: io.l5d.namerd.http, experimental: true}
+  servers: [{port: 4142}]
+- protocol: http
+  label: d
+  interpreter: {kind: io.l5d.fs}
+  servers: [{port: 4143}]
+- protocol: http
+  label: e
+  interpreter: {kind: io.l5d.k8s.configMap}
+  servers: [{port: 4144}]
+- protocol: http
+  label: f
+  interpreter: {kind: io.l5d.consul.interpreter, namespace: a/b, pathPrefix: x, experimental: 3, tls: {}}
+  servers: [{port: 4145}]
+";
+    assert_eq!(
+        errors(text),
+        [
+            "linkerd.yaml:3:23: routers[0].interpreter.kind: interpreter `io.l5d.namerd` needs namerd, not supported: Strait has no Namerd; use `default`, `io.l5d.fs` or `io.l5d.consul.interpreter`",
+            "linkerd.yaml:7:23: routers[1].interpreter.kind: interpreter `io.l5d.mesh` needs namerd, not supported: Strait has no Namerd; use `default`, `io.l5d.fs` or `io.l5d.consul.interpreter`",
+            "linkerd.yaml:11:23: routers[2].interpreter.kind: interpreter `io.l5d.namerd.http` needs namerd, not supported: Strait has no Namerd; use `default`, `io.l5d.fs` or `io.l5d.consul.interpreter`",
+            "linkerd.yaml:15:16: routers[3].interpreter.dtabFile: missing required key 'dtabFile'",
+            "linkerd.yaml:19:23: routers[4].interpreter.kind: unknown interpreter kind 'io.l5d.k8s.configMap'; known kinds: default, io.l5d.fs, io.l5d.consul.interpreter",
+            "linkerd.yaml:23:61: routers[5].interpreter.namespace: namespace 'a/b' must match [A-Za-z0-9_-]+",
+            "linkerd.yaml:23:78: routers[5].interpreter.pathPrefix: pathPrefix 'x' must start with '/'",
+            "linkerd.yaml:23:95: routers[5].interpreter.experimental: expected true or false, found '3'",
+            "linkerd.yaml:23:98: routers[5].interpreter.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+        ]
+    );
+}
+
+#[test]
+fn interpreter_transformers_are_read_in_order_and_shown() {
+    use strait::config::TransformerConfig;
+    use strait_naming::transform::TransformerKind;
+    let text = "\
+routers:
+- protocol: http
+  label: outgoing
+  interpreter:
+    kind: default
+    transformers:
+    - kind: io.l5d.port
+      port: 4141
+  servers: [{}]
+- protocol: http
+  label: incoming
+  interpreter:
+    kind: io.l5d.fs
+    dtabFile: /etc/strait/dtab
+    transformers: [{kind: io.l5d.localhost}]
+  servers: [{port: 4141}]
+";
+    let c = ok(text);
+    let t = |kind| TransformerConfig { kind, prefix: None };
+    assert_eq!(
+        c.routers[0].interpreter.transformers,
+        [t(TransformerKind::Port(4141))]
+    );
+    assert_eq!(c.routers[0].interpreter.kind, InterpreterKind::Default);
+    assert_eq!(
+        c.routers[1].interpreter.transformers,
+        [t(TransformerKind::Localhost)]
+    );
+    let json = serde_json::to_string_pretty(&c).unwrap();
+    assert_eq!(ok(&json), c, "/config.json parses back to the same config");
+    assert_eq!(
+        errors(&text.replace("port: 4141\n  servers", "port: 0\n  servers")),
+        [
+            "linkerd.yaml:8:13: routers[0].interpreter.transformers[0].port: expected an integer from 1 to 65535, found 0"
         ]
     );
 }

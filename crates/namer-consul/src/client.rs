@@ -392,7 +392,11 @@ impl ConsulClient {
         Ok((dc.to_owned(), domain.to_owned()))
     }
 
-    async fn get(&self, url: &str, timeout: Duration) -> Result<RawResponse, ConsulError> {
+    pub(crate) async fn get(
+        &self,
+        url: &str,
+        timeout: Duration,
+    ) -> Result<RawResponse, ConsulError> {
         match tokio::time::timeout(timeout, self.transport.get(url, self.token.as_deref())).await {
             Err(_) => Err(ConsulError::Timeout(timeout)),
             Ok(Err(e)) if e.connect => Err(ConsulError::Connect(e.message)),
@@ -432,7 +436,7 @@ pub(crate) fn parse_index(headers: &HeaderMap) -> Result<u64, ConsulError> {
     Ok(n.max(1))
 }
 
-fn check_status(raw: &RawResponse) -> Result<(), ConsulError> {
+pub(crate) fn check_status(raw: &RawResponse) -> Result<(), ConsulError> {
     if raw.status == StatusCode::OK {
         return Ok(());
     }

@@ -1,7 +1,7 @@
 //! `io.l5d.consul`: service discovery from Consul, as Linkerd 1 did it, with
 //! the lessons of its issue tracker built in.
 //!
-//! This crate owns two things:
+//! This crate owns three things:
 //!
 //! * [`client`]: a small typed client for the two Consul reads a namer needs,
 //!   `GET /v1/health/service/<svc>` (or `/v1/catalog/service/<svc>`) as a
@@ -13,6 +13,8 @@
 //!   (with `includeTag`, `/#/io.l5d.consul/<dc>/<tag>/<service>`), one
 //!   long-poll loop per watched `(dc, tag, service)`, shared by every lookup
 //!   of that name.
+//! * [`ConsulDtabInterpreter`]: `io.l5d.consul.interpreter`, the stored dtab
+//!   from a Consul KV key, watched with a blocking query (see `kv.rs`).
 //!
 //! It does not own the YAML (`strait::config` turns `linkerd.yaml` into a
 //! plain [`ConsulConfig`]), `setHost` (the router rewrites `Host`), or load
@@ -92,9 +94,11 @@ use std::fmt;
 use std::time::Duration;
 
 pub mod client;
+mod kv;
 mod namer;
 mod pace;
 
+pub use kv::{ConsulDtabInterpreter, KvConfig, valid_namespace};
 pub use namer::{ConsulNamer, ConsulStats};
 
 /// The datacenter element meaning "the agent's own datacenter".

@@ -25,11 +25,13 @@ use tokio::sync::watch;
 pub mod delegate;
 pub mod dnssrv;
 pub mod fs;
+pub mod fs_dtab;
 pub mod inet;
 pub mod interfaces;
 mod interp;
 pub mod pathmatch;
 pub mod rewrite;
+pub mod stored;
 #[cfg(test)]
 mod testing;
 pub mod transform;

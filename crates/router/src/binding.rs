@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use strait_dtab::{BindLimits, Dtab, LimitExceeded, NameTree, Path, State};
+use strait_naming::stored::StoredDtab;
 use strait_naming::{Binding, BoundName, Interpreter};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, watch};
 
 use crate::client::Client;
 use crate::headers::LocalDtab;
@@ -100,6 +101,31 @@ pub(crate) struct CacheParams {
     pub idle_ttl: Duration,
     /// `client` and `service` policies.
     pub policies: Policies,
+    /// The interpreter's stored dtab, put in front of `dtab`.
+    pub stored: Option<watch::Receiver<StoredDtab>>,
+}
+
+/// The cached bindings and the stored dtab they were bound under.
+struct Bindings {
+    map: HashMap<BindKey, Arc<BindEntry>>,
+    /// The interpreter's stored dtab: checked (one atomic load) on every
+    /// lookup, under the lock the lookup takes anyway.
+    stored: Option<watch::Receiver<StoredDtab>>,
+    /// Its value as last seen.
+    current: StoredDtab,
+}
+
+impl Bindings {
+    /// The stored dtab now: follows a change (and makes every binding
+    /// bound under an older version stale).
+    fn stored_now(&mut self) -> &StoredDtab {
+        if let Some(rx) = &mut self.stored
+            && rx.has_changed().unwrap_or(false)
+        {
+            self.current = rx.borrow_and_update().clone();
+        }
+        &self.current
+    }
 }
 
 /// Bindings, clients and services of one router.
@@ -107,7 +133,7 @@ pub(crate) struct BindingCache {
     params: CacheParams,
     interp: Interpreter,
     registry: Registry,
-    bindings: Mutex<HashMap<BindKey, Arc<BindEntry>>>,
+    bindings: Mutex<Bindings>,
     clients: Mutex<HashMap<Path, Arc<Client>>>,
     services: Mutex<HashMap<Path, Arc<Service>>>,
     /// Bindings of requests with a local dtab run on the blocking pool, at
@@ -153,16 +179,27 @@ struct BindEntry {
     /// naming nothing must not make a service (and its metrics) each.
     service: Option<Arc<Service>>,
     last_used: AtomicU64,
+    /// The stored dtab's version it was bound under.
+    stored_version: u64,
 }
 
 impl BindingCache {
     pub(crate) fn new(params: CacheParams, interp: Interpreter, registry: Registry) -> Self {
+        let bindings = Bindings {
+            map: HashMap::new(),
+            current: params
+                .stored
+                .as_ref()
+                .map(|rx| rx.borrow().clone())
+                .unwrap_or_default(),
+            stored: params.stored.clone(),
+        };
         BindingCache {
             stats: CacheStats::new(&registry, &params.label),
             params,
             interp,
             registry,
-            bindings: Mutex::default(),
+            bindings: Mutex::new(bindings),
             clients: Mutex::default(),
             services: Mutex::default(),
             binders: Arc::new(Semaphore::new(
@@ -174,6 +211,11 @@ impl BindingCache {
 
     pub(crate) fn interpreter(&self) -> &Interpreter {
         &self.interp
+    }
+
+    /// The stored dtab in front of the router's (empty without one).
+    pub(crate) fn stored_dtab(&self) -> Arc<Dtab> {
+        Arc::clone(&lock(&self.bindings).stored_now().dtab)
     }
 
     /// The route of `dst` under the request's local dtab: its binding (from
@@ -218,18 +260,36 @@ impl BindingCache {
             dst: dst.clone(),
         };
         let now = self.now_ms();
-        if let Some(e) = lock(&self.bindings)
-            .get(&key)
-            .filter(|e| !e.binding.is_stale() && !matches!(e.binding.state, State::Pending))
-        {
-            e.last_used.store(now, Relaxed);
-            return Ok(Arc::clone(e));
-        }
-        let dtab = match local {
-            Some(l) => self.params.dtab.concat(&l.dtab),
-            None => self.params.dtab.clone(),
+        let (stored, waiting) = {
+            let mut bindings = lock(&self.bindings);
+            let version = bindings.stored_now().version;
+            if let Some(e) = bindings.map.get(&key).filter(|e| {
+                e.stored_version == version
+                    && !e.binding.is_stale()
+                    && !matches!(e.binding.state, State::Pending)
+            }) {
+                e.last_used.store(now, Relaxed);
+                return Ok(Arc::clone(e));
+            }
+            let waiting = bindings.stored.as_ref().filter(|_| version == 0).cloned();
+            (bindings.current.clone(), waiting)
         };
         let deadline = tokio::time::Instant::now() + self.params.binding_timeout;
+        // A stored dtab not read yet: wait for it as for a pending name.
+        let stored = match waiting {
+            Some(mut rx) => {
+                match tokio::time::timeout_at(deadline, rx.wait_for(StoredDtab::is_ready)).await {
+                    Ok(Ok(s)) => s.clone(),
+                    _ => return Err(BindError::Timeout(self.params.binding_timeout)),
+                }
+            }
+            None => stored,
+        };
+        let base = stored.dtab.concat(&self.params.dtab);
+        let dtab = match local {
+            Some(l) => base.concat(&l.dtab),
+            None => base,
+        };
         let dtab = Arc::new(dtab);
         let mut binding = self
             .bind_once(&dtab, dst, local.is_some(), deadline)
@@ -247,7 +307,7 @@ impl BindingCache {
                 .await?;
         }
         self.stats.path_misses.incr();
-        let entry = self.entry(binding, dst, now);
+        let entry = self.entry(binding, dst, now, stored.version);
         self.insert(key, Arc::clone(&entry));
         Ok(entry)
     }
@@ -303,7 +363,7 @@ impl BindingCache {
 
     /// A cache entry for `binding`: the clients of its bound names (made
     /// when missing) and, when there is one, its service.
-    fn entry(&self, binding: Binding, dst: &Path, now: u64) -> Arc<BindEntry> {
+    fn entry(&self, binding: Binding, dst: &Path, now: u64, stored_version: u64) -> Arc<BindEntry> {
         let mut clients = Vec::new();
         let mut evicted = Vec::new();
         if let State::Ok(tree) = &binding.state {
@@ -324,13 +384,15 @@ impl BindingCache {
             clients,
             service,
             last_used: AtomicU64::new(now),
+            stored_version,
         })
     }
 
     /// Caches `entry`, evicting the least recently used binding when the
     /// cache is full.
     fn insert(&self, key: BindKey, entry: Arc<BindEntry>) {
-        let mut map = lock(&self.bindings);
+        let mut bindings = lock(&self.bindings);
+        let map = &mut bindings.map;
         let mut evicted = None;
         let full = map.len() >= self.params.path_capacity && !map.contains_key(&key);
         // Evict the least recently used binding.
@@ -346,7 +408,7 @@ impl BindingCache {
             self.stats.path_evicts.incr();
         }
         map.insert(key, entry);
-        drop(map);
+        drop(bindings);
         if let Some((dst, e)) = evicted {
             drop(e);
             self.forget_service(&dst);

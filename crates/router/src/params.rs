@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use strait_dtab::{Dtab, Path};
+use strait_naming::stored::DtabInterpreter;
 
 use crate::binding::BindingLimits;
 use crate::clients::ClientNetworks;
@@ -49,6 +50,11 @@ pub struct RouterParams {
     pub access_log: Option<crate::accesslog::AccessLog>,
     /// `client` and `service` policies, by name.
     pub policies: Policies,
+    /// `interpreter`: one with a stored dtab (`io.l5d.fs`,
+    /// `io.l5d.consul.interpreter`) puts it in front of `dtab`: bindings
+    /// use **stored ++ dtab ++ l5d-ctx-dtab ++ l5d-dtab**, and every cached
+    /// binding is stale once the stored dtab changes. `None` is `default`.
+    pub interpreter: Option<Arc<dyn DtabInterpreter>>,
 }
 
 /// Per-server settings that change how a request is handled.

@@ -16,7 +16,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use strait_dtab::Path;
+use strait_dtab::{Dtab, Path};
 use strait_naming::{Addr, Interpreter};
 
 use crate::attempt::{self, AttemptError};
@@ -70,6 +70,7 @@ impl Router {
             client_capacity: params.client_capacity,
             idle_ttl: params.idle_ttl,
             policies: params.policies.clone(),
+            stored: params.interpreter.as_ref().map(|i| i.subscribe()),
         };
         Arc::new(Router {
             cache: BindingCache::new(cache, interp, registry),
@@ -99,6 +100,17 @@ impl Router {
     /// The router's settings.
     pub fn params(&self) -> &RouterParams {
         &self.params
+    }
+
+    /// The dtab bindings start from: the interpreter's stored dtab (if
+    /// any) ++ the router's `dtab`.
+    pub fn base_dtab(&self) -> Dtab {
+        self.cache.stored_dtab().concat(&self.params.dtab)
+    }
+
+    /// The interpreter's stored dtab alone (empty for `default`).
+    pub fn stored_dtab(&self) -> Arc<Dtab> {
+        self.cache.stored_dtab()
     }
 
     /// The interpreter (for the delegation explorer).

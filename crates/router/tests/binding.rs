@@ -49,6 +49,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
         max_call_depth: 1000,
         access_log: None,
         policies: Default::default(),
+        interpreter: None,
     };
     let router = Router::new(params, interp, registry.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

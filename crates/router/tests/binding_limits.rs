@@ -84,6 +84,7 @@ async fn start(
         max_call_depth: 1000,
         access_log: None,
         policies: Default::default(),
+        interpreter: None,
     };
     let interp = Interpreter::new(Vec::new(), InetResolver::default());
     let router = Router::new(params, interp, registry.clone());

@@ -239,6 +239,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
         ),
         p => match namer_state_name(p) {
             Some(name) => namer_state(&state, name),
+            None if p.contains("/interpreter_state/") => interpreter_state(&state, p),
             None => text(
                 StatusCode::NOT_FOUND,
                 format!("Not found: {p} (see /admin/index.txt)\n"),
@@ -271,6 +272,12 @@ fn index(state: &AdminState) -> String {
     }
     for n in &state.namers {
         paths.push(format!("/namer_state/{}.json", namer_name(&n.prefix)));
+    }
+    for r in &state.routers {
+        let router = r.load_full();
+        if let Some(i) = &router.params().interpreter {
+            paths.push(interpreter_state_path(&router.params().label, i.kind()));
+        }
     }
     paths.sort();
     paths.dedup();
@@ -509,6 +516,28 @@ fn namer_state(state: &AdminState, name: &str) -> Response<Full<Bytes>> {
     }
 }
 
+/// `/<router label>/interpreter_state/<kind>.json`: the stored dtab's
+/// state (`{"<namespace or file>": {"state": …}}`).
+fn interpreter_state(state: &AdminState, path: &str) -> Response<Full<Bytes>> {
+    let found = state.routers.iter().find_map(|r| {
+        let router = r.load_full();
+        let i = router.params().interpreter.clone()?;
+        (path == interpreter_state_path(&router.params().label, i.kind())).then_some(i)
+    });
+    match found {
+        Some(i) => json(StatusCode::OK, &i.state(), true),
+        None => text(
+            StatusCode::NOT_FOUND,
+            format!("Not found: {path} (no router with this label and interpreter)\n"),
+        ),
+    }
+}
+
+/// Where a router's interpreter state is served.
+fn interpreter_state_path(label: &str, kind: &str) -> String {
+    format!("/{label}/interpreter_state/{kind}.json")
+}
+
 /// The body of `POST /delegator.json`.
 #[derive(serde::Deserialize)]
 struct DelegationRequest {
@@ -577,7 +606,8 @@ async fn explain(state: &AdminState, request: DelegationRequest) -> Response<Ful
         None => return text(StatusCode::BAD_REQUEST, "Invalid path: no path given"),
     };
 
-    let dtab = router.params().dtab.concat(&extra);
+    // The interpreter's stored dtab goes in front, as for requests.
+    let dtab = router.base_dtab().concat(&extra);
     // Like Linkerd, wait for namers and address sets that have not answered
     // yet, up to the deadline; the outer timeout also bounds the
     // (synchronous) explanation itself.

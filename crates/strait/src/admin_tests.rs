@@ -106,6 +106,7 @@ fn router(registry: &Registry, namers: Vec<(Path, Arc<dyn Namer>)>) -> Arc<Route
         max_call_depth: 1000,
         access_log: None,
         policies: Default::default(),
+        interpreter: None,
     };
     Router::new(
         params,

@@ -27,7 +27,7 @@ use crate::admin_security::AdminGuard;
 use crate::config::{
     self, Config, NamerConfig, RouterConfig, ServerConfig, TelemeterConfig, lower,
 };
-use crate::namers::build_namer;
+use crate::namers::{build_interpreter, build_namer};
 use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
@@ -262,11 +262,25 @@ impl Live {
             .collect();
         let mut routers = Vec::new();
         for rc in &cfg.routers {
-            let router = Router::new(
-                lower::router_params(rc, &self.registry)?,
-                interp.clone(),
-                self.registry.clone(),
-            );
+            let mut params = lower::router_params(rc, &self.registry)?;
+            // An unchanged interpreter keeps running (no new watch or
+            // Consul connection); a changed one starts afresh.
+            let running = self
+                .routers
+                .iter()
+                .filter(|r| r.config.interpreter.kind == rc.interpreter.kind)
+                .find_map(|r| r.router.params().interpreter.clone());
+            params.interpreter = match running {
+                Some(i) => Some(i),
+                None => build_interpreter(&rc.interpreter, &rc.label)?,
+            };
+            let interp = match rc.interpreter.transformers.as_slice() {
+                [] => interp.clone(),
+                ts => interp
+                    .clone()
+                    .with_transformers(crate::namers::transformers(ts, interp.inet())),
+            };
+            let router = Router::new(params, interp, self.registry.clone());
             if let Some(prev) = self.routers.iter().find(|r| r.config.label == rc.label) {
                 router.adopt(&prev.router, |id| {
                     !changed.iter().any(|p| id.starts_with(p))

@@ -1,7 +1,8 @@
 //! The configured namers, built: `io.l5d.fs`, `io.l5d.consul`,
 //! `io.l5d.dnssrv` and `io.l5d.rewrite` from their (lowered) config,
 //! wrapped in their `transformers`, with the Consul namer's stats
-//! registered. Building one starts its I/O (file watches, Consul
+//! registered; and the routers' stored-dtab interpreters. Building one
+//! starts its I/O (file watches, Consul
 //! long polls, DNS), so this is not part of the pure lowering in
 //! `config::lower`.
 
@@ -17,8 +18,14 @@ use strait_naming::rewrite::RewriteNamer;
 use strait_naming::transform::{Transformer, TransformingNamer};
 use strait_router::stats::{Registry, Scope};
 
+use strait_namer_consul::ConsulDtabInterpreter;
+use strait_naming::fs_dtab::FsDtabInterpreter;
+use strait_naming::stored::DtabInterpreter;
+
 use crate::admin::NamerEntry;
-use crate::config::{NamerConfig, TransformerConfig, lower};
+use crate::config::{
+    InterpreterConfig, InterpreterKind, NamerConfig, TransformerConfig, consul_kv_config, lower,
+};
 
 /// The namer `n` configures, with its stats registered in `registry`.
 pub fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, String> {
@@ -73,6 +80,25 @@ pub fn transformers(configs: &[TransformerConfig], inet: &InetResolver) -> Vec<T
         .iter()
         .map(|c| Transformer::new(c.kind.clone(), c.prefix.clone(), inet))
         .collect()
+}
+
+/// The running interpreter `ic` configures for router `label`: `None`
+/// for `default`; starts its file watch or Consul long poll.
+pub fn build_interpreter(
+    ic: &InterpreterConfig,
+    label: &str,
+) -> Result<Option<Arc<dyn DtabInterpreter>>, String> {
+    let err = |e: String| format!("router '{label}': interpreter: {e}");
+    Ok(match &ic.kind {
+        InterpreterKind::Default => None,
+        InterpreterKind::Fs { dtab_file } => Some(Arc::new(
+            FsDtabInterpreter::new(dtab_file.clone())
+                .map_err(|e| err(format!("io.l5d.fs: {e}")))?,
+        )),
+        InterpreterKind::Consul(c) => Some(Arc::new(
+            ConsulDtabInterpreter::new(consul_kv_config(c)).map_err(err)?,
+        )),
+    })
 }
 
 /// Linkerd 1's namer counters (`lookups`, `service/opens`, …) and

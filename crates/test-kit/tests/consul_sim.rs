@@ -713,7 +713,7 @@ fn malformed_queries_get_consuls_400s() {
 #[test]
 fn unknown_paths_are_404_and_wrong_methods_405_with_allow() {
     let sim = sim();
-    let r = get(&sim, "/v1/kv/nope");
+    let r = get(&sim, "/v1/session/list");
     assert_eq!(
         (r.status, r.body.as_str()),
         (404, "Invalid URL path: not a recognized HTTP API endpoint")

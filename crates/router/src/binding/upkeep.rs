@@ -36,7 +36,7 @@ impl BindingCache {
     }
 
     pub(crate) fn binding_count(&self) -> usize {
-        lock(&self.bindings).len()
+        lock(&self.bindings).map.len()
     }
 
     pub(crate) fn client_count(&self) -> usize {
@@ -65,7 +65,9 @@ impl BindingCache {
     pub(crate) fn expire_idle(&self) {
         let ttl = self.params.idle_ttl.as_millis() as u64;
         let now = self.now_ms();
-        lock(&self.bindings).retain(|_, e| now.saturating_sub(e.last_used.load(Relaxed)) < ttl);
+        lock(&self.bindings)
+            .map
+            .retain(|_, e| now.saturating_sub(e.last_used.load(Relaxed)) < ttl);
         let idle = self.params.idle_ttl;
         for c in lock(&self.clients).values() {
             c.pool.sweep(None);
@@ -95,7 +97,7 @@ impl BindingCache {
     /// flight keep theirs until they finish.
     pub(super) fn unbind_clients(&self, evicted: &[Path]) {
         let mut dropped = Vec::new();
-        lock(&self.bindings).retain(|k, e| {
+        lock(&self.bindings).map.retain(|k, e| {
             let holds = e.clients.iter().any(|c| evicted.contains(&c.id));
             if holds {
                 dropped.push(k.dst.clone());

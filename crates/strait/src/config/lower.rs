@@ -63,6 +63,7 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         max_call_depth: max_depth,
         access_log,
         policies: policies(rc),
+        interpreter: None,
     })
 }
 

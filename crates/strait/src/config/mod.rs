@@ -31,6 +31,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+mod interpreter;
 pub mod lower;
 mod policy;
 mod read;
@@ -38,6 +39,9 @@ mod schema;
 mod tree;
 mod types;
 
+pub use interpreter::{
+    ConsulInterpreterConfig, InterpreterConfig, InterpreterKind, consul_kv_config,
+};
 pub use types::{
     AdminConfig, AdminSecurityConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig,
     BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,

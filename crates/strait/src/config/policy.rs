@@ -256,7 +256,7 @@ fn accrual_backoff(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> BackoffConfig {
 
 const BACKOFF_KINDS: &[&str] = &["constant", "jittered"];
 
-fn backoff(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BackoffConfig> {
+pub(super) fn backoff(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<BackoffConfig> {
     let mut r = MapReader::new(cx, node, path)?;
     let (kind, kind_node) = kind(cx, &mut r)?;
     let b = match kind.as_str() {

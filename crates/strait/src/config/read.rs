@@ -361,7 +361,13 @@ pub(crate) fn boolean(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<bool>
 }
 
 /// A decimal integer in `min..=max`.
-fn integer(cx: &mut Ctx<'_>, node: &Node, path: &str, min: i128, max: i128) -> Option<i128> {
+pub(crate) fn integer(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    min: i128,
+    max: i128,
+) -> Option<i128> {
     let text = plain(cx, node, path, "an integer")?;
     let digits = text.strip_prefix('+').unwrap_or(text);
     let Ok(n) = digits.parse::<i128>() else {

@@ -19,8 +19,8 @@ use strait_router::guard::InetRule;
 
 use super::policy;
 use super::read::{
-    Ctx, MapReader, boolean, dtab, file_path, ip, items, list, name_path, non_empty, one_of, port,
-    positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
+    Ctx, MapReader, boolean, dtab, file_path, integer, ip, items, list, name_path, non_empty,
+    one_of, port, positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
 };
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
@@ -325,6 +325,9 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
             .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
             .unwrap_or_else(InetRule::loopback),
         originator: r.or(cx, "originator", boolean, false),
+        interpreter: r
+            .opt(cx, "interpreter", super::interpreter::interpreter)
+            .unwrap_or_default(),
     };
     // Every Linkerd router accepts it; only `thriftmux` (which Strait does
     // not have) needs it.
@@ -336,7 +339,6 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
     r.not_implemented(
         cx,
         &[
-            "interpreter",
             "announcers",
             "streamAfterContentLengthKB",
             "streamingEnabled",
@@ -825,7 +827,13 @@ fn transformer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TransformerC
     let kind = match kind.as_str() {
         "io.l5d.localhost" => Some(TransformerKind::Localhost),
         "io.l5d.specificHost" => r.req(cx, "host", ip).map(TransformerKind::SpecificHost),
-        "io.l5d.port" => r.req(cx, "port", port).map(TransformerKind::Port),
+        "io.l5d.port" => r
+            .req(cx, "port", |cx, n, p| {
+                // Port 0 means "any" for a listener; as a destination it is
+                // nothing a request could reach.
+                integer(cx, n, p, 1, i128::from(u16::MAX)).and_then(|n| u16::try_from(n).ok())
+            })
+            .map(TransformerKind::Port),
         "io.l5d.replace" => r.req(cx, "path", system_path).map(TransformerKind::Replace),
         "io.l5d.const" => r.req(cx, "path", system_path).map(TransformerKind::Const),
         k => {
@@ -986,7 +994,11 @@ fn health_statuses(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Vec<Heal
     Some(statuses)
 }
 
-fn consistency_mode(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ConsistencyMode> {
+pub(super) fn consistency_mode(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+) -> Option<ConsistencyMode> {
     Some(
         match one_of(cx, node, path, &["default", "stale", "consistent"])? {
             "stale" => ConsistencyMode::Stale,

@@ -192,6 +192,9 @@ pub struct RouterConfig {
     /// `rt/<label>/originator` gauge of 1, so that dashboards summing both
     /// hops can count each request once.
     pub originator: bool,
+    /// Where the stored dtab comes from (`interpreter`, default
+    /// `default`: none).
+    pub interpreter: super::InterpreterConfig,
 }
 
 /// The four binding cache layers (`bindingCache`).

@@ -139,6 +139,8 @@ pub(crate) struct Catalog {
     instances: BTreeMap<(String, String), Instance>,
     /// `(node, check ID)` → check.
     checks: BTreeMap<(String, String), Check>,
+    /// The KV store (`/v1/kv/`), on the same global index.
+    pub(crate) kv: super::kv::Kv,
 }
 
 impl Catalog {
@@ -153,6 +155,7 @@ impl Catalog {
             nodes: BTreeMap::new(),
             instances: BTreeMap::new(),
             checks: BTreeMap::new(),
+            kv: super::kv::Kv::default(),
         };
         catalog.ensure_node(agent_node, "127.0.0.1", datacenter);
         catalog
@@ -459,6 +462,7 @@ impl Catalog {
             clamp(&mut c.create_index);
             clamp(&mut c.modify_index);
         }
+        self.kv.restore_to(to);
         self.restores += 1;
     }
 

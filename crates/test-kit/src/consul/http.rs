@@ -21,7 +21,7 @@ use tokio::sync::oneshot;
 use super::catalog::{Catalog, CheckError, Listing, ServiceQuery};
 use super::go::{self, Query};
 use super::state::{Gauge, Shared};
-use super::{AclPolicy, CheckStatus, RecordedRequest, ServiceSet, agent, control};
+use super::{AclPolicy, CheckStatus, RecordedRequest, ServiceSet, agent, control, kv};
 
 /// Every answer is a small, fully built body.
 pub(crate) type Reply = Response<Full<Bytes>>;
@@ -250,6 +250,12 @@ async fn consul(shared: &Arc<Shared>, req: Request<Incoming>) -> Reply {
 /// Consul's answer to `req`.
 async fn api(shared: &Arc<Shared>, req: Request<Incoming>) -> Result<Reply, ApiError> {
     let path = go::unescape(req.uri().path(), false);
+    if let Some(key) = path.strip_prefix("/v1/kv/") {
+        let key = key.to_owned();
+        let query = Query::parse(req.uri().query());
+        let token = token(&req, &query);
+        return kv::handle(shared, req, &key, &query, token).await;
+    }
     let (endpoint, method) = route(&path).ok_or(ApiError::new(
         404,
         "Invalid URL path: not a recognized HTTP API endpoint",
@@ -385,9 +391,9 @@ fn token(req: &Request<Incoming>, query: &Query) -> Option<String> {
 }
 
 /// What a request may do.
-struct Authz {
-    read: ServiceSet,
-    write: bool,
+pub(crate) struct Authz {
+    pub(crate) read: ServiceSet,
+    pub(crate) write: bool,
     /// A real, non-anonymous token (only those see the "filtered" header).
     real: bool,
 }
@@ -399,7 +405,7 @@ impl Authz {
 }
 
 /// Resolves `token`: 403 "ACL not found" for a token ACLs do not know.
-fn authorize(shared: &Shared, token: Option<String>) -> Result<Authz, ApiError> {
+pub(crate) fn authorize(shared: &Shared, token: Option<String>) -> Result<Authz, ApiError> {
     let inner = shared.lock();
     let everything = |real| Authz {
         read: ServiceSet::All,
@@ -514,7 +520,7 @@ async fn read(
 
 /// How long a blocking query may hold: `wait` (≤ 0 or absent: the default),
 /// at most the maximum, plus up to `wait/16` of jitter.
-fn timeout(shared: &Shared, wait_ns: Option<i64>) -> Duration {
+pub(crate) fn timeout(shared: &Shared, wait_ns: Option<i64>) -> Duration {
     let config = &shared.config;
     let wait = match wait_ns.and_then(|ns| u64::try_from(ns).ok()) {
         Some(ns) if ns > 0 => Duration::from_nanos(ns).min(config.max_wait),
@@ -531,12 +537,12 @@ fn timeout(shared: &Shared, wait_ns: Option<i64>) -> Duration {
 /// Runs `query` now and, if the caller already has an index at least as
 /// new (`min_index` > 0), again after every change until its index moves
 /// past `min_index`, a snapshot restore happens, or `timeout` passes.
-async fn block(
+pub(crate) async fn block<T: Indexed>(
     shared: &Arc<Shared>,
     min_index: u64,
     timeout: Duration,
-    query: impl Fn(&Catalog) -> Listing,
-) -> Listing {
+    query: impl Fn(&Catalog) -> T,
+) -> T {
     let deadline = Instant::now() + timeout;
     let mut changes = shared.changes.subscribe();
     let restores = shared.lock().catalog.restores;
@@ -547,7 +553,7 @@ async fn block(
             let inner = shared.lock();
             (query(&inner.catalog), inner.catalog.restores != restores)
         };
-        if min_index == 0 || listing.index > min_index || restored || Instant::now() >= deadline {
+        if min_index == 0 || listing.index() > min_index || restored || Instant::now() >= deadline {
             return listing;
         }
         holding.get_or_insert_with(|| Gauge::new(shared, |s| &mut s.blocked_now));
@@ -562,6 +568,18 @@ async fn block(
     }
 }
 
+/// What a blocking query compares with the client's index.
+pub(crate) trait Indexed {
+    /// The result's index.
+    fn index(&self) -> u64;
+}
+
+impl Indexed for Listing {
+    fn index(&self) -> u64 {
+        self.index
+    }
+}
+
 /// A read's answer with Consul's query metadata headers.
 fn listing_reply(
     shared: &Shared,
@@ -570,6 +588,25 @@ fn listing_reply(
     real_token: bool,
     pretty: bool,
 ) -> Reply {
+    let mut reply = json_reply(&listing.body, pretty);
+    query_meta(shared, &mut reply, listing.index, consistency);
+    if listing.filtered && real_token {
+        reply.headers_mut().insert(
+            "x-consul-results-filtered-by-acls",
+            HeaderValue::from_static("true"),
+        );
+    }
+    reply
+}
+
+/// Consul's query metadata headers (`X-Consul-Index` and the leader
+/// headers), with the index knobs applied.
+pub(crate) fn query_meta(
+    shared: &Shared,
+    reply: &mut Reply,
+    listing_index: u64,
+    consistency: &'static str,
+) {
     let (index, leader_lost) = {
         let mut inner = shared.lock();
         let knobs = &mut inner.knobs;
@@ -580,11 +617,10 @@ fn listing_reply(
             knobs.index_zero -= 1;
             Some(0)
         } else {
-            Some(listing.index.max(1))
+            Some(listing_index.max(1))
         };
         (index, knobs.leader_lost)
     };
-    let mut reply = json_reply(&listing.body, pretty);
     let headers = reply.headers_mut();
     if let Some(index) = index {
         headers.insert("x-consul-index", header(&index.to_string()));
@@ -607,13 +643,6 @@ fn listing_reply(
         "x-consul-query-backend",
         HeaderValue::from_static("blocking-query"),
     );
-    if listing.filtered && real_token {
-        headers.insert(
-            "x-consul-results-filtered-by-acls",
-            HeaderValue::from_static("true"),
-        );
-    }
-    reply
 }
 
 fn agent_self(shared: &Shared, query: &Query, token: Option<String>) -> Result<Reply, ApiError> {
@@ -741,7 +770,7 @@ pub(crate) async fn body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
     }
 }
 
-fn header(value: &str) -> HeaderValue {
+pub(crate) fn header(value: &str) -> HeaderValue {
     HeaderValue::from_str(value).unwrap_or_else(|_| HeaderValue::from_static(""))
 }
 

@@ -35,6 +35,8 @@
 //! | `PUT /v1/agent/check/update/:check_id` | `{"Status", "Output"}` |
 //! | `PUT /v1/agent/service/maintenance/:id` | `enable`, `reason` |
 //! | `PUT /v1/agent/maintenance` | node maintenance: `enable`, `reason` |
+//! | `GET /v1/kv/:key` | `raw`, `recurse`, `keys`, `separator`, `index`, `wait`, `dc`, `stale`; a missing key is 404 with `X-Consul-Index` |
+//! | `PUT /v1/kv/:key`, `DELETE /v1/kv/:key` | `cas`, `flags`; `recurse` (delete); answers `true`/`false` |
 //!
 //! Service names are matched case-insensitively, as Consul's catalog index
 //! does. Checks other than TTL ones (HTTP, TCP, script...) are not run:
@@ -71,6 +73,7 @@ mod catalog;
 mod control;
 mod go;
 mod http;
+mod kv;
 mod state;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -599,6 +602,26 @@ impl ConsulSim {
             }
             exists
         })
+    }
+
+    /// Sets KV `key` to `value` (as `PUT /v1/kv/<key>` would); the new
+    /// global index.
+    pub fn kv_put(&self, key: &str, value: &[u8]) -> u64 {
+        let value = bytes::Bytes::copy_from_slice(value);
+        self.shared.write(|c| {
+            c.kv_put(key, value, 0, None);
+            c.index
+        })
+    }
+
+    /// Deletes KV `key` (as `DELETE /v1/kv/<key>` would).
+    pub fn kv_delete(&self, key: &str) {
+        self.shared.write(|c| c.kv_delete(key, false, None));
+    }
+
+    /// The value of KV `key`, if set.
+    pub fn kv_get(&self, key: &str) -> Option<Vec<u8>> {
+        self.shared.lock().catalog.kv.get(key).map(|b| b.to_vec())
     }
 
     /// Holds every Consul request (stall on) until the stall is lifted.
