@@ -65,6 +65,29 @@ fn linkerd_linkerd_examples_static_namer_yaml_checks_clean() {
     checks_clean("linkerd__linkerd__examples__static_namer.yaml");
 }
 
+// linkerd/linkerd, linkerd/examples/, using interpreters, transformers and
+// io.l5d.rewrite
+
+#[test]
+fn linkerd_linkerd_examples_consul_interpreter_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__consul-interpreter.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_fs_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__fs.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_rewriting_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__rewriting.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_servicemesh_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__servicemesh.yaml");
+}
+
 // linkerd/linkerd-examples
 
 #[test]
