@@ -17,6 +17,7 @@ use http::{HeaderMap, HeaderValue, Request};
 use strait_balancer::{Balancer, FailureAccrual, LoadBalancer, Outcome, SystemClock};
 use strait_dtab::Path;
 use strait_router::identify::Identifier;
+use strait_router::trace::Trace;
 use strait_router::{headers, http1};
 
 fn request() -> Request<()> {
@@ -159,6 +160,30 @@ fn header_rewrites(c: &mut Criterion) {
                 h
             },
             |h| black_box(headers::take_local_dtab(h).unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("trace: take + write (no trace headers)", |b| {
+        b.iter_batched_ref(
+            realistic_headers,
+            |h| Trace::take(h).write(h),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("trace: take + write (traceparent + tracestate)", |b| {
+        b.iter_batched_ref(
+            || {
+                let mut h = realistic_headers();
+                h.insert(
+                    "traceparent",
+                    HeaderValue::from_static(
+                        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                    ),
+                );
+                h.insert("tracestate", HeaderValue::from_static("congo=t61rcWkgMzE"));
+                h
+            },
+            |h| Trace::take(h).write(h),
             BatchSize::SmallInput,
         )
     });

@@ -1,7 +1,13 @@
-//! `httpAccessLog`: one line per request forwarded to a backend, in Linkerd
-//! 1's format (Apache common log plus referer and user agent):
+//! `httpAccessLog`: one line per request, in Linkerd 1's format (Apache
+//! common log plus referer and user agent), with the trace id appended:
 //!
-//! `host remote - - [dd/MM/yyyy:HH:mm:ss +0000] "METHOD uri HTTP/1.1" status bytes "referer" "user-agent"`
+//! `host remote - - [dd/MM/yyyy:HH:mm:ss +0000] "METHOD uri HTTP/1.1" status bytes "referer" "user-agent" "trace-id"`
+//!
+//! Linkerd logs only requests that reached a client; Strait also logs the
+//! ones it answered itself (unidentified, unroutable, refused by a check,
+//! timed out, overloaded), with the status it gave. The trace id (32 hex
+//! digits when 128-bit, else 16; [`crate::trace`]) is the last field, so
+//! tools that read Linkerd's fields by position still read them.
 //!
 //! Lines go through a bounded channel to a writer task, so a slow disk never
 //! blocks a request; when the channel is full, lines are dropped and
@@ -12,9 +18,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use http::header::{HOST, HeaderMap, HeaderValue, REFERER, USER_AGENT};
+use http::{Method, Uri};
 use tokio::sync::mpsc;
 
 use crate::stats::Counter;
+use crate::trace::TraceId;
 
 /// How many lines may wait for the writer.
 const QUEUE: usize = 8192;
@@ -45,6 +54,64 @@ pub struct Entry<'a> {
     pub referer: &'a str,
     /// `User-Agent`.
     pub user_agent: &'a str,
+    /// The trace id, in hex.
+    pub trace_id: &'a str,
+}
+
+/// What a line says of a request, taken as the request goes (header values
+/// and the URI are reference-counted: taking them copies no bytes).
+#[derive(Debug)]
+pub(crate) struct Fields {
+    host: Option<HeaderValue>,
+    method: Method,
+    uri: Uri,
+    referer: Option<HeaderValue>,
+    user_agent: Option<HeaderValue>,
+}
+
+impl Fields {
+    /// The fields of a request with this method, URI and headers.
+    pub(crate) fn of(method: &Method, uri: Uri, h: &HeaderMap) -> Fields {
+        Fields {
+            host: h.get(HOST).cloned(),
+            method: method.clone(),
+            uri,
+            referer: h.get(REFERER).cloned(),
+            user_agent: h.get(USER_AGENT).cloned(),
+        }
+    }
+
+    /// Writes the line of the request, answered with `status`.
+    pub(crate) fn log(
+        &self,
+        log: &AccessLog,
+        remote: std::net::SocketAddr,
+        status: u16,
+        bytes: Option<u64>,
+        trace: &TraceId,
+    ) {
+        // Origin-form (the usual): the path and query as they came.
+        let absolute;
+        let uri = match (self.uri.scheme(), self.uri.path_and_query()) {
+            (None, Some(pq)) => pq.as_str(),
+            _ => {
+                absolute = self.uri.to_string();
+                &absolute
+            }
+        };
+        let id = trace.hex();
+        log.log(&Entry {
+            host: text(&self.host),
+            remote,
+            method: self.method.as_str(),
+            uri,
+            status,
+            bytes,
+            referer: text(&self.referer),
+            user_agent: text(&self.user_agent),
+            trace_id: id.as_str(),
+        });
+    }
 }
 
 impl AccessLog {
@@ -76,7 +143,7 @@ impl AccessLog {
     pub fn log(&self, e: &Entry<'_>) {
         let bytes = e.bytes.map_or_else(|| "-".to_owned(), |b| b.to_string());
         let line = format!(
-            "{} {} - - [{}] \"{} {} HTTP/1.1\" {} {} \"{}\" \"{}\"\n",
+            "{} {} - - [{}] \"{} {} HTTP/1.1\" {} {} \"{}\" \"{}\" \"{}\"\n",
             dash(e.host),
             e.remote.ip(),
             clf_time(SystemTime::now()),
@@ -86,11 +153,17 @@ impl AccessLog {
             bytes,
             dash(e.referer),
             dash(e.user_agent),
+            dash(e.trace_id),
         );
         if self.tx.try_send(line).is_err() {
             self.dropped.incr();
         }
     }
+}
+
+/// A header value as text; empty when absent or not visible ASCII.
+fn text(v: &Option<HeaderValue>) -> &str {
+    v.as_ref().and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
 fn dash(s: &str) -> &str {

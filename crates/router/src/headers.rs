@@ -14,7 +14,6 @@ const L5D_CTX_DTAB: HeaderName = HeaderName::from_static("l5d-ctx-dtab");
 const L5D_DST_SERVICE: HeaderName = HeaderName::from_static("l5d-dst-service");
 const L5D_DST_CLIENT: HeaderName = HeaderName::from_static("l5d-dst-client");
 const L5D_DST_RESIDUAL: HeaderName = HeaderName::from_static("l5d-dst-residual");
-const L5D_REQID: HeaderName = HeaderName::from_static("l5d-reqid");
 const FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 
 /// Removes every `l5d-*` header (`clearContext`).
@@ -101,9 +100,10 @@ pub fn take_local_dtab_within(
 }
 
 /// Sets the informational headers Linkerd adds downstream
-/// (`l5d-dst-service`, `l5d-dst-client`, `l5d-dst-residual`, `l5d-reqid`)
-/// and re-emits the local dtab as `l5d-ctx-dtab`. The service and client
-/// values are made once per service and client, not per request.
+/// (`l5d-dst-service`, `l5d-dst-client`, `l5d-dst-residual`) and re-emits
+/// the local dtab as `l5d-ctx-dtab`. The service and client values are
+/// made once per service and client, not per request. `l5d-reqid` and
+/// `l5d-ctx-trace` are the trace's ([`crate::trace::Trace::write`]).
 pub fn set_l5d(
     h: &mut HeaderMap,
     service: Option<&HeaderValue>,
@@ -130,25 +130,12 @@ pub fn set_l5d(
             HeaderValue::from_str(&residual.show()).ok().as_ref(),
         );
     }
-    if !h.contains_key(L5D_REQID) {
-        h.insert(L5D_REQID, request_id(fastrand::u64(..)));
-    }
     match local {
         Some(l) => set(h, L5D_CTX_DTAB, HeaderValue::from_str(l).ok().as_ref()),
         None => {
             h.remove(L5D_CTX_DTAB);
         }
     }
-}
-
-/// `id` as 16 lower-case hex digits, without going through `fmt`.
-fn request_id(id: u64) -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 16];
-    for (i, b) in buf.iter_mut().enumerate() {
-        *b = HEX[((id >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    HeaderValue::from_bytes(&buf).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// Points `Location` and `Refresh` back at the host the caller asked for
@@ -212,12 +199,6 @@ mod tests {
         h.insert("location", HeaderValue::from_static("/relative"));
         restore_host(&mut h, &new, &HeaderValue::from_static("web"));
         assert_eq!(h["location"], "/relative");
-    }
-
-    #[test]
-    fn request_ids_are_sixteen_hex_digits() {
-        assert_eq!(request_id(0x00ab_cdef_0123_4567), "00abcdef01234567");
-        assert_eq!(request_id(u64::MAX), "ffffffffffffffff");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{
     CONNECTION, CONTENT_LENGTH, HOST, HeaderMap, HeaderName, HeaderValue, PROXY_AUTHENTICATE,
-    PROXY_AUTHORIZATION, REFERER, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, USER_AGENT, VIA,
+    PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING, UPGRADE, VIA,
 };
 use http::request::Parts;
 use http::uri::PathAndQuery;
@@ -202,6 +202,7 @@ impl<'a> Http1<'a> {
             &route.residual,
             fwd.local.map(|l| &*l.text),
         );
+        fwd.trace.write(h);
         deadline::write(h, fwd.deadline, fwd.total);
         let pq = parts
             .uri
@@ -243,24 +244,13 @@ impl<'a> Http1<'a> {
         Ok(())
     }
 
-    /// What the access log says of the request: host, method, URI,
-    /// referer, user agent.
-    pub(crate) fn log_fields(&self) -> [String; 5] {
-        let text = |n: HeaderName| {
-            self.parts
-                .headers
-                .get(n)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("")
-                .to_owned()
-        };
-        [
-            text(HOST),
-            self.parts.method.to_string(),
-            self.pq.as_str().to_owned(),
-            text(REFERER),
-            text(USER_AGENT),
-        ]
+    /// What the access log says of the request as the backend sees it.
+    pub(crate) fn log_fields(&self) -> crate::accesslog::Fields {
+        crate::accesslog::Fields::of(
+            &self.parts.method,
+            Uri::from(self.pq.clone()),
+            &self.parts.headers,
+        )
     }
 
     /// The response to give the caller: its body reports its end to the

@@ -5,8 +5,8 @@
 //! 1. [`server`]: accept (from the server's [`clients`] networks only),
 //!    serve HTTP/1.1, apply `maxConcurrentRequests`,
 //!    read the server's one snapshot (router, settings, limit);
-//! 2. [`Router`]: clear or read the `l5d-*` context ([`headers`]), name the
-//!    request ([`identify`]);
+//! 2. [`Router`]: clear or read the `l5d-*` context ([`headers`]), take
+//!    the trace context ([`trace`]), name the request ([`identify`]);
 //! 3. `binding` (logical -> concrete): bind the name through the dtab and
 //!    the interpreter of `strait-naming`, pick a concrete name, and get its
 //!    [`client`] and the name's [`service`], from a cache;
@@ -48,6 +48,7 @@ mod router;
 pub mod server;
 pub mod service;
 pub mod stats;
+pub mod trace;
 
 pub use binding::BindingLimits;
 pub use router::{Body, Router, RouterParams, ServerLimits, ServerParams};

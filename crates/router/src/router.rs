@@ -19,6 +19,7 @@ use hyper::body::Incoming;
 use strait_dtab::{Dtab, Path};
 use strait_naming::{Addr, Interpreter};
 
+use crate::accesslog::Fields;
 use crate::attempt::{self, AttemptError};
 use crate::binding::{BindError, BindingCache, CacheParams, Route};
 use crate::body::Observed;
@@ -27,6 +28,7 @@ use crate::headers::LocalDtab;
 use crate::http1::{self, Http1, UpgradeStats};
 use crate::identify::is_connect;
 use crate::stats::Registry;
+use crate::trace::Trace;
 use crate::{deadline, headers};
 
 /// The body of every response the router gives.
@@ -56,6 +58,8 @@ pub(crate) struct Forwarding<'a> {
     /// The total timeout that applies: `totalTimeoutMs` cut to the
     /// deadline.
     pub total: Option<Duration>,
+    /// Its trace context.
+    pub trace: &'a Trace,
 }
 
 impl Router {
@@ -150,7 +154,8 @@ impl Router {
     }
 
     /// Handles one request from a client of `server`, whose upgraded
-    /// connections `upgrades` counts.
+    /// connections `upgrades` counts. Every request, answered by a backend
+    /// or by the router, gets its one access-log line here.
     pub async fn route(
         &self,
         mut req: Request<Incoming>,
@@ -162,7 +167,16 @@ impl Router {
         if clear {
             headers::strip_l5d(req.headers_mut());
         }
-        match self.forward(req, server, upgrades, remote).await {
+        let trace = Trace::take(req.headers_mut());
+        let mut logged = self
+            .params
+            .access_log
+            .as_ref()
+            .map(|_| Fields::of(req.method(), req.uri().clone(), req.headers()));
+        let resp = match self
+            .forward(req, server, upgrades, remote, &trace, &mut logged)
+            .await
+        {
             Ok(mut resp) => {
                 if clear {
                     headers::strip_l5d(resp.headers_mut());
@@ -180,17 +194,51 @@ impl Router {
                 http1::append_via(resp.headers_mut());
                 resp
             }
+        };
+        if let (Some(log), Some(fields)) = (&self.params.access_log, &logged) {
+            fields.log(
+                log,
+                remote,
+                resp.status().as_u16(),
+                body_bytes(&resp),
+                &trace.id,
+            );
+        }
+        resp
+    }
+
+    /// Writes the access-log line of a request the server answered without
+    /// routing it (`maxConcurrentRequests`, an opened CONNECT tunnel).
+    pub(crate) fn log_answered(
+        &self,
+        req: &mut Request<Incoming>,
+        remote: SocketAddr,
+        resp: &Response<Body>,
+    ) {
+        if let Some(log) = &self.params.access_log {
+            let trace = Trace::take(req.headers_mut());
+            let fields = Fields::of(req.method(), req.uri().clone(), req.headers());
+            fields.log(
+                log,
+                remote,
+                resp.status().as_u16(),
+                body_bytes(resp),
+                &trace.id,
+            );
         }
     }
 
     /// Names the request, routes it and sends it, within the service's
-    /// total timeout; counts it in the service's stats.
+    /// total timeout; counts it in the service's stats. `logged` (when
+    /// there is an access log) follows the request's rewrites.
     async fn forward(
         &self,
         mut req: Request<Incoming>,
         server: &ServerParams,
         upgrades: &Arc<UpgradeStats>,
         remote: SocketAddr,
+        trace: &Trace,
+        logged: &mut Option<Fields>,
     ) -> Result<Response<Body>, RouteError> {
         if is_connect(&req) {
             return Err(RouteError::Connect);
@@ -216,7 +264,12 @@ impl Router {
             headers::drop_local_dtab(req.headers_mut());
             None
         };
-        let dst = self.identify(&mut req, remote)?;
+        let dst = self.identify(&mut req, remote);
+        if let Some(l) = logged {
+            // Absolute-form cut to origin-form, an identifier's rewrite.
+            *l = Fields::of(req.method(), req.uri().clone(), req.headers());
+        }
+        let dst = dst?;
         let start = Instant::now();
         let route = self
             .cache
@@ -233,8 +286,9 @@ impl Router {
             local: local.as_ref(),
             deadline: incoming,
             total: deadline::total_timeout(svc.policy.total_timeout, incoming),
+            trace,
         };
-        let sent = self.send(req, &route, &fwd, &dst);
+        let sent = self.send(req, &route, &fwd, &dst, logged);
         let result = match fwd.total {
             None => sent.await,
             Some(t) => tokio::time::timeout(t, sent).await.unwrap_or_else(|_| {
@@ -281,41 +335,28 @@ impl Router {
         })
     }
 
-    /// Sends the request on `route` over HTTP/1 through the attempt loop.
+    /// Sends the request on `route` over HTTP/1 through the attempt loop;
+    /// `logged` takes the request as the backend sees it (`setHost`).
     async fn send(
         &self,
         req: Request<Incoming>,
         route: &Route,
         fwd: &Forwarding<'_>,
         dst: &Path,
+        logged: &mut Option<Fields>,
     ) -> Result<Response<Body>, RouteError> {
         let mut ex = Http1::new(req, route, fwd);
+        if let Some(l) = logged {
+            *l = ex.log_fields();
+        }
         ex.keep_body().await?;
-        let logged = self.params.access_log.as_ref().map(|_| ex.log_fields());
         // Only a request whose route an override chose is checked.
         let guard = match (fwd.local, &fwd.server.dtab_override) {
             (Some(_), Some(g)) => Some(&**g),
             _ => None,
         };
         match attempt::run(&mut ex, &route.client, &route.service, guard).await {
-            Ok(answered) => {
-                if let (Some(log), Some([host, method, uri, referer, ua])) =
-                    (&self.params.access_log, &logged)
-                {
-                    let resp = &answered.response.0;
-                    log.log(&crate::accesslog::Entry {
-                        host,
-                        remote: fwd.remote,
-                        method,
-                        uri,
-                        status: resp.status().as_u16(),
-                        bytes: http1::content_length(resp.headers()),
-                        referer,
-                        user_agent: ua,
-                    });
-                }
-                Ok(ex.finish(answered))
-            }
+            Ok(answered) => Ok(ex.finish(answered)),
             Err(e) => Err(self.attempt_error(e, route, fwd, dst)),
         }
     }
@@ -389,4 +430,14 @@ impl Router {
             AttemptError::Forbidden(why) => RouteError::Forbidden(why),
         }
     }
+}
+
+/// The length of a response body, for the access log: its
+/// `Content-Length`, or the size of a body the router made.
+fn body_bytes(resp: &Response<Body>) -> Option<u64> {
+    use http_body::Body as _;
+    http1::content_length(resp.headers()).or_else(|| match resp.body() {
+        Either::Right(b) => b.size_hint().exact(),
+        Either::Left(_) => None,
+    })
 }

@@ -368,6 +368,7 @@ impl Server {
             && !tunnelled
             && let Some(resp) = self.connect(&mut req, remote, &state).await
         {
+            state.router.log_answered(&mut req, remote, &resp);
             return resp;
         }
         let _permit = match &state.limit {
@@ -384,6 +385,7 @@ impl Server {
                         )
                         .map(|b| http_body_util::Either::Right(http_body_util::Full::new(b)));
                     self.stats.record(resp.status().as_u16(), start.elapsed());
+                    state.router.log_answered(&mut req, remote, &resp);
                     return resp;
                 }
             },
