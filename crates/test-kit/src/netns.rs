@@ -135,7 +135,21 @@ impl Lab {
         };
         let lan = lab.lan.clone();
         lab.add_namespace(&lan.name);
-        ip(&["-n", &lan.name, "link", "add", "br0", "type", "bridge"]);
+        // A fixed MAC: a bridge without one takes the lowest of its ports'
+        // and changes it as ports join, and the hosts' ARP caches would then
+        // point at a MAC that no longer answers (new connections to the
+        // bridge's address lost for seconds).
+        ip(&[
+            "-n",
+            &lan.name,
+            "link",
+            "add",
+            "br0",
+            "address",
+            "02:00:00:00:00:fe",
+            "type",
+            "bridge",
+        ]);
         ip(&["-n", &lan.name, "link", "set", "br0", "up"]);
         let cidr = format!("{}/16", lan.addr);
         ip(&["-n", &lan.name, "addr", "add", &cidr, "dev", "br0"]);
@@ -211,7 +225,17 @@ impl Lab {
             .filter(|(_, c)| c.name.starts_with(&format!("{host_ns}-")))
             .count();
         if siblings == 0 {
-            ip(&["-n", &host_ns, "link", "add", "docker0", "type", "bridge"]);
+            ip(&[
+                "-n",
+                &host_ns,
+                "link",
+                "add",
+                "docker0",
+                "address",
+                "02:00:00:00:01:fe",
+                "type",
+                "bridge",
+            ]);
             let cidr = format!("{DOCKER_BRIDGE}/16");
             ip(&["-n", &host_ns, "addr", "add", &cidr, "dev", "docker0"]);
             ip(&["-n", &host_ns, "link", "set", "docker0", "up"]);
