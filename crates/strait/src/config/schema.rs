@@ -81,15 +81,9 @@ pub(crate) fn config(cx: &mut Ctx<'_>, root: &Node) -> Option<Config> {
     }
 
     let mut namers = Vec::new();
-    let mut namer_sites = Vec::new();
     if let Some(n) = r.get("namers") {
         for (node, path) in items(cx, n, "namers", false).unwrap_or_default() {
-            let before = cx.errors.len();
-            if let Some(namer) = namer(cx, node, &path) {
-                namers.push(namer);
-                let clean = cx.errors.len() == before;
-                namer_sites.push((path, prefix_pos(node), clean));
-            }
+            namers.extend(namer(cx, node, &path));
         }
     }
 
@@ -109,7 +103,6 @@ pub(crate) fn config(cx: &mut Ctx<'_>, root: &Node) -> Option<Config> {
     check_labels(cx, &routers, &sites);
     check_servers(cx, &routers, &sites);
     check_addresses(cx, &admin, &routers, &sites);
-    check_namer_prefixes(cx, &namers, &namer_sites);
     check_telemeter_paths(cx, &telemetry, &telemeter_sites);
 
     Some(Config {
@@ -643,17 +636,6 @@ const OTHER_NAMER_KINDS: &[&str] = &[
     "io.l5d.curator",
 ];
 
-/// Where a namer's prefix was written (the namer itself if it was not).
-fn prefix_pos(node: &Node) -> Pos {
-    match &node.value {
-        Value::Map(entries) => entries
-            .iter()
-            .find(|(k, _)| k.name == "prefix")
-            .map_or(node.pos, |(_, v)| v.pos),
-        _ => node.pos,
-    }
-}
-
 fn namer(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<NamerConfig> {
     let mut r = MapReader::new(cx, node, path)?;
     let (kind, kind_node) = kind(cx, &mut r)?;
@@ -1180,27 +1162,6 @@ fn check_addresses(
 
 fn show_addr((ip, port): (IpAddr, u16)) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
-}
-
-/// Two namers under one prefix would shadow each other.
-fn check_namer_prefixes(cx: &mut Ctx<'_>, namers: &[NamerConfig], sites: &[(String, Pos, bool)]) {
-    for (i, namer) in namers.iter().enumerate() {
-        if !sites[i].2 {
-            continue;
-        }
-        let same = |(j, n): &(usize, &NamerConfig)| sites[*j].2 && n.prefix() == namer.prefix();
-        if let Some((first, _)) = namers[..i].iter().enumerate().find(same) {
-            cx.error(
-                sites[i].1,
-                &child(&sites[i].0, "prefix"),
-                format!(
-                    "namer prefix {} is also used by {}; give each namer a unique `prefix`",
-                    namer.prefix().show(),
-                    sites[first].0
-                ),
-            );
-        }
-    }
 }
 
 /// Two telemeters serving one admin path would shadow each other.
