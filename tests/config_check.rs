@@ -71,6 +71,7 @@ fn default_router() -> RouterConfig {
             max_header_count: 500,
             upgrade_idle_timeout: Duration::from_secs(3600),
             client_networks: None,
+            tls: None,
         }],
         binding_timeout: Duration::from_millis(10_000),
         binding_cache: BindingCacheConfig {
@@ -166,6 +167,7 @@ fn minimal_config_gets_every_linkerd_default() {
             shutdown_grace: Duration::from_millis(10_000),
             security: Default::default(),
             token_file: None,
+            tls: None,
         },
         routers: vec![default_router()],
         namers: vec![],
@@ -342,6 +344,7 @@ fn every_key_is_read_into_the_domain_types() {
             shutdown_grace: Duration::from_millis(2500),
             security: Default::default(),
             token_file: None,
+            tls: None,
         }
     );
     assert_eq!(
@@ -438,6 +441,7 @@ fn every_key_is_read_into_the_domain_types() {
             max_header_count: 500,
             upgrade_idle_timeout: Duration::from_secs(3600),
             client_networks: None,
+            tls: None,
         }
     );
     assert_eq!(r.binding_timeout, Duration::from_secs(3));
@@ -688,13 +692,13 @@ fn a_block_missing_a_required_key_still_reports_its_unknown_keys() {
 fn unimplemented_linkerd_features_are_refused_by_name() {
     let text = "\
 admin:
-  tls: {}
+  workerThreads: 2
 routers:
 - protocol: http
   client:
     tls: {commonName: foo}
   servers:
-  - tls: {certPath: /a, keyPath: /b}
+  - socketOptions: {}
 - protocol: h2
   servers: [{}]
 namers:
@@ -707,9 +711,9 @@ telemetry:
     assert_eq!(
         errors(text),
         [
-            "linkerd.yaml:2:3: admin.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:2:3: admin.workerThreads: `workerThreads` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:6:5: routers[0].client.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:8:5: routers[0].servers[0].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:8:5: routers[0].servers[0].socketOptions: `socketOptions` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:9:13: routers[1].protocol: protocol `h2` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) only",
             "linkerd.yaml:12:9: namers[0].kind: namer `io.l5d.k8s` is a Linkerd 1 feature Strait does not implement yet",
             "linkerd.yaml:14:3: namers[1].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",

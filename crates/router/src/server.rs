@@ -19,6 +19,7 @@ use crate::http1::UpgradeStats;
 use crate::router::{Body, Router, ServerParams};
 use crate::service::RequestStats;
 use crate::stats::{Counter, Gauge, Registry, Scope};
+use crate::tls::{HandshakeFailure, HandshakeLog, ServerTls};
 
 /// One listening address of a router.
 pub struct Server {
@@ -36,6 +37,12 @@ pub struct Server {
     /// source is outside `clientNetworks`; and the log of them.
     refused: Arc<Counter>,
     refusals: RefusalLog,
+    /// Where `tls/handshake_failures/<class>` are counted (registered
+    /// when the server gets TLS, so plaintext servers show none), and the
+    /// log of them.
+    registry: Registry,
+    scope: Scope,
+    handshakes: HandshakeLog,
     max_buf: usize,
 }
 
@@ -74,11 +81,15 @@ impl RefusalLog {
 }
 
 /// What a request on a server reads: its router, the server's settings
-/// and its concurrency limit.
+/// and its concurrency limit; and what a new connection reads: its TLS.
 struct ServerState {
     router: Arc<Router>,
     params: ServerParams,
     limit: Option<Arc<ConcurrencyLimit>>,
+    /// `tls`: certificates and settings for connections accepted from
+    /// now on (a reload swaps renewed ones in; open connections keep
+    /// theirs). `None`: plaintext.
+    tls: Option<Arc<ServerTls>>,
 }
 
 /// `maxConcurrentRequests`: permits, and the number configured (for the
@@ -121,11 +132,15 @@ impl Server {
             upgrades: Arc::new(UpgradeStats::new(registry, &scope)),
             refused: registry.counter(&scope, "connections_refused"),
             refusals: RefusalLog::default(),
+            registry: registry.clone(),
+            scope: scope.clone(),
+            handshakes: HandshakeLog::default(),
             max_buf: max_head_bytes.max(8192),
             state: ArcSwap::from_pointee(ServerState {
                 router,
                 params,
                 limit: ConcurrencyLimit::new(max_concurrent),
+                tls: None,
             }),
         })
     }
@@ -149,6 +164,24 @@ impl Server {
             router,
             params,
             limit,
+            tls: old.tls.clone(),
+        }));
+    }
+
+    /// Hands the server the TLS of connections accepted from now on
+    /// (`None`: plaintext); open connections keep theirs.
+    pub fn set_tls(&self, tls: Option<Arc<ServerTls>>) {
+        if tls.is_some() {
+            for class in HandshakeFailure::ALL {
+                self.handshake_counter(class);
+            }
+        }
+        let old = self.state.load();
+        self.state.store(Arc::new(ServerState {
+            router: Arc::clone(&old.router),
+            params: old.params.clone(),
+            limit: old.limit.clone(),
+            tls,
         }));
     }
 
@@ -165,6 +198,7 @@ impl Server {
             router: Arc::clone(&old.router),
             params,
             limit: old.limit.clone(),
+            tls: old.tls.clone(),
         }));
     }
 
@@ -280,25 +314,25 @@ impl Server {
                     let (open, mut draining) = (Arc::clone(&open), draining.clone());
                     tokio::spawn(async move {
                         let _open = (open, server.connections.enter());
-                        let header_timeout = server.state.load().params.limits.header_timeout;
-                        if refused_h2_prior_knowledge(&mut stream, header_timeout).await {
-                            return;
-                        }
-                        let conn = server.connection(descriptors::Counted::new(stream, slot), remote);
-                        let mut conn = std::pin::pin!(conn);
-                        let ended = tokio::select! {
-                            r = conn.as_mut() => Some(r),
-                            _ = draining.wait_for(|d| *d) => None,
+                        let (header_timeout, tls) = {
+                            let state = server.state.load();
+                            (state.params.limits.header_timeout, state.tls.clone())
                         };
-                        let ended = match ended {
-                            Some(r) => r,
-                            None => {
-                                conn.as_mut().graceful_shutdown();
-                                conn.await
+                        let Some(tls) = tls else {
+                            if refused_h2_prior_knowledge(&mut stream, header_timeout).await {
+                                return;
                             }
+                            let io = descriptors::Counted::new(stream, slot);
+                            return server.drive(io, remote, &mut draining).await;
                         };
-                        if let Err(e) = ended {
-                            tracing::debug!(error = %e, "connection ended with an error");
+                        // The handshake, here and not in the accept loop,
+                        // bounded like a request head.
+                        let io = descriptors::Counted::new(stream, slot);
+                        let accepted = tokio::time::timeout(header_timeout, tls.acceptor().accept(io)).await;
+                        match accepted {
+                            Ok(Ok(io)) => server.drive(io, remote, &mut draining).await,
+                            Ok(Err(e)) => server.handshake_failed(remote, HandshakeFailure::of(&e), &e),
+                            Err(_) => server.handshake_failed(remote, HandshakeFailure::Other, &"timed out (requestHeaderTimeoutMs)"),
                         }
                     });
                 }
@@ -319,6 +353,63 @@ impl Server {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// Serves one accepted connection (plaintext or after its TLS
+    /// handshake) until it ends, or gracefully once `draining` turns true.
+    async fn drive<I>(
+        self: &Arc<Self>,
+        io: I,
+        remote: SocketAddr,
+        draining: &mut watch::Receiver<bool>,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let conn = self.connection(io, remote);
+        let mut conn = std::pin::pin!(conn);
+        let ended = tokio::select! {
+            r = conn.as_mut() => Some(r),
+            _ = draining.wait_for(|d| *d) => None,
+        };
+        let ended = match ended {
+            Some(r) => r,
+            None => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+
+    /// Counts a failed TLS handshake by class, and logs it at most once a
+    /// minute per peer IP.
+    fn handshake_failed(
+        &self,
+        remote: SocketAddr,
+        class: HandshakeFailure,
+        error: &dyn std::fmt::Display,
+    ) {
+        self.handshake_counter(class).incr();
+        let server = self.state.load().params.label.clone();
+        if self.handshakes.should_log(remote.ip()) {
+            tracing::warn!(
+                server,
+                peer = %remote,
+                reason = class.label(),
+                %error,
+                "TLS handshake failed (logged at most once a minute per peer; \
+                 tls/handshake_failures counts them all)"
+            );
+        } else {
+            tracing::debug!(server, peer = %remote, reason = class.label(), %error, "TLS handshake failed");
+        }
+    }
+
+    fn handshake_counter(&self, class: HandshakeFailure) -> Arc<Counter> {
+        let name = format!("tls/handshake_failures/{}", class.label());
+        self.registry.counter(&self.scope, &name)
     }
 
     /// `CONNECT host:port` to a name this router routes (what Node's

@@ -413,6 +413,14 @@ impl Registry {
         w.entry(key).or_insert_with(new).clone()
     }
 
+    /// Drops the metric `name` of `scope`, if there is one.
+    pub fn remove(&self, scope: &Scope, name: &str) {
+        self.metrics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(scope.clone(), name.to_owned()));
+    }
+
     /// Drops every metric of `scope` (an expired service or client).
     pub fn remove_scope(&self, scope: &Scope) {
         let mut metrics = self.metrics.write().unwrap_or_else(|e| e.into_inner());

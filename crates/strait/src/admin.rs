@@ -12,6 +12,7 @@
 //! | `/config.json` | the running configuration |
 //! | `/delegator.json` | the delegation tree of a path (GET params or POST JSON) |
 //! | `/client_state.json` | each concrete name's address set |
+//! | `/admin/tls.json` | each configured certificate: server, path, subject, SANs, serial, not-after, seconds left |
 //! | `/namer_state/<prefix>.json` | a namer's own account of itself |
 //! | `/admin/shutdown` | POST only: `quitting`, then shut down |
 //! | `/admin/reload` | POST only: reload the config file now, answer the outcome (400 if rejected) |
@@ -46,6 +47,7 @@ use strait_naming::delegate::{delegate_within, to_json as delegate_json};
 use strait_naming::{Addr, Namer};
 use strait_router::Router;
 use strait_router::stats::{PromStyle, Registry};
+use strait_router::tls::{HandshakeLog, ServerTls};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -53,6 +55,7 @@ use crate::admin_security::{AdminGuard, Verdict};
 use crate::reload::ReloadOutcome;
 
 /// Everything the admin server shows, as of one configuration.
+#[derive(Clone)]
 pub struct AdminState {
     /// The metrics of the process.
     pub registry: Registry,
@@ -71,6 +74,12 @@ pub struct AdminState {
     pub reload: Option<ReloadHandle>,
     /// `admin.security` and `admin.tokenFile`.
     pub guard: Arc<AdminGuard>,
+    /// `admin.tls`: the certificates of connections accepted from now on
+    /// (`None`: plaintext).
+    pub tls: Option<Arc<ServerTls>>,
+    /// Every configured certificate, by where it serves, for
+    /// `/admin/tls.json`.
+    pub certificates: Vec<(String, Arc<ServerTls>)>,
 }
 
 /// How the admin asks the daemon to reload, and sees the last outcome.
@@ -141,11 +150,12 @@ pub async fn serve(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let graceful = GracefulShutdown::new();
+    let handshakes = Arc::new(HandshakeLog::default());
     loop {
         tokio::select! {
             res = listener.accept() => {
-                let stream = match res {
-                    Ok((stream, _)) => stream,
+                let (stream, peer) = match res {
+                    Ok(c) => c,
                     Err(e) => {
                         // EMFILE and friends: back off instead of spinning.
                         tracing::warn!(error = %e, "admin: accept failed");
@@ -154,20 +164,19 @@ pub async fn serve(
                     }
                 };
                 let state = Arc::clone(&state);
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(Duration::from_secs(30))
-                    .serve_connection(
-                        TokioIo::new(stream),
-                        service_fn(move |req| {
-                            let snapshot = state.load_full();
-                            async move { Ok::<_, Infallible>(handle(snapshot, req).await) }
-                        }),
-                    );
-                let conn = graceful.watch(conn);
+                let watcher = graceful.watcher();
+                let handshakes = Arc::clone(&handshakes);
+                // `admin.tls`: the handshake in the connection's task.
                 tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "admin connection ended with an error");
+                    let snapshot = state.load_full();
+                    match &snapshot.tls {
+                        None => serve_connection(stream, state, watcher).await,
+                        Some(tls) => {
+                            let tls = crate::tls::admin_handshake(tls, stream, peer, &snapshot.registry, &handshakes);
+                            if let Some(stream) = tls.await {
+                                serve_connection(stream, state, watcher).await;
+                            }
+                        }
                     }
                 });
             }
@@ -176,6 +185,30 @@ pub async fn serve(
     }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN, graceful.shutdown()).await;
+}
+
+/// Serves admin requests on one connection (plaintext or TLS) until it
+/// ends or the admin server shuts down.
+async fn serve_connection<I>(
+    io: I,
+    state: Arc<ArcSwap<AdminState>>,
+    watcher: hyper_util::server::graceful::Watcher,
+) where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(
+            TokioIo::new(io),
+            service_fn(move |req| {
+                let snapshot = state.load_full();
+                async move { Ok::<_, Infallible>(handle(snapshot, req).await) }
+            }),
+        );
+    if let Err(e) = watcher.watch(conn).await {
+        tracing::debug!(error = %e, "admin connection ended with an error");
+    }
 }
 
 /// Returns once `shutdown` is true or can no longer change.
@@ -220,6 +253,11 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
         "/config.json" => json(StatusCode::OK, &state.config_json, true),
         "/delegator.json" => delegator(&state, req, &query).await,
         "/client_state.json" => client_state(&state),
+        "/admin/tls.json" => json(
+            StatusCode::OK,
+            &crate::tls::tls_json(&state.certificates),
+            true,
+        ),
         "/admin/shutdown" => shutdown(&state, req.method()),
         "/admin/reload.json" => match &state.reload {
             Some(r) => {
@@ -260,6 +298,7 @@ fn index(state: &AdminState) -> String {
         "/config.json",
         "/delegator.json",
         "/client_state.json",
+        "/admin/tls.json",
         "/admin/shutdown",
         "/admin/reload",
         "/admin/reload.json",

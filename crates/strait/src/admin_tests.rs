@@ -143,6 +143,8 @@ fn admin_state(
         shutdown: tx,
         reload: None,
         guard: Arc::default(),
+        tls: None,
+        certificates: Vec::new(),
     };
     (state, rx)
 }

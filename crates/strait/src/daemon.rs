@@ -16,6 +16,7 @@ use strait_router::clients::{self, ClientNetworks};
 use strait_router::guard::OverrideGuard;
 use strait_router::server::Server;
 use strait_router::stats::{Registry, Scope};
+use strait_router::tls::ServerTls;
 use strait_router::{Router, ServerLimits, ServerParams};
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -168,6 +169,38 @@ struct Next {
     admin_listener: Option<TcpListener>,
     /// `admin.security` and the `admin.tokenFile` token, read now.
     admin_guard: Arc<AdminGuard>,
+    /// Every `tls` block's certificates, read now.
+    tls: TlsSet,
+}
+
+/// The certificates of every server with `tls`, and of the admin's.
+#[derive(Default)]
+struct TlsSet {
+    servers: HashMap<ServerKey, Arc<ServerTls>>,
+    admin: Option<Arc<ServerTls>>,
+}
+
+impl TlsSet {
+    /// Reads every `tls` block's files; the error names the block, the
+    /// key and the file.
+    fn load(cfg: &Config) -> Result<TlsSet, String> {
+        let mut servers = HashMap::new();
+        for rc in &cfg.routers {
+            for (i, sc) in rc.servers.iter().enumerate() {
+                if let Some(t) = &sc.tls {
+                    let tls = t
+                        .load()
+                        .map_err(|e| format!("routers '{}' servers[{i}].tls.{e}", rc.label))?;
+                    servers.insert(ServerKey::of(rc, i), Arc::new(tls));
+                }
+            }
+        }
+        let admin = match &cfg.admin.tls {
+            Some(t) => Some(Arc::new(t.load().map_err(|e| format!("admin.tls.{e}"))?)),
+            None => None,
+        };
+        Ok(TlsSet { servers, admin })
+    }
 }
 
 fn hash_text(text: &str) -> u64 {
@@ -213,6 +246,8 @@ impl Live {
                 shutdown: shutdown.clone(),
                 reload: None,
                 guard: Arc::default(),
+                tls: None,
+                certificates: Vec::new(),
             })),
             shutdown,
             reload,
@@ -319,6 +354,7 @@ impl Live {
             listeners,
             admin_listener,
             admin_guard,
+            tls: TlsSet::load(cfg)?,
         })
     }
 
@@ -373,6 +409,7 @@ impl Live {
                         params(slot.server.local()),
                         sc.max_concurrent_requests,
                     );
+                    slot.server.set_tls(next.tls.servers.get(&want).cloned());
                     keep.insert(
                         want,
                         ServerSlot {
@@ -395,6 +432,7 @@ impl Live {
                     sc.max_concurrent_requests,
                     head,
                 );
+                server.set_tls(next.tls.servers.get(&want).cloned());
                 let (stop, stop_rx) = watch::channel(false);
                 println!("strait: router '{}' listening on {local}", rc.label);
                 self.tasks
@@ -415,6 +453,7 @@ impl Live {
             let _ = slot.stop.send(true);
         }
         self.servers = keep;
+        self.tls_gauges(&next.tls);
         // `originator: true`: Linkerd's `rt/<label>/originator` gauge of 1.
         for old in &self.config.routers {
             if !next
@@ -473,6 +512,8 @@ impl Live {
             shutdown: self.shutdown.clone(),
             reload: Some(self.reload.clone()),
             guard: Arc::clone(&next.admin_guard),
+            tls: next.tls.admin.clone(),
+            certificates: self.certificates(&next.tls),
         };
         self.admin_state.store(Arc::new(state));
         if let Some(listener) = next.admin_listener.take() {
@@ -531,11 +572,25 @@ impl Live {
     /// Applies a checked config read on reload, unless it is unchanged.
     async fn apply(&mut self, cfg: Config, file: &str, hash: u64) -> ReloadResult {
         match cfg {
-            cfg if cfg == self.config => {
+            cfg if cfg == self.config && !has_tls(&cfg) => {
                 self.hash = hash;
                 self.refresh_client_networks();
                 ReloadResult::Unchanged
             }
+            // The same file, but its certificates may have been renewed.
+            cfg if cfg == self.config => match TlsSet::load(&cfg) {
+                Err(e) => ReloadResult::Rejected {
+                    errors: vec![format!("{file}: {e}")],
+                },
+                Ok(tls) => {
+                    self.hash = hash;
+                    self.refresh_client_networks();
+                    self.swap_tls(&cfg, tls);
+                    ReloadResult::Applied {
+                        changes: "certificates re-read".to_owned(),
+                    }
+                }
+            },
             cfg => match self.build(&cfg).await {
                 Err(e) => ReloadResult::Rejected {
                     errors: vec![format!("{file}: {e}")],
@@ -548,6 +603,65 @@ impl Live {
                 }
             },
         }
+    }
+
+    /// Hands every server and the admin the certificates of `tls`
+    /// (read again from unchanged paths) for new connections.
+    fn swap_tls(&mut self, cfg: &Config, tls: TlsSet) {
+        for rc in &cfg.routers {
+            for i in 0..rc.servers.len() {
+                let key = ServerKey::of(rc, i);
+                if let Some(slot) = self.servers.get(&key) {
+                    slot.server.set_tls(tls.servers.get(&key).cloned());
+                }
+            }
+        }
+        self.tls_gauges(&tls);
+        let old = self.admin_state.load_full();
+        self.admin_state.store(Arc::new(AdminState {
+            tls: tls.admin.clone(),
+            certificates: self.certificates(&tls),
+            ..AdminState::clone(&old)
+        }));
+    }
+
+    /// `tls/expires_in_seconds` of each server with TLS and the admin's
+    /// (`admin/tls/expires_in_seconds`), read when shown; dropped from
+    /// servers that have none.
+    fn tls_gauges(&self, tls: &TlsSet) {
+        let name = "tls/expires_in_seconds";
+        for (key, slot) in &self.servers {
+            let scope = server_scope(&slot.router, slot.server.local());
+            match tls.servers.get(key) {
+                Some(t) => crate::tls::expiry_gauge(&self.registry, &scope, name, t),
+                None => self.registry.remove(&scope, name),
+            }
+        }
+        let scope = Scope::Root("admin".into());
+        match &tls.admin {
+            Some(t) => crate::tls::expiry_gauge(&self.registry, &scope, name, t),
+            None => self.registry.remove(&scope, name),
+        }
+    }
+
+    /// What `/admin/tls.json` lists: each TLS server's and the admin's
+    /// certificate, by where it serves.
+    fn certificates(&self, tls: &TlsSet) -> Vec<(String, Arc<ServerTls>)> {
+        let mut list: Vec<(String, Arc<ServerTls>)> = self
+            .servers
+            .iter()
+            .filter_map(|(key, slot)| {
+                let t = tls.servers.get(key)?;
+                let local = slot.server.local();
+                let owner = format!("rt/{}/server/{}/{}", slot.router, local.ip(), local.port());
+                Some((owner, Arc::clone(t)))
+            })
+            .collect();
+        list.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(t) = &tls.admin {
+            list.insert(0, ("admin".to_owned(), Arc::clone(t)));
+        }
+        list
     }
 
     /// Reads this host's interfaces again for the servers without
@@ -608,6 +722,25 @@ fn client_networks(sc: &ServerConfig, host: &Arc<ClientNetworks>) -> Arc<ClientN
     match &sc.client_networks {
         Some(list) => Arc::new(ClientNetworks::new(list)),
         None => Arc::clone(host),
+    }
+}
+
+/// Whether any server or the admin has `tls` (whose files a reload
+/// re-reads even when the config is unchanged).
+fn has_tls(cfg: &Config) -> bool {
+    cfg.admin.tls.is_some()
+        || cfg
+            .routers
+            .iter()
+            .flat_map(|r| &r.servers)
+            .any(|s| s.tls.is_some())
+}
+
+/// The metrics scope of a router's server listening on `local`.
+fn server_scope(router: &str, local: SocketAddr) -> Scope {
+    Scope::Server {
+        router: router.into(),
+        addr: format!("{}/{}", local.ip(), local.port()).into(),
     }
 }
 

@@ -33,3 +33,4 @@ pub mod daemon;
 pub mod namers;
 pub mod reload;
 pub mod sdnotify;
+pub mod tls;

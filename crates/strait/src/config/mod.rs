@@ -36,12 +36,14 @@ pub mod lower;
 mod policy;
 mod read;
 mod schema;
+pub mod tls;
 mod tree;
 mod types;
 
 pub use interpreter::{
     ConsulInterpreterConfig, InterpreterConfig, InterpreterKind, consul_kv_config,
 };
+pub use tls::ServerTlsConfig;
 pub use types::{
     AdminConfig, AdminSecurityConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig,
     BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,

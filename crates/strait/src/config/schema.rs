@@ -22,6 +22,7 @@ use super::read::{
     Ctx, MapReader, boolean, dtab, file_path, integer, ip, items, list, name_path, non_empty,
     one_of, port, positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
 };
+use super::tls;
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
     AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
@@ -163,15 +164,11 @@ fn admin(cx: &mut Ctx<'_>, node: &Node, path: &str) -> AdminConfig {
             .map_or(d.shutdown_grace, Duration::from_millis),
         security: r.or(cx, "security", admin_security, d.security),
         token_file: r.opt(cx, "tokenFile", file_path),
+        tls: r.opt(cx, "tls", tls::server_tls),
     };
     r.not_implemented(
         cx,
-        &[
-            "socketOptions",
-            "httpIdentifierPort",
-            "tls",
-            "workerThreads",
-        ],
+        &["socketOptions", "httpIdentifierPort", "workerThreads"],
     );
     r.finish(cx);
     if !admin.ip.is_loopback() {
@@ -518,11 +515,11 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
             .opt(cx, "upgradeIdleTimeoutMs", u64_positive)
             .map_or(Duration::from_secs(3600), Duration::from_millis),
         client_networks: r.opt(cx, "clientNetworks", client_networks),
+        tls: r.opt(cx, "tls", tls::server_tls),
     };
     r.not_implemented(
         cx,
         &[
-            "tls",
             "socketOptions",
             "serverSession",
             "announce",

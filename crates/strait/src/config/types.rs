@@ -10,6 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::tls::ServerTlsConfig;
 use serde::{Serialize, Serializer};
 use strait_dtab::{Dtab, Path};
 use strait_naming::pathmatch::PathMatcher;
@@ -57,6 +58,10 @@ pub struct AdminConfig {
     /// refused on any other).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_file: Option<PathBuf>,
+    /// Serve the admin over TLS (`tls`, the server form; default
+    /// plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTlsConfig>,
 }
 
 impl Default for AdminConfig {
@@ -67,6 +72,7 @@ impl Default for AdminConfig {
             shutdown_grace: Duration::from_millis(10_000),
             security: AdminSecurityConfig::default(),
             token_file: None,
+            tls: None,
         }
     }
 }
@@ -360,6 +366,9 @@ pub struct ServerConfig {
         serialize_with = "opt_display_list"
     )]
     pub client_networks: Option<Vec<Network>>,
+    /// Terminate TLS on this server (`tls`; default plaintext).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ServerTlsConfig>,
 }
 
 /// The `Forwarded` header's `by` and `for` labels (`addForwardedHeader`).
