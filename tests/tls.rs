@@ -390,6 +390,56 @@ fn the_admin_serves_over_tls() {
     assert_eq!((r.status, r.body.as_str()), (200, "pong"), "{r:?}");
     let plain = curl(&[&format!("http://{}/admin/ping", s.strait.admin)], &[]);
     assert_eq!(plain.status, 0, "no plaintext on a TLS admin: {plain:?}");
+
+    let admin = |path: &str| {
+        curl(
+            &[
+                "--cacert",
+                &ca,
+                &format!("https://{}{path}", s.strait.admin),
+            ],
+            &[],
+        )
+    };
+    let m: serde_json::Value = serde_json::from_str(&admin("/admin/metrics.json").body).unwrap();
+    assert_eq!(m["admin/tls/handshake_failures/protocol"], 1, "{m}");
+    assert!(
+        m["admin/tls/expires_in_seconds"].as_i64().unwrap() > 89 * 86_400,
+        "{m}"
+    );
+    let list: serde_json::Value = serde_json::from_str(&admin("/admin/tls.json").body).unwrap();
+    let servers: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["server"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        servers.len(),
+        2,
+        "the admin's certificate and the router server's: {list}"
+    );
+    assert_eq!(servers[0], "admin", "{list}");
+
+    // The TLS series are clean Prometheus text.
+    let prom = admin("/metrics");
+    assert!(prom.body.contains("handshake_failures"), "{}", prom.body);
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (scripts/test installs Debian's prometheus)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), prom.body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        prom.body
+    );
 }
 
 fn check(dir: &Path, tls: &str) -> (bool, String) {
@@ -477,4 +527,37 @@ fn check_reports_missing_and_mismatched_keys_and_warns_of_expiry() {
         ),
     );
     assert!(ok && !out.contains("warning"), "{out}");
+}
+
+#[test]
+fn check_refuses_old_protocols_unknown_ciphers_and_keys_linkerd_servers_lack() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Strait test CA");
+    let (cert, key) = ca.issue(d, "server", 1, 90, false);
+    let (ok, out) = check(
+        d,
+        &format!(
+            "{{certPath: {}, keyPath: {}, protocols: [TLSv1.1, TLSv1.3], \
+             ciphers: [TLS_RSA_WITH_RC4_128_MD5, TLS_AES_128_GCM_SHA256], enabled: true, \
+             requireClientAuth: true}}",
+            cert.display(),
+            key.display()
+        ),
+    );
+    assert!(!ok, "{out}");
+    for want in [
+        "routers[0].servers[0].tls.protocols[0]: 'TLSv1.1' is refused: Strait's TLS (rustls) speaks only TLSv1.2 and TLSv1.3",
+        "routers[0].servers[0].tls.ciphers[0]: unknown or unsupported cipher suite 'TLS_RSA_WITH_RC4_128_MD5'; supported: TLS_",
+        "routers[0].servers[0].tls.enabled: `enabled` is not a key of a server's tls",
+        "routers[0].servers[0].tls.requireClientAuth: requireClientAuth: true needs caCertPath",
+    ] {
+        assert!(out.contains(want), "wanted {want:?} in:\n{out}");
+    }
+    let (ok, out) = check(d, "{certPath: /nonexistent/cert.pem}");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("routers[0].servers[0].tls.keyPath: missing required key 'keyPath'"),
+        "{out}"
+    );
 }
