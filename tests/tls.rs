@@ -2,6 +2,8 @@
 //! (rcgen), real curl, openssl and wrk as clients, real Python backends.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::io::Read;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -47,7 +49,26 @@ impl Ca {
         days: u64,
         client: bool,
     ) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
+        self.issue_for(
+            KeyPair::generate().unwrap(),
+            dir,
+            name,
+            serial,
+            days,
+            client,
+        )
+    }
+
+    /// [`Ca::issue`] for `key`.
+    fn issue_for(
+        &self,
+        key: KeyPair,
+        dir: &Path,
+        name: &str,
+        serial: u64,
+        days: u64,
+        client: bool,
+    ) -> (PathBuf, PathBuf) {
         let mut p =
             CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
         p.distinguished_name.push(DnType::CommonName, name);
@@ -560,4 +581,127 @@ fn check_refuses_old_protocols_unknown_ciphers_and_keys_linkerd_servers_lack() {
         out.contains("routers[0].servers[0].tls.keyPath: missing required key 'keyPath'"),
         "{out}"
     );
+}
+
+#[test]
+fn handshakes_run_in_their_own_task_bounded_by_request_header_timeout() {
+    let backend = Backend::start("web");
+    let dir = tempfile::tempdir().unwrap();
+    let ca = Ca::new("Strait test CA");
+    let tls = server_tls(dir.path(), &ca, "") + "\n    requestHeaderTimeoutMs: 1000";
+    let s = start(&backend, dir, &tls, "");
+    // Clients that connect and never say hello.
+    let connected = Instant::now();
+    let silent: Vec<TcpStream> = (0..3)
+        .map(|_| TcpStream::connect(s.strait.router()).unwrap())
+        .collect();
+    let r = s.get(&[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(
+        connected.elapsed() < Duration::from_millis(2500),
+        "silent clients do not hold up the accept loop: {:?}",
+        connected.elapsed()
+    );
+    for mut c in silent {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let n = c.read(&mut [0u8; 16]);
+        assert!(
+            matches!(n, Ok(0)) || n.is_err(),
+            "a silent client is closed: {n:?}"
+        );
+    }
+    assert!(
+        connected.elapsed() >= Duration::from_millis(900),
+        "closed at requestHeaderTimeoutMs, not before: {:?}",
+        connected.elapsed()
+    );
+    assert_eq!(
+        s.server_metric("tls/handshake_failures/other"),
+        3,
+        "a handshake timeout counts as other: {}",
+        s.metrics()
+    );
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl must be installed (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn pkcs1_and_sec1_keys_serve_as_well_as_pkcs8() {
+    let backend = Backend::start("web");
+    let ca = Ca::new("Strait test CA");
+    // SEC1 (`BEGIN EC PRIVATE KEY`): rcgen's P-256 key in OpenSSL's
+    // traditional form.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ca.write(d, "ca.pem");
+    let (cert, key) = ca.issue(d, "server", 1, 90, false);
+    let sec1 = d.join("sec1.key");
+    openssl(&[
+        "pkey",
+        "-in",
+        key.to_str().unwrap(),
+        "-traditional",
+        "-out",
+        sec1.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&sec1)
+            .unwrap()
+            .starts_with("-----BEGIN EC PRIVATE KEY-----")
+    );
+    let tls = format!(
+        "{{certPath: {}, keyPath: {}}}",
+        cert.display(),
+        sec1.display()
+    );
+    let s = start(&backend, dir, &tls, "");
+    assert_eq!(s.get(&[]).status, 200, "served with a SEC1 key");
+    drop(s);
+
+    // PKCS#1 (`BEGIN RSA PRIVATE KEY`): an RSA key from openssl, its
+    // certificate from the test CA.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ca.write(d, "ca.pem");
+    let (pkcs1, pkcs8) = (d.join("rsa1.key"), d.join("rsa8.key"));
+    openssl(&[
+        "genrsa",
+        "-traditional",
+        "-out",
+        pkcs1.to_str().unwrap(),
+        "2048",
+    ]);
+    openssl(&[
+        "pkcs8",
+        "-topk8",
+        "-nocrypt",
+        "-in",
+        pkcs1.to_str().unwrap(),
+        "-out",
+        pkcs8.to_str().unwrap(),
+    ]);
+    assert!(
+        std::fs::read_to_string(&pkcs1)
+            .unwrap()
+            .starts_with("-----BEGIN RSA PRIVATE KEY-----")
+    );
+    let rsa = KeyPair::from_pem(&std::fs::read_to_string(&pkcs8).unwrap()).unwrap();
+    let (cert, _) = ca.issue_for(rsa, d, "rsa", 2, 90, false);
+    let tls = format!(
+        "{{certPath: {}, keyPath: {}}}",
+        cert.display(),
+        pkcs1.display()
+    );
+    let s = start(&backend, dir, &tls, "");
+    assert_eq!(s.get(&[]).status, 200, "served with a PKCS#1 key");
 }
