@@ -3,7 +3,8 @@
 //! A request walks it in this order:
 //!
 //! 1. [`server`]: accept (from the server's [`clients`] networks only),
-//!    serve HTTP/1.1, apply `maxConcurrentRequests`,
+//!    terminate [`tls`] if the server has it, serve HTTP/1.1, apply
+//!    `maxConcurrentRequests`,
 //!    read the server's one snapshot (router, settings, limit);
 //! 2. [`Router`]: clear or read the `l5d-*` context ([`headers`]), take
 //!    the trace context ([`trace`]), name the request ([`identify`]);

@@ -326,13 +326,19 @@ impl Server {
                             return server.drive(io, remote, &mut draining).await;
                         };
                         // The handshake, here and not in the accept loop,
-                        // bounded like a request head.
+                        // bounded like a request head; the descriptor slot
+                        // stays with the stream.
                         let io = descriptors::Counted::new(stream, slot);
-                        let accepted = tokio::time::timeout(header_timeout, tls.acceptor().accept(io)).await;
-                        match accepted {
+                        let handshake = tls.acceptor().accept(io);
+                        match tokio::time::timeout(header_timeout, handshake).await {
                             Ok(Ok(io)) => server.drive(io, remote, &mut draining).await,
-                            Ok(Err(e)) => server.handshake_failed(remote, HandshakeFailure::of(&e), &e),
-                            Err(_) => server.handshake_failed(remote, HandshakeFailure::Other, &"timed out (requestHeaderTimeoutMs)"),
+                            Ok(Err(e)) => {
+                                server.handshake_failed(remote, HandshakeFailure::of(&e), &e);
+                            }
+                            Err(_) => {
+                                let why = "timed out (requestHeaderTimeoutMs)";
+                                server.handshake_failed(remote, HandshakeFailure::Other, &why);
+                            }
                         }
                     });
                 }
@@ -403,7 +409,8 @@ impl Server {
                  tls/handshake_failures counts them all)"
             );
         } else {
-            tracing::debug!(server, peer = %remote, reason = class.label(), %error, "TLS handshake failed");
+            let reason = class.label();
+            tracing::debug!(server, peer = %remote, reason, %error, "TLS handshake failed");
         }
     }
 

@@ -172,8 +172,10 @@ pub async fn serve(
                     match &snapshot.tls {
                         None => serve_connection(stream, state, watcher).await,
                         Some(tls) => {
-                            let tls = crate::tls::admin_handshake(tls, stream, peer, &snapshot.registry, &handshakes);
-                            if let Some(stream) = tls.await {
+                            let registry = &snapshot.registry;
+                            let accepted =
+                                crate::tls::admin_handshake(tls, stream, peer, registry, &handshakes);
+                            if let Some(stream) = accepted.await {
                                 serve_connection(stream, state, watcher).await;
                             }
                         }

@@ -190,7 +190,7 @@ impl TlsSet {
                 if let Some(t) = &sc.tls {
                     let tls = t
                         .load()
-                        .map_err(|e| format!("routers '{}' servers[{i}].tls.{e}", rc.label))?;
+                        .map_err(|e| format!("router '{}': servers[{i}].tls.{e}", rc.label))?;
                     servers.insert(ServerKey::of(rc, i), Arc::new(tls));
                 }
             }

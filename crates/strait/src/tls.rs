@@ -52,19 +52,24 @@ pub async fn admin_handshake(
     registry: &Registry,
     log: &HandshakeLog,
 ) -> Option<TlsStream<TcpStream>> {
-    let error =
-        match tokio::time::timeout(ADMIN_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
-            Ok(Ok(s)) => return Some(s),
-            Ok(Err(e)) => (HandshakeFailure::of(&e), e.to_string()),
-            Err(_) => (HandshakeFailure::Other, "timed out".to_owned()),
-        };
-    let (class, error) = error;
+    let handshake = tls.acceptor().accept(stream);
+    let (class, error) = match tokio::time::timeout(ADMIN_HANDSHAKE_TIMEOUT, handshake).await {
+        Ok(Ok(s)) => return Some(s),
+        Ok(Err(e)) => (HandshakeFailure::of(&e), e.to_string()),
+        Err(_) => (HandshakeFailure::Other, "timed out".to_owned()),
+    };
     let name = format!("tls/handshake_failures/{}", class.label());
     registry.counter(&Scope::Root("admin".into()), &name).incr();
+    let reason = class.label();
     if log.should_log(peer.ip()) {
-        tracing::warn!(%peer, reason = class.label(), %error, "admin: TLS handshake failed (logged at most once a minute per peer)");
+        tracing::warn!(
+            %peer,
+            reason,
+            %error,
+            "admin: TLS handshake failed (logged at most once a minute per peer)"
+        );
     } else {
-        tracing::debug!(%peer, reason = class.label(), %error, "admin: TLS handshake failed");
+        tracing::debug!(%peer, reason, %error, "admin: TLS handshake failed");
     }
     None
 }
