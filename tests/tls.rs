@@ -279,6 +279,15 @@ fn a_tls_server_terminates_and_routes_to_a_plaintext_backend() {
         cert["secondsLeft"].as_i64().unwrap() > 89 * 86_400,
         "{list}"
     );
+    let r = curl(&[&format!("http://{}/config.json", s.strait.admin)], &[]);
+    let config: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    let shown = &config["routers"][0]["servers"][0]["tls"];
+    assert_eq!(
+        shown["certPath"],
+        s.dir.path().join("server.pem").display().to_string(),
+        "/config.json shows the tls block with Linkerd's keys: {shown}"
+    );
+    assert_eq!(shown["requireClientAuth"], false, "{shown}");
 }
 
 #[test]

@@ -128,3 +128,44 @@ fn handshake_failures_are_logged_once_a_minute_per_peer() {
         "the map of peers stays bounded"
     );
 }
+
+#[test]
+fn handshake_errors_fall_in_four_classes() {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    let class =
+        |e: E| HandshakeFailure::of(&std::io::Error::new(std::io::ErrorKind::InvalidData, e));
+    assert_eq!(
+        class(E::InvalidCertificate(C::UnknownIssuer)),
+        HandshakeFailure::UnknownCa
+    );
+    assert_eq!(
+        class(E::AlertReceived(A::UnknownCA)),
+        HandshakeFailure::UnknownCa,
+        "the client distrusts ours"
+    );
+    assert_eq!(
+        class(E::NoCertificatesPresented),
+        HandshakeFailure::BadCertificate
+    );
+    assert_eq!(
+        class(E::InvalidCertificate(C::Expired)),
+        HandshakeFailure::BadCertificate
+    );
+    assert_eq!(
+        class(E::AlertReceived(A::BadCertificate)),
+        HandshakeFailure::BadCertificate
+    );
+    assert_eq!(
+        class(E::AlertReceived(A::ProtocolVersion)),
+        HandshakeFailure::Protocol
+    );
+    assert_eq!(
+        class(E::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType
+        )),
+        HandshakeFailure::Protocol,
+        "plaintext to a TLS port"
+    );
+    let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+    assert_eq!(HandshakeFailure::of(&reset), HandshakeFailure::Other);
+}
