@@ -48,6 +48,7 @@ mod router;
 pub mod server;
 pub mod service;
 pub mod stats;
+pub mod tls_client;
 pub mod trace;
 
 pub use binding::BindingLimits;
