@@ -131,6 +131,7 @@ fn default_client_params() -> ClientParams {
         // Strait's own: a backend must begin its response within 60 s.
         response_timeout: Duration::from_millis(60_000),
         fail_fast: false,
+        tls: None,
     }
 }
 
@@ -501,6 +502,7 @@ fn every_key_is_read_into_the_domain_types() {
             connect_timeout: Duration::from_millis(250),
             response_timeout: Duration::from_millis(60_000),
             fail_fast: false,
+            tls: None,
         })
     );
     assert_eq!(
@@ -696,7 +698,7 @@ admin:
 routers:
 - protocol: http
   client:
-    tls: {commonName: foo}
+    clientSession: {idleTimeMs: 5}
   servers:
   - socketOptions: {}
 - protocol: h2
@@ -712,7 +714,7 @@ telemetry:
         errors(text),
         [
             "linkerd.yaml:2:3: admin.workerThreads: `workerThreads` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:6:5: routers[0].client.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:6:5: routers[0].client.clientSession: `clientSession` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:8:5: routers[0].servers[0].socketOptions: `socketOptions` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:9:13: routers[1].protocol: protocol `h2` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) only",
             "linkerd.yaml:12:9: namers[0].kind: namer `io.l5d.k8s` is a Linkerd 1 feature Strait does not implement yet",
@@ -1611,7 +1613,7 @@ routers:
     requeueBudget: {ttlSecs: 61, percentCanRetry: 1500}
     hostConnectionPool: {minSize: 10, maxSize: 5}
     requestAttemptTimeoutMs: 0
-    tls: {commonName: foo}
+    tls: {trustCertsBundle: /b}
   service:
     responseClassifier: {kind: io.l5d.http.retryable5XX}
     retries:
@@ -1643,7 +1645,7 @@ routers:
             "linkerd.yaml:12:35: routers[0].client.hostConnectionPool.minSize: minSize above 0 is not supported yet: connections are opened on demand",
             "linkerd.yaml:12:48: routers[0].client.hostConnectionPool.maxSize: maxSize (5) must be at least minSize (10)",
             "linkerd.yaml:13:30: routers[0].client.requestAttemptTimeoutMs: expected an integer from 1 to 18446744073709551615, found 0",
-            "linkerd.yaml:14:5: routers[0].client.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:14:10: routers[0].client.tls.commonName: tls is configured with validation but `commonName` is not set",
             "linkerd.yaml:16:32: routers[0].service.responseClassifier.kind: unknown response classifier kind 'io.l5d.http.retryable5XX'; known kinds: io.l5d.http.nonRetryable5XX, io.l5d.http.retryableRead5XX, io.l5d.http.retryableIdempotent5XX, io.l5d.http.retryableAll5XX, io.l5d.http.allSuccessful",
             "linkerd.yaml:18:33: routers[0].service.retries.budget.percentCanRetry: expected a number from 0 to 1000, found -0.1",
             "linkerd.yaml:19:23: routers[0].service.retries.backoff.kind: unknown backoff kind 'exponential'; known kinds: constant, jittered",

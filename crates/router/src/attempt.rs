@@ -30,8 +30,9 @@ pub(crate) const MAX_REQUEUES: u32 = 25;
 #[derive(Debug)]
 pub enum SendFailure {
     /// Nothing reached the endpoint: no connection could be made, or the
-    /// one made closed before the request was written.
-    NotSent,
+    /// one made closed before the request was written. The reason, when
+    /// it is worth telling the caller (a failed TLS handshake).
+    NotSent(Option<String>),
     /// The request was, or may have been, written; what went wrong.
     Lost(String),
     /// The attempt failed on this side: the client's own request body
@@ -188,8 +189,9 @@ pub struct Answered<R> {
 pub enum AttemptError {
     /// The balancer had no endpoint to pick.
     NoEndpoints,
-    /// No connection could be made to `0`, and no requeue was allowed.
-    ConnectFailed(SocketAddr),
+    /// No connection could be made to `0`, and no requeue was allowed;
+    /// `1` says why, when known (a failed TLS handshake).
+    ConnectFailed(SocketAddr, Option<String>),
     /// The request to `addr` failed after it may have been written.
     Lost {
         /// The endpoint.
@@ -376,10 +378,10 @@ async fn attempt<E: Exchange>(
             }
             Ok((response, class))
         }
-        Ok(Err(SendFailure::NotSent)) => {
+        Ok(Err(SendFailure::NotSent(why))) => {
             stats.connect_failures.incr();
             let unsent = Attempted::NotSent { elsewhere: false };
-            failed(unsent, AttemptError::ConnectFailed(addr))
+            failed(unsent, AttemptError::ConnectFailed(addr, why))
         }
         Ok(Err(SendFailure::Local { status, message })) => {
             Err((Attempted::Local, AttemptError::Local { status, message }))

@@ -331,7 +331,7 @@ impl Exchange for Scripted {
                     tokio::time::sleep(after).await;
                     Ok(code)
                 }
-                Script::Refuse => Err(SendFailure::NotSent),
+                Script::Refuse => Err(SendFailure::NotSent(None)),
                 Script::Reset => Err(SendFailure::Lost("connection reset".into())),
                 Script::Hang => std::future::pending().await,
             }
@@ -448,7 +448,7 @@ async fn every_endpoint_refusing_fails_after_the_requeue_cap() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(err, AttemptError::ConnectFailed(_)), "{err:?}");
+    assert!(matches!(err, AttemptError::ConnectFailed(..)), "{err:?}");
     assert_eq!(ex.sent.len(), MAX_REQUEUES as usize + 1);
     assert_eq!(
         metric(&f, &format!("{CLIENT}/connect_failures")),
@@ -476,7 +476,7 @@ async fn an_empty_requeue_budget_fails_once_no_endpoint_is_left() {
         .await
         .err()
         .unwrap();
-    assert!(matches!(err, AttemptError::ConnectFailed(_)), "{err:?}");
+    assert!(matches!(err, AttemptError::ConnectFailed(..)), "{err:?}");
     // The first refusal marks its endpoint dead and goes, free, to the
     // other; the second finds nothing alive, and the empty budget fails it.
     assert_eq!(ex.sent.len(), 2);

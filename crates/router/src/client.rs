@@ -16,6 +16,7 @@ use crate::policy::ClientPolicy;
 use crate::pool::Pool;
 use crate::retry::Budget;
 use crate::stats::{Counter, Gauge, Histogram, Registry, Scope};
+use crate::tls_client::TlsConnect;
 
 /// The request body type sent to backends: the client's, streamed, or
 /// replayable bytes.
@@ -119,11 +120,15 @@ impl Client {
             router: router.to_owned().into(),
             id: id.show().into(),
         };
-        let pool = Arc::new(Pool::new(
+        let mut pool = Pool::new(
             policy.connect_timeout,
             policy.pool_idle_timeout.unwrap_or(DEFAULT_POOL_IDLE),
             policy.pool_max_size,
-        ));
+        );
+        if let Some(tls) = &policy.tls {
+            pool = pool.with_tls(TlsConnect::new(tls, registry, &scope));
+        }
+        let pool = Arc::new(pool);
         let requeue_budget = Budget::new(
             policy.requeue_budget.ttl,
             policy.requeue_budget.min_per_sec,

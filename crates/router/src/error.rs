@@ -83,6 +83,8 @@ pub enum RouteError {
     ConnectFailed {
         /// The picked address.
         selected: SocketAddr,
+        /// Why, when known (a failed TLS handshake).
+        reason: Option<Box<str>>,
         /// The logical name.
         service: Path,
         /// The concrete name.
@@ -199,8 +201,12 @@ impl fmt::Display for RouteError {
                 "exceeded {} to {client} while waiting for a response for an individual request, excluding retries",
                 finagle_duration(*timeout)
             ),
-            RouteError::ConnectFailed { selected, service, client, addresses } => {
-                write!(f, "Unable to establish connection to {selected}.\n\nservice name: {service}\nclient name: {client}\naddresses: [")?;
+            RouteError::ConnectFailed { selected, reason, service, client, addresses } => {
+                write!(f, "Unable to establish connection to {selected}")?;
+                if let Some(why) = reason {
+                    write!(f, ": {why}")?;
+                }
+                write!(f, ".\n\nservice name: {service}\nclient name: {client}\naddresses: [")?;
                 for (i, a) in addresses.iter().enumerate() {
                     if i > 0 {
                         f.write_str(", ")?;

@@ -330,7 +330,8 @@ impl Exchange for Http1<'_> {
                 ));
             };
             pool.send(addr, attempt).await.map_err(|e| match e {
-                SendError::NotSent(_) => SendFailure::NotSent,
+                SendError::NotSent(_) => SendFailure::NotSent(None),
+                SendError::Handshake(why) => SendFailure::NotSent(Some(why)),
                 SendError::Local(message) => SendFailure::Local {
                     status: http::StatusCode::SERVICE_UNAVAILABLE,
                     message,

@@ -50,6 +50,7 @@ pub mod server;
 pub mod service;
 pub mod stats;
 pub mod tls;
+pub mod tls_client;
 pub mod trace;
 
 pub use binding::BindingLimits;

@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use strait_balancer::{FailureAccrual, LoadBalancer};
 use strait_dtab::Path;
-use strait_naming::pathmatch::PathMatcher;
+use strait_naming::pathmatch::{Captures, PathMatcher};
 
 use crate::retry::{Classifier, RetryBackoff};
+use crate::tls_client::{ClientTls, TlsClientTemplate};
 
 /// A retry budget's parameters (Linkerd: `ttlSecs` 10, `minRetriesPerSec`
 /// 10, `percentCanRetry` 0.2).
@@ -72,6 +73,8 @@ pub struct ClientPolicy {
     pub pool_max_size: Option<usize>,
     /// `hostConnectionPool.idleTimeMs`.
     pub pool_idle_timeout: Option<Duration>,
+    /// `tls`: TLS to the endpoints, `commonName` resolved for this name.
+    pub tls: Option<ClientTls>,
 }
 
 impl Default for ClientPolicy {
@@ -85,6 +88,7 @@ impl Default for ClientPolicy {
             response_timeout: DEFAULT_RESPONSE_TIMEOUT,
             pool_max_size: None,
             pool_idle_timeout: None,
+            tls: None,
         }
     }
 }
@@ -106,6 +110,12 @@ pub struct ServicePolicy {
 pub trait PolicyPatch<P> {
     /// Overwrites in `policy` every key this patch sets.
     fn apply_to(&self, policy: &mut P);
+
+    /// [`PolicyPatch::apply_to`] for a name its prefix matched with
+    /// `captures` (a client `tls` fills its `commonName` with them).
+    fn apply_matched(&self, policy: &mut P, _captures: &Captures) {
+        self.apply_to(policy);
+    }
 }
 
 /// A per-endpoint connection pool (`hostConnectionPool`), one value: an
@@ -137,6 +147,8 @@ pub struct ClientPolicyPatch {
     pub response_timeout: Option<Duration>,
     /// `hostConnectionPool`.
     pub pool: Option<PoolPolicy>,
+    /// `tls`: a whole block (`Some(None)`: `enabled: false`).
+    pub tls: Option<Option<TlsClientTemplate>>,
 }
 
 impl PolicyPatch<ClientPolicy> for ClientPolicyPatch {
@@ -162,6 +174,16 @@ impl PolicyPatch<ClientPolicy> for ClientPolicyPatch {
         if let Some(pool) = self.pool {
             p.pool_max_size = pool.max_size;
             p.pool_idle_timeout = pool.idle_timeout;
+        }
+        if let Some(tls) = &self.tls {
+            p.tls = tls.as_ref().map(|t| t.resolve(&Captures::new()));
+        }
+    }
+
+    fn apply_matched(&self, p: &mut ClientPolicy, captures: &Captures) {
+        self.apply_to(p);
+        if let Some(Some(tls)) = &self.tls {
+            p.tls = Some(tls.resolve(captures));
         }
     }
 }
@@ -222,8 +244,8 @@ impl<P: Clone, X: PolicyPatch<P>> PolicyTable<P, X> {
     pub fn resolve(&self, name: &Path) -> P {
         let mut policy = self.base.clone();
         for (prefix, patch) in &self.patches {
-            if prefix.matches(name) {
-                patch.apply_to(&mut policy);
+            if let Some(captures) = prefix.captures(name) {
+                patch.apply_matched(&mut policy, &captures);
             }
         }
         policy

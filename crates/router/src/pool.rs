@@ -15,6 +15,10 @@
 //! busy and idle together, as Finagle's pool does: a request that finds
 //! them all busy waits for one to come back (or to close), for as long as
 //! its timeouts allow.
+//!
+//! With a client `tls` block, each new connection is a TLS connection: the
+//! handshake (and the certificate check) is part of connecting, within
+//! `connectTimeoutMs`, and a failed one is a failed connect (nothing sent).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -30,6 +34,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::ReqBody;
 use crate::descriptors::IdleSlot;
+use crate::tls_client::TlsConnect;
 
 /// The most a backend connection buffers while reading (response heads
 /// included: larger heads are refused).
@@ -52,6 +57,8 @@ pub struct Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_size: Option<usize>,
+    /// TLS on every connection, when the client has a `tls` block.
+    tls: Option<TlsConnect>,
 }
 
 /// One endpoint's idle connections and its connection bound.
@@ -110,6 +117,8 @@ pub enum SendError {
     /// Nothing was sent because this process ran short of resources
     /// (descriptors, buffers, local ports): not the endpoint's fault.
     Local(String),
+    /// Nothing was sent: the TLS handshake failed; why (for `l5d-err`).
+    Handshake(String),
 }
 
 impl Pool {
@@ -122,7 +131,14 @@ impl Pool {
             connect_timeout,
             idle_timeout,
             max_size: max_size.map(|m| m.max(1)),
+            tls: None,
         }
+    }
+
+    /// The pool speaking TLS on its connections.
+    pub fn with_tls(mut self, tls: TlsConnect) -> Pool {
+        self.tls = Some(tls);
+        self
     }
 
     /// Sends `req` to `addr` on an idle connection, or a new one. A pooled
@@ -285,37 +301,51 @@ impl Pool {
     }
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<ReqBody>, SendError> {
-        let stream =
-            match tokio::time::timeout(self.connect_timeout, TcpStream::connect(addr)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) if is_local(&e) => {
-                    return Err(SendError::Local(format!(
-                        "Strait cannot open a connection to {addr}: {e}"
-                    )));
-                }
-                Ok(Err(e)) => return Err(SendError::NotSent(format!("connecting to {addr}: {e}"))),
-                Err(_) => {
-                    return Err(SendError::NotSent(format!(
-                        "connecting to {addr}: no answer within {} ms",
-                        self.connect_timeout.as_millis()
-                    )));
-                }
-            };
-        let _ = stream.set_nodelay(true);
-        let (tx, conn) = http1::Builder::new()
-            // A response body is read no faster than the client takes it,
-            // at most this much at a time (hyper's default lets the read
-            // buffer grow to ~400 KiB per connection: a slow reader of a
-            // large response would cost ~1 MiB of RSS).
-            .max_buf_size(RESPONSE_READ_BUFFER)
-            .handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| SendError::NotSent(format!("connecting to {addr}: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = conn.with_upgrades().await {
-                tracing::debug!(%addr, error = %e, "upstream connection ended with an error");
+        let deadline = tokio::time::Instant::now() + self.connect_timeout;
+        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) if is_local(&e) => {
+                return Err(SendError::Local(format!(
+                    "Strait cannot open a connection to {addr}: {e}"
+                )));
             }
-        });
-        Ok(tx)
+            Ok(Err(e)) => return Err(SendError::NotSent(format!("connecting to {addr}: {e}"))),
+            Err(_) => {
+                return Err(SendError::NotSent(format!(
+                    "connecting to {addr}: no answer within {} ms",
+                    self.connect_timeout.as_millis()
+                )));
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        match &self.tls {
+            None => handshake(stream, addr).await,
+            Some(tls) => match tls.handshake(stream, addr, deadline).await {
+                Ok(s) => handshake(s, addr).await,
+                Err(why) => Err(SendError::Handshake(why)),
+            },
+        }
     }
+}
+
+/// HTTP/1.1 on a connected stream; its connection task is spawned.
+async fn handshake<T>(io: T, addr: SocketAddr) -> Result<SendRequest<ReqBody>, SendError>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
+{
+    let (tx, conn) = http1::Builder::new()
+        // A response body is read no faster than the client takes it,
+        // at most this much at a time (hyper's default lets the read
+        // buffer grow to ~400 KiB per connection: a slow reader of a
+        // large response would cost ~1 MiB of RSS).
+        .max_buf_size(RESPONSE_READ_BUFFER)
+        .handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| SendError::NotSent(format!("connecting to {addr}: {e}")))?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.with_upgrades().await {
+            tracing::debug!(%addr, error = %e, "upstream connection ended with an error");
+        }
+    });
+    Ok(tx)
 }

@@ -408,8 +408,9 @@ impl Router {
                     state: other.to_string(),
                 },
             },
-            AttemptError::ConnectFailed(selected) => RouteError::ConnectFailed {
+            AttemptError::ConnectFailed(selected, reason) => RouteError::ConnectFailed {
                 selected,
+                reason: reason.map(String::into_boxed_str),
                 service: dst.clone(),
                 client: client.id.clone(),
                 addresses: client.addresses(),

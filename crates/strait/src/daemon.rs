@@ -569,16 +569,31 @@ impl Live {
         }
     }
 
+    /// Whether a client `tls` block's files differ on disk from what the
+    /// running routers loaded (a same-text reload then applies, and the
+    /// clients whose TLS changed are rebuilt). A file that cannot be
+    /// loaded counts as a change, so that the reload reports it.
+    fn client_tls_changed(&self, cfg: &Config) -> bool {
+        cfg.routers.iter().any(|rc| {
+            let running = self.routers.iter().find(|r| r.config.label == rc.label);
+            match (running, lower::policies(rc)) {
+                (Some(r), Ok(p)) => r.router.params().policies != p,
+                _ => true,
+            }
+        })
+    }
+
     /// Applies a checked config read on reload, unless it is unchanged.
     async fn apply(&mut self, cfg: Config, file: &str, hash: u64) -> ReloadResult {
         match cfg {
-            cfg if cfg == self.config && !has_tls(&cfg) => {
+            cfg if cfg == self.config && !has_tls(&cfg) && !self.client_tls_changed(&cfg) => {
                 self.hash = hash;
                 self.refresh_client_networks();
                 ReloadResult::Unchanged
             }
             // The same file, but its certificates may have been renewed.
-            cfg if cfg == self.config => match TlsSet::load(&cfg) {
+            cfg if cfg == self.config && !self.client_tls_changed(&cfg) => match TlsSet::load(&cfg)
+            {
                 Err(e) => ReloadResult::Rejected {
                     errors: vec![format!("{file}: {e}")],
                 },

@@ -4,7 +4,7 @@
 //! Everything here is a conversion of values the readers already checked
 //! (ranges, kinds, header names), so it cannot fail on them; the only
 //! errors left are the ones that need the outside world (opening an
-//! `httpAccessLog`). Defaults come from the config's `Default` impls, which
+//! `httpAccessLog`, reading a client `tls` block's PEM files). Defaults come from the config's `Default` impls, which
 //! in turn read the router's and the balancer's constants where there is
 //! one (the retry budget, the connect timeout), so each default is written
 //! once.
@@ -19,12 +19,14 @@ use strait_router::policy::{
 };
 use strait_router::retry::{Classifier, RetryBackoff};
 use strait_router::stats::{Registry, Scope};
+use strait_router::tls_client::{ClientTls, TlsClientTemplate};
 use strait_router::{BindingLimits, RouterParams};
 
 use super::{
     BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
-    ConsistencyMode, ConsulConfig, FailureAccrualConfig, HealthStatus, IdentifierConfig,
-    LoadBalancerConfig, PoolConfig, RouterConfig, ServiceConfig, ServiceParams, ServiceParamsPatch,
+    ClientTlsConfig, ConsistencyMode, ConsulConfig, FailureAccrualConfig, HealthStatus,
+    IdentifierConfig, LoadBalancerConfig, PoolConfig, RouterConfig, ServiceConfig, ServiceParams,
+    ServiceParamsPatch,
 };
 
 /// The router's settings, from its (already checked) config. Opens the
@@ -62,7 +64,7 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         max_err_bytes: rc.max_err_response_kb as usize * 1024,
         max_call_depth: max_depth,
         access_log,
-        policies: policies(rc),
+        policies: policies(rc)?,
         interpreter: None,
     })
 }
@@ -118,15 +120,22 @@ fn access_log(rc: &RouterConfig, registry: &Registry) -> Result<Option<AccessLog
 
 /// The router's `client` and `service` blocks as policy tables: the
 /// global parameters, or the defaults plus one patch per static item.
-pub fn policies(rc: &RouterConfig) -> Policies {
+/// Fails when a client `tls` block's files cannot be loaded.
+pub fn policies(rc: &RouterConfig) -> Result<Policies, String> {
     let client = match &rc.client {
-        ClientConfig::Global(params) => PolicyTable::global(client_policy(params)),
+        ClientConfig::Global(params) => {
+            PolicyTable::global(client_policy(params, &rc.label, "client.tls")?)
+        }
         ClientConfig::Static { configs } => PolicyTable {
-            base: client_policy(&ClientParams::default()),
+            base: client_policy(&ClientParams::default(), &rc.label, "client.tls")?,
             patches: configs
                 .iter()
-                .map(|c| (c.prefix.clone(), client_patch(&c.params)))
-                .collect(),
+                .enumerate()
+                .map(|(i, c)| {
+                    let key = format!("client.configs[{i}].tls");
+                    Ok((c.prefix.clone(), client_patch(&c.params, &rc.label, &key)?))
+                })
+                .collect::<Result<_, String>>()?,
         },
     };
     let service = match &rc.service {
@@ -139,7 +148,26 @@ pub fn policies(rc: &RouterConfig) -> Policies {
                 .collect(),
         },
     };
-    Policies { client, service }
+    Ok(Policies { client, service })
+}
+
+/// A client `tls` block loaded (`None`: `enabled: false`); errors and the
+/// `disableValidation` warning name the router and the key.
+fn tls(t: &ClientTlsConfig, label: &str, key: &str) -> Result<Option<TlsClientTemplate>, String> {
+    if !t.enabled {
+        return Ok(None);
+    }
+    if t.disable_validation {
+        tracing::warn!(
+            router = label,
+            key,
+            "disableValidation: true: backends' certificates are NOT verified; anyone on the \
+             path can read and change this traffic"
+        );
+    }
+    TlsClientTemplate::load(&t.spec())
+        .map(Some)
+        .map_err(|e| format!("router '{label}': {key}.{e}"))
 }
 
 /// A failure accrual `backoff`: Linkerd's unwritten default is its own kind.
@@ -219,10 +247,15 @@ fn pool(p: &PoolConfig) -> PoolPolicy {
     }
 }
 
-/// A client's parameters as the router's policy.
-fn client_policy(p: &ClientParams) -> ClientPolicy {
+/// A client's parameters as the router's policy (`key`: where its `tls`
+/// is, for errors).
+fn client_policy(p: &ClientParams, label: &str, key: &str) -> Result<ClientPolicy, String> {
     let pool = pool(&p.host_connection_pool);
-    ClientPolicy {
+    let tls: Option<ClientTls> = match &p.tls {
+        Some(t) => tls(t, label, key)?.map(|t| t.resolve(&Default::default())),
+        None => None,
+    };
+    Ok(ClientPolicy {
         balancer: load_balancer(&p.load_balancer),
         accrual: failure_accrual(&p.failure_accrual),
         requeue_budget: budget(&p.requeue_budget),
@@ -231,13 +264,18 @@ fn client_policy(p: &ClientParams) -> ClientPolicy {
         response_timeout: p.response_timeout,
         pool_max_size: pool.max_size,
         pool_idle_timeout: pool.idle_timeout,
-    }
+        tls,
+    })
 }
 
 /// The keys a static `client` item writes (`failFast` is only ever
 /// false: `true` is refused when the config is read).
-fn client_patch(p: &ClientParamsPatch) -> ClientPolicyPatch {
-    ClientPolicyPatch {
+fn client_patch(
+    p: &ClientParamsPatch,
+    label: &str,
+    key: &str,
+) -> Result<ClientPolicyPatch, String> {
+    Ok(ClientPolicyPatch {
         balancer: p.load_balancer.as_ref().map(load_balancer),
         accrual: p.failure_accrual.as_ref().map(failure_accrual),
         requeue_budget: p.requeue_budget.as_ref().map(budget),
@@ -245,7 +283,8 @@ fn client_patch(p: &ClientParamsPatch) -> ClientPolicyPatch {
         connect_timeout: p.connect_timeout,
         response_timeout: p.response_timeout,
         pool: p.host_connection_pool.as_ref().map(pool),
-    }
+        tls: p.tls.as_ref().map(|t| tls(t, label, key)).transpose()?,
+    })
 }
 
 fn classifier(c: ClassifierKind) -> Classifier {

@@ -78,12 +78,12 @@ fn router(text: &str) -> RouterConfig {
 /// (`params_for`, the config-level statement of Linkerd's rules)
 /// answers, for every name.
 fn assert_same_as_params_for(rc: &RouterConfig) {
-    let p = policies(rc);
+    let p = policies(rc).unwrap();
     for name in NAMES {
         let name = Path::read(name).unwrap();
         assert_eq!(
             p.client_for(&name),
-            client_policy(&rc.client.params_for(&name)),
+            client_policy(&rc.client.params_for(&name), "r", "client.tls").unwrap(),
             "client {name}"
         );
         assert_eq!(
@@ -98,7 +98,7 @@ fn assert_same_as_params_for(rc: &RouterConfig) {
 fn static_tables_resolve_as_the_config_does() {
     let rc = router(STATIC);
     assert_same_as_params_for(&rc);
-    let p = policies(&rc);
+    let p = policies(&rc).unwrap();
     assert_eq!(p.client.patches.len(), 4);
     let canary = p.client_for(&Path::read("/#/io.l5d.fs/web/canary").unwrap());
     assert_eq!(canary.connect_timeout, Duration::from_millis(50));
@@ -124,7 +124,7 @@ routers:
 ",
     );
     assert_same_as_params_for(&rc);
-    let p = policies(&rc);
+    let p = policies(&rc).unwrap();
     assert!(p.client.patches.is_empty() && p.service.patches.is_empty());
     assert_eq!(p.client.base.pool_max_size, Some(3));
     assert_eq!(
@@ -136,7 +136,7 @@ routers:
 #[test]
 fn the_config_defaults_lower_to_the_router_defaults() {
     assert_eq!(
-        client_policy(&ClientParams::default()),
+        client_policy(&ClientParams::default(), "r", "client.tls").unwrap(),
         ClientPolicy::default()
     );
     assert_eq!(
@@ -149,7 +149,7 @@ fn the_config_defaults_lower_to_the_router_defaults() {
         "one default budget"
     );
     let rc = router("routers:\n- protocol: http\n  servers: [{port: 0}]\n");
-    assert_eq!(policies(&rc), Policies::default());
+    assert_eq!(policies(&rc).unwrap(), Policies::default());
 }
 
 #[test]

@@ -31,6 +31,7 @@ use std::fmt;
 use std::io::Read;
 use std::path::Path;
 
+mod client_tls;
 mod interpreter;
 pub mod lower;
 mod policy;
@@ -40,6 +41,7 @@ pub mod tls;
 mod tree;
 mod types;
 
+pub use client_tls::{ClientAuthConfig, ClientTlsConfig};
 pub use interpreter::{
     ConsulInterpreterConfig, InterpreterConfig, InterpreterKind, consul_kv_config,
 };

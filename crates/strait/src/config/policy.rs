@@ -103,6 +103,9 @@ fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ClientParamsPatch {
         request_attempt_timeout: r.opt(cx, "requestAttemptTimeoutMs", millis_positive),
         connect_timeout: r.opt(cx, "connectTimeoutMs", millis_positive),
         response_timeout: r.opt(cx, "responseTimeoutMs", millis_positive),
+        tls: r
+            .opt(cx, "tls", super::client_tls::client_tls)
+            .map(Box::new),
         fail_fast: {
             let pos = r.get("failFast").map(|n| n.pos);
             let v = r.opt(cx, "failFast", boolean);
@@ -117,10 +120,7 @@ fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ClientParamsPatch {
             v
         },
     };
-    r.not_implemented(
-        cx,
-        &["tls", "clientSession", "socketOptions", "forwardClientCert"],
-    );
+    r.not_implemented(cx, &["clientSession", "socketOptions", "forwardClientCert"]);
     patch
 }
 

@@ -19,6 +19,8 @@ use strait_router::clients::Network;
 use strait_router::guard::InetRule;
 use strait_router::policy::BudgetParams;
 
+use super::client_tls::ClientTlsConfig;
+
 /// A whole `linkerd.yaml`.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -509,6 +511,9 @@ pub struct ClientParams {
     /// Mark an endpoint down as soon as a connection to it fails
     /// (`failFast`, default false).
     pub fail_fast: bool,
+    /// TLS to the endpoints (`tls`, default none: plain TCP).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<ClientTlsConfig>>,
 }
 
 /// Strait's default connect timeout (`connectTimeoutMs`).
@@ -525,6 +530,7 @@ impl Default for ClientParams {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             response_timeout: strait_router::policy::DEFAULT_RESPONSE_TIMEOUT,
             fail_fast: false,
+            tls: None,
         }
     }
 }
@@ -572,6 +578,9 @@ pub struct ClientParamsPatch {
     /// `failFast`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fail_fast: Option<bool>,
+    /// `tls`, a whole block: replaces an earlier item's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<ClientTlsConfig>>,
 }
 
 impl ClientParamsPatch {
@@ -600,6 +609,9 @@ impl ClientParamsPatch {
         }
         if let Some(f) = self.fail_fast {
             params.fail_fast = f;
+        }
+        if let Some(t) = &self.tls {
+            params.tls = Some(t.clone());
         }
     }
 }
