@@ -232,8 +232,58 @@ struct Mesh {
     lab: Lab,
 }
 
+/// A CA issuing the hosts' certificates.
+struct Ca {
+    issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
+    pem: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        p.distinguished_name.push(DnType::CommonName, name);
+        p.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let pem = p.self_signed(&key).unwrap().pem();
+        Ca {
+            issuer: rcgen::Issuer::new(p, key),
+            pem,
+        }
+    }
+
+    /// `dir/ca.pem` (`trust`'s certificate), and `dir/host.pem` and
+    /// `dir/host.key`: a certificate of this CA for `*.mesh.internal`, for
+    /// server and client use, as deploy/mesh/linkerd.yaml expects.
+    fn issue_host(&self, trust: &Ca, dir: &std::path::Path, host: &str) {
+        use rcgen::{CertificateParams, DnType, ExtendedKeyUsagePurpose, KeyPair};
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["*.mesh.internal".to_owned()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, host);
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let cert = p.signed_by(&key, &self.issuer).unwrap();
+        std::fs::write(dir.join("host.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("host.key"), key.serialize_pem()).unwrap();
+        std::fs::write(dir.join("ca.pem"), &trust.pem).unwrap();
+    }
+}
+
 impl Mesh {
     fn start() -> Mesh {
+        Mesh::start_with_rogue(None)
+    }
+
+    /// [`Mesh::start`], with host `rogue`'s certificate issued by another
+    /// CA than the fleet's (its trust is still the fleet's CA).
+    fn start_with_rogue(rogue: Option<&str>) -> Mesh {
+        let (fleet_ca, other_ca) = (Ca::new("fleet"), Ca::new("elsewhere"));
         let mut lab = Lab::new(&["a", "b", "c"]);
         for h in ["a", "b", "c"] {
             lab.add_container(h, &format!("w{h}"));
@@ -251,6 +301,12 @@ impl Mesh {
                     hello.addr,
                 );
                 let dir = tempfile::tempdir().unwrap();
+                let issuer = if rogue == Some(label) {
+                    &other_ca
+                } else {
+                    &fleet_ca
+                };
+                issuer.issue_host(&fleet_ca, dir.path(), label);
                 let path = dir.path().join("linkerd.yaml");
                 std::fs::write(&path, mesh_config(&lab, consul.addr, dir.path())).unwrap();
                 let strait = Strait::start_in(&host.place(), BIN, &path);
@@ -344,7 +400,8 @@ fn until_answers(ns: &Netns, want: &str, n: usize) -> Option<Duration> {
 }
 
 /// deploy/mesh/linkerd.yaml for one host of `lab`: only the Consul address
-/// (the simulator on the LAN), the fleet network and the log paths change.
+/// (the simulator on the LAN), the fleet network, and the log and
+/// certificate paths (all in `logs`) change.
 fn mesh_config(lab: &Lab, consul: SocketAddr, logs: &std::path::Path) -> String {
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -359,9 +416,12 @@ fn mesh_config(lab: &Lab, consul: SocketAddr, logs: &std::path::Path) -> String 
     let text = text
         .replace("host: 127.0.0.1\n", &format!("host: {}\n", consul.ip()))
         .replace("- 10.0.0.0/24\n", &format!("- {}\n", lab.fleet()))
-        .replace("/var/log/strait/", &format!("{}/", logs.display()));
+        .replace("/var/log/strait/", &format!("{}/", logs.display()))
+        .replace("/etc/strait/tls/", &format!("{}/", logs.display()));
     assert!(
-        !text.contains("/var/log") && text.matches(&*consul.ip().to_string()).count() == 3,
+        !text.contains("/var/log")
+            && !text.contains("/etc/strait")
+            && text.matches(&*consul.ip().to_string()).count() == 3,
         "{text}"
     );
     text
@@ -540,10 +600,25 @@ fn final_a_host_outside_the_allowed_networks_is_refused() {
     let mut mesh = Mesh::start();
     let outsider_ip = mesh.lab.lan_ip(1, 9);
     mesh.lab.add_host("x", outsider_ip);
-    let b = format!("http://{}:4141/", mesh.host("b").addr());
-    let r = get(mesh.host("a"), &b, "hello", &[]);
+    // As A's outgoing router does: mutual TLS with A's certificate.
+    let b = "https://hello.mesh.internal:4141/";
+    let resolve = format!("hello.mesh.internal:4141:{}", mesh.host("b").addr());
+    let a_dir = mesh.node("a").dir.path();
+    let file = |f: &str| a_dir.join(f).display().to_string();
+    let (ca, cert, key) = (file("ca.pem"), file("host.pem"), file("host.key"));
+    let tls = [
+        "--resolve",
+        &resolve,
+        "--cacert",
+        &ca,
+        "--cert",
+        &cert,
+        "--key",
+        &key,
+    ];
+    let r = get(mesh.host("a"), b, "hello", &tls);
     assert_eq!(r.status, 200, "a fleet host is allowed: {r:?}");
-    let r = get(mesh.lab.host("x"), &b, "hello", &[]);
+    let r = get(mesh.lab.host("x"), b, "hello", &tls);
     assert!(
         r.status == 0 || r.status == 403,
         "{outsider_ip} is outside clientNetworks ({}): refused, not served: {r:?}",
@@ -578,4 +653,43 @@ fn final_a_container_reaches_the_router_on_the_bridge_and_its_l5d_dtab_has_no_ef
     // The incoming port is for the fleet, not for containers.
     let r = get(web, &format!("http://{DOCKER_BRIDGE}:4141/"), "hello", &[]);
     assert!(r.status == 0 || r.status == 403, "{r:?}");
+}
+
+/// Hosts speak mutual TLS with the fleet's CA: host C, whose certificate
+/// comes from another CA, is refused by A's outgoing router (counted as an
+/// unknown CA in A's client metrics), and A's requests all go to B without
+/// one failing.
+#[test]
+fn final_a_host_with_a_certificate_from_another_ca_is_refused_and_counted() {
+    let mesh = Mesh::start_with_rogue(Some("c"));
+    let mut answers = std::collections::BTreeMap::new();
+    for _ in 0..30 {
+        let r = mesh.get("a", &[]);
+        assert_eq!(r.status, 200, "no request fails: {r:?}");
+        *answers
+            .entry(r.body.lines().next().unwrap().to_owned())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        answers.keys().all(|k| k != "instance c"),
+        "C's incoming router is never trusted: {answers:?}"
+    );
+    assert!(answers.contains_key("instance b"), "{answers:?}");
+    let m = mesh.metrics("a");
+    let failures: f64 = m
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("rt/outgoing/client/")
+                && k.ends_with("/tls/handshake_failures/unknown_ca")
+        })
+        .map(|(_, v)| v.as_f64().unwrap())
+        .sum();
+    assert!(failures >= 1.0, "counted on A as an unknown CA: {m}");
+    assert_eq!(
+        mesh.server_requests("c", "incoming"),
+        0.0,
+        "C served nothing over the refused connections"
+    );
 }
