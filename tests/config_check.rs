@@ -382,6 +382,7 @@ fn every_key_is_read_into_the_domain_types() {
                 fixed_length_streamed_after_kb: 1024,
                 max_watches: 500,
                 watch_idle_ttl: Duration::from_secs(30),
+                tls: None,
                 transformers: vec![],
             }),
         ]
@@ -718,7 +719,6 @@ telemetry:
             "linkerd.yaml:8:5: routers[0].servers[0].socketOptions: `socketOptions` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:9:13: routers[1].protocol: protocol `h2` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) only",
             "linkerd.yaml:12:9: namers[0].kind: namer `io.l5d.k8s` is a Linkerd 1 feature Strait does not implement yet",
-            "linkerd.yaml:14:3: namers[1].tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:16:9: telemetry[0].kind: telemeter `io.l5d.zipkin` is a Linkerd 1 feature Strait does not implement yet",
         ],
         "a Linkerd 1 key Strait lacks is named, never silently ignored"
@@ -979,6 +979,7 @@ fn consul_namer_defaults_follow_linkerd() {
             fixed_length_streamed_after_kb: 5120,
             max_watches: 100,
             watch_idle_ttl: Duration::from_secs(60),
+            tls: None,
             transformers: vec![],
         })]
     );
@@ -2063,7 +2064,7 @@ routers:
             max: Duration::from_millis(500)
         })
     );
-    let kv = strait::config::consul_kv_config(c);
+    let kv = strait::config::consul_kv_config(c).unwrap();
     assert_eq!(
         kv.url(None),
         "/v1/kv/dtabs/web_1?raw=true&dc=dc2&stale=true"
@@ -2123,7 +2124,6 @@ routers:
             "linkerd.yaml:23:61: routers[5].interpreter.namespace: namespace 'a/b' must match [A-Za-z0-9_-]+",
             "linkerd.yaml:23:78: routers[5].interpreter.pathPrefix: pathPrefix 'x' must start with '/'",
             "linkerd.yaml:23:95: routers[5].interpreter.experimental: expected true or false, found '3'",
-            "linkerd.yaml:23:98: routers[5].interpreter.tls: `tls` is a Linkerd 1 feature Strait does not implement yet; remove it",
         ]
     );
 }

@@ -95,6 +95,11 @@ impl Nginx {
     /// nginx presenting `cert`/`key`; with `client_ca`, it requires a
     /// client certificate signed by it.
     fn start(cert: &Path, key: &Path, client_ca: Option<&Path>) -> Nginx {
+        Nginx::serving(cert, key, client_ca, "return 200 \"hello from nginx\\n\";")
+    }
+
+    /// nginx with `location` as its `location /` block's body.
+    fn serving(cert: &Path, key: &Path, client_ca: Option<&Path>, location: &str) -> Nginx {
         let nginx = ["nginx", "/usr/sbin/nginx"]
             .into_iter()
             .find(|n| Command::new(n).arg("-v").output().is_ok())
@@ -112,7 +117,7 @@ impl Nginx {
             "{user}worker_processes 1;\nevents {{ worker_connections 64; }}\n\
              http {{\n  access_log off;\n  server {{\n    listen 127.0.0.1:{port} ssl;\n    \
              ssl_certificate {cert};\n    ssl_certificate_key {key};\n    {verify}\n    \
-             location / {{ return 200 \"hello from nginx\\n\"; }}\n  }}\n}}\n",
+             location / {{ {location} }}\n  }}\n}}\n",
             user = if root { "user root;\n" } else { "" },
             cert = cert.display(),
             key = key.display(),
@@ -501,4 +506,90 @@ fn a_reload_takes_new_certificate_files() {
     let r = mesh.get("web");
     assert_eq!(r.status, 502, "the new bundle does not trust nginx: {r:?}");
     assert!(Mesh::err(&r).contains("unknown CA"), "{r:?}");
+}
+
+/// The Consul simulator binary (target/<profile>/consul-sim, built by
+/// `cargo test --workspace`).
+fn consul_sim() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join("consul-sim"))
+        .unwrap();
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the suite with `cargo test --workspace` (scripts/test), \
+         or `cargo build -p strait-test-kit --bin consul-sim` first",
+        bin.display()
+    );
+    bin
+}
+
+/// The Consul namer reaches its agent over HTTPS: the simulator behind an
+/// nginx TLS proxy, verified with the test CA and a client certificate.
+#[test]
+fn consul_namer_over_tls() {
+    let certs = Certs::new();
+    let mut sim = strait_test_kit::Proc::spawn(Command::new(consul_sim()).args([
+        "--port",
+        "0",
+        "--datacenter",
+        "dc1",
+    ]));
+    let sim_addr: SocketAddr = sim.wait_line(Duration::from_secs(20), |l| {
+        l.strip_prefix("consul-sim: listening on ")
+            .and_then(|a| a.trim().parse().ok())
+    });
+    let ca = certs.path("ca.pem");
+    let proxy = Nginx::serving(
+        &certs.path("server.pem"),
+        &certs.path("server.key"),
+        Some(&ca),
+        &format!(
+            "proxy_pass http://{sim_addr}; proxy_http_version 1.1; proxy_buffering off; \
+             proxy_read_timeout 600s;"
+        ),
+    );
+    let backend = strait_test_kit::Backend::start("consul-web");
+    let register = format!(
+        r#"{{"Name":"web","ID":"web-1","Address":"127.0.0.1","Port":{}}}"#,
+        backend.addr.port()
+    );
+    let url = format!("http://{sim_addr}/v1/agent/service/register");
+    let r = curl(&["-X", "PUT", "--data-binary", &register, &url], &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linkerd.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "admin: {{port: 0}}\nnamers:\n- kind: io.l5d.consul\n  host: 127.0.0.1\n  port: {}\n  \
+             tls: {{commonName: web.test, trustCertsBundle: {}, clientAuth: {{certPath: {}, keyPath: {}}}}}\n\
+             routers:\n- protocol: http\n  label: out\n  dtab: /svc => /#/io.l5d.consul/dc1;\n  \
+             servers: [{{port: 0}}]\n",
+            proxy.addr.port(),
+            ca.display(),
+            certs.path("client.pem").display(),
+            certs.path("client.key").display(),
+        ),
+    )
+    .unwrap();
+    let strait = Strait::start(BIN, &path);
+    let url = format!("http://{}/", strait.router());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = curl(&["-H", "Host: web", &url], &[]);
+        if r.status == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{r:?}\n{}\n{}",
+            strait.proc.stderr(),
+            std::fs::read_to_string(proxy._prefix.path().join("error.log")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

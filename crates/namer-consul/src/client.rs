@@ -687,7 +687,7 @@ const READ_BUF: usize = 4096;
 /// HTTP/1 to the Consul agent over one pooled hyper-util client.
 #[derive(Clone)]
 pub struct HyperTransport {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<crate::tls::Connector, Empty<Bytes>>,
     /// `http://host:port`.
     base: Arc<str>,
 }
@@ -701,8 +701,12 @@ impl fmt::Debug for HyperTransport {
 }
 
 impl HyperTransport {
-    /// A transport to `http://host:port`.
-    pub fn new(host: &str, port: u16) -> Result<HyperTransport, String> {
+    /// A transport to `host:port`, over TLS when `tls` is given.
+    pub fn new(
+        host: &str,
+        port: u16,
+        tls: Option<&crate::ConsulTls>,
+    ) -> Result<HyperTransport, String> {
         let authority = authority(host, port)?;
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
@@ -715,7 +719,7 @@ impl HyperTransport {
             // response heads are a few hundred bytes and bodies stream
             // through the buffer, so 4 KiB serves them at half the memory.
             .http1_read_buf_exact_size(READ_BUF)
-            .build(connector);
+            .build(crate::tls::Connector::new(connector, tls));
         Ok(HyperTransport {
             client,
             base: format!("http://{authority}").into(),

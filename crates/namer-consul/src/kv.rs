@@ -154,7 +154,8 @@ impl ConsulDtabInterpreter {
     /// Starts watching `cfg`'s key over HTTP. Must be called inside a
     /// tokio runtime.
     pub fn new(cfg: KvConfig) -> Result<ConsulDtabInterpreter, String> {
-        let transport = HyperTransport::new(&cfg.consul.host, cfg.consul.port)?;
+        let transport =
+            HyperTransport::new(&cfg.consul.host, cfg.consul.port, cfg.consul.tls.as_ref())?;
         ConsulDtabInterpreter::with_transport(cfg, Arc::new(transport))
     }
 

@@ -97,9 +97,11 @@ pub mod client;
 mod kv;
 mod namer;
 mod pace;
+mod tls;
 
 pub use kv::{ConsulDtabInterpreter, KvConfig, valid_namespace};
 pub use namer::{ConsulNamer, ConsulStats};
+pub use tls::ConsulTls;
 
 /// The datacenter element meaning "the agent's own datacenter".
 pub const LOCAL_DC: &str = ".local";
@@ -219,6 +221,8 @@ pub struct ConsulConfig {
     /// Retry delays after errors: jittered exponential from the first to
     /// the second (default 10 ms to 5 s, Linkerd 1's), reset on success.
     pub backoff: (Duration, Duration),
+    /// HTTPS to the agent (`tls`, default plain HTTP).
+    pub tls: Option<ConsulTls>,
 }
 
 impl Default for ConsulConfig {
@@ -241,6 +245,7 @@ impl Default for ConsulConfig {
             wait: Duration::from_secs(300),
             pending_timeout: Duration::from_secs(1),
             backoff: (Duration::from_millis(10), Duration::from_secs(5)),
+            tls: None,
         }
     }
 }

@@ -89,8 +89,8 @@ impl ConsulNamer {
     /// connection is made until the first lookup.
     pub fn new(cfg: ConsulConfig) -> Result<ConsulNamer, String> {
         cfg.validate()?;
-        let transport =
-            HyperTransport::new(&cfg.host, cfg.port).map_err(|e| format!("io.l5d.consul: {e}"))?;
+        let transport = HyperTransport::new(&cfg.host, cfg.port, cfg.tls.as_ref())
+            .map_err(|e| format!("io.l5d.consul: {e}"))?;
         ConsulNamer::with_transport(cfg, Arc::new(transport))
     }
 

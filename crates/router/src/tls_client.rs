@@ -197,6 +197,25 @@ impl TlsClientTemplate {
         })
     }
 
+    /// The shared rustls config.
+    pub fn config(&self) -> Arc<ClientConfig> {
+        Arc::clone(&self.config)
+    }
+
+    /// Identifies the settings and file contents the config was built
+    /// from.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
+    }
+
+    /// The name to verify: `commonName` as written (no `{var}`s filled),
+    /// else `default`.
+    pub fn server_name(&self, default: &str) -> Result<ServerName<'static>, String> {
+        let name = self.common_name.as_deref().unwrap_or(default);
+        ServerName::try_from(name.to_owned())
+            .map_err(|_| format!("commonName: '{name}' is not a DNS name or an IP address"))
+    }
+
     /// This block for one client: `commonName` with `captures` filled in
     /// (a `{var}` with no capture stays as written).
     pub fn resolve(&self, captures: &Captures) -> ClientTls {

@@ -39,7 +39,8 @@ pub fn build_namer(n: &NamerConfig, registry: &Registry) -> Result<NamerEntry, S
         ),
         NamerConfig::Consul(c) => {
             let namer = Arc::new(
-                ConsulNamer::new(lower::consul_config(c))
+                lower::consul_config(c)
+                    .and_then(ConsulNamer::new)
                     .map_err(|e| format!("namer {prefix}: {e}"))?,
             );
             register_consul_stats(registry, &prefix, &namer);
@@ -96,7 +97,9 @@ pub fn build_interpreter(
                 .map_err(|e| err(format!("io.l5d.fs: {e}")))?,
         )),
         InterpreterKind::Consul(c) => Some(Arc::new(
-            ConsulDtabInterpreter::new(consul_kv_config(c)).map_err(err)?,
+            consul_kv_config(c)
+                .and_then(ConsulDtabInterpreter::new)
+                .map_err(err)?,
         )),
     })
 }

@@ -112,8 +112,24 @@ fn client_auth(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClientAuthCo
     })
 }
 
-/// Reads a client `tls` block; `None` (recorded) when it is bad.
+/// Reads a router client's `tls` block; `None` (recorded) when it is bad.
 pub(crate) fn client_tls(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClientTlsConfig> {
+    read(cx, node, path, true)
+}
+
+/// Reads the `tls` of the Consul namer or interpreter: `commonName` may be
+/// left out (the agent's `host` is the name).
+pub(crate) fn consul_tls(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClientTlsConfig> {
+    read(cx, node, path, false)
+}
+
+/// A client `tls` block; `common_name_required` unless `disableValidation`.
+fn read(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    common_name_required: bool,
+) -> Option<ClientTlsConfig> {
     let mut r = MapReader::new(cx, node, path)?;
     let errors = cx.errors.len();
     let enabled = r.or(cx, "enabled", boolean, true);
@@ -145,7 +161,7 @@ pub(crate) fn client_tls(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Cl
             "Both trustCerts and trustCertsBundle have been set. Please use only trustCertsBundle.",
         );
     }
-    if enabled && common_name.is_none() && !disable_validation {
+    if common_name_required && enabled && common_name.is_none() && !disable_validation {
         cx.error(
             node.pos,
             &format!("{path}.commonName"),

@@ -83,6 +83,9 @@ pub struct ConsulInterpreterConfig {
     /// `backoff` (default jittered 10 ms to 5 s, the Consul namer's).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub backoff: Option<BackoffConfig>,
+    /// HTTPS to the agent (`tls`, as the namer's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<super::ClientTlsConfig>>,
 }
 
 const INTERPRETER_KINDS: &[&str] = &["default", "io.l5d.fs", "io.l5d.consul.interpreter"];
@@ -130,7 +133,7 @@ pub(super) fn interpreter(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<I
 }
 
 fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulInterpreterConfig {
-    let c = ConsulInterpreterConfig {
+    ConsulInterpreterConfig {
         host: r.or(cx, "host", non_empty, "localhost".to_owned()),
         port: r.or(cx, "port", port, 8500),
         path_prefix: r.or(cx, "pathPrefix", path_prefix, "/namerd/dtabs".to_owned()),
@@ -151,9 +154,10 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulInterpreterConfig {
         ),
         fail_fast: r.or(cx, "failFast", boolean, false),
         backoff: r.opt(cx, "backoff", super::policy::backoff),
-    };
-    r.not_implemented(cx, &["tls"]);
-    c
+        tls: r
+            .opt(cx, "tls", super::client_tls::consul_tls)
+            .map(Box::new),
+    }
 }
 
 fn path_prefix(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
@@ -185,7 +189,9 @@ fn namespace(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
 }
 
 /// The Consul interpreter's settings for `strait-namer-consul`.
-pub fn consul_kv_config(c: &ConsulInterpreterConfig) -> strait_namer_consul::KvConfig {
+pub fn consul_kv_config(
+    c: &ConsulInterpreterConfig,
+) -> Result<strait_namer_consul::KvConfig, String> {
     use strait_namer_consul::Consistency;
     let mut consul = strait_namer_consul::ConsulConfig {
         host: c.host.clone(),
@@ -197,6 +203,7 @@ pub fn consul_kv_config(c: &ConsulInterpreterConfig) -> strait_namer_consul::KvC
             ConsistencyMode::Consistent => Consistency::Consistent,
         },
         fail_fast: c.fail_fast,
+        tls: super::lower::consul_tls(c.tls.as_deref(), &c.host)?,
         ..strait_namer_consul::ConsulConfig::default()
     };
     match c.backoff {
@@ -207,10 +214,10 @@ pub fn consul_kv_config(c: &ConsulInterpreterConfig) -> strait_namer_consul::KvC
         Some(BackoffConfig::Jittered { min, max }) => consul.backoff = (min, max),
         None => {}
     }
-    strait_namer_consul::KvConfig {
+    Ok(strait_namer_consul::KvConfig {
         consul,
         path_prefix: c.path_prefix.clone(),
         namespace: c.namespace.clone(),
         datacenter: c.datacenter.clone(),
-    }
+    })
 }

@@ -326,10 +326,34 @@ fn service_patch(p: &ServiceParamsPatch) -> ServicePolicyPatch {
     }
 }
 
-/// The namer's settings from `linkerd.yaml`'s (already checked) values.
-pub fn consul_config(c: &ConsulConfig) -> strait_namer_consul::ConsulConfig {
+/// The Consul namer's or interpreter's `tls`, loaded (`None`: absent or
+/// `enabled: false`); the name is `commonName`, else the agent's `host`.
+pub fn consul_tls(
+    t: Option<&ClientTlsConfig>,
+    host: &str,
+) -> Result<Option<strait_namer_consul::ConsulTls>, String> {
+    let Some(t) = t.filter(|t| t.enabled) else {
+        return Ok(None);
+    };
+    if t.disable_validation {
+        tracing::warn!(
+            host,
+            "Consul tls has disableValidation: true: the agent's certificate is NOT verified"
+        );
+    }
+    let template = TlsClientTemplate::load(&t.spec()).map_err(|e| format!("tls.{e}"))?;
+    Ok(Some(strait_namer_consul::ConsulTls {
+        config: template.config(),
+        name: template.server_name(host).map_err(|e| format!("tls.{e}"))?,
+        fingerprint: template.fingerprint(),
+    }))
+}
+
+/// The namer's settings from `linkerd.yaml`'s (already checked) values;
+/// fails when its `tls` files cannot be loaded.
+pub fn consul_config(c: &ConsulConfig) -> Result<strait_namer_consul::ConsulConfig, String> {
     use strait_namer_consul::{Consistency, HealthStatus as H};
-    strait_namer_consul::ConsulConfig {
+    Ok(strait_namer_consul::ConsulConfig {
         host: c.host.clone(),
         port: c.port,
         include_tag: c.include_tag,
@@ -361,8 +385,9 @@ pub fn consul_config(c: &ConsulConfig) -> strait_namer_consul::ConsulConfig {
         set_host: c.set_host,
         max_watches: c.max_watches as usize,
         watch_idle_ttl: c.watch_idle_ttl,
+        tls: consul_tls(c.tls.as_deref(), &c.host)?,
         ..strait_namer_consul::ConsulConfig::default()
-    }
+    })
 }
 
 #[cfg(test)]

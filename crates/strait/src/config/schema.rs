@@ -887,7 +887,7 @@ fn namer_prefix(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, kind: &str) -> Path {
 }
 
 fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
-    let c = ConsulConfig {
+    ConsulConfig {
         prefix: namer_prefix(cx, r, "io.l5d.consul"),
         host: r.or(cx, "host", non_empty, "localhost".to_owned()),
         port: r.or(cx, "port", port, 8500),
@@ -913,10 +913,11 @@ fn consul(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ConsulConfig {
         fixed_length_streamed_after_kb: r.or(cx, "fixedLengthStreamedAfterKB", u64_any, 5120),
         max_watches: r.or(cx, "maxWatches", u32_positive, 100),
         watch_idle_ttl: Duration::from_secs(r.or(cx, "watchIdleTtlSecs", u64_positive, 60)),
+        tls: r
+            .opt(cx, "tls", super::client_tls::consul_tls)
+            .map(Box::new),
         transformers: Vec::new(),
-    };
-    r.not_implemented(cx, &["tls"]);
-    c
+    }
 }
 
 /// `io.l5d.dnssrv` (Linkerd 1's DNS SRV namer). Like Linkerd 1, Strait

@@ -1227,6 +1227,10 @@ pub struct ConsulConfig {
     /// (`watchIdleTtlSecs`, a Strait extension, default 60).
     #[serde(rename = "watchIdleTtlSecs", serialize_with = "as_secs")]
     pub watch_idle_ttl: Duration,
+    /// HTTPS to the agent (`tls`, a client `tls` block without `{var}`s;
+    /// its `commonName` defaults to `host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Box<ClientTlsConfig>>,
     /// Applied in order to the namer's bound answers (`transformers`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub transformers: Vec<TransformerConfig>,
