@@ -133,12 +133,9 @@ fn certs(
     Ok(certs)
 }
 
-/// The ring provider every TLS config here uses (ring, not aws-lc-rs,
-/// whose C build takes minutes; rustls 0.23.48 deprecates ring's provider
-/// only for its lack of post-quantum key exchange).
-#[allow(deprecated)]
+/// The provider every TLS config uses: [`crate::tls::ring_provider`].
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    Arc::new(crate::tls::ring_provider())
 }
 
 impl TlsClientTemplate {
