@@ -79,7 +79,7 @@ cat <<MSG
 quickstart: Strait is routing for service "hello" (two instances, from $work/disco/hello).
   try:    http_proxy=http://127.0.0.1:$STRAIT_PORT curl http://hello/
      or:  curl -H 'Host: hello' http://127.0.0.1:$STRAIT_PORT/
-  admin:  http://127.0.0.1:$ADMIN_PORT/   (metrics: /admin/metrics.json, /metrics; dtab: /delegator.json?path=/svc/hello)
+  admin:  http://127.0.0.1:$ADMIN_PORT/   (metrics: /admin/metrics.json, /metrics; dtab playground: /delegator?path=/svc/hello)
   edit $work/disco/hello to add or remove instances; changes apply at once.
 Ctrl-C stops everything.
 MSG

@@ -3,7 +3,9 @@
 //!
 //! | path | answer |
 //! | --- | --- |
-//! | `/` | a small dashboard (one HTML page, no external assets) |
+//! | `/` | the dashboard: live charts and tables polled from the JSON below |
+//! | `/delegator` | the dtab playground (`?router=<label>&path=<path>&dtab=<dtab>`) |
+//! | `/files/<name>` | the pages' stylesheet and scripts, embedded in the binary |
 //! | `/admin`, `/admin/index.txt` | every path, one per line |
 //! | `/admin/ping` | `pong` |
 //! | `/admin/metrics.json` | flat metrics; `?q=` subtree, `?tree=1`, `?pretty=1` |
@@ -23,8 +25,7 @@
 //! server logs nothing per request (debug level at most).
 //!
 //! Not served: Linkerd's JVM diagnostics (`/admin/threads`, `/admin/pprof`,
-//! ...), `/logging`, `/delegator` (the playground page) and the admin
-//! `security` filter.
+//! ...) and `/logging`.
 
 use std::convert::Infallible;
 use std::fmt::Write as _;
@@ -44,7 +45,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::{Map, Value};
 use strait_dtab::{Dtab, Path};
 use strait_naming::delegate::{delegate_within, to_json as delegate_json};
-use strait_naming::{Addr, Namer};
+use strait_naming::inet::InetResolver;
+use strait_naming::{Addr, Interpreter, Namer};
 use strait_router::Router;
 use strait_router::stats::{PromStyle, Registry};
 use strait_router::tls::{HandshakeLog, ServerTls};
@@ -246,7 +248,9 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
         Verdict::Forbidden(why) => return text(StatusCode::FORBIDDEN, why),
     }
     match path.as_str() {
-        "/" => respond(StatusCode::OK, "text/html; charset=utf-8", DASHBOARD),
+        "/" => respond(StatusCode::OK, HTML, DASHBOARD),
+        "/delegator" => delegator_page(&state),
+        p if p.starts_with("/files/") => asset(p),
         "/admin" | "/admin/" | "/admin/index.txt" => text(StatusCode::OK, index(&state)),
         "/admin/ping" => text(StatusCode::OK, "pong"),
         "/admin/metrics.json" => metrics_json(&state.registry, &query),
@@ -298,7 +302,11 @@ fn index(state: &AdminState) -> String {
         "/admin/metrics.json",
         "/metrics",
         "/config.json",
+        "/delegator",
         "/delegator.json",
+        "/files/dashboard.js",
+        "/files/delegator.js",
+        "/files/strait.css",
         "/client_state.json",
         "/admin/tls.json",
         "/admin/shutdown",
@@ -588,7 +596,8 @@ struct DelegationRequest {
 }
 
 /// `/delegator.json` (Linkerd's `DelegateApiHandler`): the delegation tree
-/// of `path` through the router's dtab plus `dtab`.
+/// of `path` through the interpreter's stored dtab plus `dtab` (which
+/// stands for the router's dtab; see [`explain`]).
 async fn delegator(
     state: &AdminState,
     req: Request<Incoming>,
@@ -617,27 +626,35 @@ async fn delegator(
     explain(state, request).await
 }
 
-/// Answers a delegation request: 404 for an unknown namespace, 400 for a
-/// bad dtab (checked first, as Linkerd does) or path, 503 after 2 s of
-/// waiting on namers, 500 if the explanation fails.
+/// Answers a delegation request with Linkerd 1's semantics: the `dtab`
+/// parameter *replaces* the router's dtab (the page sends the full router
+/// dtab, as shown or edited) while the router's interpreter still puts its
+/// stored dtab in front; without `namespace` there is no router, so no
+/// configured namers (only `/$/` names bind). 501 for an unknown
+/// namespace, 400 for a bad dtab (checked first, as Linkerd does) or path,
+/// 503 after 2 s of waiting on namers, 500 if the explanation fails.
 async fn explain(state: &AdminState, request: DelegationRequest) -> Response<Full<Bytes>> {
     let router = match request.namespace.as_deref().filter(|n| !n.is_empty()) {
-        Some(ns) => state
-            .routers
-            .iter()
-            .map(|r| r.load_full())
-            .find(|r| r.params().label == ns),
-        None => state.routers.first().map(|r| r.load_full()),
-    };
-    let Some(router) = router else {
-        let ns = request.namespace.as_deref().unwrap_or("");
-        return text(
-            StatusCode::NOT_FOUND,
-            format!("Unknown namespace: {ns:?} (no router has this label)\n"),
-        );
+        Some(ns) => {
+            let found = state
+                .routers
+                .iter()
+                .map(|r| r.load_full())
+                .find(|r| r.params().label == ns);
+            match found {
+                Some(r) => Some(r),
+                None => {
+                    return text(
+                        StatusCode::NOT_IMPLEMENTED,
+                        format!("Name Interpreter for {ns} cannot show delegations"),
+                    );
+                }
+            }
+        }
+        None => None,
     };
     // Linkerd reports a bad dtab before a bad path.
-    let extra = match Dtab::read(request.dtab.as_deref().unwrap_or("")) {
+    let given = match Dtab::read(request.dtab.as_deref().unwrap_or("")) {
         Ok(d) => d,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("Invalid dtab: {e}")),
     };
@@ -647,14 +664,22 @@ async fn explain(state: &AdminState, request: DelegationRequest) -> Response<Ful
         None => return text(StatusCode::BAD_REQUEST, "Invalid path: no path given"),
     };
 
-    // The interpreter's stored dtab goes in front, as for requests.
-    let dtab = router.base_dtab().concat(&extra);
+    // The interpreter's stored dtab goes in front, as for requests; the
+    // router's own dtab does not (the parameter replaces it).
+    let no_namers;
+    let (interpreter, dtab) = match &router {
+        Some(r) => (r.interpreter(), r.stored_dtab().concat(&given)),
+        None => {
+            no_namers = Interpreter::new(Vec::new(), InetResolver::default());
+            (&no_namers, given)
+        }
+    };
     // Like Linkerd, wait for namers and address sets that have not answered
     // yet, up to the deadline; the outer timeout also bounds the
     // (synchronous) explanation itself.
     let explained = tokio::time::timeout(
         DELEGATE_TIMEOUT,
-        delegate_within(router.interpreter(), &dtab, &path, DELEGATE_TIMEOUT),
+        delegate_within(interpreter, &dtab, &path, DELEGATE_TIMEOUT),
     )
     .await;
     match explained {
@@ -795,103 +820,86 @@ fn json(status: StatusCode, value: &Value, pretty: bool) -> Response<Full<Bytes>
     respond(status, "application/json", body)
 }
 
-/// `/`: routers with their servers, services and clients, refreshed from
-/// `/admin/metrics.json` every two seconds.
-const DASHBOARD: &str = r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Strait</title>
-<style>
-body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:64em;padding:0 1em;color:#222;background:#fafafa}
-h1{font-size:20px;margin:0}
-h2{font-size:16px;margin:1.6em 0 .3em;padding-bottom:.2em;border-bottom:1px solid #ccc}
-h3{font-size:12px;margin:1em 0 .3em;color:#666;text-transform:uppercase;letter-spacing:.06em}
-nav{margin:.4em 0 1em}nav a{margin-right:1.2em;color:#2563eb;text-decoration:none}
-table{border-collapse:collapse;width:100%;background:#fff;border:1px solid #e5e5e5}
-th,td{padding:4px 10px;text-align:right;border-bottom:1px solid #eee;font-variant-numeric:tabular-nums}
-th{font-weight:600;color:#555;background:#f3f3f3}
-th:first-child,td:first-child{text-align:left;font-family:ui-monospace,monospace;word-break:break-all}
-.muted{color:#888}.bad{color:#b91c1c}
-</style>
-</head>
-<body>
-<h1>Strait</h1>
-<nav><a href="/admin/metrics.json?pretty=1">metrics.json</a><a href="/metrics">prometheus</a><a href="/client_state.json">client state</a><a href="/config.json">config</a><a href="/admin/index.txt">all endpoints</a></nav>
-<p id="status" class="muted">loading&hellip;</p>
-<div id="routers"></div>
-<script>
-"use strict";
-const KINDS = ["server", "service", "client"];
-const KEY = /^rt\/([^\/]+)\/(server|service|client)\/(.+)\/(requests|success|failures)$/;
-function el(tag, text, cls) {
-  const e = document.createElement(tag);
-  if (text !== undefined) e.textContent = String(text);
-  if (cls) e.className = cls;
-  return e;
-}
-function collect(metrics) {
-  const routers = {};
-  for (const [key, value] of Object.entries(metrics)) {
-    const m = KEY.exec(key);
-    if (!m) continue;
-    const [, rt, kind, name, stat] = m;
-    const r = routers[rt] || (routers[rt] = {server: {}, service: {}, client: {}});
-    const row = r[kind][name] || (r[kind][name] = {requests: 0, success: 0, failures: 0});
-    row[stat] = value;
-  }
-  return routers;
-}
-function render(metrics) {
-  const root = document.getElementById("routers");
-  const routers = collect(metrics);
-  root.replaceChildren();
-  const labels = Object.keys(routers).sort();
-  if (!labels.length) root.append(el("p", "No router has counted a request yet.", "muted"));
-  for (const rt of labels) {
-    root.append(el("h2", "router " + rt));
-    for (const kind of KINDS) {
-      const rows = routers[rt][kind];
-      const names = Object.keys(rows).sort();
-      root.append(el("h3", kind + "s"));
-      if (!names.length) { root.append(el("p", "none", "muted")); continue; }
-      const table = el("table");
-      const head = table.createTHead().insertRow();
-      for (const c of [kind, "requests", "success", "failures", "success rate"]) head.append(el("th", c));
-      const body = table.createTBody();
-      for (const name of names) {
-        const r = rows[name];
-        const done = r.success + r.failures;
-        const rate = done ? (100 * r.success / done).toFixed(2) + " %" : "\u2013";
-        body.insertRow().append(
-          el("td", kind === "server" ? name : "/" + name),
-          el("td", r.requests), el("td", r.success),
-          el("td", r.failures, r.failures ? "bad" : ""), el("td", rate));
-      }
-      root.append(table);
+/// The content type of the pages.
+const HTML: &str = "text/html; charset=utf-8";
+
+/// `/`: per router, live charts and per service and per client tables,
+/// drawn by `/files/dashboard.js` from the admin JSON it polls.
+const DASHBOARD: &str = include_str!("../assets/dashboard.html");
+
+/// `/delegator`: the dtab playground; `{{DTAB_DATA}}` and
+/// `{{DTAB_BASE_DATA}}` are replaced by each router's stored and own dtab.
+const DELEGATOR: &str = include_str!("../assets/delegator.html");
+
+/// The files under `/files/`: name, content type, contents.
+const ASSETS: [(&str, &str, &str); 3] = [
+    (
+        "strait.css",
+        "text/css; charset=utf-8",
+        include_str!("../assets/strait.css"),
+    ),
+    (
+        "dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/dashboard.js"),
+    ),
+    (
+        "delegator.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/delegator.js"),
+    ),
+];
+
+/// How long browsers may keep `/files/...` (they change only with the
+/// binary, and a restart within the hour is seen at most this late).
+const ASSET_CACHE: &str = "public, max-age=3600";
+
+/// `/files/<name>`: one of the embedded [`ASSETS`], or 404.
+fn asset(path: &str) -> Response<Full<Bytes>> {
+    let name = path.strip_prefix("/files/").unwrap_or(path);
+    match ASSETS.iter().find(|(n, _, _)| *n == name) {
+        Some((_, content_type, body)) => {
+            let mut resp = respond(StatusCode::OK, content_type, *body);
+            resp.headers_mut()
+                .insert(CACHE_CONTROL, HeaderValue::from_static(ASSET_CACHE));
+            resp
+        }
+        None => text(StatusCode::NOT_FOUND, format!("Not found: {path}\n")),
     }
-  }
 }
-async function refresh() {
-  const status = document.getElementById("status");
-  try {
-    const resp = await fetch("/admin/metrics.json", {cache: "no-store"});
-    if (!resp.ok) throw new Error("HTTP " + resp.status);
-    render(await resp.json());
-    status.textContent = "updated " + new Date().toLocaleTimeString();
-    status.className = "muted";
-  } catch (e) {
-    status.textContent = "cannot load /admin/metrics.json: " + e.message;
-    status.className = "bad";
-  }
+
+/// `/delegator`: the playground page with Linkerd's two embedded JSON
+/// blocks, `dtab-data` (each router's stored interpreter dtab) and
+/// `dtab-base-data` (each router's own dtab), both
+/// `{"<label>": [{"prefix": "/svc", "dst": "/#/io.l5d.fs"}, ...]}`.
+fn delegator_page(state: &AdminState) -> Response<Full<Bytes>> {
+    let mut stored = Map::new();
+    let mut base = Map::new();
+    for r in &state.routers {
+        let router = r.load_full();
+        let label = router.params().label.clone();
+        stored.insert(label.clone(), dentries_json(&router.stored_dtab()));
+        base.insert(label, dentries_json(&router.params().dtab));
+    }
+    let page = DELEGATOR
+        .replace("{{DTAB_DATA}}", &script_json(&Value::Object(stored)))
+        .replace("{{DTAB_BASE_DATA}}", &script_json(&Value::Object(base)));
+    respond(StatusCode::OK, HTML, page)
 }
-refresh();
-setInterval(refresh, 2000);
-</script>
-</body>
-</html>
-"#;
+
+/// A dtab as Linkerd's pages carry it: `[{"prefix", "dst"}, ...]`.
+fn dentries_json(dtab: &Dtab) -> Value {
+    dtab.dentries()
+        .iter()
+        .map(|d| serde_json::json!({ "prefix": d.prefix.show(), "dst": d.dst.show() }))
+        .collect()
+}
+
+/// JSON safe inside `<script>`: every `<` is escaped (it can only occur
+/// in strings, where `\u003c` means the same), so no `</script>` ends it.
+fn script_json(value: &Value) -> String {
+    value.to_string().replace('<', "\\u003c")
+}
 
 #[cfg(test)]
 #[path = "admin_tests.rs"]

@@ -436,9 +436,13 @@ fn client_state_shows_each_addr_kind_as_linkerd() {
 }
 
 #[tokio::test]
-async fn delegator_json_explains_a_path_through_the_router_dtab() {
+async fn delegator_json_explains_a_path_through_the_given_dtab() {
     let admin = start(None).await;
-    let r = get(&admin, "/delegator.json?namespace=http&path=/svc/foo").await;
+    let r = get(
+        &admin,
+        "/delegator.json?namespace=http&path=/svc/foo&dtab=%2Fsvc%3D%3E%2F%24%2Finet%2F127.0.0.1%2F1",
+    )
+    .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(
@@ -452,15 +456,53 @@ async fn delegator_json_explains_a_path_through_the_router_dtab() {
     assert_eq!(
         leaf["dentry"],
         serde_json::json!({ "prefix": "/svc", "dst": "/$/inet/127.0.0.1/1" }),
-        "each node names the dentry of the router's dtab that produced it"
+        "each node names the dentry of the given dtab that produced it"
     );
     assert_eq!(leaf["bound"]["id"], "/$/inet/127.0.0.1/1");
 }
 
 #[tokio::test]
+async fn delegator_json_dtab_replaces_the_router_dtab() {
+    let admin = start(None).await;
+    // Without `dtab`, the router's own `/svc=>/$/inet/127.0.0.1/1` is not
+    // used: nothing names /svc/foo (Linkerd's semantics; the page sends
+    // the router dtab itself).
+    let r = get(&admin, "/delegator.json?namespace=http&path=/svc/foo").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["type"], "neg", "{}", r.body);
+    // A dtab of its own is the whole dtab: /svc goes to port 2 only.
+    let r = get(
+        &admin,
+        "/delegator.json?namespace=http&path=/svc/foo&dtab=%2Fsvc%3D%3E%2F%24%2Finet%2F127.0.0.1%2F2",
+    )
+    .await;
+    assert_eq!(
+        r.json()["delegate"]["bound"]["id"],
+        "/$/inet/127.0.0.1/2",
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("127.0.0.1/1"), "{}", r.body);
+    // No namespace: no router and no configured namers; /$/ still binds.
+    let r = get(
+        &admin,
+        "/delegator.json?path=/svc/foo&dtab=%2Fsvc%3D%3E%2F%23%2Fio.l5d.fs",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        r.body.contains("neg") || r.body.contains("exception"),
+        "{}",
+        r.body
+    );
+    let r = get(&admin, "/delegator.json?path=/$/inet/127.0.0.1/3").await;
+    assert_eq!(r.json()["bound"]["id"], "/$/inet/127.0.0.1/3", "{}", r.body);
+}
+
+#[tokio::test]
 async fn delegator_json_takes_a_post_json_body() {
     let admin = start(None).await;
-    let body = r#"{"namespace":"http","dtab":"/foo=>/bar","path":"/svc/foo"}"#;
+    let body = r#"{"namespace":"http","dtab":"/svc=>/$/inet/127.0.0.1/1","path":"/svc/foo"}"#;
     let ct = [("Content-Type", "application/json")];
     let r = call(&admin, "POST", "/delegator.json", &ct, body).await;
     assert_eq!(r.status, 200, "{}", r.body);
@@ -494,7 +536,8 @@ async fn delegator_json_rejects_bad_input() {
         r.body
     );
     let r = get(&admin, "/delegator.json?namespace=nope&path=/svc/foo").await;
-    assert_eq!(r.status, 404, "an unknown namespace is a 404");
+    assert_eq!(r.status, 501, "an unknown namespace is Linkerd's 501");
+    assert_eq!(r.body, "Name Interpreter for nope cannot show delegations");
     let r = call(&admin, "DELETE", "/delegator.json", &[], "").await;
     assert_eq!(r.status, 405);
 }
@@ -546,19 +589,62 @@ async fn index_lists_every_path_and_unknown_paths_are_404() {
 }
 
 #[tokio::test]
-async fn dashboard_is_one_self_contained_page() {
+async fn dashboard_and_playground_are_served_from_the_binary() {
     let admin = start(None).await;
     let r = get(&admin, "/").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
     assert!(
-        r.body.contains("/admin/metrics.json"),
+        r.body.contains("/files/dashboard.js") && r.body.contains("/files/strait.css"),
+        "the dashboard loads its script and stylesheet from /files/"
+    );
+    let js = get(&admin, "/files/dashboard.js").await;
+    assert_eq!(js.status, 200);
+    assert_eq!(
+        js.header("content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    assert_eq!(js.header("cache-control"), Some(ASSET_CACHE));
+    assert!(
+        js.body.contains("/admin/metrics.json"),
         "the page polls the metrics"
     );
-    assert!(
-        !r.body.contains("src=") && !r.body.contains("<link"),
-        "the dashboard loads no external assets"
+    let css = get(&admin, "/files/strait.css").await;
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    assert_eq!(get(&admin, "/files/nope.js").await.status, 404);
+    for (name, _, body) in ASSETS {
+        assert!(
+            !body.contains("//cdn") && !body.contains("https://") && !body.contains("@import"),
+            "{name} fetches nothing from elsewhere"
+        );
+    }
+
+    let page = get(&admin, "/delegator").await;
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
     );
+    assert!(
+        page.body.contains(
+            r#"<script id="dtab-base-data" type="application/json">{"http":[{"prefix":"/svc","dst":"/$/inet/127.0.0.1/1"}]}</script>"#
+        ),
+        "the page carries each router's dtab as Linkerd's does: {}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains(r#"<script id="dtab-data" type="application/json">{"http":[]}</script>"#),
+        "and each router's stored dtab (none here)"
+    );
+}
+
+#[test]
+fn script_json_cannot_close_the_script_element() {
+    let v = serde_json::json!({ "a": "</script><b>" });
+    let s = script_json(&v);
+    assert!(!s.contains('<'), "{s}");
+    assert_eq!(serde_json::from_str::<Value>(&s).unwrap(), v);
 }
 
 #[test]

@@ -22,7 +22,8 @@
 //!   reloads on SIGHUP or `POST /admin/reload`, swapping the whole state
 //!   at once or keeping the old one ([`reload`] is the typed outcome).
 //! * [`admin`]: the admin server, Linkerd 1's endpoints and JSON shapes
-//!   (`/admin/metrics.json`, `/config.json`, `/delegator.json`, …).
+//!   (`/admin/metrics.json`, `/config.json`, `/delegator.json`, …), the
+//!   dashboard (`/`) and the dtab playground (`/delegator`).
 //! * [`sdnotify`]: systemd `Type=notify` readiness and reload messages.
 
 pub mod admin;
