@@ -2,8 +2,9 @@
 //! dashboard (`/`) and the dtab playground (`/delegator`) of a real Strait
 //! routing real traffic to real Python backends, lets their scripts poll
 //! and draw (`--virtual-time-budget`), and the test reads the DOM they
-//! built (`--dump-dom`). Screenshots of both pages (1280×800, and the
-//! dashboard at phone width) are saved under the test's target directory
+//! built (`--dump-dom`). Screenshots of both pages (1280×800; the
+//! dashboard at phone width too; the playground with an edited dtab and
+//! with a broken one) are saved under the test's target directory
 //! and their paths printed; with `STRAIT_DOCS_SCREENSHOTS=1` they are also
 //! copied to `docs/dashboard.png` and `docs/delegator.png`.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -107,6 +108,16 @@ fn chart_points(dom: &str) -> Vec<u64> {
     dom.split("data-points=\"")
         .skip(1)
         .filter_map(|s| s.split('"').next()?.parse().ok())
+        .collect()
+}
+
+/// `s` percent-encoded for a query string.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'.' | b'-' | b'_' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
         .collect()
 }
 
@@ -268,6 +279,36 @@ fn dashboard_and_playground_in_chromium() {
         tree.contains("/svc =&gt; /#/io.l5d.fs"),
         "each step names its dentry: {tree}"
     );
+    // An edited dtab: alternatives, union weights, and why a branch did
+    // not bind.
+    let edited = "/svc=>/#/io.l5d.fs;/svc/hello=>/#/io.l5d.fs/nope|(0.25*/#/io.l5d.fs/hello&0.75*/#/io.l5d.fs/world)";
+    let play = dom(
+        profile.path(),
+        &format!("{base}/delegator?path=/svc/hello&dtab={}", encode(edited)),
+    );
+    let tree = element(&play, r#"<ul class="tree""#, "</section>");
+    for want in [
+        r#"data-type="alt""#,
+        r#"data-type="union""#,
+        r#"data-type="neg""#,
+        "no match",
+        "0.25 \u{d7}",
+        "0.75 \u{d7}",
+    ] {
+        assert!(tree.contains(want), "the tree shows {want}: {tree}");
+    }
+    for backend in [&a, &b, &c, &d] {
+        assert!(
+            tree.contains(&format!(r#"data-endpoint="{}""#, backend.addr)),
+            "both union branches end in their endpoints ({}): {tree}",
+            backend.addr
+        );
+    }
+    assert!(
+        play.contains("/svc/hello =&gt; /#/io.l5d.fs/nope"),
+        "the edited dentry is named where it applied: {tree}"
+    );
+
     // A broken dtab: the parse error, with where it stopped.
     let broken = dom(
         profile.path(),
@@ -288,9 +329,17 @@ fn dashboard_and_playground_in_chromium() {
     screenshot(profile.path(), &format!("{base}/"), "1280,800", &dash_png);
     screenshot(
         profile.path(),
-        &format!("{base}/delegator?path=/svc/hello"),
+        &format!("{base}/delegator?path=/svc/hello&dtab={}", encode(edited)),
         "1280,800",
         &play_png,
+    );
+    screenshot(
+        profile.path(),
+        &format!(
+            "{base}/delegator?path=/svc/hello&dtab=%2Fsvc%3D%3E%2F%23%2Fio.l5d.fs%3B%2Fa%3D%3E"
+        ),
+        "1280,800",
+        &out.join("delegator-error.png"),
     );
     screenshot(
         profile.path(),
