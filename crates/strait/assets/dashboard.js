@@ -262,6 +262,11 @@ async function renderNamers() {
   box.replaceChildren(...parts);
 }
 
+function setStatus(node, text, cls) {
+  if (node.textContent !== text) node.textContent = text;
+  node.className = cls;
+}
+
 let polls = 0;
 async function poll() {
   const status = document.getElementById("status");
@@ -290,11 +295,11 @@ async function poll() {
     if (polls % 5 === 0) await renderNamers();
     recent.push({ t, routers });
     polls++;
-    status.textContent = "Updated " + new Date(t).toLocaleTimeString();
-    status.className = "status";
+    // The live region changes only with the state, not every poll.
+    setStatus(status, "Live, every 2 s.", "");
+    document.getElementById("updated").textContent = "Updated " + new Date(t).toLocaleTimeString();
   } catch (e) {
-    status.textContent = "Cannot load the admin JSON: " + e.message;
-    status.className = "status bad";
+    setStatus(status, "Cannot load the admin JSON: " + e.message, "bad");
   }
   setTimeout(poll, POLL_MS);
 }
