@@ -216,6 +216,33 @@ impl CertInfo {
     }
 }
 
+/// Every certificate of the PEM file `path`, read: a CA bundle's CAs, or
+/// a leaf and its chain.
+pub fn cert_infos(path: &Path) -> Result<Vec<CertInfo>, String> {
+    load_certs(path)?
+        .iter()
+        .map(|der| CertInfo::of(path, der))
+        .collect()
+}
+
+/// How a certificate `seconds_left` from expiry reads in a warning
+/// (`expires in 3 days 2 hours`, `has expired`), or `None` when it is
+/// further away than `warn_within` seconds.
+pub fn expiry_warning(seconds_left: i64, warn_within: i64) -> Option<String> {
+    if seconds_left >= warn_within {
+        return None;
+    }
+    Some(if seconds_left < 0 {
+        "has expired".to_owned()
+    } else {
+        format!(
+            "expires in {} days {} hours",
+            seconds_left / 86_400,
+            seconds_left % 86_400 / 3600
+        )
+    })
+}
+
 fn ip_of(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
         4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
@@ -354,26 +381,37 @@ fn check_key_matches(
     key: &PrivateKeyDer<'static>,
     s: &ServerTlsSettings,
 ) -> Result<(), TlsError> {
+    key_matches(provider, chain, key, &s.cert_path, &s.key_path).map_err(|message| TlsError {
+        key: "keyPath",
+        message,
+    })
+}
+
+/// An error (naming both files) unless `key`, read from `key_path`, is the
+/// private key of the leaf of `chain`, read from `cert_path`: rustls's
+/// `CertifiedKey::keys_match`. Server and client certificates are checked
+/// with it alike.
+pub fn key_matches(
+    provider: &CryptoProvider,
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), String> {
     let signing = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|e| TlsError {
-            key: "keyPath",
-            message: format!("{}: unusable private key: {e}", s.key_path.display()),
-        })?;
+        .map_err(|e| format!("{}: unusable private key: {e}", key_path.display()))?;
     match CertifiedKey::new(chain.to_vec(), signing).keys_match() {
         Ok(()) => Ok(()),
         // The provider cannot tell (no public key to compare): let the
         // handshake decide.
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
-        Err(e) => Err(TlsError {
-            key: "keyPath",
-            message: format!(
-                "{} is not the private key of the certificate in {}: {e}",
-                s.key_path.display(),
-                s.cert_path.display()
-            ),
-        }),
+        Err(e) => Err(format!(
+            "{} is not the private key of the certificate in {}: {e}",
+            key_path.display(),
+            cert_path.display()
+        )),
     }
 }
 

@@ -33,6 +33,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::stats::{Counter, Registry, Scope};
+use crate::tls::{CertInfo, key_matches};
 
 /// A client certificate (`clientAuth`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +81,24 @@ pub struct TlsClientTemplate {
     /// The spec and the bytes of every file read: equal fingerprints, same
     /// config (a reload with unchanged files keeps clients).
     fingerprint: u64,
+    /// The client certificate and the trusted CAs read from files.
+    certificates: Arc<[BlockCertificate]>,
+}
+
+/// A certificate a client `tls` block read from a file: its client
+/// certificate (`clientAuth.certPath`'s leaf) or one of its trusted CAs,
+/// for `strait check`'s expiry warning, the expiry gauges and
+/// `/admin/tls.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockCertificate {
+    /// The key of the block it was read from: `clientAuth.certPath`,
+    /// `trustCertsBundle` or `trustCerts[<i>]`.
+    pub key: String,
+    /// Its name among the block's certificates: `client_auth`, or
+    /// `trust/<n>` for the n-th CA (from 0, in the order read).
+    pub name: String,
+    /// What the certificate says.
+    pub info: CertInfo,
 }
 
 impl std::fmt::Debug for TlsClientTemplate {
@@ -160,12 +179,13 @@ impl TlsClientTemplate {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&versions)
             .map_err(|e| format!("protocols: {e}"))?;
+        let mut certificates = Vec::new();
         let builder = if spec.disable_validation {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(Arc::clone(&provider))))
         } else {
-            builder.with_root_certificates(roots(spec, &mut hasher)?)
+            builder.with_root_certificates(roots(spec, &mut hasher, &mut certificates)?)
         };
         let mut config = match &spec.client_auth {
             None => builder.with_no_client_auth(),
@@ -181,6 +201,17 @@ impl TlsClientTemplate {
                         auth.key_path.display()
                     )
                 })?;
+                key_matches(&provider, &chain, &key, &auth.cert_path, &auth.key_path)
+                    .map_err(|e| format!("clientAuth.keyPath: {e}"))?;
+                certificates.insert(
+                    0,
+                    BlockCertificate {
+                        key: "clientAuth.certPath".to_owned(),
+                        name: "client_auth".to_owned(),
+                        info: CertInfo::of(&auth.cert_path, &chain[0])
+                            .map_err(|e| format!("clientAuth.certPath: {e}"))?,
+                    },
+                );
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| format!("clientAuth: the key does not fit the certificate: {e}"))?
@@ -191,7 +222,14 @@ impl TlsClientTemplate {
             config: Arc::new(config),
             common_name: spec.common_name.clone(),
             fingerprint: hasher.finish(),
+            certificates: certificates.into(),
         })
+    }
+
+    /// The certificates read from the block's files: the client
+    /// certificate first, then the trusted CAs (none for Mozilla's roots).
+    pub fn certificates(&self) -> &[BlockCertificate] {
+        &self.certificates
     }
 
     /// The shared rustls config.
@@ -223,8 +261,13 @@ impl TlsClientTemplate {
     }
 }
 
-/// The trust roots: the configured CA files, or Mozilla's.
-fn roots(spec: &TlsClientSpec, hasher: &mut DefaultHasher) -> Result<RootCertStore, String> {
+/// The trust roots: the configured CA files (each CA also added to
+/// `read`), or Mozilla's.
+fn roots(
+    spec: &TlsClientSpec,
+    hasher: &mut DefaultHasher,
+    read: &mut Vec<BlockCertificate>,
+) -> Result<RootCertStore, String> {
     let mut files: Vec<(String, &Path)> = spec
         .trust_certs
         .iter()
@@ -241,6 +284,12 @@ fn roots(spec: &TlsClientSpec, hasher: &mut DefaultHasher) -> Result<RootCertSto
     }
     for (key, path) in files {
         for cert in certs(&key, path, hasher)? {
+            let info = CertInfo::of(path, &cert).map_err(|e| format!("{key}: {e}"))?;
+            read.push(BlockCertificate {
+                key: key.clone(),
+                name: format!("trust/{}", read.len()),
+                info,
+            });
             store
                 .add(cert)
                 .map_err(|e| format!("{key}: {}: not a usable CA: {e}", path.display()))?;
