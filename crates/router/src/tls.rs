@@ -125,8 +125,25 @@ impl std::error::Error for TlsError {}
 /// Every PEM certificate in `path`, in order; an error (naming the path)
 /// when the file cannot be read or holds none.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+    certs_from_pem(path, &read_file(path)?)
+}
+
+/// The first private key in `path`: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); an
+/// error (naming the path) otherwise.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    key_from_pem(path, &read_file(path)?)
+}
+
+/// The bytes of `path`, or an error naming it.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Every PEM certificate in `bytes` (read from `path`), in order; an error
+/// (naming the path) when they do not parse or there is none. Server and
+/// client TLS read their certificate files with it.
+pub fn certs_from_pem(path: &Path, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {
@@ -138,11 +155,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// The first private key in `path`: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); an
-/// error (naming the path) otherwise.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+/// The first private key in `bytes` (read from `path`): PKCS#8, PKCS#1
+/// (RSA) or SEC1 (EC); an error (naming the path) otherwise.
+pub fn key_from_pem(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| {
         format!(
             "{}: no private key found (PEM PKCS#8 `BEGIN PRIVATE KEY`, PKCS#1 \
              `BEGIN RSA PRIVATE KEY` or SEC1 `BEGIN EC PRIVATE KEY`): {e}",

@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use strait_naming::pathmatch::{Captures, substitute};
 use tokio::net::TcpStream;
@@ -33,7 +32,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::stats::{Counter, Registry, Scope};
-use crate::tls::{CertInfo, key_matches};
+use crate::tls::{CertInfo, certs_from_pem, key_from_pem, key_matches, read_file};
 
 /// A client certificate (`clientAuth`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -127,8 +126,7 @@ pub struct ClientTls {
 
 /// Reads a file for a key, the error naming both.
 fn read(key: &str, path: &Path, hasher: &mut DefaultHasher) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+    let bytes = read_file(path).map_err(|e| format!("{key}: {e}"))?;
     bytes.hash(hasher);
     Ok(bytes)
 }
@@ -140,16 +138,7 @@ fn certs(
     hasher: &mut DefaultHasher,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read(key, path, hasher)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{key}: {}: bad PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{key}: {}: no certificate (-----BEGIN CERTIFICATE-----) found",
-            path.display()
-        ));
-    }
-    Ok(certs)
+    certs_from_pem(path, &bytes).map_err(|e| format!("{key}: {e}"))
 }
 
 /// The provider every TLS config uses: [`crate::tls::ring_provider`].
@@ -195,12 +184,8 @@ impl TlsClientTemplate {
                     chain.extend(certs("clientAuth.intermediateCertsPath", p, &mut hasher)?);
                 }
                 let key_bytes = read("clientAuth.keyPath", &auth.key_path, &mut hasher)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
-                    format!(
-                        "clientAuth.keyPath: {}: no PKCS#8, PKCS#1 or SEC1 private key found: {e}",
-                        auth.key_path.display()
-                    )
-                })?;
+                let key = key_from_pem(&auth.key_path, &key_bytes)
+                    .map_err(|e| format!("clientAuth.keyPath: {e}"))?;
                 key_matches(&provider, &chain, &key, &auth.cert_path, &auth.key_path)
                     .map_err(|e| format!("clientAuth.keyPath: {e}"))?;
                 certificates.insert(
