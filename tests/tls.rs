@@ -824,7 +824,7 @@ fn check_checks_client_tls_files_like_server_ones() {
 }
 
 #[test]
-fn check_checks_the_consul_namers_tls_files() {
+fn check_checks_the_consul_namers_and_interpreters_tls_files() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let missing = d.join("missing-ca.pem");
@@ -832,9 +832,10 @@ fn check_checks_the_consul_namers_tls_files() {
     std::fs::write(
         &conf,
         format!(
-            "namers:\n- kind: io.l5d.consul\n  tls: {{trustCertsBundle: {}}}\n\
+            "namers:\n- kind: io.l5d.consul\n  tls: {{trustCertsBundle: {0}}}\n\
              routers:\n- protocol: http\n  dtab: /svc => /#/io.l5d.consul/dc1;\n  \
-             servers: [{{port: 0}}]\n",
+             interpreter:\n    kind: io.l5d.consul.interpreter\n    \
+             tls: {{trustCertsBundle: {0}}}\n  servers: [{{port: 0}}]\n",
             missing.display()
         ),
     )
@@ -850,11 +851,16 @@ fn check_checks_the_consul_namers_tls_files() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!out.status.success(), "{text}");
-    let line = line_of(&text, "namers[0].tls.trustCertsBundle");
-    assert!(
-        line.contains(&format!("cannot read {}", missing.display())),
-        "{text}"
-    );
+    for key in [
+        "namers[0].tls.trustCertsBundle",
+        "routers[0].interpreter.tls.trustCertsBundle",
+    ] {
+        let line = line_of(&text, key);
+        assert!(
+            line.contains(&format!("cannot read {}", missing.display())),
+            "{text}"
+        );
+    }
 }
 
 /// The client certificate and the CA a client `tls` block reads are in
