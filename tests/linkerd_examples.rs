@@ -46,6 +46,11 @@ fn linkerd_linkerd_examples_consul_yaml_checks_clean() {
 }
 
 #[test]
+fn linkerd_linkerd_examples_disable_tls_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__disable-tls.yaml");
+}
+
+#[test]
 fn linkerd_linkerd_examples_prometheus_yaml_checks_clean() {
     checks_clean("linkerd__linkerd__examples__prometheus.yaml");
 }

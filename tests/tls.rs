@@ -714,3 +714,238 @@ fn pkcs1_and_sec1_keys_serve_as_well_as_pkcs8() {
     let s = start(&backend, dir, &tls, "");
     assert_eq!(s.get(&[]).status, 200, "served with a PKCS#1 key");
 }
+
+/// `strait check` on a router whose `client` block is `client`.
+fn check_client(dir: &Path, client: &str) -> (bool, String) {
+    let conf = dir.join("client.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "routers:\n- protocol: http\n  dtab: /svc => /$/inet/127.1/1;\n  servers: [{{port: 0}}]\n  \
+             client:\n{client}"
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// The line of `out` that names `key`, checked to be `file:line:col: key`.
+fn line_of<'a>(out: &'a str, key: &str) -> &'a str {
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!(": {key}: ")))
+        .unwrap_or_else(|| panic!("no line for {key}: {out}"));
+    let before = &line[..line.find(&format!(": {key}: ")).unwrap()];
+    let mut parts = before.rsplit(':');
+    let col = parts.next().unwrap();
+    let row = parts.next().unwrap();
+    assert!(
+        col.parse::<usize>().is_ok() && row.parse::<usize>().is_ok(),
+        "line:column before the key path: {line}"
+    );
+    line
+}
+
+#[test]
+fn check_checks_client_tls_files_like_server_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Strait client test CA");
+    let bundle = ca.write(d, "ca.pem");
+    let (cert, key) = ca.issue(d, "client", 1, 90, true);
+    let (_, other_key) = ca.issue(d, "other", 2, 90, true);
+    let (soon, soon_key) = ca.issue(d, "soon", 3, 3, true);
+    let block = |cert: &Path, key: &Path| {
+        format!(
+            "{{commonName: web, trustCertsBundle: {}, clientAuth: {{certPath: {}, keyPath: {}}}}}",
+            bundle.display(),
+            cert.display(),
+            key.display()
+        )
+    };
+
+    // A key that is not the certificate's, in the second static item.
+    let (ok, out) = check_client(
+        d,
+        &format!(
+            "    kind: io.l5d.static\n    configs:\n    - prefix: /\n      tls: {}\n    \
+             - prefix: /$\n      tls: {}\n",
+            block(&cert, &key),
+            block(&cert, &other_key)
+        ),
+    );
+    assert!(!ok, "{out}");
+    let line = line_of(&out, "routers[0].client.configs[1].tls.clientAuth.keyPath");
+    assert!(
+        line.contains(&other_key.display().to_string())
+            && line.contains("is not the private key of the certificate"),
+        "{out}"
+    );
+
+    // A trust bundle that does not exist.
+    let missing = d.join("missing-ca.pem");
+    let (ok, out) = check_client(
+        d,
+        &format!(
+            "    tls: {{commonName: web, trustCertsBundle: {}}}\n",
+            missing.display()
+        ),
+    );
+    assert!(!ok, "{out}");
+    let line = line_of(&out, "routers[0].client.tls.trustCertsBundle");
+    assert!(
+        line.contains(&format!("cannot read {}", missing.display())),
+        "{out}"
+    );
+
+    // A client certificate expiring in 3 days: a warning only.
+    let (ok, out) = check_client(d, &format!("    tls: {}\n", block(&soon, &soon_key)));
+    assert!(ok, "expiring soon is a warning, not an error: {out}");
+    assert!(
+        out.contains("routers[0].client.tls.clientAuth.certPath: warning: the certificate in")
+            && out.contains(&soon.display().to_string())
+            && (out.contains("expires in 2 days 23 hours")
+                || out.contains("expires in 3 days 0 hours")),
+        "{out}"
+    );
+
+    let (ok, out) = check_client(d, &format!("    tls: {}\n", block(&cert, &key)));
+    assert!(ok && !out.contains("warning"), "{out}");
+}
+
+#[test]
+fn check_checks_the_consul_namers_and_interpreters_tls_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let missing = d.join("missing-ca.pem");
+    let conf = d.join("consul.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "namers:\n- kind: io.l5d.consul\n  tls: {{trustCertsBundle: {0}}}\n\
+             routers:\n- protocol: http\n  dtab: /svc => /#/io.l5d.consul/dc1;\n  \
+             interpreter:\n    kind: io.l5d.consul.interpreter\n    \
+             tls: {{trustCertsBundle: {0}}}\n  servers: [{{port: 0}}]\n",
+            missing.display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&conf)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    for key in [
+        "namers[0].tls.trustCertsBundle",
+        "routers[0].interpreter.tls.trustCertsBundle",
+    ] {
+        let line = line_of(&text, key);
+        assert!(
+            line.contains(&format!("cannot read {}", missing.display())),
+            "{text}"
+        );
+    }
+}
+
+/// The client certificate and the CA a client `tls` block reads are in
+/// `/admin/tls.json` with who uses them, and each has an expiry gauge,
+/// clean in Prometheus text.
+#[test]
+fn client_certificates_are_listed_with_expiry_gauges() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ca = Ca::new("Strait client test CA");
+    let bundle = ca.write(d, "ca.pem");
+    let (cert, key) = ca.issue(d, "client", 1, 90, true);
+    let conf = d.join("linkerd.yaml");
+    std::fs::write(
+        &conf,
+        format!(
+            "admin: {{port: 0}}\nrouters:\n- protocol: http\n  label: out\n  \
+             dtab: /svc => /$/inet/127.1/1;\n  servers: [{{port: 0}}]\n  client:\n    \
+             tls: {{commonName: web, trustCertsBundle: {}, clientAuth: {{certPath: {}, keyPath: {}}}}}\n",
+            bundle.display(),
+            cert.display(),
+            key.display()
+        ),
+    )
+    .unwrap();
+    let strait = Strait::start(BIN, &conf);
+    let admin = |path: &str| curl(&[&format!("http://{}{path}", strait.admin)], &[]);
+
+    let list: serde_json::Value = serde_json::from_str(&admin("/admin/tls.json").body).unwrap();
+    let entries = list.as_array().unwrap();
+    let find = |role: &str| {
+        entries
+            .iter()
+            .find(|e| e["role"] == role)
+            .unwrap_or_else(|| panic!("no {role} entry: {list}"))
+    };
+    let client = find("clientAuth");
+    assert_eq!(client["path"], cert.display().to_string(), "{list}");
+    assert_eq!(client["usedBy"], "rt/out/client_tls/default", "{list}");
+    assert_eq!(
+        client["configKey"], "routers[0].client.tls.clientAuth.certPath",
+        "{list}"
+    );
+    assert!(
+        client["secondsLeft"].as_i64().unwrap() > 89 * 86_400,
+        "{list}"
+    );
+    let trust = find("trust");
+    assert_eq!(trust["path"], bundle.display().to_string(), "{list}");
+    assert_eq!(trust["subject"], "CN=Strait client test CA", "{list}");
+    assert!(trust["secondsLeft"].as_i64().unwrap() > 0, "{list}");
+
+    let m: serde_json::Value = serde_json::from_str(&admin("/admin/metrics.json").body).unwrap();
+    let left = m["rt/out/client_tls/default/client_auth/expires_in_seconds"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no client gauge: {m}"));
+    assert!(left > 89 * 86_400 && left <= 90 * 86_400, "{left}");
+    assert!(
+        m["rt/out/client_tls/default/trust/0/expires_in_seconds"]
+            .as_i64()
+            .is_some(),
+        "{m}"
+    );
+
+    let prom = admin("/metrics");
+    assert!(
+        prom.body
+            .contains("rt_client_tls_default_client_auth_expires_in_seconds{rt=\"out\"}"),
+        "{}",
+        prom.body
+    );
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool must be installed (scripts/test installs Debian's prometheus)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), prom.body.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        prom.body
+    );
+}

@@ -394,14 +394,14 @@ fn config_errors_carry_key_paths() {
 }
 
 /// `strait run` with bad certificate files: it does not start, and says
-/// which key of which router.
+/// which key of which router (the config's check of the files).
 #[test]
 fn missing_or_bad_files_stop_the_start_with_the_key_path() {
     let certs = Certs::new();
     for (tls, want) in [
         (
             "{commonName: a, trustCertsBundle: /nonexistent/ca.pem}".to_owned(),
-            "router 'out': client.tls.trustCertsBundle: cannot read /nonexistent/ca.pem".to_owned(),
+            "routers[0].client.tls.trustCertsBundle: cannot read /nonexistent/ca.pem".to_owned(),
         ),
         (
             format!(
@@ -409,7 +409,7 @@ fn missing_or_bad_files_stop_the_start_with_the_key_path() {
                 certs.path("client.key").display()
             ),
             format!(
-                "router 'out': client.tls.trustCerts[0]: {}: no certificate",
+                "routers[0].client.tls.trustCerts[0]: {}: no certificate",
                 certs.path("client.key").display()
             ),
         ),

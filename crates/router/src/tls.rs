@@ -125,8 +125,25 @@ impl std::error::Error for TlsError {}
 /// Every PEM certificate in `path`, in order; an error (naming the path)
 /// when the file cannot be read or holds none.
 pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let certs: Vec<_> = CertificateDer::pem_slice_iter(&bytes)
+    certs_from_pem(path, &read_file(path)?)
+}
+
+/// The first private key in `path`: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); an
+/// error (naming the path) otherwise.
+pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    key_from_pem(path, &read_file(path)?)
+}
+
+/// The bytes of `path`, or an error naming it.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Every PEM certificate in `bytes` (read from `path`), in order; an error
+/// (naming the path) when they do not parse or there is none. Server and
+/// client TLS read their certificate files with it.
+pub fn certs_from_pem(path: &Path, bytes: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(bytes)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: not a PEM certificate file: {e}", path.display()))?;
     if certs.is_empty() {
@@ -138,11 +155,10 @@ pub fn load_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
-/// The first private key in `path`: PKCS#8, PKCS#1 (RSA) or SEC1 (EC); an
-/// error (naming the path) otherwise.
-pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    PrivateKeyDer::from_pem_slice(&bytes).map_err(|e| {
+/// The first private key in `bytes` (read from `path`): PKCS#8, PKCS#1
+/// (RSA) or SEC1 (EC); an error (naming the path) otherwise.
+pub fn key_from_pem(path: &Path, bytes: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(bytes).map_err(|e| {
         format!(
             "{}: no private key found (PEM PKCS#8 `BEGIN PRIVATE KEY`, PKCS#1 \
              `BEGIN RSA PRIVATE KEY` or SEC1 `BEGIN EC PRIVATE KEY`): {e}",
@@ -214,6 +230,33 @@ impl CertInfo {
             "secondsLeft": self.seconds_left(),
         })
     }
+}
+
+/// Every certificate of the PEM file `path`, read: a CA bundle's CAs, or
+/// a leaf and its chain.
+pub fn cert_infos(path: &Path) -> Result<Vec<CertInfo>, String> {
+    load_certs(path)?
+        .iter()
+        .map(|der| CertInfo::of(path, der))
+        .collect()
+}
+
+/// How a certificate `seconds_left` from expiry reads in a warning
+/// (`expires in 3 days 2 hours`, `has expired`), or `None` when it is
+/// further away than `warn_within` seconds.
+pub fn expiry_warning(seconds_left: i64, warn_within: i64) -> Option<String> {
+    if seconds_left >= warn_within {
+        return None;
+    }
+    Some(if seconds_left < 0 {
+        "has expired".to_owned()
+    } else {
+        format!(
+            "expires in {} days {} hours",
+            seconds_left / 86_400,
+            seconds_left % 86_400 / 3600
+        )
+    })
 }
 
 fn ip_of(b: &[u8]) -> Option<IpAddr> {
@@ -354,26 +397,37 @@ fn check_key_matches(
     key: &PrivateKeyDer<'static>,
     s: &ServerTlsSettings,
 ) -> Result<(), TlsError> {
+    key_matches(provider, chain, key, &s.cert_path, &s.key_path).map_err(|message| TlsError {
+        key: "keyPath",
+        message,
+    })
+}
+
+/// An error (naming both files) unless `key`, read from `key_path`, is the
+/// private key of the leaf of `chain`, read from `cert_path`: rustls's
+/// `CertifiedKey::keys_match`. Server and client certificates are checked
+/// with it alike.
+pub fn key_matches(
+    provider: &CryptoProvider,
+    chain: &[CertificateDer<'static>],
+    key: &PrivateKeyDer<'static>,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), String> {
     let signing = provider
         .key_provider
         .load_private_key(key.clone_key())
-        .map_err(|e| TlsError {
-            key: "keyPath",
-            message: format!("{}: unusable private key: {e}", s.key_path.display()),
-        })?;
+        .map_err(|e| format!("{}: unusable private key: {e}", key_path.display()))?;
     match CertifiedKey::new(chain.to_vec(), signing).keys_match() {
         Ok(()) => Ok(()),
         // The provider cannot tell (no public key to compare): let the
         // handshake decide.
         Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => Ok(()),
-        Err(e) => Err(TlsError {
-            key: "keyPath",
-            message: format!(
-                "{} is not the private key of the certificate in {}: {e}",
-                s.key_path.display(),
-                s.cert_path.display()
-            ),
-        }),
+        Err(e) => Err(format!(
+            "{} is not the private key of the certificate in {}: {e}",
+            key_path.display(),
+            cert_path.display()
+        )),
     }
 }
 

@@ -24,8 +24,7 @@ use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use strait_naming::pathmatch::{Captures, substitute};
 use tokio::net::TcpStream;
@@ -33,6 +32,7 @@ use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 use crate::stats::{Counter, Registry, Scope};
+use crate::tls::{CertInfo, certs_from_pem, key_from_pem, key_matches, read_file};
 
 /// A client certificate (`clientAuth`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -80,6 +80,24 @@ pub struct TlsClientTemplate {
     /// The spec and the bytes of every file read: equal fingerprints, same
     /// config (a reload with unchanged files keeps clients).
     fingerprint: u64,
+    /// The client certificate and the trusted CAs read from files.
+    certificates: Arc<[BlockCertificate]>,
+}
+
+/// A certificate a client `tls` block read from a file: its client
+/// certificate (`clientAuth.certPath`'s leaf) or one of its trusted CAs,
+/// for `strait check`'s expiry warning, the expiry gauges and
+/// `/admin/tls.json`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BlockCertificate {
+    /// The key of the block it was read from: `clientAuth.certPath`,
+    /// `trustCertsBundle` or `trustCerts[<i>]`.
+    pub key: String,
+    /// Its name among the block's certificates: `client_auth`, or
+    /// `trust/<n>` for the n-th CA (from 0, in the order read).
+    pub name: String,
+    /// What the certificate says.
+    pub info: CertInfo,
 }
 
 impl std::fmt::Debug for TlsClientTemplate {
@@ -108,8 +126,7 @@ pub struct ClientTls {
 
 /// Reads a file for a key, the error naming both.
 fn read(key: &str, path: &Path, hasher: &mut DefaultHasher) -> Result<Vec<u8>, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("{key}: cannot read {}: {e}", path.display()))?;
+    let bytes = read_file(path).map_err(|e| format!("{key}: {e}"))?;
     bytes.hash(hasher);
     Ok(bytes)
 }
@@ -121,16 +138,7 @@ fn certs(
     hasher: &mut DefaultHasher,
 ) -> Result<Vec<CertificateDer<'static>>, String> {
     let bytes = read(key, path, hasher)?;
-    let certs = CertificateDer::pem_slice_iter(&bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{key}: {}: bad PEM: {e}", path.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "{key}: {}: no certificate (-----BEGIN CERTIFICATE-----) found",
-            path.display()
-        ));
-    }
-    Ok(certs)
+    certs_from_pem(path, &bytes).map_err(|e| format!("{key}: {e}"))
 }
 
 /// The provider every TLS config uses: [`crate::tls::ring_provider`].
@@ -160,12 +168,13 @@ impl TlsClientTemplate {
         let builder = ClientConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(&versions)
             .map_err(|e| format!("protocols: {e}"))?;
+        let mut certificates = Vec::new();
         let builder = if spec.disable_validation {
             builder
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+                .with_custom_certificate_verifier(Arc::new(AcceptAny(Arc::clone(&provider))))
         } else {
-            builder.with_root_certificates(roots(spec, &mut hasher)?)
+            builder.with_root_certificates(roots(spec, &mut hasher, &mut certificates)?)
         };
         let mut config = match &spec.client_auth {
             None => builder.with_no_client_auth(),
@@ -175,12 +184,19 @@ impl TlsClientTemplate {
                     chain.extend(certs("clientAuth.intermediateCertsPath", p, &mut hasher)?);
                 }
                 let key_bytes = read("clientAuth.keyPath", &auth.key_path, &mut hasher)?;
-                let key = PrivateKeyDer::from_pem_slice(&key_bytes).map_err(|e| {
-                    format!(
-                        "clientAuth.keyPath: {}: no PKCS#8, PKCS#1 or SEC1 private key found: {e}",
-                        auth.key_path.display()
-                    )
-                })?;
+                let key = key_from_pem(&auth.key_path, &key_bytes)
+                    .map_err(|e| format!("clientAuth.keyPath: {e}"))?;
+                key_matches(&provider, &chain, &key, &auth.cert_path, &auth.key_path)
+                    .map_err(|e| format!("clientAuth.keyPath: {e}"))?;
+                certificates.insert(
+                    0,
+                    BlockCertificate {
+                        key: "clientAuth.certPath".to_owned(),
+                        name: "client_auth".to_owned(),
+                        info: CertInfo::of(&auth.cert_path, &chain[0])
+                            .map_err(|e| format!("clientAuth.certPath: {e}"))?,
+                    },
+                );
                 builder
                     .with_client_auth_cert(chain, key)
                     .map_err(|e| format!("clientAuth: the key does not fit the certificate: {e}"))?
@@ -191,7 +207,14 @@ impl TlsClientTemplate {
             config: Arc::new(config),
             common_name: spec.common_name.clone(),
             fingerprint: hasher.finish(),
+            certificates: certificates.into(),
         })
+    }
+
+    /// The certificates read from the block's files: the client
+    /// certificate first, then the trusted CAs (none for Mozilla's roots).
+    pub fn certificates(&self) -> &[BlockCertificate] {
+        &self.certificates
     }
 
     /// The shared rustls config.
@@ -223,8 +246,13 @@ impl TlsClientTemplate {
     }
 }
 
-/// The trust roots: the configured CA files, or Mozilla's.
-fn roots(spec: &TlsClientSpec, hasher: &mut DefaultHasher) -> Result<RootCertStore, String> {
+/// The trust roots: the configured CA files (each CA also added to
+/// `read`), or Mozilla's.
+fn roots(
+    spec: &TlsClientSpec,
+    hasher: &mut DefaultHasher,
+    read: &mut Vec<BlockCertificate>,
+) -> Result<RootCertStore, String> {
     let mut files: Vec<(String, &Path)> = spec
         .trust_certs
         .iter()
@@ -241,6 +269,12 @@ fn roots(spec: &TlsClientSpec, hasher: &mut DefaultHasher) -> Result<RootCertSto
     }
     for (key, path) in files {
         for cert in certs(&key, path, hasher)? {
+            let info = CertInfo::of(path, &cert).map_err(|e| format!("{key}: {e}"))?;
+            read.push(BlockCertificate {
+                key: key.clone(),
+                name: format!("trust/{}", read.len()),
+                info,
+            });
             store
                 .add(cert)
                 .map_err(|e| format!("{key}: {}: not a usable CA: {e}", path.display()))?;

@@ -81,6 +81,61 @@ fn errors_name_the_key() {
 }
 
 #[test]
+fn a_client_key_of_another_certificate_is_refused() {
+    let dir = files("mismatch");
+    let other = files("mismatch-other");
+    let spec = TlsClientSpec {
+        trust_certs_bundle: Some(dir.join("ca.pem")),
+        client_auth: Some(ClientAuthSpec {
+            cert_path: dir.join("cert.pem"),
+            key_path: other.join("key.pem"),
+            intermediate_certs_path: None,
+        }),
+        ..TlsClientSpec::default()
+    };
+    let e = TlsClientTemplate::load(&spec).unwrap_err();
+    assert!(
+        e.starts_with("clientAuth.keyPath: ")
+            && e.contains(&other.join("key.pem").display().to_string())
+            && e.contains("is not the private key of the certificate"),
+        "{e}"
+    );
+}
+
+#[test]
+fn lists_the_client_certificate_and_the_cas_it_read() {
+    let dir = files("listed");
+    let spec = TlsClientSpec {
+        trust_certs: vec![dir.join("ca.pem"), dir.join("ca.pem")],
+        client_auth: Some(ClientAuthSpec {
+            cert_path: dir.join("cert.pem"),
+            key_path: dir.join("key.pem"),
+            intermediate_certs_path: None,
+        }),
+        ..TlsClientSpec::default()
+    };
+    let t = TlsClientTemplate::load(&spec).unwrap();
+    let listed: Vec<(&str, &str)> = t
+        .certificates()
+        .iter()
+        .map(|c| (c.key.as_str(), c.name.as_str()))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("clientAuth.certPath", "client_auth"),
+            ("trustCerts[0]", "trust/0"),
+            ("trustCerts[1]", "trust/1"),
+        ]
+    );
+    assert_eq!(t.certificates()[0].info.sans, ["DNS:client.test"]);
+    assert!(t.certificates()[0].info.seconds_left() > 0);
+    // Mozilla's roots are not listed.
+    let roots = TlsClientTemplate::load(&TlsClientSpec::default()).unwrap();
+    assert!(roots.certificates().is_empty());
+}
+
+#[test]
 fn classifies_rustls_errors() {
     use rustls::{CertificateError as C, Error as E};
     let io = |e: E| std::io::Error::new(std::io::ErrorKind::InvalidData, e);

@@ -82,6 +82,9 @@ pub struct AdminState {
     /// Every configured certificate, by where it serves, for
     /// `/admin/tls.json`.
     pub certificates: Vec<(String, Arc<ServerTls>)>,
+    /// The certificates client `tls` blocks read (client certificates and
+    /// trusted CAs), also listed in `/admin/tls.json`.
+    pub client_certificates: Vec<crate::tls_client::ClientCertificate>,
 }
 
 /// How the admin asks the daemon to reload, and sees the last outcome.
@@ -261,7 +264,7 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
         "/client_state.json" => client_state(&state),
         "/admin/tls.json" => json(
             StatusCode::OK,
-            &crate::tls::tls_json(&state.certificates),
+            &crate::tls::tls_json(&state.certificates, &state.client_certificates),
             true,
         ),
         "/admin/shutdown" => shutdown(&state, req.method()),

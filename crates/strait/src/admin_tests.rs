@@ -145,6 +145,7 @@ fn admin_state(
         guard: Arc::default(),
         tls: None,
         certificates: Vec::new(),
+        client_certificates: Vec::new(),
     };
     (state, rx)
 }

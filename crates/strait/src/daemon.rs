@@ -30,6 +30,7 @@ use crate::config::{
 };
 use crate::namers::{build_interpreter, build_namer};
 use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
+use crate::tls_client::ClientCertificate;
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
 /// with the reason it could not start.
@@ -173,11 +174,13 @@ struct Next {
     tls: TlsSet,
 }
 
-/// The certificates of every server with `tls`, and of the admin's.
+/// The certificates of every server with `tls`, and of the admin's; and
+/// those the client `tls` blocks read (client certificates, CAs).
 #[derive(Default)]
 struct TlsSet {
     servers: HashMap<ServerKey, Arc<ServerTls>>,
     admin: Option<Arc<ServerTls>>,
+    clients: Vec<ClientCertificate>,
 }
 
 impl TlsSet {
@@ -199,7 +202,11 @@ impl TlsSet {
             Some(t) => Some(Arc::new(t.load().map_err(|e| format!("admin.tls.{e}"))?)),
             None => None,
         };
-        Ok(TlsSet { servers, admin })
+        Ok(TlsSet {
+            servers,
+            admin,
+            clients: crate::tls_client::client_certificates(cfg),
+        })
     }
 }
 
@@ -248,6 +255,7 @@ impl Live {
                 guard: Arc::default(),
                 tls: None,
                 certificates: Vec::new(),
+                client_certificates: Vec::new(),
             })),
             shutdown,
             reload,
@@ -472,6 +480,8 @@ impl Live {
             };
             self.registry.gauge(&scope, "originator").set(1);
         }
+        // After the routers' scopes dropped above: some gauges are there.
+        self.client_tls_gauges(&next.tls);
         for (rc, router) in &next.routers {
             let (stop, stop_rx) = watch::channel(false);
             self.tasks.spawn(expire_idle(Arc::clone(router), stop_rx));
@@ -514,6 +524,7 @@ impl Live {
             guard: Arc::clone(&next.admin_guard),
             tls: next.tls.admin.clone(),
             certificates: self.certificates(&next.tls),
+            client_certificates: next.tls.clients.clone(),
         };
         self.admin_state.store(Arc::new(state));
         if let Some(listener) = next.admin_listener.take() {
@@ -632,10 +643,12 @@ impl Live {
             }
         }
         self.tls_gauges(&tls);
+        self.client_tls_gauges(&tls);
         let old = self.admin_state.load_full();
         self.admin_state.store(Arc::new(AdminState {
             tls: tls.admin.clone(),
             certificates: self.certificates(&tls),
+            client_certificates: tls.clients.clone(),
             ..AdminState::clone(&old)
         }));
     }
@@ -657,6 +670,14 @@ impl Live {
             Some(t) => crate::tls::expiry_gauge(&self.registry, &scope, name, t),
             None => self.registry.remove(&scope, name),
         }
+    }
+
+    /// The expiry gauge of each certificate of a client `tls` block; those
+    /// of certificates no longer used (listed by the admin until now) are
+    /// dropped.
+    fn client_tls_gauges(&self, tls: &TlsSet) {
+        let old = self.admin_state.load_full();
+        crate::tls_client::expiry_gauges(&self.registry, &tls.clients, &old.client_certificates);
     }
 
     /// What `/admin/tls.json` lists: each TLS server's and the admin's

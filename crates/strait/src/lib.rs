@@ -35,3 +35,4 @@ pub mod namers;
 pub mod reload;
 pub mod sdnotify;
 pub mod tls;
+pub mod tls_client;

@@ -27,8 +27,13 @@ pub fn expiry_gauge(registry: &Registry, scope: &Scope, name: &str, tls: &Arc<Se
     );
 }
 
-/// `/admin/tls.json`: every configured certificate, by where it serves.
-pub fn tls_json(certificates: &[(String, Arc<ServerTls>)]) -> Value {
+/// `/admin/tls.json`: every configured server certificate, by where it
+/// serves (`server`), then every certificate a client `tls` block reads,
+/// by who uses it (`usedBy`, `role`, `configKey`, `gauge`).
+pub fn tls_json(
+    certificates: &[(String, Arc<ServerTls>)],
+    clients: &[crate::tls_client::ClientCertificate],
+) -> Value {
     let list = certificates
         .iter()
         .map(|(owner, tls)| {
@@ -38,6 +43,7 @@ pub fn tls_json(certificates: &[(String, Arc<ServerTls>)]) -> Value {
             }
             v
         })
+        .chain(clients.iter().map(|c| c.to_json()))
         .collect();
     Value::Array(list)
 }

@@ -1,13 +1,12 @@
 //! A client `tls` block (Linkerd 1's client TLS): `client.tls` and
 //! `client.configs[].tls` of a router.
 //!
-//! Read strictly, with Linkerd's startup checks. Like `rootDir` and the
-//! other paths of a config, the files are not opened here (`strait check`
-//! can check a config on a machine without its certificates): they are
-//! loaded when the config is lowered, at start and on reload, and a
-//! missing or bad file stops the start (or the reload) with the router
-//! and key path (`router 'out': client.tls.trustCertsBundle: cannot read
-//! …`).
+//! Read strictly, with Linkerd's startup checks; then its files are
+//! checked as a server's are (exist, parse, the key is the certificate's,
+//! a certificate near expiry is warned about: [`super::client_tls_files`]),
+//! so `strait check` reports a bad file at its key
+//! (`routers[0].client.tls.clientAuth.keyPath: …`). They are loaded again
+//! when the config is lowered, at start and on reload.
 
 use std::path::PathBuf;
 
@@ -186,7 +185,7 @@ fn read(
     if cx.errors.len() > errors {
         return None;
     }
-    Some(ClientTlsConfig {
+    let tls = ClientTlsConfig {
         enabled,
         common_name,
         trust_certs,
@@ -194,5 +193,10 @@ fn read(
         disable_validation,
         client_auth,
         protocols,
-    })
+    };
+    super::client_tls_files::check(cx, node, path, &tls);
+    if cx.errors.len() > errors {
+        return None;
+    }
+    Some(tls)
 }

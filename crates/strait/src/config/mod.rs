@@ -32,6 +32,7 @@ use std::io::Read;
 use std::path::Path;
 
 mod client_tls;
+mod client_tls_files;
 mod interpreter;
 pub mod lower;
 mod policy;

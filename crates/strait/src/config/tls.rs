@@ -11,10 +11,12 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
-use strait_router::tls::{ServerTls, ServerTlsSettings, TlsProtocol, cipher_suite};
+use strait_router::tls::{
+    CertInfo, ServerTls, ServerTlsSettings, TlsProtocol, cipher_suite, expiry_warning,
+};
 
 use super::read::{Ctx, MapReader, boolean, file_path, list, non_empty};
-use super::tree::Node;
+use super::tree::{Node, Pos};
 
 /// A certificate expiring within this is warned about.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -132,33 +134,31 @@ pub(super) fn server_tls(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Se
             .map_or(node.pos, |(_, p)| *p)
     };
     match ServerTls::load(&tls.settings()) {
-        Ok(loaded) => {
-            let cert = loaded.certificate();
-            let left = cert.seconds_left();
-            if left < EXPIRY_WARNING.as_secs() as i64 {
-                let when = if left < 0 {
-                    "has expired".to_owned()
-                } else {
-                    format!(
-                        "expires in {} days {} hours",
-                        left / 86_400,
-                        left % 86_400 / 3600
-                    )
-                };
-                cx.warn(
-                    at("certPath"),
-                    &format!("{path}.certPath"),
-                    format!(
-                        "the certificate in {} ({}) {when}: renew it and reload",
-                        cert.path.display(),
-                        cert.subject
-                    ),
-                );
-            }
-        }
+        Ok(loaded) => warn_expiry(
+            cx,
+            at("certPath"),
+            &format!("{path}.certPath"),
+            loaded.certificate(),
+        ),
         Err(e) => cx.error(at(e.key), &format!("{path}.{}", e.key), e.message),
     }
     Some(tls)
+}
+
+/// A warning at `path` when `cert` expires within [`EXPIRY_WARNING`] (or
+/// has expired); server and client certificates alike.
+pub(super) fn warn_expiry(cx: &mut Ctx<'_>, pos: Pos, path: &str, cert: &CertInfo) {
+    if let Some(when) = expiry_warning(cert.seconds_left(), EXPIRY_WARNING.as_secs() as i64) {
+        cx.warn(
+            pos,
+            path,
+            format!(
+                "the certificate in {} ({}) {when}: renew it and reload",
+                cert.path.display(),
+                cert.subject
+            ),
+        );
+    }
 }
 
 fn protocol(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
