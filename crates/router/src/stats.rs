@@ -5,7 +5,8 @@
 //! touches atomics. The registry renders the same values two ways: the flat
 //! JSON of `/admin/metrics.json` (`rt/http/service/svc/hello/requests`) and
 //! Prometheus text with Linkerd's label mapping
-//! (`rt:service:requests{rt="http", service="/svc/hello"}`).
+//! (`rt:service:requests{rt="http", service="svc/hello"}`: as Linkerd 1's
+//! routers, label values are the scope elements without the leading `/`).
 //!
 //! Why not `metrics-exporter-prometheus`: it renders only Prometheus text,
 //! and the admin must also serve Linkerd's flat JSON from the same values;
@@ -98,7 +99,7 @@ impl Scope {
                 format!(
                     "rt=\"{}\", service=\"{}\"",
                     escape_label(router),
-                    escape_label(n)
+                    escape_label(label_value(n))
                 ),
             ),
             Scope::Client { router, id } => (
@@ -106,7 +107,7 @@ impl Scope {
                 format!(
                     "rt=\"{}\", client=\"{}\"",
                     escape_label(router),
-                    escape_label(id)
+                    escape_label(label_value(id))
                 ),
             ),
             Scope::Router { router } => (
@@ -128,6 +129,14 @@ fn sanitize(flat: &str) -> String {
             _ => '_',
         })
         .collect()
+}
+
+/// A service name or client id as a Prometheus label value: one leading
+/// `/` stripped, as Linkerd 1's routers scope them
+/// (`scope("service", path.show.stripPrefix("/"))`): `/svc/hello` →
+/// `svc/hello`, `/#/io.l5d.consul/dc1/hello` → `#/io.l5d.consul/dc1/hello`.
+fn label_value(v: &str) -> &str {
+    v.strip_prefix('/').unwrap_or(v)
 }
 
 fn escape_label(v: &str) -> String {
@@ -205,13 +214,43 @@ const BUCKETS: usize = 40 * SUB;
 /// Powers of two covered (values past the last land in its top bucket).
 const GROUPS: usize = BUCKETS / SUB;
 
+/// Upper bounds (inclusive, in µs) of the Prometheus histogram buckets of
+/// every latency on `/metrics`: chosen for a proxy, from 100 µs to 30 s.
+pub const PROM_BOUNDS_US: [u64; 17] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// [`PROM_BOUNDS_US`] as Prometheus `le` label values (seconds), then
+/// `+Inf`.
+pub const PROM_LE: [&str; 18] = [
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+    "0.25", "0.5", "1", "2.5", "5", "10", "30", "+Inf",
+];
+
+/// The Prometheus bucket of `us` microseconds: the first bound it does not
+/// exceed, or the last slot (`+Inf`).
+#[inline]
+fn prom_bucket_of(us: u64) -> usize {
+    let mut i = 0;
+    while i < PROM_BOUNDS_US.len() && us > PROM_BOUNDS_US[i] {
+        i += 1;
+    }
+    i
+}
+
 /// A latency histogram in microseconds with ~6 % resolution, cumulative
 /// since start, reported in milliseconds. Its buckets are allocated a power
 /// of two at a time when a value first lands there: latencies cluster in a
 /// few powers of two, and a router keeps three histograms per name.
+///
+/// Alongside, fixed Prometheus buckets ([`PROM_BOUNDS_US`]), also
+/// cumulative since start, for `histogram_quantile` on `/metrics`.
 #[derive(Debug)]
 pub struct Histogram {
     groups: [OnceLock<Box<[AtomicU64; SUB]>>; GROUPS],
+    /// Per-bucket (not yet cumulative) counts of the Prometheus buckets.
+    prom: [AtomicU64; PROM_LE.len()],
     count: AtomicU64,
     sum_us: AtomicU64,
     max_us: AtomicU64,
@@ -222,6 +261,7 @@ impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             groups: std::array::from_fn(|_| OnceLock::new()),
+            prom: std::array::from_fn(|_| AtomicU64::new(0)),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
@@ -256,10 +296,25 @@ impl Histogram {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let b = bucket_of(us);
         self.groups[b / SUB].get_or_init(Box::default)[b % SUB].fetch_add(1, Relaxed);
+        if let Some(slot) = self.prom.get(prom_bucket_of(us)) {
+            slot.fetch_add(1, Relaxed);
+        }
         self.count.fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
         self.max_us.fetch_max(us, Relaxed);
         self.min_us.fetch_min(us, Relaxed);
+    }
+
+    /// The Prometheus buckets, cumulative (`le` order, the last is
+    /// `+Inf` and so the count), and the sum in seconds.
+    pub fn prom_buckets(&self) -> ([u64; PROM_LE.len()], f64) {
+        let mut out = [0u64; PROM_LE.len()];
+        let mut seen = 0;
+        for (o, b) in out.iter_mut().zip(&self.prom) {
+            seen += b.load(Relaxed);
+            *o = seen;
+        }
+        (out, self.sum_us.load(Relaxed) as f64 / 1_000_000.0)
     }
 
     /// Count, sum (ms), and the requested quantiles (ms).
@@ -494,6 +549,11 @@ impl Registry {
         let mut families: BTreeMap<String, (&'static str, String, Vec<String>)> = BTreeMap::new();
         let quantiles = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
         for ((scope, name), m) in metrics.iter() {
+            let (name, lifted) = match style {
+                PromStyle::Linkerd => (name.as_str(), None),
+                PromStyle::Conventional => lift_status(name),
+            };
+            let lifted = lifted.unwrap_or_default();
             let (pname, labels) = scope.prometheus(name, prefix);
             let with = |extra: &str| -> String {
                 match (labels.is_empty(), extra.is_empty()) {
@@ -521,7 +581,28 @@ impl Registry {
                     let fam = families
                         .entry(pname.clone())
                         .or_insert((ty, help, Vec::new()));
-                    fam.2.push(format!("{pname}{} {}", with(""), value * scale));
+                    fam.2
+                        .push(format!("{pname}{} {}", with(&lifted), value * scale));
+                }
+                Metric::Histogram(h)
+                    if style == PromStyle::Conventional && name.ends_with("_ms") =>
+                {
+                    // A latency: a Prometheus histogram in seconds.
+                    let (pname, _) = style.latency(&pname);
+                    let (buckets, sum_s) = h.prom_buckets();
+                    let fam =
+                        families
+                            .entry(pname.clone())
+                            .or_insert(("histogram", help, Vec::new()));
+                    for (le, n) in PROM_LE.iter().zip(buckets) {
+                        fam.2.push(format!(
+                            "{pname}_bucket{} {n}",
+                            with(&format!("le=\"{le}\""))
+                        ));
+                    }
+                    let count = buckets.last().copied().unwrap_or(0);
+                    fam.2.push(format!("{pname}_sum{} {sum_s}", with("")));
+                    fam.2.push(format!("{pname}_count{} {count}", with("")));
                 }
                 Metric::Histogram(h) => {
                     let s = h.snapshot(&quantiles);
@@ -558,6 +639,26 @@ impl Registry {
     }
 }
 
+/// On `/metrics`, a status counter's code or class as a label:
+/// `status/200` → `responses{status_code="200"}`, `status/2XX` →
+/// `responses_by_class{status_class="2XX"}` (two families, so summing
+/// one never counts a response twice). Other names are left alone.
+fn lift_status(name: &str) -> (&str, Option<String>) {
+    let Some(v) = name.strip_prefix("status/") else {
+        return (name, None);
+    };
+    let b = v.as_bytes();
+    match b {
+        [d, x, y] if d.is_ascii_digit() && *x == b'X' && *y == b'X' => {
+            ("responses_by_class", Some(format!("status_class=\"{v}\"")))
+        }
+        [_, _, _] if b.iter().all(u8::is_ascii_digit) => {
+            ("responses", Some(format!("status_code=\"{v}\"")))
+        }
+        _ => (name, None),
+    }
+}
+
 /// How Prometheus metric names are spelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PromStyle {
@@ -582,6 +683,8 @@ impl PromStyle {
     fn counter(self, name: &str) -> String {
         match self {
             PromStyle::Linkerd => name.to_owned(),
+            // `retries/total` reads `..._retries_total`, not `_total_total`.
+            PromStyle::Conventional if name.ends_with("_total") => name.to_owned(),
             PromStyle::Conventional => format!("{name}_total"),
         }
     }
