@@ -240,6 +240,7 @@ impl BindingCache {
             .find(|c| c.id == bound.id)
             .ok_or(BindError::NoRoute)?;
         client.touch();
+        service.touch();
         Ok(Route {
             service: Arc::clone(service),
             client: Arc::clone(client),
