@@ -1,7 +1,8 @@
 //! End-to-end: a real Prometheus server (Debian's `prometheus`) scrapes the
 //! real `strait` binary's `/metrics` every second while real `curl`
 //! requests go through it to real Python backends; its HTTP API then
-//! answers `histogram_quantile` over Strait's latency buckets per service.
+//! answers `histogram_quantile` over Strait's latency buckets per service,
+//! and a service's series survive a reload.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::{SocketAddr, TcpListener};
@@ -100,26 +101,68 @@ impl Prometheus {
     }
 }
 
+/// `linkerd.yaml` for one router over an `io.l5d.fs` directory;
+/// `router_extra` goes into the router (indented by two spaces).
+fn config(disco: &Path, dtab: &str, router_extra: &str) -> String {
+    format!(
+        "admin:\n  ip: 127.0.0.1\n  port: 0\n\
+         namers:\n- kind: io.l5d.fs\n  rootDir: {}\n\
+         routers:\n- protocol: http\n  label: outgoing\n  dtab: {dtab}\n{router_extra}\
+         \x20 servers:\n  - ip: 127.0.0.1\n    port: 0\n",
+        disco.display()
+    )
+}
+
+/// Backends `hello` and `world` behind a running Strait.
+struct Mesh {
+    _backends: (Backend, Backend),
+    disco: tempfile::TempDir,
+    conf_dir: tempfile::TempDir,
+    strait: Strait,
+}
+
+impl Mesh {
+    fn start(router_extra: &str) -> Mesh {
+        let (a, b) = (Backend::start("a"), Backend::start("b"));
+        let disco = tempfile::tempdir().unwrap();
+        write_disco(disco.path(), "hello", &[&a]);
+        write_disco(disco.path(), "world", &[&b]);
+        let conf_dir = tempfile::tempdir().unwrap();
+        let conf = conf_dir.path().join("linkerd.yaml");
+        let text = config(disco.path(), "/svc => /#/io.l5d.fs;", router_extra);
+        std::fs::write(&conf, text).unwrap();
+        let strait = Strait::start(BIN, &conf);
+        Mesh {
+            _backends: (a, b),
+            disco,
+            conf_dir,
+            strait,
+        }
+    }
+
+    fn get(&self, host: &str) {
+        let r = curl(
+            &[
+                "-H",
+                &format!("Host: {host}"),
+                &format!("http://{}/", self.strait.router()),
+            ],
+            &[],
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+
+    fn metrics(&self) -> String {
+        let r = curl(&[&format!("http://{}/metrics", self.strait.admin)], &[]);
+        assert_eq!(r.status, 200, "{r:?}");
+        r.body
+    }
+}
+
 #[test]
 fn histogram_quantile_per_service_works_on_a_real_prometheus() {
-    let (a, b) = (Backend::start("a"), Backend::start("b"));
-    let disco = tempfile::tempdir().unwrap();
-    write_disco(disco.path(), "hello", &[&a]);
-    write_disco(disco.path(), "world", &[&b]);
-    let conf_dir = tempfile::tempdir().unwrap();
-    let conf = conf_dir.path().join("linkerd.yaml");
-    std::fs::write(
-        &conf,
-        format!(
-            "admin:\n  ip: 127.0.0.1\n  port: 0\n\
-             namers:\n- kind: io.l5d.fs\n  rootDir: {}\n\
-             routers:\n- protocol: http\n  label: outgoing\n  dtab: /svc => /#/io.l5d.fs;\n\
-             \x20 servers:\n  - ip: 127.0.0.1\n    port: 0\n",
-            disco.path().display()
-        ),
-    )
-    .unwrap();
-    let strait = Strait::start(BIN, &conf);
+    let mesh = Mesh::start("");
+    let strait = &mesh.strait;
     let prom = Prometheus::start(strait.admin);
 
     let q = "histogram_quantile(0.99, sum by (le, service) \
@@ -127,15 +170,7 @@ fn histogram_quantile_per_service_works_on_a_real_prometheus() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let found = loop {
         for host in ["hello", "world"] {
-            let r = curl(
-                &[
-                    "-H",
-                    &format!("Host: {host}"),
-                    &format!("http://{}/", strait.router()),
-                ],
-                &[],
-            );
-            assert_eq!(r.status, 200, "{r:?}");
+            mesh.get(host);
         }
         let result = prom.query(q);
         let mut per_service: Vec<(String, f64)> = result
@@ -171,4 +206,91 @@ fn histogram_quantile_per_service_works_on_a_real_prometheus() {
     assert_eq!(up.first().map(|s| s["value"][1].clone()), Some("1".into()));
     let ok = prom.query("sum by (service) (rt_service_responses_total{status_code=\"200\"})");
     assert_eq!(ok.len(), 2, "{ok:?}");
+}
+
+#[test]
+fn metrics_carry_the_build_and_the_process() {
+    let mesh = Mesh::start("");
+    let text = mesh.metrics();
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or("unknown".to_owned(), |o| {
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        });
+    let want = format!(
+        "strait_build_info{{version=\"{}\", commit=\"{commit}\"}} 1",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(text.contains(&want), "{want} in\n{text}");
+    for name in [
+        "process_cpu_seconds_total ",
+        "process_resident_memory_bytes ",
+        "process_open_fds ",
+        "process_start_time_seconds ",
+    ] {
+        assert!(text.contains(name), "{name} in\n{text}");
+    }
+}
+
+#[test]
+fn a_services_series_survive_a_reload_on_a_real_prometheus() {
+    // Idle TTL 30 s: the daemon sweeps every 7.5 s.
+    let mesh = Mesh::start("  bindingCache:\n    idleTtlSecs: 30\n");
+    let prom = Prometheus::start(mesh.strait.admin);
+    mesh.get("hello");
+    mesh.get("world");
+    // Scraped at least once with both services.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while prom
+        .query("rt_service_requests_total{service=~\"svc/(hello|world)\"}")
+        .len()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "never scraped both services");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    // A reload that changes the router: its bindings go, its services
+    // are taken over.
+    let conf = mesh.conf_dir.path().join("linkerd.yaml");
+    let tmp = conf.with_extension("tmp");
+    let dtab = "/svc => /#/io.l5d.fs; /unused => /#/io.l5d.fs;";
+    let text = config(
+        mesh.disco.path(),
+        dtab,
+        "  bindingCache:\n    idleTtlSecs: 30\n",
+    );
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, &conf).unwrap();
+    mesh.strait.proc.signal("HUP");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !mesh.metrics().contains("config_reloads_applied_total 1") {
+        assert!(Instant::now() < deadline, "no reload applied");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Two sweeps later (and scraped since), both services are still there,
+    // counts unchanged.
+    std::thread::sleep(Duration::from_secs(16));
+    let text = mesh.metrics();
+    for svc in ["svc/hello", "svc/world"] {
+        let want = format!("rt_service_requests_total{{rt=\"outgoing\", service=\"{svc}\"}} 1");
+        assert!(text.contains(&want), "{want} after the reload:\n{text}");
+    }
+    let now = prom.query("rt_service_requests_total{service=~\"svc/(hello|world)\"}");
+    assert_eq!(
+        now.len(),
+        2,
+        "both series are current in Prometheus: {now:?}"
+    );
+    let resets = prom.query("sum(resets(rt_service_requests_total[1m]))");
+    assert_eq!(
+        resets.first().map(|s| s["value"][1].clone()),
+        Some("0".into()),
+        "no counter reset: {resets:?}"
+    );
 }

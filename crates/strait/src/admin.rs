@@ -168,13 +168,20 @@ pub async fn serve(
                 let handshakes = Arc::clone(&handshakes);
                 // `admin.tls`: the handshake in the connection's task.
                 tokio::spawn(async move {
-                    let snapshot = state.load_full();
-                    match &snapshot.tls {
+                    // Only what the handshake needs: a snapshot kept for the
+                    // connection's life (a scraper's keep-alive) would keep
+                    // the routers of before a reload, and their services
+                    // and clients, alive.
+                    let (tls, registry) = {
+                        let snapshot = state.load();
+                        (snapshot.tls.clone(), snapshot.registry.clone())
+                    };
+                    match tls {
                         None => serve_connection(stream, state, watcher).await,
                         Some(tls) => {
-                            let registry = &snapshot.registry;
-                            let accepted =
-                                crate::tls::admin_handshake(tls, stream, peer, registry, &handshakes);
+                            let accepted = crate::tls::admin_handshake(
+                                &tls, stream, peer, &registry, &handshakes,
+                            );
                             if let Some(stream) = accepted.await {
                                 serve_connection(stream, state, watcher).await;
                             }
