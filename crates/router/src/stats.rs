@@ -251,6 +251,11 @@ pub struct Histogram {
     groups: [OnceLock<Box<[AtomicU64; SUB]>>; GROUPS],
     /// Per-bucket (not yet cumulative) counts of the Prometheus buckets.
     prom: [AtomicU64; PROM_LE.len()],
+    /// The last closed minute, for Linkerd's names.
+    minute: std::sync::Mutex<Minute>,
+    /// The largest and smallest samples (µs) of the minute going on.
+    minute_max_us: AtomicU64,
+    minute_min_us: AtomicU64,
     count: AtomicU64,
     sum_us: AtomicU64,
     max_us: AtomicU64,
@@ -262,6 +267,9 @@ impl Default for Histogram {
         Histogram {
             groups: std::array::from_fn(|_| OnceLock::new()),
             prom: std::array::from_fn(|_| AtomicU64::new(0)),
+            minute: std::sync::Mutex::default(),
+            minute_max_us: AtomicU64::new(0),
+            minute_min_us: AtomicU64::new(u64::MAX),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
@@ -303,6 +311,8 @@ impl Histogram {
         self.sum_us.fetch_add(us, Relaxed);
         self.max_us.fetch_max(us, Relaxed);
         self.min_us.fetch_min(us, Relaxed);
+        self.minute_max_us.fetch_max(us, Relaxed);
+        self.minute_min_us.fetch_min(us, Relaxed);
     }
 
     /// The Prometheus buckets, cumulative (`le` order, the last is
@@ -319,14 +329,7 @@ impl Histogram {
 
     /// Count, sum (ms), and the requested quantiles (ms).
     pub fn snapshot(&self, quantiles: &[f64]) -> HistogramSnapshot {
-        let mut counts = vec![0u64; BUCKETS];
-        for (group, out) in self.groups.iter().zip(counts.chunks_mut(SUB)) {
-            if let Some(group) = group.get() {
-                for (o, b) in out.iter_mut().zip(group.iter()) {
-                    *o = b.load(Relaxed);
-                }
-            }
-        }
+        let counts = self.counts();
         let total: u64 = counts.iter().sum();
         let max = self.max_us.load(Relaxed);
         let min = if total == 0 {
@@ -360,6 +363,91 @@ impl Histogram {
             quantiles: qs,
         }
     }
+}
+
+impl Histogram {
+    /// The fine bucket counts, cumulative since start.
+    fn counts(&self) -> Vec<u64> {
+        let mut counts = vec![0u64; BUCKETS];
+        for (group, out) in self.groups.iter().zip(counts.chunks_mut(SUB)) {
+            if let Some(group) = group.get() {
+                for (o, b) in out.iter_mut().zip(group.iter()) {
+                    *o = b.load(Relaxed);
+                }
+            }
+        }
+        counts
+    }
+
+    /// Closes a minute, as Linkerd 1 does every minute: what was recorded
+    /// since the previous call becomes [`Histogram::last_minute`]. Min and
+    /// max are exact, quantiles bucket floors within them (~6 %).
+    pub fn roll_minute(&self, quantiles: &[f64]) {
+        let now = self.counts();
+        let sum_us = self.sum_us.load(Relaxed);
+        let mut m = self.minute.lock().unwrap_or_else(|e| e.into_inner());
+        let delta: Vec<u64> = now
+            .iter()
+            .zip(m.prev.iter().chain(std::iter::repeat(&0)))
+            .map(|(n, p)| n.saturating_sub(*p))
+            .collect();
+        let total: u64 = delta.iter().sum();
+        let max = self.minute_max_us.swap(0, Relaxed);
+        let min = self.minute_min_us.swap(u64::MAX, Relaxed).min(max);
+        // A sample recorded while rolling may land in either minute; the
+        // bounds only keep quantiles within what was seen.
+        let floor_ms =
+            |i: Option<usize>| i.map_or(0.0, |i| bucket_floor(i).max(min).min(max) as f64 / 1000.0);
+        let (min_ms, max_ms) = if total == 0 {
+            (0.0, 0.0)
+        } else {
+            (min as f64 / 1000.0, max as f64 / 1000.0)
+        };
+        let qs = quantiles
+            .iter()
+            .map(|&q| {
+                if total == 0 {
+                    return 0.0;
+                }
+                let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+                let mut seen = 0;
+                let at = delta.iter().position(|c| {
+                    seen += c;
+                    seen >= rank
+                });
+                if q >= 1.0 { max_ms } else { floor_ms(at) }
+            })
+            .collect();
+        m.last = Some(HistogramSnapshot {
+            count: total,
+            sum_ms: sum_us.saturating_sub(m.prev_sum_us) as f64 / 1000.0,
+            min_ms,
+            max_ms,
+            quantiles: qs,
+        });
+        m.prev = now;
+        m.prev_sum_us = sum_us;
+    }
+
+    /// The minute closed by the last [`Histogram::roll_minute`] (`None`
+    /// before the first).
+    pub fn last_minute(&self) -> Option<HistogramSnapshot> {
+        self.minute
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last
+            .clone()
+    }
+}
+
+/// Linkerd 1's one-minute view of a histogram: the counts at the last
+/// roll, and the minute it closed. Touched once a minute and when
+/// rendered, never by requests.
+#[derive(Debug, Default)]
+struct Minute {
+    prev: Vec<u64>,
+    prev_sum_us: u64,
+    last: Option<HistogramSnapshot>,
 }
 
 /// A histogram's values at one instant.
@@ -406,6 +494,10 @@ impl std::fmt::Debug for Metric {
 pub struct Registry {
     metrics: Arc<RwLock<BTreeMap<(Scope, String), Metric>>>,
 }
+
+/// The quantiles of Linkerd's Prometheus summaries: `0` is the min, `1`
+/// the max.
+const LINKERD_QUANTILES: [f64; 8] = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
 
 const JSON_QUANTILES: [(&str, f64); 6] = [
     ("p50", 0.5),
@@ -490,6 +582,24 @@ impl Registry {
         }
     }
 
+    /// Closes the minute of every histogram (Linkerd 1's snapshot, taken
+    /// every minute): `/admin/metrics/prometheus` shows that minute.
+    pub fn roll_minute(&self) {
+        let hists: Vec<Arc<Histogram>> = self
+            .metrics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|m| match m {
+                Metric::Histogram(h) => Some(Arc::clone(h)),
+                _ => None,
+            })
+            .collect();
+        for h in hists {
+            h.roll_minute(&LINKERD_QUANTILES);
+        }
+    }
+
     /// The flat JSON of `/admin/metrics.json`: counters and gauges as
     /// numbers, histograms as `<name>.count`, `.sum`, `.avg`, `.min`,
     /// `.max`, `.p50` ... `.p9999` (ms).
@@ -532,8 +642,10 @@ impl Registry {
 
     /// Prometheus text exposition (format 0.0.4) with Linkerd 1's names:
     /// segments joined with `:`, the router, service, client and server
-    /// lifted into labels, histograms as summaries in milliseconds
-    /// (`rt:service:request_latency_ms{rt="http", service="/svc/a",
+    /// lifted into labels (values without the leading `/`), histograms as
+    /// summaries in milliseconds of the last closed minute
+    /// ([`Registry::roll_minute`]) with `_avg` beside them
+    /// (`rt:service:request_latency_ms{rt="http", service="svc/a",
     /// quantile="0.5"}`). These are the names Linkerd 1 dashboards query;
     /// `promtool` parses them but its linter objects to `:` and to counters
     /// without `_total`, so [`PromStyle::Conventional`] exists too.
@@ -547,7 +659,7 @@ impl Registry {
         // Group series by metric name so each family is contiguous and has
         // one HELP and TYPE line.
         let mut families: BTreeMap<String, (&'static str, String, Vec<String>)> = BTreeMap::new();
-        let quantiles = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
+        let quantiles = LINKERD_QUANTILES;
         for ((scope, name), m) in metrics.iter() {
             let (name, lifted) = match style {
                 PromStyle::Linkerd => (name.as_str(), None),
@@ -603,6 +715,31 @@ impl Registry {
                     let count = buckets.last().copied().unwrap_or(0);
                     fam.2.push(format!("{pname}_sum{} {sum_s}", with("")));
                     fam.2.push(format!("{pname}_count{} {count}", with("")));
+                }
+                Metric::Histogram(h) if style == PromStyle::Linkerd => {
+                    // Linkerd 1: the last closed minute, nothing before the
+                    // first one or for a minute without samples; `_avg` is
+                    // a family of its own so that every family has a TYPE.
+                    let Some(s) = h.last_minute().filter(|s| s.count > 0) else {
+                        continue;
+                    };
+                    let fam = families.entry(pname.clone()).or_insert((
+                        "summary",
+                        help.clone(),
+                        Vec::new(),
+                    ));
+                    for (q, v) in quantiles.iter().zip(&s.quantiles) {
+                        fam.2
+                            .push(format!("{pname}{} {v}", with(&format!("quantile=\"{q}\""))));
+                    }
+                    fam.2.push(format!("{pname}_sum{} {}", with(""), s.sum_ms));
+                    fam.2.push(format!("{pname}_count{} {}", with(""), s.count));
+                    let avg = format!("{pname}_avg");
+                    let fam = families
+                        .entry(avg.clone())
+                        .or_insert(("gauge", help, Vec::new()));
+                    let v = s.sum_ms / s.count as f64;
+                    fam.2.push(format!("{avg}{} {v}", with("")));
                 }
                 Metric::Histogram(h) => {
                     let s = h.snapshot(&quantiles);

@@ -112,6 +112,7 @@ fn prometheus_lifts_router_service_client_and_server_into_labels() {
         "request_latency_ms",
     )
     .record(Duration::from_millis(3));
+    r.roll_minute();
     let text = r.to_prometheus("");
     assert!(
         text.contains("rt:service:requests{rt=\"http\", service=\"svc/foo\"} 1"),
@@ -296,7 +297,8 @@ fn conventional_latency_is_a_cumulative_prometheus_histogram_in_seconds() {
         assert!(text.contains(&want), "{want} in\n{text}");
     }
     assert!(!text.contains("quantile="), "no summary beside it:\n{text}");
-    // Linkerd's names keep the summary in milliseconds.
+    // Linkerd's names keep the summary in milliseconds, of the last minute.
+    r.roll_minute();
     let linkerd = r.to_prometheus("");
     assert!(linkerd.contains(&format!("rt:service:request_latency_ms_count{{{l}}} 3")));
     assert!(!linkerd.contains("_bucket"), "{linkerd}");
@@ -343,4 +345,51 @@ fn conventional_counter_names_end_in_total_once() {
     assert!(text.contains("rt_service_retries_total{"), "{text}");
     assert!(text.contains("rt_service_requests_total{"), "{text}");
     assert!(!text.contains("_total_total"), "{text}");
+}
+
+#[test]
+fn linkerd_summaries_describe_the_last_closed_minute() {
+    let r = Registry::default();
+    let scope = Scope::Service {
+        router: "http".into(),
+        name: "/svc/foo".into(),
+    };
+    let h = r.histogram(&scope, "request_latency_ms");
+    h.record(Duration::from_millis(100));
+    let l = "rt=\"http\", service=\"svc/foo\"";
+    assert!(
+        !r.to_prometheus("").contains("request_latency_ms"),
+        "nothing before the first minute closes"
+    );
+    r.roll_minute();
+    let text = r.to_prometheus("");
+    for want in [
+        format!("rt:service:request_latency_ms_count{{{l}}} 1"),
+        format!("rt:service:request_latency_ms_sum{{{l}}} 100"),
+        format!("rt:service:request_latency_ms_avg{{{l}}} 100"),
+        format!("rt:service:request_latency_ms{{{l}, quantile=\"1\"}} 100"),
+        "# TYPE rt:service:request_latency_ms_avg gauge".to_owned(),
+    ] {
+        assert!(text.contains(&want), "{want} in\n{text}");
+    }
+    // The next minute holds only its own samples.
+    h.record(Duration::from_millis(2));
+    h.record(Duration::from_millis(2));
+    r.roll_minute();
+    let text = r.to_prometheus("");
+    for want in [
+        format!("rt:service:request_latency_ms_count{{{l}}} 2"),
+        format!("rt:service:request_latency_ms_sum{{{l}}} 4"),
+        format!("rt:service:request_latency_ms{{{l}, quantile=\"0.99\"}} 2"),
+    ] {
+        assert!(text.contains(&want), "{want} in\n{text}");
+    }
+    // A minute without samples: omitted, as Linkerd does.
+    r.roll_minute();
+    assert!(!r.to_prometheus("").contains("request_latency_ms"));
+    // metrics.json and /metrics stay cumulative.
+    assert_eq!(
+        r.to_json()["rt/http/service/svc/foo/request_latency_ms.count"],
+        3
+    );
 }
