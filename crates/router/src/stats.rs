@@ -7,6 +7,13 @@
 //! Prometheus text with Linkerd's label mapping
 //! (`rt:service:requests{rt="http", service="svc/hello"}`: as Linkerd 1's
 //! routers, label values are the scope elements without the leading `/`).
+//! Prometheus text comes in two styles: Linkerd's names
+//! ([`PromStyle::Linkerd`]), whose latencies are summaries of the last
+//! closed minute ([`Registry::roll_minute`]), and Prometheus' own
+//! ([`PromStyle::Conventional`]), whose latencies are cumulative
+//! histograms with fixed buckets ([`PROM_BOUNDS_US`]) for
+//! `histogram_quantile`. A latency sample costs a handful of relaxed
+//! atomic operations, no lock and no allocation.
 //!
 //! Why not `metrics-exporter-prometheus`: it renders only Prometheus text,
 //! and the admin must also serve Linkerd's flat JSON from the same values;

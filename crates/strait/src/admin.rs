@@ -8,7 +8,7 @@
 //! | `/admin/ping` | `pong` |
 //! | `/admin/metrics.json` | flat metrics; `?q=` subtree, `?tree=1`, `?pretty=1` |
 //! | `/metrics` | Prometheus text under Prometheus naming rules: latency histograms with buckets, status codes as labels |
-//! | `/admin/metrics/prometheus` | the same, at the `io.l5d.prometheus` telemeter's `path` |
+//! | `/admin/metrics/prometheus` | Linkerd 1's Prometheus names and labels (latency: last minute's summaries), at the `io.l5d.prometheus` telemeter's `path` |
 //! | `/config.json` | the running configuration |
 //! | `/delegator.json` | the delegation tree of a path (GET params or POST JSON) |
 //! | `/client_state.json` | each concrete name's address set |
