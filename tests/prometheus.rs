@@ -42,13 +42,18 @@ struct Prometheus {
 
 impl Prometheus {
     fn start(target: SocketAddr) -> Prometheus {
+        Prometheus::scraping(target, "/metrics")
+    }
+
+    /// A real Prometheus scraping `path` on `target` every second.
+    fn scraping(target: SocketAddr, path: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("prometheus.yml");
         std::fs::write(
             &conf,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n- job_name: strait\n  metrics_path: /metrics\n\
+                 scrape_configs:\n- job_name: strait\n  metrics_path: {path}\n\
                  \x20 static_configs:\n  - targets: ['{target}']\n"
             ),
         )
@@ -123,13 +128,18 @@ struct Mesh {
 
 impl Mesh {
     fn start(router_extra: &str) -> Mesh {
+        Mesh::start_with(router_extra, "")
+    }
+
+    /// [`Mesh::start`] with `tail` appended to the config (top-level keys).
+    fn start_with(router_extra: &str, tail: &str) -> Mesh {
         let (a, b) = (Backend::start("a"), Backend::start("b"));
         let disco = tempfile::tempdir().unwrap();
         write_disco(disco.path(), "hello", &[&a]);
         write_disco(disco.path(), "world", &[&b]);
         let conf_dir = tempfile::tempdir().unwrap();
         let conf = conf_dir.path().join("linkerd.yaml");
-        let text = config(disco.path(), "/svc => /#/io.l5d.fs;", router_extra);
+        let text = config(disco.path(), "/svc => /#/io.l5d.fs;", router_extra) + tail;
         std::fs::write(&conf, text).unwrap();
         let strait = Strait::start(BIN, &conf);
         Mesh {
@@ -293,4 +303,45 @@ fn a_services_series_survive_a_reload_on_a_real_prometheus() {
         Some("0".into()),
         "no counter reset: {resets:?}"
     );
+}
+
+/// Linkerd 1's own Grafana queries, from the `linkerd-examples`
+/// repository's `failure-accrual/grafana.json` dashboard (success rate per
+/// client, request rate per client), against `/admin/metrics/prometheus`:
+/// they match because the client label is `#/io.l5d.fs/hello`, without
+/// the leading `/`.
+#[test]
+fn linkerd_dashboard_queries_return_data_from_the_telemeter_path() {
+    let mesh = Mesh::start_with("", "telemetry:\n- kind: io.l5d.prometheus\n");
+    let prom = Prometheus::scraping(mesh.strait.admin, "/admin/metrics/prometheus");
+    let success = "rate(rt:client:success{client='#/io.l5d.fs/hello'}[10s]) / \
+                   (rate(rt:client:failures{client='#/io.l5d.fs/hello'}[10s]) + \
+                   rate(rt:client:success{client='#/io.l5d.fs/hello'}[10s]))";
+    let total = "irate(rt:client:requests[10s])";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        mesh.get("hello");
+        let rate = prom.query(success);
+        let requests = prom.query(total);
+        let value = |r: &[serde_json::Value]| -> Option<f64> {
+            r.first()?["value"][1].as_str()?.parse().ok()
+        };
+        if let (Some(rate), Some(rps)) = (value(&rate), value(&requests))
+            && rate.is_finite()
+            && rps > 0.0
+        {
+            assert_eq!(rate, 1.0, "every request succeeded");
+            assert_eq!(
+                requests[0]["metric"]["client"], "#/io.l5d.fs/hello",
+                "{requests:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "Linkerd's dashboard queries found nothing: {rate:?} {requests:?}\n{}",
+            prom.proc.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
