@@ -393,3 +393,21 @@ fn linkerd_summaries_describe_the_last_closed_minute() {
         3
     );
 }
+
+#[test]
+fn router_scoped_metrics_lift_the_router_into_the_rt_label() {
+    let r = Registry::default();
+    let scope = Scope::Router {
+        router: "outgoing".into(),
+    };
+    r.counter(&scope, "bindcache/path/misses").add(2);
+    assert_eq!(r.to_json()["rt/outgoing/bindcache/path/misses"], 2);
+    assert!(
+        r.to_prometheus("")
+            .contains("rt:bindcache:path:misses{rt=\"outgoing\"} 2")
+    );
+    assert!(
+        r.render_prometheus("", PromStyle::Conventional)
+            .contains("rt_bindcache_path_misses_total{rt=\"outgoing\"} 2")
+    );
+}

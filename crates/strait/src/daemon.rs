@@ -465,9 +465,14 @@ impl Live {
                 .iter()
                 .any(|(rc, _)| rc.label == old.label && rc.originator)
             {
-                self.registry.remove_scope(&Scope::Router {
-                    router: old.label.as_str().into(),
-                });
+                // Only the gauge: the router's scope holds its other
+                // counters too (bindcache, access_log).
+                self.registry.remove(
+                    &Scope::Router {
+                        router: old.label.as_str().into(),
+                    },
+                    "originator",
+                );
             }
         }
         for (rc, _) in next.routers.iter().filter(|(rc, _)| rc.originator) {
