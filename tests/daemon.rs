@@ -599,7 +599,7 @@ fn prometheus_metrics_pass_promtool() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(
         r.body
-            .contains("rt_service_requests_total{rt=\"outgoing\", service=\"/svc/hello\"} 1"),
+            .contains("rt_service_requests_total{rt=\"outgoing\", service=\"svc/hello\"} 1"),
         "{}",
         r.body
     );
@@ -616,13 +616,13 @@ fn prometheus_metrics_pass_promtool() {
     assert_eq!(r.status, 200, "{r:?}");
     assert!(
         r.body
-            .contains("rt:service:requests{rt=\"outgoing\", service=\"/svc/hello\"} 1"),
+            .contains("rt:service:requests{rt=\"outgoing\", service=\"svc/hello\"} 1"),
         "{}",
         r.body
     );
     assert!(
         r.body
-            .contains("rt:client:status:200{rt=\"outgoing\", client=\"/#/io.l5d.fs/hello\"} 1"),
+            .contains("rt:client:status:200{rt=\"outgoing\", client=\"#/io.l5d.fs/hello\"} 1"),
         "{}",
         r.body
     );

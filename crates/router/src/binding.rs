@@ -154,13 +154,16 @@ struct CacheStats {
 
 impl CacheStats {
     fn new(registry: &Registry, router: &str) -> CacheStats {
-        let scope = |layer: &str| Scope::Root(format!("rt/{router}/bindcache/{layer}").into());
-        let (path, client) = (scope("path"), scope("client"));
+        // The router's own scope, so that Prometheus lifts it into the
+        // `rt` label (`rt:bindcache:path:misses{rt="http"}`).
+        let scope = Scope::Router {
+            router: router.into(),
+        };
         CacheStats {
-            path_misses: registry.counter(&path, "misses"),
-            path_evicts: registry.counter(&path, "evicts"),
-            client_misses: registry.counter(&client, "misses"),
-            client_evicts: registry.counter(&client, "evicts"),
+            path_misses: registry.counter(&scope, "bindcache/path/misses"),
+            path_evicts: registry.counter(&scope, "bindcache/path/evicts"),
+            client_misses: registry.counter(&scope, "bindcache/client/misses"),
+            client_evicts: registry.counter(&scope, "bindcache/client/evicts"),
         }
     }
 }
@@ -240,6 +243,7 @@ impl BindingCache {
             .find(|c| c.id == bound.id)
             .ok_or(BindError::NoRoute)?;
         client.touch();
+        service.touch();
         Ok(Route {
             service: Arc::clone(service),
             client: Arc::clone(client),

@@ -115,6 +115,10 @@ pub struct Service {
     pub per_request: Arc<Histogram>,
     /// The `l5d-dst-service` value (the logical name), made once.
     pub l5d_dst: Option<http::HeaderValue>,
+    /// When the service was made; `last_used` counts from here.
+    epoch: std::time::Instant,
+    /// Milliseconds after `epoch` of the last request routed to it.
+    last_used: std::sync::atomic::AtomicU64,
 }
 
 impl Service {
@@ -136,6 +140,8 @@ impl Service {
             budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
             per_request: registry.histogram(scope, "retries/per_request"),
             l5d_dst: http::HeaderValue::from_str(&name.show()).ok(),
+            epoch: std::time::Instant::now(),
+            last_used: std::sync::atomic::AtomicU64::new(0),
         });
         let weak = Arc::downgrade(&svc);
         registry.read_fn(
@@ -145,5 +151,23 @@ impl Service {
             Arc::new(move || weak.upgrade().map_or(0, |s| s.budget.balance())),
         );
         svc
+    }
+
+    /// Marks the service used now (for idle expiry): a service outlives
+    /// the bindings holding it (a reload drops them all) until it has been
+    /// idle for the router's idle TTL, so its series stay put.
+    #[inline]
+    pub fn touch(&self) {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_used
+            .store(now, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How long since a request was last routed to the service (or since
+    /// it was made).
+    pub fn idle_for(&self) -> std::time::Duration {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_used.load(std::sync::atomic::Ordering::Relaxed);
+        std::time::Duration::from_millis(now.saturating_sub(last))
     }
 }

@@ -5,7 +5,15 @@
 //! touches atomics. The registry renders the same values two ways: the flat
 //! JSON of `/admin/metrics.json` (`rt/http/service/svc/hello/requests`) and
 //! Prometheus text with Linkerd's label mapping
-//! (`rt:service:requests{rt="http", service="/svc/hello"}`).
+//! (`rt:service:requests{rt="http", service="svc/hello"}`: as Linkerd 1's
+//! routers, label values are the scope elements without the leading `/`).
+//! Prometheus text comes in two styles: Linkerd's names
+//! ([`PromStyle::Linkerd`]), whose latencies are summaries of the last
+//! closed minute ([`Registry::roll_minute`]), and Prometheus' own
+//! ([`PromStyle::Conventional`]), whose latencies are cumulative
+//! histograms with fixed buckets ([`PROM_BOUNDS_US`]) for
+//! `histogram_quantile`. A latency sample costs a handful of relaxed
+//! atomic operations, no lock and no allocation.
 //!
 //! Why not `metrics-exporter-prometheus`: it renders only Prometheus text,
 //! and the admin must also serve Linkerd's flat JSON from the same values;
@@ -98,7 +106,7 @@ impl Scope {
                 format!(
                     "rt=\"{}\", service=\"{}\"",
                     escape_label(router),
-                    escape_label(n)
+                    escape_label(label_value(n))
                 ),
             ),
             Scope::Client { router, id } => (
@@ -106,7 +114,7 @@ impl Scope {
                 format!(
                     "rt=\"{}\", client=\"{}\"",
                     escape_label(router),
-                    escape_label(id)
+                    escape_label(label_value(id))
                 ),
             ),
             Scope::Router { router } => (
@@ -128,6 +136,14 @@ fn sanitize(flat: &str) -> String {
             _ => '_',
         })
         .collect()
+}
+
+/// A service name or client id as a Prometheus label value: one leading
+/// `/` stripped, as Linkerd 1's routers scope them
+/// (`scope("service", path.show.stripPrefix("/"))`): `/svc/hello` →
+/// `svc/hello`, `/#/io.l5d.consul/dc1/hello` → `#/io.l5d.consul/dc1/hello`.
+fn label_value(v: &str) -> &str {
+    v.strip_prefix('/').unwrap_or(v)
 }
 
 fn escape_label(v: &str) -> String {
@@ -205,13 +221,48 @@ const BUCKETS: usize = 40 * SUB;
 /// Powers of two covered (values past the last land in its top bucket).
 const GROUPS: usize = BUCKETS / SUB;
 
+/// Upper bounds (inclusive, in µs) of the Prometheus histogram buckets of
+/// every latency on `/metrics`: chosen for a proxy, from 100 µs to 30 s.
+pub const PROM_BOUNDS_US: [u64; 17] = [
+    100, 250, 500, 1_000, 2_500, 5_000, 10_000, 25_000, 50_000, 100_000, 250_000, 500_000,
+    1_000_000, 2_500_000, 5_000_000, 10_000_000, 30_000_000,
+];
+
+/// [`PROM_BOUNDS_US`] as Prometheus `le` label values (seconds), then
+/// `+Inf`.
+pub const PROM_LE: [&str; 18] = [
+    "0.0001", "0.00025", "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1",
+    "0.25", "0.5", "1", "2.5", "5", "10", "30", "+Inf",
+];
+
+/// The Prometheus bucket of `us` microseconds: the first bound it does not
+/// exceed, or the last slot (`+Inf`).
+#[inline]
+fn prom_bucket_of(us: u64) -> usize {
+    let mut i = 0;
+    while i < PROM_BOUNDS_US.len() && us > PROM_BOUNDS_US[i] {
+        i += 1;
+    }
+    i
+}
+
 /// A latency histogram in microseconds with ~6 % resolution, cumulative
 /// since start, reported in milliseconds. Its buckets are allocated a power
 /// of two at a time when a value first lands there: latencies cluster in a
 /// few powers of two, and a router keeps three histograms per name.
+///
+/// Alongside, fixed Prometheus buckets ([`PROM_BOUNDS_US`]), also
+/// cumulative since start, for `histogram_quantile` on `/metrics`.
 #[derive(Debug)]
 pub struct Histogram {
     groups: [OnceLock<Box<[AtomicU64; SUB]>>; GROUPS],
+    /// Per-bucket (not yet cumulative) counts of the Prometheus buckets.
+    prom: [AtomicU64; PROM_LE.len()],
+    /// The last closed minute, for Linkerd's names.
+    minute: std::sync::Mutex<Minute>,
+    /// The largest and smallest samples (µs) of the minute going on.
+    minute_max_us: AtomicU64,
+    minute_min_us: AtomicU64,
     count: AtomicU64,
     sum_us: AtomicU64,
     max_us: AtomicU64,
@@ -222,6 +273,10 @@ impl Default for Histogram {
     fn default() -> Self {
         Histogram {
             groups: std::array::from_fn(|_| OnceLock::new()),
+            prom: std::array::from_fn(|_| AtomicU64::new(0)),
+            minute: std::sync::Mutex::default(),
+            minute_max_us: AtomicU64::new(0),
+            minute_min_us: AtomicU64::new(u64::MAX),
             count: AtomicU64::new(0),
             sum_us: AtomicU64::new(0),
             max_us: AtomicU64::new(0),
@@ -256,22 +311,32 @@ impl Histogram {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let b = bucket_of(us);
         self.groups[b / SUB].get_or_init(Box::default)[b % SUB].fetch_add(1, Relaxed);
+        if let Some(slot) = self.prom.get(prom_bucket_of(us)) {
+            slot.fetch_add(1, Relaxed);
+        }
         self.count.fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
         self.max_us.fetch_max(us, Relaxed);
         self.min_us.fetch_min(us, Relaxed);
+        self.minute_max_us.fetch_max(us, Relaxed);
+        self.minute_min_us.fetch_min(us, Relaxed);
+    }
+
+    /// The Prometheus buckets, cumulative (`le` order, the last is
+    /// `+Inf` and so the count), and the sum in seconds.
+    pub fn prom_buckets(&self) -> ([u64; PROM_LE.len()], f64) {
+        let mut out = [0u64; PROM_LE.len()];
+        let mut seen = 0;
+        for (o, b) in out.iter_mut().zip(&self.prom) {
+            seen += b.load(Relaxed);
+            *o = seen;
+        }
+        (out, self.sum_us.load(Relaxed) as f64 / 1_000_000.0)
     }
 
     /// Count, sum (ms), and the requested quantiles (ms).
     pub fn snapshot(&self, quantiles: &[f64]) -> HistogramSnapshot {
-        let mut counts = vec![0u64; BUCKETS];
-        for (group, out) in self.groups.iter().zip(counts.chunks_mut(SUB)) {
-            if let Some(group) = group.get() {
-                for (o, b) in out.iter_mut().zip(group.iter()) {
-                    *o = b.load(Relaxed);
-                }
-            }
-        }
+        let counts = self.counts();
         let total: u64 = counts.iter().sum();
         let max = self.max_us.load(Relaxed);
         let min = if total == 0 {
@@ -305,6 +370,91 @@ impl Histogram {
             quantiles: qs,
         }
     }
+}
+
+impl Histogram {
+    /// The fine bucket counts, cumulative since start.
+    fn counts(&self) -> Vec<u64> {
+        let mut counts = vec![0u64; BUCKETS];
+        for (group, out) in self.groups.iter().zip(counts.chunks_mut(SUB)) {
+            if let Some(group) = group.get() {
+                for (o, b) in out.iter_mut().zip(group.iter()) {
+                    *o = b.load(Relaxed);
+                }
+            }
+        }
+        counts
+    }
+
+    /// Closes a minute, as Linkerd 1 does every minute: what was recorded
+    /// since the previous call becomes [`Histogram::last_minute`]. Min and
+    /// max are exact, quantiles bucket floors within them (~6 %).
+    pub fn roll_minute(&self, quantiles: &[f64]) {
+        let now = self.counts();
+        let sum_us = self.sum_us.load(Relaxed);
+        let mut m = self.minute.lock().unwrap_or_else(|e| e.into_inner());
+        let delta: Vec<u64> = now
+            .iter()
+            .zip(m.prev.iter().chain(std::iter::repeat(&0)))
+            .map(|(n, p)| n.saturating_sub(*p))
+            .collect();
+        let total: u64 = delta.iter().sum();
+        let max = self.minute_max_us.swap(0, Relaxed);
+        let min = self.minute_min_us.swap(u64::MAX, Relaxed).min(max);
+        // A sample recorded while rolling may land in either minute; the
+        // bounds only keep quantiles within what was seen.
+        let floor_ms =
+            |i: Option<usize>| i.map_or(0.0, |i| bucket_floor(i).max(min).min(max) as f64 / 1000.0);
+        let (min_ms, max_ms) = if total == 0 {
+            (0.0, 0.0)
+        } else {
+            (min as f64 / 1000.0, max as f64 / 1000.0)
+        };
+        let qs = quantiles
+            .iter()
+            .map(|&q| {
+                if total == 0 {
+                    return 0.0;
+                }
+                let rank = ((q * total as f64).ceil() as u64).clamp(1, total);
+                let mut seen = 0;
+                let at = delta.iter().position(|c| {
+                    seen += c;
+                    seen >= rank
+                });
+                if q >= 1.0 { max_ms } else { floor_ms(at) }
+            })
+            .collect();
+        m.last = Some(HistogramSnapshot {
+            count: total,
+            sum_ms: sum_us.saturating_sub(m.prev_sum_us) as f64 / 1000.0,
+            min_ms,
+            max_ms,
+            quantiles: qs,
+        });
+        m.prev = now;
+        m.prev_sum_us = sum_us;
+    }
+
+    /// The minute closed by the last [`Histogram::roll_minute`] (`None`
+    /// before the first).
+    pub fn last_minute(&self) -> Option<HistogramSnapshot> {
+        self.minute
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .last
+            .clone()
+    }
+}
+
+/// Linkerd 1's one-minute view of a histogram: the counts at the last
+/// roll, and the minute it closed. Touched once a minute and when
+/// rendered, never by requests.
+#[derive(Debug, Default)]
+struct Minute {
+    prev: Vec<u64>,
+    prev_sum_us: u64,
+    last: Option<HistogramSnapshot>,
 }
 
 /// A histogram's values at one instant.
@@ -351,6 +501,10 @@ impl std::fmt::Debug for Metric {
 pub struct Registry {
     metrics: Arc<RwLock<BTreeMap<(Scope, String), Metric>>>,
 }
+
+/// The quantiles of Linkerd's Prometheus summaries: `0` is the min, `1`
+/// the max.
+const LINKERD_QUANTILES: [f64; 8] = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
 
 const JSON_QUANTILES: [(&str, f64); 6] = [
     ("p50", 0.5),
@@ -435,6 +589,24 @@ impl Registry {
         }
     }
 
+    /// Closes the minute of every histogram (Linkerd 1's snapshot, taken
+    /// every minute): `/admin/metrics/prometheus` shows that minute.
+    pub fn roll_minute(&self) {
+        let hists: Vec<Arc<Histogram>> = self
+            .metrics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter_map(|m| match m {
+                Metric::Histogram(h) => Some(Arc::clone(h)),
+                _ => None,
+            })
+            .collect();
+        for h in hists {
+            h.roll_minute(&LINKERD_QUANTILES);
+        }
+    }
+
     /// The flat JSON of `/admin/metrics.json`: counters and gauges as
     /// numbers, histograms as `<name>.count`, `.sum`, `.avg`, `.min`,
     /// `.max`, `.p50` ... `.p9999` (ms).
@@ -477,8 +649,10 @@ impl Registry {
 
     /// Prometheus text exposition (format 0.0.4) with Linkerd 1's names:
     /// segments joined with `:`, the router, service, client and server
-    /// lifted into labels, histograms as summaries in milliseconds
-    /// (`rt:service:request_latency_ms{rt="http", service="/svc/a",
+    /// lifted into labels (values without the leading `/`), histograms as
+    /// summaries in milliseconds of the last closed minute
+    /// ([`Registry::roll_minute`]) with `_avg` beside them
+    /// (`rt:service:request_latency_ms{rt="http", service="svc/a",
     /// quantile="0.5"}`). These are the names Linkerd 1 dashboards query;
     /// `promtool` parses them but its linter objects to `:` and to counters
     /// without `_total`, so [`PromStyle::Conventional`] exists too.
@@ -492,8 +666,13 @@ impl Registry {
         // Group series by metric name so each family is contiguous and has
         // one HELP and TYPE line.
         let mut families: BTreeMap<String, (&'static str, String, Vec<String>)> = BTreeMap::new();
-        let quantiles = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
+        let quantiles = LINKERD_QUANTILES;
         for ((scope, name), m) in metrics.iter() {
+            let (name, lifted) = match style {
+                PromStyle::Linkerd => (name.as_str(), None),
+                PromStyle::Conventional => lift_status(name),
+            };
+            let lifted = lifted.unwrap_or_default();
             let (pname, labels) = scope.prometheus(name, prefix);
             let with = |extra: &str| -> String {
                 match (labels.is_empty(), extra.is_empty()) {
@@ -521,7 +700,53 @@ impl Registry {
                     let fam = families
                         .entry(pname.clone())
                         .or_insert((ty, help, Vec::new()));
-                    fam.2.push(format!("{pname}{} {}", with(""), value * scale));
+                    fam.2
+                        .push(format!("{pname}{} {}", with(&lifted), value * scale));
+                }
+                Metric::Histogram(h)
+                    if style == PromStyle::Conventional && name.ends_with("_ms") =>
+                {
+                    // A latency: a Prometheus histogram in seconds.
+                    let (pname, _) = style.latency(&pname);
+                    let (buckets, sum_s) = h.prom_buckets();
+                    let fam =
+                        families
+                            .entry(pname.clone())
+                            .or_insert(("histogram", help, Vec::new()));
+                    for (le, n) in PROM_LE.iter().zip(buckets) {
+                        fam.2.push(format!(
+                            "{pname}_bucket{} {n}",
+                            with(&format!("le=\"{le}\""))
+                        ));
+                    }
+                    let count = buckets.last().copied().unwrap_or(0);
+                    fam.2.push(format!("{pname}_sum{} {sum_s}", with("")));
+                    fam.2.push(format!("{pname}_count{} {count}", with("")));
+                }
+                Metric::Histogram(h) if style == PromStyle::Linkerd => {
+                    // Linkerd 1: the last closed minute, nothing before the
+                    // first one or for a minute without samples; `_avg` is
+                    // a family of its own so that every family has a TYPE.
+                    let Some(s) = h.last_minute().filter(|s| s.count > 0) else {
+                        continue;
+                    };
+                    let fam = families.entry(pname.clone()).or_insert((
+                        "summary",
+                        help.clone(),
+                        Vec::new(),
+                    ));
+                    for (q, v) in quantiles.iter().zip(&s.quantiles) {
+                        fam.2
+                            .push(format!("{pname}{} {v}", with(&format!("quantile=\"{q}\""))));
+                    }
+                    fam.2.push(format!("{pname}_sum{} {}", with(""), s.sum_ms));
+                    fam.2.push(format!("{pname}_count{} {}", with(""), s.count));
+                    let avg = format!("{pname}_avg");
+                    let fam = families
+                        .entry(avg.clone())
+                        .or_insert(("gauge", help, Vec::new()));
+                    let v = s.sum_ms / s.count as f64;
+                    fam.2.push(format!("{avg}{} {v}", with("")));
                 }
                 Metric::Histogram(h) => {
                     let s = h.snapshot(&quantiles);
@@ -558,6 +783,26 @@ impl Registry {
     }
 }
 
+/// On `/metrics`, a status counter's code or class as a label:
+/// `status/200` → `responses{status_code="200"}`, `status/2XX` →
+/// `responses_by_class{status_class="2XX"}` (two families, so summing
+/// one never counts a response twice). Other names are left alone.
+fn lift_status(name: &str) -> (&str, Option<String>) {
+    let Some(v) = name.strip_prefix("status/") else {
+        return (name, None);
+    };
+    let b = v.as_bytes();
+    match b {
+        [d, x, y] if d.is_ascii_digit() && *x == b'X' && *y == b'X' => {
+            ("responses_by_class", Some(format!("status_class=\"{v}\"")))
+        }
+        [_, _, _] if b.iter().all(u8::is_ascii_digit) => {
+            ("responses", Some(format!("status_code=\"{v}\"")))
+        }
+        _ => (name, None),
+    }
+}
+
 /// How Prometheus metric names are spelled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PromStyle {
@@ -582,6 +827,8 @@ impl PromStyle {
     fn counter(self, name: &str) -> String {
         match self {
             PromStyle::Linkerd => name.to_owned(),
+            // `retries/total` reads `..._retries_total`, not `_total_total`.
+            PromStyle::Conventional if name.ends_with("_total") => name.to_owned(),
             PromStyle::Conventional => format!("{name}_total"),
         }
     }

@@ -139,3 +139,85 @@ async fn failed_namer_is_502_with_the_namers_message() {
     assert!(resp.starts_with("HTTP/1.1 502"), "{resp}");
     assert!(resp.contains("binding failed: consul said no"), "{resp}");
 }
+
+/// A router over a namer answering `/#/ctl/<name>` with `backend`, with
+/// idle TTL `ttl`, reporting into `registry`.
+fn router_over(namer: &Arc<Controlled>, registry: &Registry, ttl: Duration) -> Arc<Router> {
+    let interp = Interpreter::new(
+        vec![(
+            Path::read("/#/ctl").unwrap(),
+            Arc::clone(namer) as Arc<dyn Namer>,
+        )],
+        InetResolver::default(),
+    );
+    let params = RouterParams {
+        label: "http".into(),
+        dtab: Dtab::read("/svc=>/#/ctl").unwrap(),
+        dst_prefix: Path::read("/svc").unwrap(),
+        identifiers: vec![Identifier::HeaderToken {
+            header: http::header::HOST,
+        }],
+        binding_timeout: Duration::from_secs(5),
+        binding_limits: Default::default(),
+        cache_capacity: 100,
+        client_capacity: 100,
+        idle_ttl: ttl,
+        max_headers_bytes: 8192,
+        max_initial_line_bytes: 4096,
+        max_err_bytes: 5 << 20,
+        max_call_depth: 1000,
+        access_log: None,
+        policies: Default::default(),
+        interpreter: None,
+    };
+    Router::new(params, interp, registry.clone())
+}
+
+fn has_service_series(registry: &Registry) -> bool {
+    registry
+        .to_json()
+        .contains_key("rt/http/service/svc/hello/requests")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_keeps_the_series_of_an_idle_name_that_still_routes() {
+    let bound = Bound::new(
+        Path::read("/#/ctl/hello").unwrap(),
+        Path::empty(),
+        const_addr(Addr::Bound(Arc::from([Endpoint::new(
+            "127.0.0.1:9".parse().unwrap(),
+        )]))),
+    );
+    let (tx, _rx) = watch::channel(State::Ok(NameTree::Leaf(Name::Bound(bound))));
+    let namer = Arc::new(Controlled(tx));
+    let registry = Registry::default();
+    let ttl = Duration::from_millis(600);
+
+    let old = router_over(&namer, &registry, ttl);
+    assert!(old.routes("hello").await, "/svc/hello binds");
+    assert!(has_service_series(&registry));
+
+    // The reload: a new router takes over, the old one goes.
+    let new = router_over(&namer, &registry, ttl);
+    new.adopt(&old, |_| true);
+    drop(old);
+    // Sweeps within the TTL (the daemon sweeps every TTL/4): no binding
+    // holds the service any more, but its name was used just now.
+    for _ in 0..3 {
+        tokio::time::sleep(ttl / 5).await;
+        new.expire_idle();
+        assert!(
+            has_service_series(&registry),
+            "a sweep right after a reload keeps the series of a name idle for less than the TTL"
+        );
+    }
+    // Routed again, then idle past the TTL: gone, as without a reload.
+    assert!(new.routes("hello").await);
+    tokio::time::sleep(ttl + ttl / 2).await;
+    new.expire_idle();
+    assert!(
+        !has_service_series(&registry),
+        "a name idle for longer than the TTL is swept: {:?}",
+        registry.to_json().keys().collect::<Vec<_>>()
+    );
+}

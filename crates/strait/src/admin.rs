@@ -9,8 +9,8 @@
 //! | `/admin`, `/admin/index.txt` | every path, one per line |
 //! | `/admin/ping` | `pong` |
 //! | `/admin/metrics.json` | flat metrics; `?q=` subtree, `?tree=1`, `?pretty=1` |
-//! | `/metrics` | Prometheus text with Linkerd's names |
-//! | `/admin/metrics/prometheus` | the same, at the `io.l5d.prometheus` telemeter's `path` |
+//! | `/metrics` | Prometheus text under Prometheus naming rules: latency histograms with buckets, status codes as labels |
+//! | `/admin/metrics/prometheus` | Linkerd 1's Prometheus names and labels (latency: last minute's summaries), at the `io.l5d.prometheus` telemeter's `path` |
 //! | `/config.json` | the running configuration |
 //! | `/delegator.json` | the delegation tree of a path (GET params or POST JSON) |
 //! | `/client_state.json` | each concrete name's address set |
@@ -173,13 +173,20 @@ pub async fn serve(
                 let handshakes = Arc::clone(&handshakes);
                 // `admin.tls`: the handshake in the connection's task.
                 tokio::spawn(async move {
-                    let snapshot = state.load_full();
-                    match &snapshot.tls {
+                    // Only what the handshake needs: a snapshot kept for the
+                    // connection's life (a scraper's keep-alive) would keep
+                    // the routers of before a reload, and their services
+                    // and clients, alive.
+                    let (tls, registry) = {
+                        let snapshot = state.load();
+                        (snapshot.tls.clone(), snapshot.registry.clone())
+                    };
+                    match tls {
                         None => serve_connection(stream, state, watcher).await,
                         Some(tls) => {
-                            let registry = &snapshot.registry;
-                            let accepted =
-                                crate::tls::admin_handshake(tls, stream, peer, registry, &handshakes);
+                            let accepted = crate::tls::admin_handshake(
+                                &tls, stream, peer, &registry, &handshakes,
+                            );
                             if let Some(stream) = accepted.await {
                                 serve_connection(stream, state, watcher).await;
                             }
@@ -442,14 +449,16 @@ fn classify(key: &str) -> (&str, String) {
 
 /// Prometheus text, with the telemeter's prefix when there is one: Linkerd
 /// 1's names at the telemeter's path (what its dashboards query), the same
-/// series under Prometheus' own naming rules at `/metrics`.
+/// series under Prometheus' own naming rules at `/metrics`, followed
+/// there by the `process_*` series and `strait_build_info`.
 fn prometheus(state: &AdminState, style: PromStyle) -> Response<Full<Bytes>> {
     let prefix = state.prometheus.as_ref().map_or("", |(_, p)| p.as_str());
-    respond(
-        StatusCode::OK,
-        PROMETHEUS_CONTENT_TYPE,
-        state.registry.render_prometheus(prefix, style),
-    )
+    let mut body = state.registry.render_prometheus(prefix, style);
+    if style == PromStyle::Conventional {
+        // Linkerd 1 had none of these: only under Prometheus' own names.
+        body.push_str(&crate::process::render());
+    }
+    respond(StatusCode::OK, PROMETHEUS_CONTENT_TYPE, body)
 }
 
 /// `POST /admin/reload`: reloads the config file now and answers with the

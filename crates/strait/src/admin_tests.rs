@@ -302,11 +302,11 @@ async fn prometheus_text_uses_linkerd_names_at_the_telemeter_path_and_convention
     for (path, want) in [
         (
             "/admin/metrics/prometheus",
-            r#"rt:service:requests{rt="http", service="/svc/foo"} 3"#,
+            r#"rt:service:requests{rt="http", service="svc/foo"} 3"#,
         ),
         (
             "/metrics",
-            r#"rt_service_requests_total{rt="http", service="/svc/foo"} 3"#,
+            r#"rt_service_requests_total{rt="http", service="svc/foo"} 3"#,
         ),
     ] {
         let r = get(&admin, path).await;

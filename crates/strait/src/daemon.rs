@@ -262,6 +262,10 @@ impl Live {
             tasks: JoinSet::new(),
             reloads,
         };
+        live.tasks.spawn(roll_minutes(
+            live.registry.clone(),
+            live.shutdown.subscribe(),
+        ));
         let mut next = live.build(&cfg).await?;
         let admin_listener = TcpListener::bind(admin_addr)
             .await
@@ -469,9 +473,14 @@ impl Live {
                 .iter()
                 .any(|(rc, _)| rc.label == old.label && rc.originator)
             {
-                self.registry.remove_scope(&Scope::Router {
-                    router: old.label.as_str().into(),
-                });
+                // Only the gauge: the router's scope holds its other
+                // counters too (bindcache, access_log).
+                self.registry.remove(
+                    &Scope::Router {
+                        router: old.label.as_str().into(),
+                    },
+                    "originator",
+                );
             }
         }
         for (rc, _) in next.routers.iter().filter(|(rc, _)| rc.originator) {
@@ -882,6 +891,21 @@ impl Signals {
             tracing::warn!("second signal: exiting now");
             std::process::exit(1);
         });
+    }
+}
+
+/// Linkerd 1's histogram snapshot: every minute, the minute just ended
+/// becomes what `/admin/metrics/prometheus` shows.
+async fn roll_minutes(registry: Registry, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(60));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // The first tick is now: the first minute ends a minute from now.
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = every.tick() => registry.roll_minute(),
+            _ = shutdown.wait_for(|v| *v) => return,
+        }
     }
 }
 

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod namers;
+pub mod process;
 pub mod reload;
 pub mod sdnotify;
 pub mod tls;

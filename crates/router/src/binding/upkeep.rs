@@ -60,8 +60,9 @@ impl BindingCache {
         out
     }
 
-    /// Removes bindings, clients and services idle for longer than the TTL,
-    /// with their metrics.
+    /// Removes bindings, clients and services idle for longer than the TTL
+    /// (clients and services only when nothing else holds them), with
+    /// their metrics.
     pub(crate) fn expire_idle(&self) {
         let ttl = self.params.idle_ttl.as_millis() as u64;
         let now = self.now_ms();
@@ -75,7 +76,11 @@ impl BindingCache {
         for id in drain_where(&self.clients, |c| c.idle_for() >= idle) {
             self.registry.remove_scope(&self.client_scope(&id));
         }
-        for name in drain_where(&self.services, |_| true) {
+        // Not every service no binding holds: after a reload none is held
+        // until its name is routed again, and an idle name that still
+        // routes must keep its series (and counts) until it has been idle
+        // for the TTL, as it would without the reload.
+        for name in drain_where(&self.services, |s| s.idle_for() >= idle) {
             self.registry.remove_scope(&self.service_scope(&name));
         }
     }

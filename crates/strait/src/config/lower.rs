@@ -103,9 +103,12 @@ fn access_log(rc: &RouterConfig, registry: &Registry) -> Result<Option<AccessLog
     let Some(path) = &rc.http_access_log else {
         return Ok(None);
     };
+    // The router's scope: Prometheus lifts it into the `rt` label.
     let dropped = registry.counter(
-        &Scope::Root(format!("rt/{}/access_log", rc.label).into()),
-        "dropped",
+        &Scope::Router {
+            router: rc.label.as_str().into(),
+        },
+        "access_log/dropped",
     );
     AccessLog::open(path.clone(), dropped)
         .map(Some)
