@@ -152,7 +152,11 @@ impl Pool {
         loop {
             let (mut tx, permit, reused) = match self.checkout(addr).await {
                 Checkout::Idle(tx, permit) => (tx, permit, true),
-                Checkout::Open(permit) => (self.connect(addr).await?, permit, false),
+                // Boxed: connecting (TCP, then a TLS handshake) is a ~3.6 KiB
+                // state machine, which would otherwise sit inside every
+                // request's future and be copied with it at each `.await`
+                // up the chain, though a kept-alive request never connects.
+                Checkout::Open(permit) => (Box::pin(self.connect(addr)).await?, permit, false),
             };
             // A connection is ready once it has read the end of the previous
             // response; an error means it is closed.
