@@ -103,3 +103,23 @@ fn check_warns_about_an_admin_off_loopback_but_passes() {
     assert_eq!(code, 0);
     assert!(!out.contains("warning"), "loopback is quiet: {out}");
 }
+
+#[test]
+fn the_config_path_may_be_given_plainly_as_linkerd_took_it() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/strait/linkerd.yaml"
+    );
+    let (code, out, err) = strait(&["check", path]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains(": ok ("), "{out}");
+    let (code, _, err) = strait(&["check", "--config", path, path]);
+    assert_eq!(code, 2, "one path, not two: {err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+    let (code, _, err) = strait(&["run"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("required arguments were not provided"),
+        "{err}"
+    );
+}

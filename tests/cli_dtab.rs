@@ -518,11 +518,21 @@ fn bind_reports_parse_errors_on_stderr() {
 // ---- the command itself ----
 
 #[test]
-fn version_flag_prints_the_package_version() {
+fn version_flag_prints_the_package_version_and_commit() {
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map_or_else(
+            || "unknown".to_owned(),
+            |o| String::from_utf8_lossy(&o.stdout).trim().to_owned(),
+        );
     assert_eq!(
         line(&["--version"]),
-        format!("strait {}", env!("CARGO_PKG_VERSION")),
-        "`strait --version` prints the name and the package version"
+        format!("strait {} ({commit})", env!("CARGO_PKG_VERSION")),
+        "`strait --version` prints the name, the package version and the commit built"
     );
 }
 

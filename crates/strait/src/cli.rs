@@ -17,29 +17,49 @@ pub mod dtab;
 
 /// Strait: a service-mesh router that speaks Linkerd 1's linkerd.yaml and dtabs.
 #[derive(Debug, Parser)]
-#[command(name = "strait", version, about, propagate_version = true)]
+#[command(
+    name = "strait",
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("STRAIT_COMMIT"), ")"),
+    about,
+    propagate_version = true
+)]
 pub struct Cli {
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// The configuration file, as `--config PATH` or, as Linkerd 1 took it,
+/// a plain `PATH`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// The configuration file (YAML or JSON).
+    #[arg(long, short = 'c', value_name = "PATH", conflicts_with = "file")]
+    config: Option<PathBuf>,
+    /// The configuration file, without `--config` (as `linkerd linkerd.yaml`).
+    #[arg(value_name = "PATH", required_unless_present = "config")]
+    file: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// The path given, either way.
+    pub fn path(&self) -> &std::path::Path {
+        // clap makes one of the two present.
+        self.config
+            .as_deref()
+            .or(self.file.as_deref())
+            .unwrap_or(std::path::Path::new("linkerd.yaml"))
+    }
+}
+
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a linkerd.yaml: routers, namers and the admin server.
-    Run {
-        /// The configuration file (YAML or JSON).
-        #[arg(long, short = 'c', value_name = "PATH")]
-        config: PathBuf,
-    },
+    Run(ConfigArg),
     /// Validate a linkerd.yaml without serving: exit 0, or 1 listing every
     /// problem with file:line:column and key path.
-    Check {
-        /// The configuration file (YAML or JSON).
-        #[arg(long, short = 'c', value_name = "PATH")]
-        config: PathBuf,
-    },
+    Check(ConfigArg),
     /// Work with dtabs, paths and name trees offline.
     #[command(subcommand)]
     Dtab(dtab::DtabCommand),
@@ -83,15 +103,15 @@ impl From<strait_dtab::ParseError> for CliError {
 pub fn execute(cli: &Cli, out: &mut impl Write) -> Result<(), CliError> {
     let line = match &cli.command {
         Command::Dtab(cmd) => cmd.execute()?,
-        Command::Check { config } => {
-            let (report, ok) = crate::config::check_report(config);
+        Command::Check(arg) => {
+            let (report, ok) = crate::config::check_report(arg.path());
             if !ok {
                 return Err(CliError::new(report));
             }
             report
         }
-        Command::Run { config } => {
-            run(config)?;
+        Command::Run(arg) => {
+            run(arg.path())?;
             return Ok(());
         }
     };
