@@ -6,33 +6,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use strait_test_kit::{
-    Backend, Behavior, KeepAlive, Proc, Strait, curl, rss_kib, write_temp, wrk_in_background,
+    Backend, Behavior, KeepAlive, Proc, Strait, consul_sim_bin, curl, rss_kib, write_temp,
+    wrk_in_background,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
-
-/// The simulator binary, built by `cargo test --workspace` next to this
-/// test's own directory (target/<profile>/consul-sim).
-fn sim_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("consul-sim"))
-        .unwrap();
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the suite with `cargo test --workspace` (scripts/test), \
-         or `cargo build -p strait-test-kit --bin consul-sim` first",
-        bin.display()
-    );
-    bin
-}
 
 /// A Consul simulator process.
 struct Sim {
@@ -51,7 +33,7 @@ impl Sim {
 
     fn spawn(port: &str, args: &[&str]) -> Sim {
         let mut proc = Proc::spawn(
-            Command::new(sim_bin())
+            Command::new(consul_sim_bin())
                 .args(["--port", port, "--datacenter", "dc1"])
                 .args(args),
         );

@@ -508,35 +508,18 @@ fn a_reload_takes_new_certificate_files() {
     assert!(Mesh::err(&r).contains("unknown CA"), "{r:?}");
 }
 
-/// The Consul simulator binary (target/<profile>/consul-sim, built by
-/// `cargo test --workspace`).
-fn consul_sim() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .map(|dir| dir.join("consul-sim"))
-        .unwrap();
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the suite with `cargo test --workspace` (scripts/test), \
-         or `cargo build -p strait-test-kit --bin consul-sim` first",
-        bin.display()
-    );
-    bin
-}
-
 /// The Consul namer reaches its agent over HTTPS: the simulator behind an
 /// nginx TLS proxy, verified with the test CA and a client certificate.
 #[test]
 fn consul_namer_over_tls() {
     let certs = Certs::new();
-    let mut sim = strait_test_kit::Proc::spawn(Command::new(consul_sim()).args([
-        "--port",
-        "0",
-        "--datacenter",
-        "dc1",
-    ]));
+    let mut sim =
+        strait_test_kit::Proc::spawn(Command::new(strait_test_kit::consul_sim_bin()).args([
+            "--port",
+            "0",
+            "--datacenter",
+            "dc1",
+        ]));
     let sim_addr: SocketAddr = sim.wait_line(Duration::from_secs(20), |l| {
         l.strip_prefix("consul-sim: listening on ")
             .and_then(|a| a.trim().parse().ok())

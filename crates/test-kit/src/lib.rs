@@ -22,6 +22,8 @@
 pub mod consul;
 pub mod netns;
 
+pub use netns::consul_sim_bin;
+
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
