@@ -35,6 +35,88 @@ pub enum Identifier {
         /// The path appended to the prefix.
         path: Path,
     },
+    /// The h2 router's `io.l5d.header.token`: the field's value, verbatim,
+    /// as one element (default `:authority`).
+    Token {
+        /// The header or pseudo-header.
+        field: Field,
+    },
+    /// The h2 router's `io.l5d.header.path`: the field's value (default
+    /// `:path`) cut at `?` and at one trailing `/`, its first `segments`
+    /// segments (all when `None`). Segments are taken as bytes, so a
+    /// gRPC `:path` (`/pkg.Service/Method`) needs no escaping.
+    HeaderPath {
+        /// The header or pseudo-header.
+        field: Field,
+        /// How many segments name the service (`None`: all).
+        segments: Option<usize>,
+    },
+}
+
+/// A request header, or one of HTTP/2's pseudo-headers (which hyper keeps
+/// in the URI and method, not among the headers).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Field {
+    /// `:authority` (or `Host`, for an HTTP/1 request).
+    Authority,
+    /// `:path`: path and query.
+    Path,
+    /// `:method`.
+    Method,
+    /// `:scheme`.
+    Scheme,
+    /// A header, by its lower-case name.
+    Header(HeaderName),
+}
+
+impl Field {
+    /// The field named `name` (case-insensitive: h2 header names are lower
+    /// case, so Linkerd's `header: My-Header`, which never matched there,
+    /// matches here).
+    pub fn parse(name: &str) -> Result<Field, String> {
+        let lower = name.to_ascii_lowercase();
+        Ok(match lower.as_str() {
+            ":authority" => Field::Authority,
+            ":path" => Field::Path,
+            ":method" => Field::Method,
+            ":scheme" => Field::Scheme,
+            p if p.starts_with(':') => {
+                return Err(format!(
+                    "unknown pseudo-header '{name}'; HTTP/2's are :authority, :path, :method, :scheme"
+                ));
+            }
+            _ => Field::Header(
+                HeaderName::from_bytes(lower.as_bytes())
+                    .map_err(|_| format!("'{name}' is not a valid HTTP header name"))?,
+            ),
+        })
+    }
+
+    /// Its name as Linkerd writes it (`:authority`, `l5d-name`).
+    pub fn name(&self) -> &str {
+        match self {
+            Field::Authority => ":authority",
+            Field::Path => ":path",
+            Field::Method => ":method",
+            Field::Scheme => ":scheme",
+            Field::Header(h) => h.as_str(),
+        }
+    }
+
+    /// Its value in `req`, if present and not empty.
+    pub fn value<'r, B>(&self, req: &'r Request<B>) -> Option<&'r [u8]> {
+        let v = match self {
+            Field::Authority => match req.uri().authority() {
+                Some(a) => a.as_str().as_bytes(),
+                None => req.headers().get(HOST)?.as_bytes(),
+            },
+            Field::Path => req.uri().path_and_query()?.as_str().as_bytes(),
+            Field::Method => req.method().as_str().as_bytes(),
+            Field::Scheme => req.uri().scheme_str()?.as_bytes(),
+            Field::Header(h) => req.headers().get(h)?.as_bytes(),
+        };
+        (!v.is_empty()).then_some(v)
+    }
 }
 
 /// A successful identification.
@@ -128,6 +210,34 @@ impl Identifier {
                 Ok(dst(p))
             }
             Identifier::Static { path } => Ok(dst(path.clone())),
+            Identifier::Token { field } => {
+                let value = field
+                    .value(req)
+                    .ok_or_else(|| format!("missing header: '{}'", field.name()))?;
+                let mut p = Path::empty();
+                p.push(Bytes::copy_from_slice(value));
+                Ok(dst(p))
+            }
+            Identifier::HeaderPath { field, segments } => {
+                let value = field.value(req).unwrap_or_default();
+                let value = value.split(|&b| b == b'?').next().unwrap_or_default();
+                let value = value.strip_suffix(b"/").unwrap_or(value);
+                let mut p = Path::empty();
+                for seg in value.split(|&b| b == b'/').filter(|s| !s.is_empty()) {
+                    if segments.is_some_and(|n| p.len() >= n) {
+                        break;
+                    }
+                    p.push(Bytes::copy_from_slice(seg));
+                }
+                match segments {
+                    Some(n) if p.len() < *n => Err(format!(
+                        "Path must have at least {n} segment{}",
+                        if *n == 1 { "" } else { "s" }
+                    )),
+                    None if p.is_empty() => Err("Missing destination path".to_owned()),
+                    _ => Ok(dst(p)),
+                }
+            }
         }
     }
 }
@@ -204,6 +314,45 @@ mod tests {
             "consumed segments are stripped, the query kept"
         );
         assert!(id.identify(&svc(), &req("GET", "/", &[])).is_err());
+    }
+
+    #[test]
+    fn h2_token_reads_the_authority_and_path_takes_grpc_service_names() {
+        let token = Identifier::Token {
+            field: Field::parse(":authority").unwrap(),
+        };
+        let r = token
+            .identify(&svc(), &req("POST", "http://greeter:50051/x", &[]))
+            .unwrap();
+        assert_eq!(r.dst.show(), "/svc/greeter:50051");
+        let err = token.identify(&svc(), &req("GET", "/", &[])).unwrap_err();
+        assert_eq!(err, "missing header: ':authority'");
+
+        let path = Identifier::HeaderPath {
+            field: Field::Path,
+            segments: Some(1),
+        };
+        let r = path
+            .identify(&svc(), &req("POST", "/helloworld.Greeter/SayHello", &[]))
+            .unwrap();
+        assert_eq!(r.dst.show(), "/svc/helloworld.Greeter");
+        let err = path.identify(&svc(), &req("POST", "/", &[])).unwrap_err();
+        assert_eq!(err, "Path must have at least 1 segment");
+        let all = Identifier::HeaderPath {
+            field: Field::Path,
+            segments: None,
+        };
+        let r = all.identify(&svc(), &req("GET", "/a/b/?q=1", &[])).unwrap();
+        assert_eq!(r.dst.show(), "/svc/a/b", "query and one trailing / cut");
+        let err = all.identify(&svc(), &req("GET", "/", &[])).unwrap_err();
+        assert_eq!(err, "Missing destination path");
+        let named = Identifier::Token {
+            field: Field::parse("My-Header").unwrap(),
+        };
+        let r = named
+            .identify(&svc(), &req("GET", "/", &[("my-header", "x")]))
+            .unwrap();
+        assert_eq!(r.dst.show(), "/svc/x", "configured names are lower-cased");
     }
 
     #[test]

@@ -54,4 +54,5 @@ pub mod tls_client;
 pub mod trace;
 
 pub use binding::BindingLimits;
+pub use params::{H2Settings, Protocol};
 pub use router::{Body, Router, RouterParams, ServerLimits, ServerParams};

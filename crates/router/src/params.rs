@@ -14,9 +14,41 @@ use crate::guard::OverrideGuard;
 use crate::identify::Identifier;
 use crate::policy::Policies;
 
+/// What a router speaks on its servers and to its clients (Linkerd keeps
+/// the two protocols apart: an `http` router's clients speak HTTP/1.1, an
+/// `h2` router's HTTP/2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// `protocol: http`: HTTP/1.x.
+    #[default]
+    Http1,
+    /// `protocol: h2`: HTTP/2 (h2c with prior knowledge, or TLS with ALPN
+    /// `h2`), gRPC among it.
+    H2,
+}
+
+/// Linkerd's HTTP/2 settings of an `h2` router's servers and clients
+/// (`None`: hyper's default, which is Linkerd's unless said otherwise).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct H2Settings {
+    /// `initialStreamWindowBytes`: `SETTINGS_INITIAL_WINDOW_SIZE`.
+    pub initial_stream_window: Option<u32>,
+    /// `maxFrameBytes`: `SETTINGS_MAX_FRAME_SIZE`.
+    pub max_frame: Option<u32>,
+    /// `headerTableBytes`: `SETTINGS_HEADER_TABLE_SIZE`.
+    pub header_table: Option<u32>,
+    /// `maxHeaderListBytes`: `SETTINGS_MAX_HEADER_LIST_SIZE`.
+    pub max_header_list: Option<u32>,
+    /// `maxConcurrentStreamsPerConnection` (servers only; Linkerd's
+    /// default 1000): advertised, and streams beyond are refused.
+    pub max_concurrent_streams: Option<u32>,
+}
+
 /// A router's settings, from `linkerd.yaml`'s `routers[]`.
 #[derive(Clone, Debug)]
 pub struct RouterParams {
+    /// `protocol`.
+    pub protocol: Protocol,
     /// `label`: the metrics scope `rt/<label>`.
     pub label: String,
     /// The base dtab.
@@ -79,6 +111,8 @@ pub struct ServerParams {
     pub local: SocketAddr,
     /// Timeouts and limits for its clients.
     pub limits: ServerLimits,
+    /// HTTP/2 settings (an `h2` router's servers only).
+    pub h2: H2Settings,
 }
 
 /// What a server allows its clients: Strait's defaults are nginx's and

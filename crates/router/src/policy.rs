@@ -75,6 +75,9 @@ pub struct ClientPolicy {
     pub pool_idle_timeout: Option<Duration>,
     /// `tls`: TLS to the endpoints, `commonName` resolved for this name.
     pub tls: Option<ClientTls>,
+    /// An `h2` router's client: HTTP/2 to its endpoints, one multiplexed
+    /// connection each, with these settings. `None`: HTTP/1.1.
+    pub h2: Option<crate::params::H2Settings>,
 }
 
 impl Default for ClientPolicy {
@@ -89,12 +92,13 @@ impl Default for ClientPolicy {
             pool_max_size: None,
             pool_idle_timeout: None,
             tls: None,
+            h2: None,
         }
     }
 }
 
 /// How requests to a logical name are classified, retried and timed out.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct ServicePolicy {
     /// `responseClassifier`.
     pub classifier: Classifier,
@@ -104,6 +108,25 @@ pub struct ServicePolicy {
     pub backoff: RetryBackoff,
     /// `totalTimeoutMs`.
     pub total_timeout: Option<Duration>,
+    /// `retryBufferSize.requestBytes` (an `h2` router's services; Linkerd's
+    /// default 16,383): a request body is kept for a retry while it is no
+    /// larger than this.
+    pub request_buffer_bytes: u64,
+}
+
+/// Linkerd's default `retryBufferSize.requestBytes`.
+pub const DEFAULT_REQUEST_BUFFER_BYTES: u64 = 16_383;
+
+impl Default for ServicePolicy {
+    fn default() -> Self {
+        ServicePolicy {
+            classifier: Classifier::default(),
+            budget: BudgetParams::default(),
+            backoff: RetryBackoff::default(),
+            total_timeout: None,
+            request_buffer_bytes: DEFAULT_REQUEST_BUFFER_BYTES,
+        }
+    }
 }
 
 /// Changes a policy: the keys one `io.l5d.static` item writes.
@@ -149,6 +172,9 @@ pub struct ClientPolicyPatch {
     pub pool: Option<PoolPolicy>,
     /// `tls`: a whole block (`Some(None)`: `enabled: false`).
     pub tls: Option<Option<TlsClientTemplate>>,
+    /// An `h2` router's HTTP/2 keys, each written one (`Some`)
+    /// overwriting the base's.
+    pub h2: crate::params::H2Settings,
 }
 
 impl PolicyPatch<ClientPolicy> for ClientPolicyPatch {
@@ -178,6 +204,13 @@ impl PolicyPatch<ClientPolicy> for ClientPolicyPatch {
         if let Some(tls) = &self.tls {
             p.tls = tls.as_ref().map(|t| t.resolve(&Captures::new()));
         }
+        if let Some(h2) = &mut p.h2 {
+            let w = self.h2;
+            h2.initial_stream_window = w.initial_stream_window.or(h2.initial_stream_window);
+            h2.max_frame = w.max_frame.or(h2.max_frame);
+            h2.header_table = w.header_table.or(h2.header_table);
+            h2.max_header_list = w.max_header_list.or(h2.max_header_list);
+        }
     }
 
     fn apply_matched(&self, p: &mut ClientPolicy, captures: &Captures) {
@@ -200,6 +233,8 @@ pub struct ServicePolicyPatch {
     pub backoff: Option<RetryBackoff>,
     /// `totalTimeoutMs` (an item can set it, not unset it).
     pub total_timeout: Option<Duration>,
+    /// `retryBufferSize.requestBytes` (h2).
+    pub request_buffer_bytes: Option<u64>,
 }
 
 impl PolicyPatch<ServicePolicy> for ServicePolicyPatch {
@@ -212,6 +247,9 @@ impl PolicyPatch<ServicePolicy> for ServicePolicyPatch {
         }
         if let Some(b) = self.backoff {
             p.backoff = b;
+        }
+        if let Some(n) = self.request_buffer_bytes {
+            p.request_buffer_bytes = n;
         }
         if let Some(t) = self.total_timeout {
             p.total_timeout = Some(t);

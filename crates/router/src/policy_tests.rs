@@ -69,6 +69,7 @@ fn static_items_apply_in_order_later_wins_key_by_key() {
             budget,
             backoff: RetryBackoff::Constant(SEC),
             total_timeout: Some(10 * SEC),
+            ..ServicePolicy::default()
         },
         "both match: the later item's keys win, the earlier item's other keys stay"
     );

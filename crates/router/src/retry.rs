@@ -31,6 +31,61 @@ pub enum Classifier {
     RetryableAll5XX,
     /// Every response is a success.
     AllSuccessful,
+    /// Linkerd's `io.l5d.h2.grpc.*` classifiers: on `grpc-status` (in
+    /// the trailers, or in the headers of a trailers-only response).
+    Grpc(GrpcClassifier),
+}
+
+/// A set of gRPC status codes (0 to 16; a bit each; codes past 31 are
+/// never in a set).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrpcCodes(pub u32);
+
+impl GrpcCodes {
+    /// The set of `codes`.
+    pub fn of(codes: &[u32]) -> GrpcCodes {
+        GrpcCodes(
+            codes
+                .iter()
+                .filter(|c| **c < 32)
+                .fold(0, |set, c| set | (1 << c)),
+        )
+    }
+
+    /// Every code.
+    pub const ALL: GrpcCodes = GrpcCodes(u32::MAX);
+
+    /// Whether `code` is in the set.
+    pub fn contains(self, code: u32) -> bool {
+        code < 32 && self.0 & (1 << code) != 0
+    }
+}
+
+/// A gRPC classifier: which `grpc-status` codes are successes (default
+/// `[0]`), which failures may be retried.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GrpcClassifier {
+    /// `successStatusCodes`.
+    pub success: GrpcCodes,
+    /// Failures that may be retried: `grpc.default` and `grpc.compliant`
+    /// 14 (UNAVAILABLE), `grpc.alwaysRetryable` all, `grpc.neverRetryable`
+    /// none, `grpc.retryableStatusCodes` its list.
+    pub retryable: GrpcCodes,
+    /// `grpc.compliant`: also HTTP 429, 502, 503, 504 and a stream refused
+    /// by the endpoint are retryable (as documented; Linkerd 1.7.5 wired
+    /// it to `grpc.default` by mistake).
+    pub compliant: bool,
+}
+
+impl GrpcClassifier {
+    /// `io.l5d.h2.grpc.default`.
+    pub fn default_kind() -> GrpcClassifier {
+        GrpcClassifier {
+            success: GrpcCodes::of(&[0]),
+            retryable: GrpcCodes::of(&[14]),
+            compliant: false,
+        }
+    }
 }
 
 /// What a response (or an error) means.
@@ -59,7 +114,7 @@ impl Classifier {
             Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
         );
         match self {
-            Classifier::NonRetryable5XX | Classifier::AllSuccessful => false,
+            Classifier::NonRetryable5XX | Classifier::AllSuccessful | Classifier::Grpc(_) => false,
             Classifier::RetryableRead5XX => read,
             Classifier::RetryableIdempotent5XX => {
                 read || matches!(*m, Method::PUT | Method::DELETE)

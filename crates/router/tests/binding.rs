@@ -32,6 +32,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
     );
     let registry = Registry::default();
     let params = RouterParams {
+        protocol: strait_router::Protocol::Http1,
         label: "http".into(),
         dtab: Dtab::read("/svc=>/#/ctl").unwrap(),
         dst_prefix: Path::read("/svc").unwrap(),
@@ -55,6 +56,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let local = listener.local_addr().unwrap();
     let sp = ServerParams {
+        h2: Default::default(),
         label: format!("127.0.0.1/{}", local.port()),
         clear_context: false,
         dtab_override: None,
@@ -151,6 +153,7 @@ fn router_over(namer: &Arc<Controlled>, registry: &Registry, ttl: Duration) -> A
         InetResolver::default(),
     );
     let params = RouterParams {
+        protocol: strait_router::Protocol::Http1,
         label: "http".into(),
         dtab: Dtab::read("/svc=>/#/ctl").unwrap(),
         dst_prefix: Path::read("/svc").unwrap(),

@@ -62,6 +62,7 @@ async fn start(
 ) -> (SocketAddr, Arc<Router>) {
     let registry = Registry::default();
     let params = RouterParams {
+        protocol: strait_router::Protocol::Http1,
         label: "http".into(),
         dtab: Dtab::read(&format!(
             "/svc=>/$/inet/{}/{}",
@@ -91,6 +92,7 @@ async fn start(
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let local = listener.local_addr().unwrap();
     let sp = ServerParams {
+        h2: Default::default(),
         label: format!("127.0.0.1/{}", local.port()),
         clear_context: false,
         add_forwarded: false,

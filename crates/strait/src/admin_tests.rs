@@ -89,6 +89,7 @@ fn registry() -> Registry {
 
 fn router(registry: &Registry, namers: Vec<(Path, Arc<dyn Namer>)>) -> Arc<Router> {
     let params = RouterParams {
+        protocol: strait_router::Protocol::Http1,
         label: "http".into(),
         dtab: Dtab::read("/svc=>/$/inet/127.0.0.1/1").expect("test dtab parses"),
         dst_prefix: Path::read("/svc").expect("test prefix parses"),

@@ -412,6 +412,7 @@ impl Live {
                         max_header_count: sc.max_header_count as usize,
                         upgrade_idle_timeout: sc.upgrade_idle_timeout,
                     },
+                    h2: Default::default(),
                 };
                 if let Some(slot) = self.servers.remove(&want) {
                     // Same address: keep the listener (and its connections),

@@ -14,13 +14,13 @@ use strait_balancer::{FailureAccrual, LoadBalancer};
 use strait_router::accesslog::AccessLog;
 use strait_router::identify::Identifier;
 use strait_router::policy::{
-    BudgetParams, ClientPolicy, ClientPolicyPatch, Policies, PolicyTable, PoolPolicy,
-    ServicePolicy, ServicePolicyPatch,
+    BudgetParams, ClientPolicy, ClientPolicyPatch, DEFAULT_REQUEST_BUFFER_BYTES, Policies,
+    PolicyTable, PoolPolicy, ServicePolicy, ServicePolicyPatch,
 };
 use strait_router::retry::{Classifier, RetryBackoff};
 use strait_router::stats::{Registry, Scope};
 use strait_router::tls_client::{ClientTls, TlsClientTemplate};
-use strait_router::{BindingLimits, RouterParams};
+use strait_router::{BindingLimits, H2Settings, Protocol, RouterParams};
 
 use super::{
     BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
@@ -41,6 +41,7 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         .unwrap_or(1000);
     let access_log = access_log(rc, registry)?;
     Ok(RouterParams {
+        protocol: Protocol::Http1,
         label: rc.label.clone(),
         dtab: rc.dtab.clone(),
         dst_prefix: rc.dst_prefix.clone(),
@@ -268,6 +269,7 @@ fn client_policy(p: &ClientParams, label: &str, key: &str) -> Result<ClientPolic
         pool_max_size: pool.max_size,
         pool_idle_timeout: pool.idle_timeout,
         tls,
+        h2: None,
     })
 }
 
@@ -287,6 +289,7 @@ fn client_patch(
         response_timeout: p.response_timeout,
         pool: p.host_connection_pool.as_ref().map(pool),
         tls: p.tls.as_ref().map(|t| tls(t, label, key)).transpose()?,
+        h2: H2Settings::default(),
     })
 }
 
@@ -314,6 +317,7 @@ fn service_policy(p: &ServiceParams) -> ServicePolicy {
         budget: budget(&p.retries.budget),
         backoff: retry_backoff(&p.retries.backoff),
         total_timeout: p.total_timeout,
+        request_buffer_bytes: DEFAULT_REQUEST_BUFFER_BYTES,
     }
 }
 
@@ -326,6 +330,7 @@ fn service_patch(p: &ServiceParamsPatch) -> ServicePolicyPatch {
         budget: retries.and_then(|r| r.budget.as_ref()).map(budget),
         backoff: retries.and_then(|r| r.backoff.as_ref()).map(retry_backoff),
         total_timeout: p.total_timeout,
+        request_buffer_bytes: None,
     }
 }
 
