@@ -9,6 +9,9 @@
 //!   headers and body.
 //! * [`consul`]: a Consul HTTP API simulator, in-process
 //!   ([`consul::ConsulSim`]) or as the `consul-sim` binary.
+//! * [`grpc`]: real gRPC peers (Python grpcio, installed by scripts/test)
+//!   and `curl` over HTTP/2 with trailers, for the h2 router.
+//! * [`nginx`]: a real nginx serving h2c (plaintext HTTP/2).
 //! * [`netns`]: network namespaces as hosts on a test LAN (Linux, root),
 //!   for multi-host tests; [`Place`] says in which namespace a process
 //!   runs (each harness has an `_in` variant taking one).
@@ -20,7 +23,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 pub mod consul;
+pub mod grpc;
 pub mod netns;
+pub mod nginx;
 
 pub use netns::consul_sim_bin;
 
