@@ -29,11 +29,16 @@ use crate::{LOOPBACK, Proc};
 
 const BACKEND_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/grpc/backend.py");
 const CLIENT_PY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/grpc/client.py");
-/// Where `scripts/test` makes the venv (the workspace's `target/`).
-const DEFAULT_VENV_PYTHON: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../../target/test-venv/bin/python"
-);
+
+/// Where `scripts/test` makes the venv: the workspace's `target/test-venv`.
+fn default_venv() -> PathBuf {
+    let kit = Path::new(env!("CARGO_MANIFEST_DIR"));
+    kit.ancestors()
+        .nth(2)
+        .unwrap_or(kit)
+        .join("target")
+        .join("test-venv")
+}
 
 /// The service every [`GrpcBackend`] serves.
 pub const SERVICE: &str = "strait.test.Echo";
@@ -45,15 +50,11 @@ pub fn python() -> PathBuf {
     static PYTHON: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     PYTHON
         .get_or_init(|| {
+            let venv = default_venv();
             let (py, from) = match std::env::var_os("STRAIT_TEST_PYTHON") {
                 Some(p) => (PathBuf::from(p), "STRAIT_TEST_PYTHON"),
-                None => (PathBuf::from(DEFAULT_VENV_PYTHON), "the default venv"),
+                None => (venv.join("bin").join("python"), "the default venv"),
             };
-            let venv = Path::new(DEFAULT_VENV_PYTHON)
-                .parent()
-                .and_then(Path::parent)
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
             let out = Command::new(&py)
                 .args(["-c", "import grpc; print(grpc.__version__)"])
                 .output();
@@ -67,7 +68,8 @@ pub fn python() -> PathBuf {
                     match other {
                         Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_owned(),
                         Err(e) => e.to_string(),
-                    }
+                    },
+                    venv = venv.display(),
                 )),
             }
         })
@@ -124,7 +126,12 @@ impl GrpcBackend {
     /// What it has served, asked directly (its `Stats` method).
     pub fn stats(&self) -> BackendStats {
         let run = grpc_client(self.addr, &["--kind", "stats"]);
-        assert_eq!(run.ok(), 1, "Stats call to backend {} failed: {run:?}", self.name);
+        assert_eq!(
+            run.ok(),
+            1,
+            "Stats call to backend {} failed: {run:?}",
+            self.name
+        );
         let raw = run.raw["stats"].clone();
         let calls = raw["calls"]
             .as_object()
