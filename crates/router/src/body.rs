@@ -11,9 +11,9 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-/// Called once when the body ends (`true`) or fails or is dropped early
-/// (`false`).
-pub type OnEnd = Box<dyn FnOnce(bool) + Send>;
+/// Called once when the body ends (`true`, with its trailers if it had
+/// any) or fails or is dropped early (`false`).
+pub type OnEnd = Box<dyn FnOnce(bool, Option<&http::HeaderMap>) + Send>;
 
 /// A backend's response body, with a hook for its end.
 pub struct Observed {
@@ -30,9 +30,9 @@ impl Observed {
         }
     }
 
-    fn end(&mut self, ok: bool) {
+    fn end(&mut self, ok: bool, trailers: Option<&http::HeaderMap>) {
         if let Some(f) = self.on_end.take() {
-            f(ok);
+            f(ok, trailers);
         }
     }
 }
@@ -48,11 +48,13 @@ impl Body for Observed {
         let this = &mut *self;
         let r = Pin::new(&mut this.inner).poll_frame(cx);
         match &r {
-            Poll::Ready(None) => this.end(true),
-            Poll::Ready(Some(Err(_))) => this.end(false),
+            Poll::Ready(None) => this.end(true, None),
+            Poll::Ready(Some(Err(_))) => this.end(false, None),
+            // Trailers are the last frame.
+            Poll::Ready(Some(Ok(f))) if f.is_trailers() => this.end(true, f.trailers_ref()),
             _ => {
                 if this.inner.is_end_stream() {
-                    this.end(true);
+                    this.end(true, None);
                 }
             }
         }
@@ -71,7 +73,7 @@ impl Body for Observed {
 impl Drop for Observed {
     fn drop(&mut self) {
         let done = self.inner.is_end_stream();
-        self.end(done);
+        self.end(done, None);
     }
 }
 

@@ -85,14 +85,26 @@ impl RequestStats {
     /// Records one finished request: 5xx is a failure (Linkerd's default
     /// classifier), anything else a success.
     pub fn record(&self, code: u16, elapsed: std::time::Duration) {
+        self.record_head(code, elapsed);
+        self.record_end(code < 500);
+    }
+
+    /// Records a response's head: the request, its status, the latency
+    /// to the head. Its success is recorded by [`RequestStats::record_end`]
+    /// (an h2 stream's when it ends).
+    pub fn record_head(&self, code: u16, elapsed: std::time::Duration) {
         self.requests.incr();
-        if code >= 500 {
-            self.failures.incr();
-        } else {
-            self.success.incr();
-        }
         self.status.record(code);
         self.latency.record(elapsed);
+    }
+
+    /// Records whether a request succeeded.
+    pub fn record_end(&self, success: bool) {
+        if success {
+            self.success.incr();
+        } else {
+            self.failures.incr();
+        }
     }
 }
 
