@@ -284,7 +284,16 @@ impl<'a> H2<'a> {
                 }
             })
         };
-        let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
+        let deadline = self
+            .grpc_deadline
+            .map(|d| tokio::time::Instant::now() + deadline::remaining(d));
+        let mut resp = resp.map(|b| {
+            let body = Observed::new(b, on_end);
+            Either::Left(match deadline {
+                Some(at) => body.with_deadline(at),
+                None => body,
+            })
+        });
         if pending {
             resp.extensions_mut().insert(Deferred);
         }
