@@ -84,6 +84,7 @@ pub struct ClientStats {
     /// `retries/budget_exhausted` (requeue budget).
     pub requeue_budget_exhausted: Arc<Counter>,
     status: crate::service::StatusCounters,
+    streams: std::sync::OnceLock<Arc<Histogram>>,
 }
 
 impl ClientStats {
@@ -98,7 +99,15 @@ impl ClientStats {
             requeues: registry.counter(scope, "retries/requeues"),
             requeue_budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
             status: crate::service::StatusCounters::new(registry, scope),
+            streams: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `stream/total_latency_ms` (an h2 client's streams, from the request
+    /// to the end of its response), registered on first use.
+    pub fn stream_latency(&self) -> &Arc<Histogram> {
+        self.streams
+            .get_or_init(|| self.status.histogram("stream/total_latency_ms"))
     }
 
     /// Counts a response status.

@@ -348,6 +348,11 @@ async fn an_unavailable_endpoint_is_retried_on_another_and_stats_follow_grpc_sta
     assert_eq!(get("rt/h2/service/svc/pkg.Echo/success"), 20, "{json:?}");
     assert_eq!(get("rt/h2/service/svc/pkg.Echo/failures"), 0);
     assert!(get("rt/h2/service/svc/pkg.Echo/retries/total") >= 1);
+    assert_eq!(
+        get("rt/h2/service/svc/pkg.Echo/stream/total_latency_ms.count"),
+        20,
+        "every stream's end is timed: {json:?}"
+    );
 
     // A call that ends with a failed grpc-status in its trailers is a
     // failure, counted when the stream ends.
