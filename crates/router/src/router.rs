@@ -129,9 +129,17 @@ impl Router {
     }
 
     /// The concrete names this router has clients for, with their current
-    /// address sets and their endpoints' balancer state (alive, dead or
-    /// probing; requests in flight), for `/client_state.json`.
-    pub fn client_states(&self) -> Vec<(Path, Addr, Vec<strait_balancer::EndpointInfo>)> {
+    /// address sets, their endpoints' balancer state (alive, dead or
+    /// probing; requests in flight) and, for an h2 client, its open
+    /// connections, for `/client_state.json`.
+    pub fn client_states(
+        &self,
+    ) -> Vec<(
+        Path,
+        Addr,
+        Vec<strait_balancer::EndpointInfo>,
+        Option<usize>,
+    )> {
         self.cache.client_states()
     }
 

@@ -93,7 +93,8 @@ impl RequestStats {
 
     /// `stream/total_latency_ms`.
     pub fn stream_latency(&self) -> &Arc<Histogram> {
-        self.streams.get_or_init(|| self.status.histogram("stream/total_latency_ms"))
+        self.streams
+            .get_or_init(|| self.status.histogram("stream/total_latency_ms"))
     }
 
     /// Records one finished request: 5xx is a failure (Linkerd's default
