@@ -568,6 +568,7 @@ fn admin_serves_ping_metrics_and_client_state() {
         serde_json::from_str(&mesh.admin("/client_state.json").body).unwrap();
     assert_eq!(cs["/#/io.l5d.fs/hello"]["state"], "bound");
     assert_eq!(cs["/#/io.l5d.fs/hello"]["addresses"][0], a.addr.to_string());
+    assert_eq!(cs["/#/io.l5d.fs/hello"]["protocol"], "http/1.1");
 }
 
 fn promtool(text: &str) -> (i32, String) {

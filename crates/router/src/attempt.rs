@@ -52,7 +52,9 @@ pub trait Exchange {
     /// A response, with whatever the protocol needs to finish it.
     type Response;
 
-    /// Whether the request can be sent more than once (its body was kept).
+    /// Whether the request can be sent (again) now: its body was kept, or
+    /// has not been taken by an attempt yet. Asked at each decision, since
+    /// a body kept while it streams is complete only once it has ended.
     fn replayable(&self) -> bool;
 
     /// Sends one attempt to `addr`.
@@ -147,7 +149,7 @@ pub fn decide(
         Decision::Retry(tries.pause)
     };
     match attempt {
-        Attempted::Responded(ResponseClass::Success) => Decision::Return,
+        Attempted::Responded(ResponseClass::Success | ResponseClass::Pending) => Decision::Return,
         Attempted::Responded(ResponseClass::Failure { retryable }) => {
             if retryable && budgets.retry() {
                 retry(tries)
@@ -260,7 +262,6 @@ pub async fn run<E: Exchange>(
 ) -> Result<Answered<E::Response>, AttemptError> {
     svc.budget.deposit();
     client.requeue_budget.deposit();
-    let replayable = ex.replayable();
     let backoff = &svc.policy.backoff;
     let mut budgets = Live {
         client,
@@ -285,7 +286,13 @@ pub async fn run<E: Exchange>(
         let pause = match attempt(ex, client, addr).await {
             Ok((response, class)) => {
                 let attempted = Attempted::Responded(class);
-                match decide(attempted, replayable, &mut tries, backoff, &mut budgets) {
+                match decide(
+                    attempted,
+                    ex.replayable(),
+                    &mut tries,
+                    backoff,
+                    &mut budgets,
+                ) {
                     Decision::Retry(pause) => {
                         lease.finish(Outcome::Failure);
                         Some(pause)
@@ -293,8 +300,10 @@ pub async fn run<E: Exchange>(
                     _ => {
                         let retries = Duration::from_millis(u64::from(tries.retries));
                         svc.per_request.record(retries);
+                        // A pending class is settled when the stream ends:
+                        // the exchange's response body finishes the lease.
                         let outcome = match class {
-                            ResponseClass::Success => Outcome::Success,
+                            ResponseClass::Success | ResponseClass::Pending => Outcome::Success,
                             ResponseClass::Failure { .. } => Outcome::Failure,
                         };
                         return Ok(Answered {
@@ -324,7 +333,13 @@ pub async fn run<E: Exchange>(
                         other
                     }
                 };
-                match decide(attempted, replayable, &mut tries, backoff, &mut budgets) {
+                match decide(
+                    attempted,
+                    ex.replayable(),
+                    &mut tries,
+                    backoff,
+                    &mut budgets,
+                ) {
                     Decision::Requeue => None,
                     Decision::Retry(pause) => Some(pause),
                     Decision::Return | Decision::Fail => return Err(failure),
@@ -371,10 +386,11 @@ async fn attempt<E: Exchange>(
             let (code, class) = ex.classify(&response);
             stats.status(code);
             stats.latency.record(start.elapsed());
-            if class.is_success() {
-                stats.success.incr();
-            } else {
-                stats.failures.incr();
+            match class {
+                ResponseClass::Success => stats.success.incr(),
+                ResponseClass::Failure { .. } => stats.failures.incr(),
+                // Counted when the stream ends.
+                ResponseClass::Pending => {}
             }
             Ok((response, class))
         }

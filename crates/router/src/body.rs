@@ -11,14 +11,19 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
-/// Called once when the body ends (`true`) or fails or is dropped early
-/// (`false`).
-pub type OnEnd = Box<dyn FnOnce(bool) + Send>;
+/// Called once when the body ends (`true`, with its trailers if it had
+/// any) or fails or is dropped early (`false`).
+pub type OnEnd = Box<dyn FnOnce(bool, Option<&http::HeaderMap>) + Send>;
 
 /// A backend's response body, with a hook for its end.
 pub struct Observed {
     inner: Incoming,
     on_end: Option<OnEnd>,
+    /// A gRPC call's deadline: when it passes before the stream ends,
+    /// the stream is cut and ended with `grpc-status: 4`.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The deadline passed: the trailers have been given.
+    expired: bool,
 }
 
 impl Observed {
@@ -27,12 +32,22 @@ impl Observed {
         Observed {
             inner,
             on_end: Some(on_end),
+            deadline: None,
+            expired: false,
         }
     }
 
-    fn end(&mut self, ok: bool) {
+    /// Cuts the stream at `at` (a gRPC call's deadline): its caller gets
+    /// trailers with `grpc-status: 4` (DEADLINE_EXCEEDED), and the
+    /// backend's stream is reset when the body is dropped.
+    pub fn with_deadline(mut self, at: tokio::time::Instant) -> Self {
+        self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
+        self
+    }
+
+    fn end(&mut self, ok: bool, trailers: Option<&http::HeaderMap>) {
         if let Some(f) = self.on_end.take() {
-            f(ok);
+            f(ok, trailers);
         }
     }
 }
@@ -46,13 +61,32 @@ impl Body for Observed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
+        if this.expired {
+            return Poll::Ready(None);
+        }
         let r = Pin::new(&mut this.inner).poll_frame(cx);
+        if r.is_pending()
+            && let Some(d) = &mut this.deadline
+            && d.as_mut().poll(cx).is_ready()
+        {
+            this.expired = true;
+            this.end(false, None);
+            let mut t = http::HeaderMap::new();
+            t.insert("grpc-status", http::HeaderValue::from_static("4"));
+            t.insert(
+                "grpc-message",
+                http::HeaderValue::from_static("the call's grpc-timeout passed (Strait)"),
+            );
+            return Poll::Ready(Some(Ok(Frame::trailers(t))));
+        }
         match &r {
-            Poll::Ready(None) => this.end(true),
-            Poll::Ready(Some(Err(_))) => this.end(false),
+            Poll::Ready(None) => this.end(true, None),
+            Poll::Ready(Some(Err(_))) => this.end(false, None),
+            // Trailers are the last frame.
+            Poll::Ready(Some(Ok(f))) if f.is_trailers() => this.end(true, f.trailers_ref()),
             _ => {
                 if this.inner.is_end_stream() {
-                    this.end(true);
+                    this.end(true, None);
                 }
             }
         }
@@ -60,7 +94,7 @@ impl Body for Observed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.expired || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {
@@ -71,7 +105,7 @@ impl Body for Observed {
 impl Drop for Observed {
     fn drop(&mut self) {
         let done = self.inner.is_end_stream();
-        self.end(done);
+        self.end(done, None);
     }
 }
 

@@ -34,8 +34,10 @@ pub struct Client {
     pub policy: ClientPolicy,
     /// Endpoint selection and failure accrual.
     pub balancer: Balancer,
-    /// The connections to its endpoints.
+    /// The connections to its endpoints (HTTP/1.1).
     pub pool: Arc<Pool>,
+    /// An `h2` router's client: one HTTP/2 connection per endpoint.
+    pub h2: Option<Arc<crate::h2::H2Pool>>,
     /// `requeueBudget`.
     pub requeue_budget: Budget,
     addr: ArcSwap<Addr>,
@@ -82,6 +84,7 @@ pub struct ClientStats {
     /// `retries/budget_exhausted` (requeue budget).
     pub requeue_budget_exhausted: Arc<Counter>,
     status: crate::service::StatusCounters,
+    streams: std::sync::OnceLock<Arc<Histogram>>,
 }
 
 impl ClientStats {
@@ -96,7 +99,15 @@ impl ClientStats {
             requeues: registry.counter(scope, "retries/requeues"),
             requeue_budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
             status: crate::service::StatusCounters::new(registry, scope),
+            streams: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `stream/total_latency_ms` (an h2 client's streams, from the request
+    /// to the end of its response), registered on first use.
+    pub fn stream_latency(&self) -> &Arc<Histogram> {
+        self.streams
+            .get_or_init(|| self.status.histogram("stream/total_latency_ms"))
     }
 
     /// Counts a response status.
@@ -125,8 +136,17 @@ impl Client {
             policy.pool_idle_timeout.unwrap_or(DEFAULT_POOL_IDLE),
             policy.pool_max_size,
         );
-        if let Some(tls) = &policy.tls {
-            pool = pool.with_tls(TlsConnect::new(tls, registry, &scope));
+        let h2 = policy.h2.map(|settings| {
+            let mut h2 = crate::h2::H2Pool::new(policy.connect_timeout, settings);
+            if let Some(tls) = &policy.tls {
+                h2 = h2.with_tls(TlsConnect::new(tls, registry, &scope, true));
+            }
+            Arc::new(h2)
+        });
+        if h2.is_none()
+            && let Some(tls) = &policy.tls
+        {
+            pool = pool.with_tls(TlsConnect::new(tls, registry, &scope, false));
         }
         let pool = Arc::new(pool);
         let requeue_budget = Budget::new(
@@ -150,6 +170,7 @@ impl Client {
             policy,
             balancer,
             pool,
+            h2,
             requeue_budget,
             addr: ArcSwap::from_pointee(Addr::Pending),
             last_used: AtomicU64::new(0),
@@ -186,6 +207,9 @@ impl Client {
         self.balancer.update(&endpoints);
         let live: Vec<SocketAddr> = endpoints.iter().map(|(a, _)| *a).collect();
         self.pool.sweep(Some(&live));
+        if let Some(h2) = &self.h2 {
+            h2.sweep(Some(&live));
+        }
         if **self.addr.load() != addr {
             tracing::info!(client = %self.id, addresses = %addr, "client endpoints changed");
         }

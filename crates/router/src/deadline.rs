@@ -10,7 +10,8 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 /// The header.
 pub const L5D_CTX_DEADLINE: HeaderName = HeaderName::from_static("l5d-ctx-deadline");
 
-fn now_ns() -> u128 {
+/// Now, in nanoseconds since the Unix epoch.
+pub fn now_ns() -> u128 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or(Duration::ZERO)

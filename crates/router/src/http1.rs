@@ -273,7 +273,7 @@ impl<'a> Http1<'a> {
         }
         let mut lease = Some(lease);
         let owner = Arc::clone(self.client);
-        let on_end: crate::body::OnEnd = Box::new(move |ok| {
+        let on_end: crate::body::OnEnd = Box::new(move |ok, _| {
             if let Some(l) = lease.take() {
                 l.finish(if ok { outcome } else { Outcome::Failure });
             }
@@ -386,7 +386,7 @@ impl BodyState {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

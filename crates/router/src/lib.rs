@@ -38,6 +38,7 @@ pub mod deadline;
 pub mod descriptors;
 pub mod error;
 pub mod guard;
+pub mod h2;
 pub mod headers;
 pub mod http1;
 pub mod identify;

@@ -306,22 +306,7 @@ impl Pool {
 
     async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<ReqBody>, SendError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
-        let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => s,
-            Ok(Err(e)) if is_local(&e) => {
-                return Err(SendError::Local(format!(
-                    "Strait cannot open a connection to {addr}: {e}"
-                )));
-            }
-            Ok(Err(e)) => return Err(SendError::NotSent(format!("connecting to {addr}: {e}"))),
-            Err(_) => {
-                return Err(SendError::NotSent(format!(
-                    "connecting to {addr}: no answer within {} ms",
-                    self.connect_timeout.as_millis()
-                )));
-            }
-        };
-        let _ = stream.set_nodelay(true);
+        let stream = connect_tcp(addr, deadline, self.connect_timeout).await?;
         match &self.tls {
             None => handshake(stream, addr).await,
             Some(tls) => match tls.handshake(stream, addr, deadline).await {
@@ -330,6 +315,32 @@ impl Pool {
             },
         }
     }
+}
+
+/// A TCP connection to `addr` by `deadline` (`timeout` after the start,
+/// for the message), `TCP_NODELAY` on.
+pub(crate) async fn connect_tcp(
+    addr: SocketAddr,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+) -> Result<TcpStream, SendError> {
+    let stream = match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) if is_local(&e) => {
+            return Err(SendError::Local(format!(
+                "Strait cannot open a connection to {addr}: {e}"
+            )));
+        }
+        Ok(Err(e)) => return Err(SendError::NotSent(format!("connecting to {addr}: {e}"))),
+        Err(_) => {
+            return Err(SendError::NotSent(format!(
+                "connecting to {addr}: no answer within {} ms",
+                timeout.as_millis()
+            )));
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
 }
 
 /// HTTP/1.1 on a connected stream; its connection task is spawned.

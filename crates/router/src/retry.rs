@@ -98,6 +98,10 @@ pub enum ResponseClass {
         /// May the request be sent again?
         retryable: bool,
     },
+    /// Not known from the response head: an HTTP/2 stream is classified
+    /// when it ends (its trailers' `grpc-status`, a reset), and the
+    /// response is given to the caller at once, never held back for it.
+    Pending,
 }
 
 impl ResponseClass {

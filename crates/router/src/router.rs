@@ -24,9 +24,12 @@ use crate::attempt::{self, AttemptError};
 use crate::binding::{BindError, BindingCache, CacheParams, Route};
 use crate::body::Observed;
 use crate::error::RouteError;
+use crate::h2::{self as h2, H2, grpc};
 use crate::headers::LocalDtab;
 use crate::http1::{self, Http1, UpgradeStats};
 use crate::identify::is_connect;
+use crate::params::Protocol;
+use crate::service::RequestStats;
 use crate::stats::Registry;
 use crate::trace::Trace;
 use crate::{deadline, headers};
@@ -60,6 +63,9 @@ pub(crate) struct Forwarding<'a> {
     pub total: Option<Duration>,
     /// Its trace context.
     pub trace: &'a Trace,
+    /// The server's stats (an h2 stream's success is counted there when
+    /// it ends).
+    pub server_stats: &'a Arc<RequestStats>,
 }
 
 impl Router {
@@ -123,9 +129,17 @@ impl Router {
     }
 
     /// The concrete names this router has clients for, with their current
-    /// address sets and their endpoints' balancer state (alive, dead or
-    /// probing; requests in flight), for `/client_state.json`.
-    pub fn client_states(&self) -> Vec<(Path, Addr, Vec<strait_balancer::EndpointInfo>)> {
+    /// address sets, their endpoints' balancer state (alive, dead or
+    /// probing; requests in flight) and, for an h2 client, its open
+    /// connections, for `/client_state.json`.
+    pub fn client_states(
+        &self,
+    ) -> Vec<(
+        Path,
+        Addr,
+        Vec<strait_balancer::EndpointInfo>,
+        Option<usize>,
+    )> {
         self.cache.client_states()
     }
 
@@ -160,10 +174,13 @@ impl Router {
         &self,
         mut req: Request<Incoming>,
         server: &ServerParams,
+        stats: &Arc<RequestStats>,
         upgrades: &Arc<UpgradeStats>,
         remote: SocketAddr,
     ) -> Response<Body> {
         let clear = server.clear_context;
+        let h2 = self.params.protocol == Protocol::H2;
+        let grpc = h2 && grpc::is_grpc(req.headers());
         if clear {
             headers::strip_l5d(req.headers_mut());
         }
@@ -174,7 +191,7 @@ impl Router {
             .as_ref()
             .map(|_| Fields::of(req.method(), req.uri().clone(), req.headers()));
         let resp = match self
-            .forward(req, server, upgrades, remote, &trace, &mut logged)
+            .forward(req, server, stats, upgrades, remote, &trace, &mut logged)
             .await
         {
             Ok(mut resp) => {
@@ -185,14 +202,26 @@ impl Router {
             }
             Err(e) => {
                 tracing::debug!(router = %self.params.label, error = %e, "request failed");
-                let resp = e.to_response(
-                    self.params.max_headers_bytes,
-                    self.params.max_err_bytes,
-                    clear,
-                );
-                let mut resp = resp.map(|b| Either::Right(Full::new(b)));
-                http1::append_via(resp.headers_mut());
-                resp
+                if grpc {
+                    let resp = grpc::error_response(&e, self.params.max_headers_bytes, clear);
+                    let mut resp = resp.map(|b| Either::Right(Full::new(b)));
+                    resp.extensions_mut().insert(h2::GrpcFailure);
+                    h2::append_via(resp.headers_mut());
+                    resp
+                } else {
+                    let resp = e.to_response(
+                        self.params.max_headers_bytes,
+                        self.params.max_err_bytes,
+                        clear,
+                    );
+                    let mut resp = resp.map(|b| Either::Right(Full::new(b)));
+                    if h2 {
+                        h2::append_via(resp.headers_mut());
+                    } else {
+                        http1::append_via(resp.headers_mut());
+                    }
+                    resp
+                }
             }
         };
         if let (Some(log), Some(fields)) = (&self.params.access_log, &logged) {
@@ -231,10 +260,12 @@ impl Router {
     /// Names the request, routes it and sends it, within the service's
     /// total timeout; counts it in the service's stats. `logged` (when
     /// there is an access log) follows the request's rewrites.
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         mut req: Request<Incoming>,
         server: &ServerParams,
+        server_stats: &Arc<RequestStats>,
         upgrades: &Arc<UpgradeStats>,
         remote: SocketAddr,
         trace: &Trace,
@@ -246,14 +277,19 @@ impl Router {
         if http1::via_depth(req.headers()) > self.params.max_call_depth as usize {
             return Err(RouteError::CallDepth(self.params.max_call_depth));
         }
-        let limits = &server.limits;
-        http1::check_request(
-            &req,
-            self.params.max_initial_line_bytes,
-            self.params.max_headers_bytes,
-            limits.max_body_bytes,
-        )?;
-        http1::absolute_to_origin_form(&mut req);
+        let h2 = self.params.protocol == Protocol::H2;
+        if !h2 {
+            // HTTP/2's framing has none of HTTP/1's ambiguities, and hyper
+            // bounds its header list (maxHeaderListBytes).
+            let limits = &server.limits;
+            http1::check_request(
+                &req,
+                self.params.max_initial_line_bytes,
+                self.params.max_headers_bytes,
+                limits.max_body_bytes,
+            )?;
+            http1::absolute_to_origin_form(&mut req);
+        }
         let local = if server.dtab_override.is_some() {
             headers::take_local_dtab_within(
                 req.headers_mut(),
@@ -278,7 +314,17 @@ impl Router {
             .map_err(|e| self.bind_error(e, &dst, local.as_ref()))?;
         let svc = &route.service;
         let pending = svc.stats.pending.enter();
-        let incoming = deadline::read(req.headers());
+        let mut incoming = deadline::read(req.headers());
+        // gRPC's own deadline: the call's total timeout is cut to it,
+        // and each attempt carries what is left of it.
+        let grpc_deadline = if h2 {
+            grpc::read_timeout(req.headers()).map(|t| deadline::now_ns() + t.as_nanos())
+        } else {
+            None
+        };
+        if let Some(g) = grpc_deadline {
+            incoming = Some(incoming.map_or(g, |d| d.min(g)));
+        }
         let fwd = Forwarding {
             server,
             upgrades,
@@ -287,8 +333,9 @@ impl Router {
             deadline: incoming,
             total: deadline::total_timeout(svc.policy.total_timeout, incoming),
             trace,
+            server_stats,
         };
-        let sent = self.send(req, &route, &fwd, &dst, logged);
+        let sent = self.send(req, &route, &fwd, &dst, logged, grpc_deadline.and(incoming));
         let result = match fwd.total {
             None => sent.await,
             Some(t) => tokio::time::timeout(t, sent).await.unwrap_or_else(|_| {
@@ -299,11 +346,10 @@ impl Router {
             }),
         };
         drop(pending);
-        let code = match &result {
-            Ok(r) => r.status().as_u16(),
-            Err(e) => e.status().as_u16(),
-        };
-        svc.stats.record(code, start.elapsed());
+        match &result {
+            Ok(r) => h2::record(&svc.stats, r, start.elapsed()),
+            Err(e) => svc.stats.record(e.status().as_u16(), start.elapsed()),
+        }
         result
     }
 
@@ -344,17 +390,48 @@ impl Router {
         fwd: &Forwarding<'_>,
         dst: &Path,
         logged: &mut Option<Fields>,
+        grpc_deadline: Option<u128>,
     ) -> Result<Response<Body>, RouteError> {
-        let mut ex = Http1::new(req, route, fwd);
-        if let Some(l) = logged {
-            *l = ex.log_fields();
-        }
-        ex.keep_body().await?;
         // Only a request whose route an override chose is checked.
         let guard = match (fwd.local, &fwd.server.dtab_override) {
             (Some(_), Some(g)) => Some(&**g),
             _ => None,
         };
+        if let Some(pool) = &route.client.h2 {
+            // Boxed: the h2 exchange's state machine would otherwise sit
+            // inside every HTTP/1 request's future and be copied with it.
+            return Box::pin(self.send_h2(req, route, pool, fwd, dst, logged, guard, grpc_deadline))
+                .await;
+        }
+        let mut ex = Http1::new(req, route, fwd);
+        if let Some(l) = logged {
+            *l = ex.log_fields();
+        }
+        ex.keep_body().await?;
+        match attempt::run(&mut ex, &route.client, &route.service, guard).await {
+            Ok(answered) => Ok(ex.finish(answered)),
+            Err(e) => Err(self.attempt_error(e, route, fwd, dst)),
+        }
+    }
+
+    /// [`Router::send`] over HTTP/2.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_h2(
+        &self,
+        req: Request<Incoming>,
+        route: &Route,
+        pool: &h2::H2Pool,
+        fwd: &Forwarding<'_>,
+        dst: &Path,
+        logged: &mut Option<Fields>,
+        guard: Option<&crate::guard::OverrideGuard>,
+        grpc_deadline: Option<u128>,
+    ) -> Result<Response<Body>, RouteError> {
+        let mut ex = H2::new(req, route, pool, fwd, grpc_deadline);
+        if let Some(l) = logged {
+            *l = ex.log_fields();
+        }
+        ex.read_ahead().await?;
         match attempt::run(&mut ex, &route.client, &route.service, guard).await {
             Ok(answered) => Ok(ex.finish(answered)),
             Err(e) => Err(self.attempt_error(e, route, fwd, dst)),

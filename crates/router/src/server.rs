@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
@@ -16,6 +16,7 @@ use crate::clients::ClientNetworks;
 use crate::descriptors;
 use crate::error::RouteError;
 use crate::http1::UpgradeStats;
+use crate::params::Protocol;
 use crate::router::{Body, Router, ServerParams};
 use crate::service::RequestStats;
 use crate::stats::{Counter, Gauge, Registry, Scope};
@@ -26,7 +27,7 @@ pub struct Server {
     /// Everything a request reads, swapped as one on reload: a request
     /// never sees a new router with old settings or the other way round.
     state: ArcSwap<ServerState>,
-    stats: RequestStats,
+    stats: Arc<RequestStats>,
     connections: Arc<Gauge>,
     /// Times it stopped accepting because the descriptor budget's client
     /// connections were all open.
@@ -126,7 +127,7 @@ impl Server {
             addr: params.label.clone().into(),
         };
         Arc::new(Server {
-            stats: RequestStats::new(registry, &scope),
+            stats: Arc::new(RequestStats::new(registry, &scope)),
             connections: registry.gauge(&scope, "connections"),
             descriptors_full: registry.counter(&scope, "descriptor_limit_reached"),
             upgrades: Arc::new(UpgradeStats::new(registry, &scope)),
@@ -318,8 +319,9 @@ impl Server {
                             let state = server.state.load();
                             (state.params.limits.header_timeout, state.tls.clone())
                         };
+                        let h2 = server.speaks_h2();
                         let Some(tls) = tls else {
-                            if refused_h2_prior_knowledge(&mut stream, header_timeout).await {
+                            if refused_wrong_protocol(&mut stream, header_timeout, h2).await {
                                 return;
                             }
                             let io = descriptors::Counted::new(stream, slot);
@@ -329,7 +331,8 @@ impl Server {
                         // bounded like a request head; the descriptor slot
                         // stays with the stream.
                         let io = descriptors::Counted::new(stream, slot);
-                        let handshake = tls.acceptor().accept(io);
+                        let acceptor = if h2 { tls.acceptor_h2() } else { tls.acceptor() };
+                        let handshake = acceptor.accept(io);
                         match tokio::time::timeout(header_timeout, handshake).await {
                             Ok(Ok(io)) => server.drive(io, remote, &mut draining).await,
                             Ok(Err(e)) => {
@@ -361,6 +364,11 @@ impl Server {
         }
     }
 
+    /// Whether the server's router is an `h2` router.
+    fn speaks_h2(&self) -> bool {
+        self.state.load().router.params().protocol == Protocol::H2
+    }
+
     /// Serves one accepted connection (plaintext or after its TLS
     /// handshake) until it ends, or gracefully once `draining` turns true.
     async fn drive<I>(
@@ -371,6 +379,9 @@ impl Server {
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
+        if self.speaks_h2() {
+            return self.drive_h2(io, remote, draining).await;
+        }
         let conn = self.connection(io, remote);
         let mut conn = std::pin::pin!(conn);
         let ended = tokio::select! {
@@ -386,6 +397,50 @@ impl Server {
         };
         if let Err(e) = ended {
             tracing::debug!(error = %e, "connection ended with an error");
+        }
+    }
+
+    /// Serves one HTTP/2 connection: each stream is a request routed on
+    /// its own. Draining sends GOAWAY and lets the streams in flight end.
+    async fn drive_h2<I>(
+        self: &Arc<Self>,
+        io: I,
+        remote: SocketAddr,
+        draining: &mut watch::Receiver<bool>,
+    ) where
+        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    {
+        let s = self.state.load().params.h2;
+        let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+        b.timer(TokioTimer::new())
+            .initial_stream_window_size(s.initial_stream_window)
+            .max_frame_size(s.max_frame)
+            .header_table_size(s.header_table)
+            .max_concurrent_streams(s.max_concurrent_streams.or(Some(DEFAULT_MAX_STREAMS)));
+        if let Some(n) = s.max_header_list {
+            b.max_header_list_size(n);
+        }
+        // `tunnelled`: an h2 CONNECT is never a tunnel here (405).
+        let handler = Handler {
+            server: Arc::clone(self),
+            remote,
+            tunnelled: true,
+        };
+        let conn = b.serve_connection(TokioIo::new(io), handler);
+        let mut conn = std::pin::pin!(conn);
+        let ended = tokio::select! {
+            r = conn.as_mut() => Some(r),
+            _ = draining.wait_for(|d| *d) => None,
+        };
+        let ended = match ended {
+            Some(r) => r,
+            None => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(e) = ended {
+            tracing::debug!(error = %e, "h2 connection ended with an error");
         }
     }
 
@@ -491,10 +546,10 @@ impl Server {
         let pending = self.stats.pending.enter();
         let resp = state
             .router
-            .route(req, &state.params, &self.upgrades, remote)
+            .route(req, &state.params, &self.stats, &self.upgrades, remote)
             .await;
         drop(pending);
-        self.stats.record(resp.status().as_u16(), start.elapsed());
+        crate::h2::record(&self.stats, &resp, start.elapsed());
         resp
     }
 }
@@ -524,6 +579,9 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler 
     }
 }
 
+/// Linkerd's `maxConcurrentStreamsPerConnection` default.
+const DEFAULT_MAX_STREAMS: u32 = 1000;
+
 /// What an HTTP/2 client with prior knowledge (h2c) sends first.
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
@@ -531,35 +589,69 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const H2_REFUSAL: &str = "This port speaks HTTP/1.1, and HTTP/2 with prior knowledge (h2c) \
 was sent: send HTTP/1.1 here, or HTTP/2 to a router with protocol: h2.\n";
 
-/// Whether the client opened with HTTP/2's preface, which is then answered
-/// with a 400 and the connection closed (hyper would close it without a
-/// word). Looks without reading, so an HTTP/1 request is left whole for
-/// hyper; gives up, as hyper's head timeout would, after `timeout`.
-async fn refused_h2_prior_knowledge(stream: &mut tokio::net::TcpStream, timeout: Duration) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+/// Why HTTP/1 is refused on an `h2` router's plaintext server.
+const H1_REFUSAL: &str = "This port speaks HTTP/2 (an h2 router): send HTTP/2 with prior \
+knowledge (h2c; curl --http2-prior-knowledge, a gRPC client), or HTTP/1.1 to a router with \
+protocol: http.\n";
+
+/// What a connection's first bytes are.
+#[derive(PartialEq, Eq)]
+enum Opening {
+    /// HTTP/2's preface, whole.
+    Preface,
+    /// Anything else (HTTP/1, most likely).
+    Other,
+    /// Nothing yet, within the head timeout, or the client closed.
+    Nothing,
+}
+
+/// Looks (without reading) at what the client sends first; gives up, as
+/// hyper's head timeout would, after `timeout`.
+async fn opening(stream: &mut tokio::net::TcpStream, timeout: Duration) -> Opening {
     let sniff = async {
         let mut buf = [0u8; H2_PREFACE.len()];
         loop {
             let n = stream.peek(&mut buf).await.unwrap_or(0);
-            if n == 0 || !H2_PREFACE.starts_with(&buf[..n]) {
-                return false;
+            if n == 0 {
+                return Opening::Nothing;
+            }
+            if !H2_PREFACE.starts_with(&buf[..n]) {
+                return Opening::Other;
             }
             if n == H2_PREFACE.len() {
-                return true;
+                return Opening::Preface;
             }
             // Part of the preface so far ("P" may yet be "POST"): peeking
             // again would see the same bytes at once, so pause.
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     };
-    if !tokio::time::timeout(timeout, sniff).await.unwrap_or(false) {
-        return false;
-    }
-    tracing::debug!("HTTP/2 preface on an HTTP/1.1 server: 400");
+    tokio::time::timeout(timeout, sniff)
+        .await
+        .unwrap_or(Opening::Nothing)
+}
+
+/// Whether the client opened with the other protocol than the server's
+/// (HTTP/2's preface on an HTTP/1.1 server, anything else on an h2
+/// server), which is then answered with an HTTP/1.1 400 saying why and
+/// the connection closed (hyper would close it without a word). An
+/// opening in the server's own protocol is left whole for hyper.
+async fn refused_wrong_protocol(
+    stream: &mut tokio::net::TcpStream,
+    timeout: Duration,
+    h2: bool,
+) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let text = match (opening(stream, timeout).await, h2) {
+        (Opening::Preface, false) => H2_REFUSAL,
+        (Opening::Other, true) => H1_REFUSAL,
+        _ => return false,
+    };
+    tracing::debug!(h2, "a connection in the other HTTP version: 400");
     let answer = format!(
         "HTTP/1.1 400 Bad Request\r\ncontent-type: text/plain\r\nconnection: close\r\n\
-         content-length: {}\r\n\r\n{H2_REFUSAL}",
-        H2_REFUSAL.len()
+         content-length: {}\r\n\r\n{text}",
+        text.len()
     );
     let _ = stream.write_all(answer.as_bytes()).await;
     let _ = stream.shutdown().await;

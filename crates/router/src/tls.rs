@@ -291,6 +291,9 @@ pub struct ServerTlsSettings {
 /// certificate's particulars.
 pub struct ServerTls {
     acceptor: TlsAcceptor,
+    /// The same, offering ALPN `h2` only (an `h2` router's servers: no
+    /// HTTP/1.1 fallback, as Linkerd's).
+    acceptor_h2: TlsAcceptor,
     leaf: CertInfo,
 }
 
@@ -371,10 +374,12 @@ impl ServerTls {
                 s.cert_path.display()
             ))
         })?;
-        // Ready for h2: a server that speaks it adds `h2` before this.
+        let mut h2 = config.clone();
+        h2.alpn_protocols = vec![b"h2".to_vec()];
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(ServerTls {
             acceptor: TlsAcceptor::from(Arc::new(config)),
+            acceptor_h2: TlsAcceptor::from(Arc::new(h2)),
             leaf,
         })
     }
@@ -382,6 +387,11 @@ impl ServerTls {
     /// What accepts a connection's handshake.
     pub fn acceptor(&self) -> &TlsAcceptor {
         &self.acceptor
+    }
+
+    /// What accepts a connection's handshake on an `h2` router's server.
+    pub fn acceptor_h2(&self) -> &TlsAcceptor {
+        &self.acceptor_h2
     }
 
     /// The leaf certificate served.

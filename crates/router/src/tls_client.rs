@@ -462,8 +462,9 @@ pub struct TlsConnect {
 }
 
 impl TlsConnect {
-    /// The TLS of a client whose stats are under `scope`.
-    pub fn new(tls: &ClientTls, registry: &Registry, scope: &Scope) -> TlsConnect {
+    /// The TLS of a client whose stats are under `scope`, offering ALPN
+    /// `h2` (an h2 router's client) or `http/1.1`.
+    pub fn new(tls: &ClientTls, registry: &Registry, scope: &Scope, h2: bool) -> TlsConnect {
         let name = match &tls.common_name {
             None => Ok(None),
             Some(cn) => ServerName::try_from(cn.clone())
@@ -474,7 +475,13 @@ impl TlsConnect {
             tracing::error!(error = %e, "client tls cannot connect");
         }
         TlsConnect {
-            connector: TlsConnector::from(Arc::clone(&tls.template.config)),
+            connector: if h2 {
+                let mut config = (*tls.template.config).clone();
+                config.alpn_protocols = vec![b"h2".to_vec()];
+                TlsConnector::from(Arc::new(config))
+            } else {
+                TlsConnector::from(Arc::clone(&tls.template.config))
+            },
             name,
             failures: registry.counter(scope, "tls/handshake_failures"),
             by_reason: FailureReason::ALL
