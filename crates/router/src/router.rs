@@ -400,8 +400,17 @@ impl Router {
         if let Some(pool) = &route.client.h2 {
             // Boxed: the h2 exchange's state machine would otherwise sit
             // inside every HTTP/1 request's future and be copied with it.
-            return Box::pin(self.send_h2(req, route, pool, fwd, dst, logged, guard, grpc_deadline))
-                .await;
+            return Box::pin(self.send_h2(
+                req,
+                route,
+                pool,
+                fwd,
+                dst,
+                logged,
+                guard,
+                grpc_deadline,
+            ))
+            .await;
         }
         let mut ex = Http1::new(req, route, fwd);
         if let Some(l) = logged {

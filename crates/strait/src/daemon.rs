@@ -447,7 +447,10 @@ impl Live {
                 );
                 server.set_tls(next.tls.servers.get(&want).cloned());
                 let (stop, stop_rx) = watch::channel(false);
+                // The stdout line is the readiness line scripts wait for;
+                // the log has it too, timestamped.
                 println!("strait: router '{}' listening on {local}", rc.label);
+                tracing::info!(router = %rc.label, addr = %local, "router listening");
                 self.tasks
                     .spawn(Arc::clone(&server).serve(listener, stop_rx, grace));
                 keep.insert(
@@ -543,6 +546,7 @@ impl Live {
             let _ = old.send(true);
             if let Ok(local) = listener.local_addr() {
                 println!("strait: admin listening on {local}");
+                tracing::info!(addr = %local, "admin listening");
             }
             self.tasks.spawn(crate::admin::serve(
                 listener,
