@@ -216,6 +216,9 @@ impl Router {
                     );
                     let mut resp = resp.map(|b| Either::Right(Full::new(b)));
                     if h2 {
+                        // Linkerd's h2 router has no l5d-retryable (an h2
+                        // client retries a refused stream on its own).
+                        resp.headers_mut().remove("l5d-retryable");
                         h2::append_via(resp.headers_mut());
                     } else {
                         http1::append_via(resp.headers_mut());
