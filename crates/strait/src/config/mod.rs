@@ -207,6 +207,9 @@ fn summary(file: &str, config: &Config) -> String {
 }
 
 #[cfg(test)]
+mod h2_tests;
+
+#[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 

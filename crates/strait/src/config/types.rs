@@ -603,7 +603,10 @@ pub struct ClientParams {
     /// `ttlSecs` 10, `minRetriesPerSec` 10, `percentCanRetry` 0.2).
     pub requeue_budget: BudgetConfig,
     /// The per-endpoint connection pool (`hostConnectionPool`, default
-    /// unbounded).
+    /// unbounded). Printed only when not the default: an h2 router's
+    /// clients have no pool (one multiplexed connection per endpoint) and
+    /// refuse the key.
+    #[serde(skip_serializing_if = "PoolConfig::is_default")]
     pub host_connection_pool: PoolConfig,
     /// Timeout of one attempt, retries excluded (`requestAttemptTimeoutMs`,
     /// default none).
@@ -960,6 +963,12 @@ pub struct PoolConfig {
     /// unbounded).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_waiters: Option<u32>,
+}
+
+impl PoolConfig {
+    fn is_default(&self) -> bool {
+        *self == PoolConfig::default()
+    }
 }
 
 // ----------------------------------------------------------- service
