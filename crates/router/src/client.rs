@@ -110,6 +110,17 @@ impl ClientStats {
         }
     }
 
+    /// Counts a stream the endpoint reset before its response head,
+    /// `stream/reset/<code>` (`refused_stream`, `cancel`, ...).
+    pub fn reset(&self, reason: h2::Reason) {
+        let code = if u32::from(reason) <= 13 {
+            format!("{reason:?}").to_ascii_lowercase()
+        } else {
+            "unknown".to_owned()
+        };
+        self.status.counter(&format!("stream/reset/{code}")).incr();
+    }
+
     /// `stream/total_latency_ms` (an h2 client's streams, from the request
     /// to the end of its response), registered on first use.
     pub fn stream_latency(&self) -> &Arc<Histogram> {
