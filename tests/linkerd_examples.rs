@@ -1,7 +1,7 @@
 //! Linkerd 1's own example configs, run through `strait check` unchanged.
 //!
 //! The fixtures in `tests/linkerd_examples/` are byte-for-byte copies of the
-//! HTTP-only configs in `linkerd/linkerd` (`linkerd/examples/`) and
+//! http and h2 configs in `linkerd/linkerd` (`linkerd/examples/`) and
 //! `linkerd/linkerd-examples` that use only features Strait implements; the
 //! README there lists every config looked at, the verdict and why, and the
 //! upstream commits. Each test is named after its file: repository, then path.
@@ -48,6 +48,11 @@ fn linkerd_linkerd_examples_consul_yaml_checks_clean() {
 #[test]
 fn linkerd_linkerd_examples_disable_tls_yaml_checks_clean() {
     checks_clean("linkerd__linkerd__examples__disable-tls.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_h2spec_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__h2spec.yaml");
 }
 
 #[test]

@@ -407,8 +407,11 @@ impl Exchange for H2<'_> {
                         return Err(SendFailure::NotSent(None));
                     }
                     let e = e.into_error();
-                    if refused(&e) {
-                        return Err(SendFailure::NotSent(None));
+                    if let Some(reason) = reset_reason(&e) {
+                        self.client.stats.reset(reason);
+                        if reason == ::h2::Reason::REFUSED_STREAM {
+                            return Err(SendFailure::NotSent(None));
+                        }
                     }
                     if let Some(client) = ClientBodyError::find(&e) {
                         return Err(SendFailure::Local {
@@ -462,15 +465,15 @@ fn send_failure(e: SendError) -> SendFailure {
     }
 }
 
-/// Whether the endpoint refused the stream before processing it
-/// (`REFUSED_STREAM`, RFC 9113 §8.7): safe to send elsewhere.
-fn refused(e: &hyper::Error) -> bool {
+/// The reset code of a stream the endpoint reset (`REFUSED_STREAM`, RFC
+/// 9113 §8.7, means it did not process it: safe to send elsewhere).
+fn reset_reason(e: &hyper::Error) -> Option<::h2::Reason> {
     let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(c) = cur {
         if let Some(h2) = c.downcast_ref::<::h2::Error>() {
-            return h2.reason() == Some(::h2::Reason::REFUSED_STREAM);
+            return h2.reason();
         }
         cur = c.source();
     }
-    false
+    None
 }

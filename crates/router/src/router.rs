@@ -216,6 +216,9 @@ impl Router {
                     );
                     let mut resp = resp.map(|b| Either::Right(Full::new(b)));
                     if h2 {
+                        // Linkerd's h2 router has no l5d-retryable (an h2
+                        // client retries a refused stream on its own).
+                        resp.headers_mut().remove("l5d-retryable");
                         h2::append_via(resp.headers_mut());
                     } else {
                         http1::append_via(resp.headers_mut());
@@ -400,8 +403,17 @@ impl Router {
         if let Some(pool) = &route.client.h2 {
             // Boxed: the h2 exchange's state machine would otherwise sit
             // inside every HTTP/1 request's future and be copied with it.
-            return Box::pin(self.send_h2(req, route, pool, fwd, dst, logged, guard, grpc_deadline))
-                .await;
+            return Box::pin(self.send_h2(
+                req,
+                route,
+                pool,
+                fwd,
+                dst,
+                logged,
+                guard,
+                grpc_deadline,
+            ))
+            .await;
         }
         let mut ex = Http1::new(req, route, fwd);
         if let Some(l) = logged {

@@ -25,6 +25,11 @@ impl StatusCounters {
         }
     }
 
+    /// A counter in the same scope.
+    pub fn counter(&self, name: &str) -> Arc<Counter> {
+        self.registry.counter(&self.scope, name)
+    }
+
     /// A histogram in the same scope.
     pub fn histogram(&self, name: &str) -> Arc<Histogram> {
         self.registry.histogram(&self.scope, name)

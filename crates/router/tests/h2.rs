@@ -529,3 +529,63 @@ async fn shutdown_sends_goaway_and_lets_streams_in_flight_finish() {
     assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
     assert_eq!(body.to_bytes(), "done", "the stream in flight finished");
 }
+
+/// An h2c backend that refuses every stream (`RST_STREAM REFUSED_STREAM`,
+/// as a server at its stream limit does).
+async fn refusing_backend() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((s, _)) = l.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    Err::<Response<Full<Bytes>>, _>(h2::Error::from(h2::Reason::REFUSED_STREAM))
+                });
+                let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(s), svc)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_stream_is_sent_elsewhere_even_when_not_retryable() {
+    let refusing = refusing_backend().await;
+    let good = backend("good", echo_ok()).await;
+    let names = HashMap::from([("pkg.R".to_owned(), vec![refusing, good])]);
+    // Never retryable: only a requeue (nothing was processed) can save it.
+    let (router, registry) = strait(
+        names,
+        Classifier::Grpc(GrpcClassifier {
+            retryable: strait_router::retry::GrpcCodes::default(),
+            ..GrpcClassifier::default_kind()
+        }),
+    )
+    .await;
+    let mut tx = connect(router).await;
+    for _ in 0..20 {
+        tx.ready().await.unwrap();
+        let resp = tx.send_request(call("/pkg.R/Write", "x")).await.unwrap();
+        assert_eq!(resp.headers()["x-backend"], "good");
+        let body = resp.into_body().collect().await.unwrap();
+        assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    }
+    let json = registry.to_json();
+    let get = |k: &str| {
+        json.get(k)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(-1)
+    };
+    assert!(
+        get("rt/h2/client/#/ctl/pkg.R/stream/reset/refused_stream") >= 1,
+        "refused streams are counted by code: {json:?}"
+    );
+    assert_eq!(
+        get("rt/h2/service/svc/pkg.R/retries/total"),
+        0,
+        "requeued, not retried"
+    );
+}
