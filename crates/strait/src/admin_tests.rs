@@ -108,6 +108,7 @@ fn router(registry: &Registry, namers: Vec<(Path, Arc<dyn Namer>)>) -> Arc<Route
         access_log: None,
         policies: Default::default(),
         interpreter: None,
+        telemeters: None,
     };
     Router::new(
         params,
