@@ -142,6 +142,8 @@ fn admin_state(
         }],
         config_json: serde_json::json!({ "admin": { "port": 9990 }, "routers": [{ "protocol": "http" }] }),
         prometheus: prometheus.map(|(p, x)| (p.to_owned(), x.to_owned())),
+        requests: None,
+        influxdb: false,
         shutdown: tx,
         reload: None,
         guard: Arc::default(),
