@@ -162,9 +162,10 @@ fn influxdb_histograms_show_the_last_minute_only() {
         text,
         "rt:service,host=none,rt=http,service=svc/hello request_latency_ms_avg=1.5,\
          request_latency_ms_count=2,request_latency_ms_max=2,request_latency_ms_min=1,\
-         request_latency_ms_p50=1,request_latency_ms_p90=2,request_latency_ms_p95=2,\
-         request_latency_ms_p99=2,request_latency_ms_p999=2,request_latency_ms_p9999=2,\
-         request_latency_ms_sum=3\n"
+         request_latency_ms_p50=1,request_latency_ms_p90=1.984,request_latency_ms_p95=1.984,\
+         request_latency_ms_p99=1.984,request_latency_ms_p999=1.984,\
+         request_latency_ms_p9999=1.984,request_latency_ms_sum=3\n",
+        "Linkerd's fields; quantiles are bucket floors (within ~6 %), min and max exact"
     );
 }
 
