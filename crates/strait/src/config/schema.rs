@@ -1329,6 +1329,16 @@ fn telemeter(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TelemeterConfi
             return None;
         }
     };
+    if kind == "io.l5d.statsd"
+        && let Some(host) = r.get("host")
+    {
+        cx.error(
+            host.pos,
+            &r.path_of("host"),
+            "io.l5d.statsd has no key 'host' (Linkerd's docs are wrong): the StatsD \
+             server's name is `hostname`",
+        );
+    }
     let experimental_node = r.get("experimental").cloned();
     let experimental = r.opt(cx, "experimental", boolean);
     if kind == "io.l5d.statsd"
