@@ -247,7 +247,10 @@ fn parse_line(line: &str) -> Line {
         .collect();
     let mut sorted = tags.clone();
     sorted.sort();
-    assert_eq!(tags, sorted, "tags in key order (InfluxDB's advice): {line}");
+    assert_eq!(
+        tags, sorted,
+        "tags in key order (InfluxDB's advice): {line}"
+    );
     let fields: Vec<(String, f64)> = split_raw(&sections[1], ',')
         .into_iter()
         .map(|f| {
@@ -390,11 +393,7 @@ fn recent_requests_lists_the_latest_sampled_requests() {
         assert_eq!(e["server"], server.as_str(), "{e}");
         assert_eq!(e["logicalName"], "/svc/hello", "{e}");
         assert_eq!(e["concreteName"], "/#/io.l5d.fs/hello", "{e}");
-        assert_eq!(
-            e["endpoint"],
-            mesh.backend.addr.to_string().as_str(),
-            "{e}"
-        );
+        assert_eq!(e["endpoint"], mesh.backend.addr.to_string().as_str(), "{e}");
         assert_eq!(e["status"], 200, "{e}");
         assert!(
             e["source"].as_str().unwrap().starts_with("127.0.0.1:"),
@@ -408,7 +407,11 @@ fn recent_requests_lists_the_latest_sampled_requests() {
     }
     let page = mesh.admin("/requests");
     assert_eq!(page.status, 200);
-    assert!(page.header("content-type").unwrap().starts_with("text/html"));
+    assert!(
+        page.header("content-type")
+            .unwrap()
+            .starts_with("text/html")
+    );
     for want in [
         "<table",
         "Logical Name",
@@ -424,7 +427,14 @@ fn recent_requests_lists_the_latest_sampled_requests() {
     );
     let js = mesh.admin("/files/requests.js");
     assert_eq!(js.status, 200);
-    assert!(js.body.contains("/requests.json"), "the page polls the JSON");
+    assert!(
+        js.body.contains("/requests.json"),
+        "the page polls the JSON"
+    );
     let index = mesh.admin("/admin/index.txt");
-    assert!(index.body.lines().any(|l| l == "/requests"), "{}", index.body);
+    assert!(
+        index.body.lines().any(|l| l == "/requests"),
+        "{}",
+        index.body
+    );
 }

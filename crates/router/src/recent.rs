@@ -210,10 +210,7 @@ impl RequestTelemeters {
 impl Sample {
     /// The request's logical name.
     pub fn set_logical(&self, name: &Path) {
-        self.entry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .logical = Some(name.show());
+        self.entry.lock().unwrap_or_else(|e| e.into_inner()).logical = Some(name.show());
     }
 
     /// The client it was bound to.
@@ -408,7 +405,10 @@ mod tests {
             }
         }
         assert!(
-            t.recent().map(RecentRequests::entries).unwrap_or_default().is_empty(),
+            t.recent()
+                .map(RecentRequests::entries)
+                .unwrap_or_default()
+                .is_empty(),
             "sampled for the tracelog, not for recentRequests at rate 0"
         );
         assert!(RequestTelemeters::new(None, None).is_none());

@@ -355,8 +355,16 @@ fn index(state: &AdminState) -> String {
     if let Some((p, _)) = &state.prometheus {
         paths.push(p.clone());
     }
-    if state.requests.as_ref().is_some_and(|t| t.recent().is_some()) {
-        paths.extend(["/requests".to_owned(), "/requests.json".to_owned(), "/files/requests.js".to_owned()]);
+    if state
+        .requests
+        .as_ref()
+        .is_some_and(|t| t.recent().is_some())
+    {
+        paths.extend([
+            "/requests".to_owned(),
+            "/requests.json".to_owned(),
+            "/files/requests.js".to_owned(),
+        ]);
     }
     if state.influxdb {
         paths.push(INFLUXDB_PATH.to_owned());

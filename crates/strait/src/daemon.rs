@@ -624,10 +624,7 @@ impl Live {
                 v
             },
             prometheus,
-            requests: self
-                .request_telemeters
-                .as_ref()
-                .map(|(_, t)| Arc::clone(t)),
+            requests: self.request_telemeters.as_ref().map(|(_, t)| Arc::clone(t)),
             influxdb: cfg
                 .telemetry
                 .iter()

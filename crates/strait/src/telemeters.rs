@@ -129,10 +129,20 @@ fn elements(scope: &Scope) -> Vec<String> {
             .map(str::to_owned)
             .collect(),
         Scope::Server { router, addr } => {
-            vec!["rt".into(), router.to_string(), "server".into(), addr.to_string()]
+            vec![
+                "rt".into(),
+                router.to_string(),
+                "server".into(),
+                addr.to_string(),
+            ]
         }
         Scope::Service { router, name } => {
-            vec!["rt".into(), router.to_string(), "service".into(), strip(name)]
+            vec![
+                "rt".into(),
+                router.to_string(),
+                "service".into(),
+                strip(name),
+            ]
         }
         Scope::Client { router, id } => {
             vec!["rt".into(), router.to_string(), "client".into(), strip(id)]

@@ -53,7 +53,10 @@ fn statsd_sends_counter_changes_gauges_and_sampled_timers() {
     let mut s = Statsd::new("linkerd", 1.0);
     let lines = s.lines(&r);
     let name = "linkerd.rt.http.service.svc.hello";
-    assert!(lines.contains(&format!("{name}.requests:3|c")), "{lines:#?}");
+    assert!(
+        lines.contains(&format!("{name}.requests:3|c")),
+        "{lines:#?}"
+    );
     assert!(lines.contains(&format!("{name}.pending:2|g")), "{lines:#?}");
     let timers: Vec<&String> = lines
         .iter()
@@ -70,7 +73,10 @@ fn statsd_sends_counter_changes_gauges_and_sampled_timers() {
     // Only what changed is sent next time; gauges always.
     c.incr();
     let lines = s.lines(&r);
-    assert!(lines.contains(&format!("{name}.requests:1|c")), "{lines:#?}");
+    assert!(
+        lines.contains(&format!("{name}.requests:1|c")),
+        "{lines:#?}"
+    );
     assert!(lines.contains(&format!("{name}.pending:2|g")), "{lines:#?}");
     assert!(
         !lines.iter().any(|l| l.contains("|ms")),
