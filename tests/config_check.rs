@@ -728,7 +728,7 @@ telemetry:
             "linkerd.yaml:8:5: routers[0].servers[0].socketOptions: `socketOptions` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:9:13: routers[1].protocol: protocol `thrift` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) and `h2` (HTTP/2, gRPC) only",
             "linkerd.yaml:12:9: namers[0].kind: namer `io.l5d.k8s` is a Linkerd 1 feature Strait does not implement yet",
-            "linkerd.yaml:16:9: telemetry[0].kind: telemeter `io.l5d.zipkin` is a Linkerd 1 feature Strait does not implement yet",
+            "linkerd.yaml:16:9: telemetry[0].kind: telemeter `io.l5d.zipkin` is a Linkerd 1 feature Strait does not implement: Linkerd sends its spans to a Scribe collector (Thrift on port 9410), and Strait has none to test against; trace context still passes on in l5d-ctx-trace, B3 and traceparent headers, and io.l5d.tracelog or io.l5d.recentRequests show sampled requests",
         ],
         "a Linkerd 1 key Strait lacks is named, never silently ignored"
     );
@@ -2178,5 +2178,119 @@ routers:
         [
             "linkerd.yaml:8:13: routers[0].interpreter.transformers[0].port: expected an integer from 1 to 65535, found 0"
         ]
+    );
+}
+
+// ------------------------------------------------------------ telemeters
+
+const ROUTER: &str = "routers:\n- protocol: http\n  servers: [{}]\n";
+
+#[test]
+fn telemeters_take_linkerds_keys_and_defaults() {
+    let c = ok(&format!(
+        "{ROUTER}telemetry:
+- kind: io.l5d.recentRequests
+  sampleRate: 0.5
+- kind: io.l5d.tracelog
+- kind: io.l5d.statsd
+  experimental: true
+- kind: io.l5d.influxdb
+"
+    ));
+    assert_eq!(
+        c.telemetry,
+        vec![
+            TelemeterConfig::RecentRequests {
+                sample_rate: 0.5,
+                capacity: 10,
+            },
+            TelemeterConfig::TraceLog {
+                sample_rate: 1.0,
+                level: "INFO".to_owned(),
+            },
+            TelemeterConfig::Statsd {
+                prefix: "linkerd".to_owned(),
+                hostname: "127.0.0.1".to_owned(),
+                port: 8125,
+                gauge_interval_ms: 10_000,
+                sample_rate: 0.01,
+            },
+            TelemeterConfig::InfluxDb,
+        ]
+    );
+    let c = ok(&format!(
+        "{ROUTER}telemetry:
+- kind: io.l5d.recentRequests
+  sampleRate: 1
+  capacity: 3
+- kind: io.l5d.tracelog
+  sampleRate: 7
+  level: debug
+- kind: io.l5d.statsd
+  experimental: true
+  prefix: l5d
+  hostname: statsd.local
+  port: 9125
+  gaugeIntervalMs: 500
+  sampleRate: 1.0
+"
+    ));
+    assert_eq!(
+        c.telemetry,
+        vec![
+            TelemeterConfig::RecentRequests {
+                sample_rate: 1.0,
+                capacity: 3,
+            },
+            TelemeterConfig::TraceLog {
+                sample_rate: 1.0,
+                level: "DEBUG".to_owned(),
+            },
+            TelemeterConfig::Statsd {
+                prefix: "l5d".to_owned(),
+                hostname: "statsd.local".to_owned(),
+                port: 9125,
+                gauge_interval_ms: 500,
+                sample_rate: 1.0,
+            },
+        ],
+        "tracelog's sampleRate is clamped, as Linkerd; its level any case"
+    );
+}
+
+#[test]
+fn telemeter_mistakes_are_refused_with_key_path_and_reason() {
+    let text = format!(
+        "{ROUTER}telemetry:
+- kind: io.l5d.recentRequests
+- kind: io.l5d.recentRequests
+  sampleRate: 1.5
+  capacity: 0
+- kind: io.l5d.statsd
+- kind: io.l5d.statsd
+  experimental: false
+  host: localhost
+  sampleRate: -1
+- kind: io.l5d.tracelog
+  host: localhost
+  level: LOUD
+- kind: io.l5d.influxdb
+- kind: io.l5d.influxdb
+"
+    );
+    assert_eq!(
+        errors(&text),
+        [
+            "linkerd.yaml:5:3: telemetry[0].sampleRate: missing required key 'sampleRate'",
+            "linkerd.yaml:7:15: telemetry[1].sampleRate: sampleRate must be between 0.0 and 1.0",
+            "linkerd.yaml:8:13: telemetry[1].capacity: expected an integer from 1 to 4294967295, found 0",
+            "linkerd.yaml:9:3: telemetry[2]: The io.l5d.statsd telemeter is experimental and must be explicitly enabled by setting the `experimental' parameter to `true'.",
+            "linkerd.yaml:11:17: telemetry[3].experimental: The io.l5d.statsd telemeter is experimental and must be explicitly enabled by setting the `experimental' parameter to `true'.",
+            "linkerd.yaml:12:9: telemetry[3].host: io.l5d.statsd has no key 'host' (Linkerd's docs are wrong): the StatsD server's name is `hostname`",
+            "linkerd.yaml:13:15: telemetry[3].sampleRate: sampleRate must be between 0.0 and 1.0",
+            "linkerd.yaml:15:3: telemetry[4].host: unknown key 'host'; known keys: experimental, kind, level, sampleRate",
+            "linkerd.yaml:16:10: telemetry[4].level: unknown log level 'LOUD'; known levels: ALL, CRITICAL, DEBUG, ERROR, FATAL, INFO, OFF, TRACE, WARNING",
+            "linkerd.yaml:18:3: telemetry[6]: admin path /admin/metrics/influxdb is also served by telemetry[5]",
+        ],
     );
 }

@@ -45,6 +45,7 @@ pub mod identify;
 mod params;
 pub mod policy;
 pub mod pool;
+pub mod recent;
 pub mod retry;
 mod router;
 pub mod server;

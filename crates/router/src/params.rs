@@ -87,6 +87,9 @@ pub struct RouterParams {
     /// use **stored ++ dtab ++ l5d-ctx-dtab ++ l5d-dtab**, and every cached
     /// binding is stale once the stored dtab changes. `None` is `default`.
     pub interpreter: Option<Arc<dyn DtabInterpreter>>,
+    /// `io.l5d.recentRequests` and `io.l5d.tracelog`: the telemeters that
+    /// see sampled requests (shared by the configuration's routers).
+    pub telemeters: Option<Arc<crate::recent::RequestTelemeters>>,
 }
 
 /// Per-server settings that change how a request is handled.

@@ -29,6 +29,7 @@ use crate::headers::LocalDtab;
 use crate::http1::{self, Http1, UpgradeStats};
 use crate::identify::is_connect;
 use crate::params::Protocol;
+use crate::recent::Sample;
 use crate::service::RequestStats;
 use crate::stats::Registry;
 use crate::trace::Trace;
@@ -63,6 +64,8 @@ pub(crate) struct Forwarding<'a> {
     pub total: Option<Duration>,
     /// Its trace context.
     pub trace: &'a Trace,
+    /// What the request telemeters keep of it, when it is sampled.
+    pub sample: Option<&'a Sample>,
     /// The server's stats (an h2 stream's success is counted there when
     /// it ends).
     pub server_stats: &'a Arc<RequestStats>,
@@ -185,6 +188,7 @@ impl Router {
             headers::strip_l5d(req.headers_mut());
         }
         let trace = Trace::take(req.headers_mut());
+        let sample = self.sample(&mut req, &trace, server, remote);
         let mut logged = self
             .params
             .access_log
@@ -227,6 +231,9 @@ impl Router {
                 }
             }
         };
+        if let (Some(t), Some(s)) = (&self.params.telemeters, &sample) {
+            t.finish(s, resp.status().as_u16());
+        }
         if let (Some(log), Some(fields)) = (&self.params.access_log, &logged) {
             fields.log(
                 log,
@@ -237,6 +244,26 @@ impl Router {
             );
         }
         resp
+    }
+
+    /// Whether the request telemeters sample this request; a sampled one
+    /// carries its [`Sample`] in its extensions to [`Router::forward`].
+    fn sample(
+        &self,
+        req: &mut Request<Incoming>,
+        trace: &Trace,
+        server: &ServerParams,
+        remote: SocketAddr,
+    ) -> Option<Arc<Sample>> {
+        let s = self.params.telemeters.as_ref()?.sample(
+            req,
+            trace,
+            remote,
+            &server.label,
+            &self.params.label,
+        )?;
+        req.extensions_mut().insert(Arc::clone(&s));
+        Some(s)
     }
 
     /// Writes the access-log line of a request the server answered without
@@ -309,12 +336,19 @@ impl Router {
             *l = Fields::of(req.method(), req.uri().clone(), req.headers());
         }
         let dst = dst?;
+        let sample = req.extensions().get::<Arc<Sample>>().cloned();
+        if let Some(s) = &sample {
+            s.set_logical(&dst);
+        }
         let start = Instant::now();
         let route = self
             .cache
             .route(&dst, local.as_ref())
             .await
             .map_err(|e| self.bind_error(e, &dst, local.as_ref()))?;
+        if let Some(s) = &sample {
+            s.set_concrete(&route.client.id);
+        }
         let svc = &route.service;
         let pending = svc.stats.pending.enter();
         let mut incoming = deadline::read(req.headers());
@@ -337,6 +371,7 @@ impl Router {
             total: deadline::total_timeout(svc.policy.total_timeout, incoming),
             trace,
             server_stats,
+            sample: sample.as_deref(),
         };
         let sent = self.send(req, &route, &fwd, &dst, logged, grpc_deadline.and(incoming));
         let result = match fwd.total {
@@ -421,7 +456,12 @@ impl Router {
         }
         ex.keep_body().await?;
         match attempt::run(&mut ex, &route.client, &route.service, guard).await {
-            Ok(answered) => Ok(ex.finish(answered)),
+            Ok(answered) => {
+                if let Some(s) = fwd.sample {
+                    s.set_endpoint(answered.lease.addr());
+                }
+                Ok(ex.finish(answered))
+            }
             Err(e) => Err(self.attempt_error(e, route, fwd, dst)),
         }
     }
@@ -445,7 +485,12 @@ impl Router {
         }
         ex.read_ahead().await?;
         match attempt::run(&mut ex, &route.client, &route.service, guard).await {
-            Ok(answered) => Ok(ex.finish(answered)),
+            Ok(answered) => {
+                if let Some(s) = fwd.sample {
+                    s.set_endpoint(answered.lease.addr());
+                }
+                Ok(ex.finish(answered))
+            }
             Err(e) => Err(self.attempt_error(e, route, fwd, dst)),
         }
     }
@@ -488,6 +533,11 @@ impl Router {
         dst: &Path,
     ) -> RouteError {
         let client = &route.client;
+        if let (Some(s), AttemptError::ConnectFailed(addr, _) | AttemptError::Lost { addr, .. }) =
+            (fwd.sample, &e)
+        {
+            s.set_endpoint(*addr);
+        }
         match e {
             AttemptError::NoEndpoints => match &*client.addr() {
                 Addr::Neg => self.no_route(dst, fwd.local),

@@ -60,6 +60,12 @@ pub enum Scope {
 }
 
 impl Scope {
+    /// The metric's flat name, as `/admin/metrics.json` shows it
+    /// (`rt/http/service/svc/hello/requests`).
+    pub fn flat_name(&self, name: &str) -> String {
+        self.flat(name)
+    }
+
     fn flat(&self, name: &str) -> String {
         match self {
             Scope::Root(s) if s.is_empty() => name.to_owned(),
@@ -386,6 +392,21 @@ impl Histogram {
         counts
     }
 
+    /// The fine buckets with samples: index and count, cumulative since
+    /// start (for exporters that send what changed, as StatsD timers).
+    pub fn bucket_counts(&self) -> Vec<(usize, u64)> {
+        self.counts()
+            .into_iter()
+            .enumerate()
+            .filter(|(_, c)| *c > 0)
+            .collect()
+    }
+
+    /// The value a fine bucket stands for: its lower bound, in ms.
+    pub fn bucket_ms(i: usize) -> f64 {
+        bucket_floor(i) as f64 / 1000.0
+    }
+
     /// Closes a minute, as Linkerd 1 does every minute: what was recorded
     /// since the previous call becomes [`Histogram::last_minute`]. Min and
     /// max are exact, quantiles bucket floors within them (~6 %).
@@ -504,7 +525,7 @@ pub struct Registry {
 
 /// The quantiles of Linkerd's Prometheus summaries: `0` is the min, `1`
 /// the max.
-const LINKERD_QUANTILES: [f64; 8] = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
+pub const LINKERD_QUANTILES: [f64; 8] = [0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 0.9999, 1.0];
 
 const JSON_QUANTILES: [(&str, f64); 6] = [
     ("p50", 0.5),
@@ -515,7 +536,34 @@ const JSON_QUANTILES: [(&str, f64); 6] = [
     ("p9999", 0.9999),
 ];
 
+/// A metric's value, as an exporter reads it.
+#[derive(Debug)]
+pub enum Reading<'a> {
+    /// A counter's count.
+    Counter(u64),
+    /// A gauge's value.
+    Gauge(i64),
+    /// A latency histogram.
+    Histogram(&'a Histogram),
+}
+
 impl Registry {
+    /// Calls `f` with every metric, in scope and name order. The registry
+    /// is read-locked meanwhile: `f` must not register metrics.
+    pub fn visit(&self, mut f: impl FnMut(&Scope, &str, Reading<'_>)) {
+        let metrics = self.metrics.read().unwrap_or_else(|e| e.into_inner());
+        for ((scope, name), m) in metrics.iter() {
+            let reading = match m {
+                Metric::Counter(c) => Reading::Counter(c.get()),
+                Metric::Gauge(g) => Reading::Gauge(g.get()),
+                Metric::Read(r, true) => Reading::Counter(u64::try_from(r()).unwrap_or(0)),
+                Metric::Read(r, false) => Reading::Gauge(r()),
+                Metric::Histogram(h) => Reading::Histogram(h),
+            };
+            f(scope, name, reading);
+        }
+    }
+
     /// The counter `name` in `scope`, created on first use.
     pub fn counter(&self, scope: &Scope, name: &str) -> Arc<Counter> {
         match self.get_or_insert(scope, name, || Metric::Counter(Arc::default())) {

@@ -51,6 +51,7 @@ async fn start(namer: Arc<Controlled>, timeout: Duration) -> std::net::SocketAdd
         access_log: None,
         policies: Default::default(),
         interpreter: None,
+        telemeters: None,
     };
     let router = Router::new(params, interp, registry.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -172,6 +173,7 @@ fn router_over(namer: &Arc<Controlled>, registry: &Registry, ttl: Duration) -> A
         access_log: None,
         policies: Default::default(),
         interpreter: None,
+        telemeters: None,
     };
     Router::new(params, interp, registry.clone())
 }

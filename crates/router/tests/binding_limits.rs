@@ -86,6 +86,7 @@ async fn start(
         access_log: None,
         policies: Default::default(),
         interpreter: None,
+        telemeters: None,
     };
     let interp = Interpreter::new(Vec::new(), InetResolver::default());
     let router = Router::new(params, interp, registry.clone());

@@ -183,6 +183,7 @@ async fn strait_stoppable(
         access_log: None,
         policies,
         interpreter: None,
+        telemeters: None,
     };
     let router = Router::new(params, interp, registry.clone());
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -11,6 +11,8 @@
 //! | `/admin/metrics.json` | flat metrics; `?q=` subtree, `?tree=1`, `?pretty=1` |
 //! | `/metrics` | Prometheus text under Prometheus naming rules: latency histograms with buckets, status codes as labels |
 //! | `/admin/metrics/prometheus` | Linkerd 1's Prometheus names and labels (latency: last minute's summaries), at the `io.l5d.prometheus` telemeter's `path` |
+//! | `/requests`, `/requests.json` | the `io.l5d.recentRequests` telemeter's last sampled requests: a page, and the JSON it polls |
+//! | `/admin/metrics/influxdb` | InfluxDB line protocol, with the `io.l5d.influxdb` telemeter |
 //! | `/config.json` | the running configuration |
 //! | `/delegator.json` | the delegation tree of a path (GET params or POST JSON) |
 //! | `/client_state.json` | each concrete name's address set |
@@ -48,6 +50,7 @@ use strait_naming::delegate::{delegate_within, to_json as delegate_json};
 use strait_naming::inet::InetResolver;
 use strait_naming::{Addr, Interpreter, Namer};
 use strait_router::Router;
+use strait_router::recent::RequestTelemeters;
 use strait_router::stats::{PromStyle, Registry};
 use strait_router::tls::{HandshakeLog, ServerTls};
 use tokio::net::TcpListener;
@@ -70,6 +73,11 @@ pub struct AdminState {
     pub config_json: Value,
     /// `(path, prefix)` of the `io.l5d.prometheus` telemeter, if configured.
     pub prometheus: Option<(String, String)>,
+    /// The `io.l5d.recentRequests` (and `io.l5d.tracelog`) telemeters, if
+    /// configured.
+    pub requests: Option<Arc<RequestTelemeters>>,
+    /// Whether the `io.l5d.influxdb` telemeter is configured.
+    pub influxdb: bool,
     /// Set to `true` by `POST /admin/shutdown`.
     pub shutdown: watch::Sender<bool>,
     /// `POST /admin/reload` and `GET /admin/reload.json`.
@@ -283,6 +291,24 @@ async fn handle(state: Arc<AdminState>, req: Request<Incoming>) -> Response<Full
             None => text(StatusCode::NOT_FOUND, "reload is not available\n"),
         },
         "/admin/reload" => reload(&state, req.method()).await,
+        "/requests" | "/requests.json" => recent_requests(&state, &path),
+        INFLUXDB_PATH if state.influxdb => {
+            let host = req
+                .headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("none");
+            respond(
+                StatusCode::OK,
+                "text/plain; charset=utf-8",
+                crate::telemeters::influxdb(&state.registry, host),
+            )
+        }
+        INFLUXDB_PATH => text(
+            StatusCode::NOT_FOUND,
+            "InfluxDB metrics are not enabled here: add the io.l5d.influxdb telemeter to \
+             `telemetry`\n",
+        ),
         p if state.prometheus.as_ref().is_some_and(|(cp, _)| cp == p) => {
             prometheus(&state, PromStyle::Linkerd)
         }
@@ -328,6 +354,20 @@ fn index(state: &AdminState) -> String {
     .collect();
     if let Some((p, _)) = &state.prometheus {
         paths.push(p.clone());
+    }
+    if state
+        .requests
+        .as_ref()
+        .is_some_and(|t| t.recent().is_some())
+    {
+        paths.extend([
+            "/requests".to_owned(),
+            "/requests.json".to_owned(),
+            "/files/requests.js".to_owned(),
+        ]);
+    }
+    if state.influxdb {
+        paths.push(INFLUXDB_PATH.to_owned());
     }
     for n in &state.namers {
         paths.push(format!("/namer_state/{}.json", namer_name(&n.prefix)));
@@ -853,8 +893,32 @@ const DASHBOARD: &str = include_str!("../assets/dashboard.html");
 /// `{{DTAB_BASE_DATA}}` are replaced by each router's stored and own dtab.
 const DELEGATOR: &str = include_str!("../assets/delegator.html");
 
+/// `/requests`: the recent requests, drawn by `/files/requests.js` from
+/// `/requests.json`.
+const REQUESTS: &str = include_str!("../assets/requests.html");
+
+/// Where the `io.l5d.influxdb` telemeter serves (Linkerd's path).
+const INFLUXDB_PATH: &str = "/admin/metrics/influxdb";
+
+/// `/requests` (the page) and `/requests.json` (what it polls), with the
+/// `io.l5d.recentRequests` telemeter; 404 without.
+fn recent_requests(state: &AdminState, path: &str) -> Response<Full<Bytes>> {
+    let Some(recent) = state.requests.as_ref().and_then(|t| t.recent()) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            "recent requests are not kept here: add the io.l5d.recentRequests telemeter to \
+             `telemetry`\n",
+        );
+    };
+    if path == "/requests.json" {
+        json(StatusCode::OK, &recent.to_json(), false)
+    } else {
+        respond(StatusCode::OK, HTML, REQUESTS)
+    }
+}
+
 /// The files under `/files/`: name, content type, contents.
-const ASSETS: [(&str, &str, &str); 3] = [
+const ASSETS: [(&str, &str, &str); 4] = [
     (
         "strait.css",
         "text/css; charset=utf-8",
@@ -869,6 +933,11 @@ const ASSETS: [(&str, &str, &str); 3] = [
         "delegator.js",
         "text/javascript; charset=utf-8",
         include_str!("../assets/delegator.js"),
+    ),
+    (
+        "requests.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../assets/requests.js"),
     ),
 ];
 

@@ -108,6 +108,7 @@ fn router(registry: &Registry, namers: Vec<(Path, Arc<dyn Namer>)>) -> Arc<Route
         access_log: None,
         policies: Default::default(),
         interpreter: None,
+        telemeters: None,
     };
     Router::new(
         params,
@@ -141,6 +142,8 @@ fn admin_state(
         }],
         config_json: serde_json::json!({ "admin": { "port": 9990 }, "routers": [{ "protocol": "http" }] }),
         prometheus: prometheus.map(|(p, x)| (p.to_owned(), x.to_owned())),
+        requests: None,
+        influxdb: false,
         shutdown: tx,
         reload: None,
         guard: Arc::default(),

@@ -14,6 +14,7 @@ use strait_naming::Interpreter;
 use strait_naming::inet::InetResolver;
 use strait_router::clients::{self, ClientNetworks};
 use strait_router::guard::OverrideGuard;
+use strait_router::recent::{LogLevel, RequestTelemeters, TraceLog};
 use strait_router::server::Server;
 use strait_router::stats::{Registry, Scope};
 use strait_router::tls::ServerTls;
@@ -30,6 +31,7 @@ use crate::config::{
 };
 use crate::namers::{build_interpreter, build_namer};
 use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
+use crate::telemeters::StatsdParams;
 use crate::tls_client::ClientCertificate;
 
 /// Loads `path`, serves it, and returns when shut down (exit status 0), or
@@ -146,6 +148,73 @@ struct Live {
     reload: ReloadHandle,
     tasks: JoinSet<()>,
     reloads: ReloadCounters,
+    /// `io.l5d.recentRequests` and `io.l5d.tracelog`, with the settings
+    /// they were made from (kept across reloads that leave them alone, so
+    /// the recent requests stay).
+    request_telemeters: Option<(RequestTelemeterKey, Arc<RequestTelemeters>)>,
+    /// The running `io.l5d.statsd` telemeters and their stop switches.
+    statsd: Vec<(StatsdParams, watch::Sender<bool>)>,
+}
+
+/// The settings the request telemeters are made from.
+type RequestTelemeterKey = (Option<(f64, usize)>, Option<TraceLog>);
+
+/// The request telemeters `cfg` asks for: `io.l5d.recentRequests`'
+/// `(sampleRate, capacity)` and `io.l5d.tracelog`.
+fn request_telemeter_key(cfg: &Config) -> RequestTelemeterKey {
+    let mut recent = None;
+    let mut tracelog = None;
+    for t in &cfg.telemetry {
+        match t {
+            TelemeterConfig::RecentRequests {
+                sample_rate,
+                capacity,
+            } => recent = recent.or(Some((*sample_rate, *capacity as usize))),
+            TelemeterConfig::TraceLog { sample_rate, level } => {
+                tracelog = tracelog.or(Some(TraceLog {
+                    sample_rate: *sample_rate,
+                    level: log_level(level),
+                }));
+            }
+            _ => {}
+        }
+    }
+    (recent, tracelog)
+}
+
+/// Linkerd's level names as `tracing`'s.
+fn log_level(level: &str) -> LogLevel {
+    match level {
+        "OFF" => LogLevel::Off,
+        "FATAL" | "CRITICAL" | "ERROR" => LogLevel::Error,
+        "WARNING" => LogLevel::Warn,
+        "DEBUG" => LogLevel::Debug,
+        "TRACE" | "ALL" => LogLevel::Trace,
+        _ => LogLevel::Info,
+    }
+}
+
+/// The `io.l5d.statsd` telemeters of `cfg`.
+fn statsd_params(cfg: &Config) -> Vec<StatsdParams> {
+    cfg.telemetry
+        .iter()
+        .filter_map(|t| match t {
+            TelemeterConfig::Statsd {
+                prefix,
+                hostname,
+                port,
+                gauge_interval_ms,
+                sample_rate,
+            } => Some(StatsdParams {
+                prefix: prefix.clone(),
+                hostname: hostname.clone(),
+                port: *port,
+                interval: Duration::from_millis(*gauge_interval_ms),
+                sample_rate: *sample_rate,
+            }),
+            _ => None,
+        })
+        .collect()
 }
 
 /// A server's identity across reloads: its configured address, or for
@@ -172,6 +241,8 @@ struct Next {
     admin_guard: Arc<AdminGuard>,
     /// Every `tls` block's certificates, read now.
     tls: TlsSet,
+    /// The request telemeters the routers were given.
+    request_telemeters: Option<(RequestTelemeterKey, Arc<RequestTelemeters>)>,
 }
 
 /// The certificates of every server with `tls`, and of the admin's; and
@@ -250,6 +321,8 @@ impl Live {
                 namers: Vec::new(),
                 config_json: Value::Null,
                 prometheus: None,
+                requests: None,
+                influxdb: false,
                 shutdown: shutdown.clone(),
                 reload: None,
                 guard: Arc::default(),
@@ -261,6 +334,8 @@ impl Live {
             reload,
             tasks: JoinSet::new(),
             reloads,
+            request_telemeters: None,
+            statsd: Vec::new(),
         };
         live.tasks.spawn(roll_minutes(
             live.registry.clone(),
@@ -307,9 +382,17 @@ impl Live {
             .filter(|(c, _)| !namers.iter().any(|(n, _)| n == c))
             .map(|(_, e)| e.prefix.clone())
             .collect();
+        // Unchanged settings keep the running telemeters (and what they
+        // recorded).
+        let key = request_telemeter_key(cfg);
+        let request_telemeters = match &self.request_telemeters {
+            Some((k, t)) if *k == key => Some((key, Arc::clone(t))),
+            _ => RequestTelemeters::new(key.0, key.1).map(|t| (key, Arc::new(t))),
+        };
         let mut routers = Vec::new();
         for rc in &cfg.routers {
             let mut params = lower::router_params(rc, &self.registry)?;
+            params.telemeters = request_telemeters.as_ref().map(|(_, t)| Arc::clone(t));
             // An unchanged interpreter keeps running (no new watch or
             // Consul connection); a changed one starts afresh.
             let running = self
@@ -367,6 +450,7 @@ impl Live {
             admin_listener,
             admin_guard,
             tls: TlsSet::load(cfg)?,
+            request_telemeters,
         })
     }
 
@@ -514,13 +598,12 @@ impl Live {
             });
         }
         self.namers = next.namers;
-        let prometheus = cfg
-            .telemetry
-            .iter()
-            .map(|t| match t {
-                TelemeterConfig::Prometheus { path, prefix } => (path.clone(), prefix.clone()),
-            })
-            .next();
+        let prometheus = cfg.telemetry.iter().find_map(|t| match t {
+            TelemeterConfig::Prometheus { path, prefix } => Some((path.clone(), prefix.clone())),
+            _ => None,
+        });
+        self.request_telemeters = next.request_telemeters.take();
+        self.swap_statsd(&cfg);
         let state = AdminState {
             registry: self.registry.clone(),
             routers: self
@@ -541,6 +624,11 @@ impl Live {
                 v
             },
             prometheus,
+            requests: self.request_telemeters.as_ref().map(|(_, t)| Arc::clone(t)),
+            influxdb: cfg
+                .telemetry
+                .iter()
+                .any(|t| matches!(t, TelemeterConfig::InfluxDb)),
             shutdown: self.shutdown.clone(),
             reload: Some(self.reload.clone()),
             guard: Arc::clone(&next.admin_guard),
@@ -651,6 +739,32 @@ impl Live {
                     ReloadResult::Applied { changes }
                 }
             },
+        }
+    }
+
+    /// Starts the `io.l5d.statsd` telemeters `cfg` has and the running ones
+    /// lack; stops those it no longer has (each sends once more first).
+    fn swap_statsd(&mut self, cfg: &Config) {
+        let want = statsd_params(cfg);
+        let (keep, stop): (Vec<_>, Vec<_>) = std::mem::take(&mut self.statsd)
+            .into_iter()
+            .partition(|(p, _)| want.contains(p));
+        for (_, s) in stop {
+            let _ = s.send(true);
+        }
+        self.statsd = keep;
+        for p in want {
+            if self.statsd.iter().any(|(q, _)| *q == p) {
+                continue;
+            }
+            let (stop, stop_rx) = watch::channel(false);
+            self.tasks.spawn(crate::telemeters::run_statsd(
+                p.clone(),
+                self.registry.clone(),
+                stop_rx,
+                self.shutdown.subscribe(),
+            ));
+            self.statsd.push((p, stop));
         }
     }
 

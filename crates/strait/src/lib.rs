@@ -35,5 +35,6 @@ pub mod namers;
 pub mod process;
 pub mod reload;
 pub mod sdnotify;
+pub mod telemeters;
 pub mod tls;
 pub mod tls_client;

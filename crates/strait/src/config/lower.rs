@@ -78,6 +78,7 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         access_log,
         policies: policies(rc)?,
         interpreter: None,
+        telemeters: None,
     })
 }
 

@@ -20,7 +20,7 @@ use strait_router::guard::InetRule;
 use super::policy;
 use super::read::{
     Ctx, MapReader, boolean, dtab, file_path, integer, ip, items, list, name_path, non_empty,
-    one_of, port, positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
+    number, one_of, port, positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
 };
 use super::tls;
 use super::tree::{Node, Pos, Value, child};
@@ -1257,23 +1257,26 @@ fn tag_weight(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TagWeight> {
 
 // ------------------------------------------------------------ telemetry
 
-const TELEMETER_KINDS: &[&str] = &["io.l5d.prometheus"];
-
-const OTHER_TELEMETER_KINDS: &[&str] = &[
-    "io.l5d.zipkin",
-    "io.l5d.statsd",
-    "io.l5d.influxdb",
+const TELEMETER_KINDS: &[&str] = &[
+    "io.l5d.prometheus",
     "io.l5d.recentRequests",
     "io.l5d.tracelog",
-    "io.l5d.adminMetricsExport",
-    "io.l5d.commonMetrics",
+    "io.l5d.statsd",
+    "io.l5d.influxdb",
+];
+
+const OTHER_TELEMETER_KINDS: &[&str] = &["io.l5d.adminMetricsExport", "io.l5d.commonMetrics"];
+
+/// Linkerd's log levels (`io.l5d.tracelog`'s `level`).
+pub(crate) const LOG_LEVELS: &[&str] = &[
+    "ALL", "CRITICAL", "DEBUG", "ERROR", "FATAL", "INFO", "OFF", "TRACE", "WARNING",
 ];
 
 fn telemeter(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TelemeterConfig> {
     let mut r = MapReader::new(cx, node, path)?;
     let (kind, kind_node) = kind(cx, &mut r)?;
     let t = match kind.as_str() {
-        "io.l5d.prometheus" => TelemeterConfig::Prometheus {
+        "io.l5d.prometheus" => Some(TelemeterConfig::Prometheus {
             path: r.or(
                 cx,
                 "path",
@@ -1281,7 +1284,41 @@ fn telemeter(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TelemeterConfi
                 "/admin/metrics/prometheus".to_owned(),
             ),
             prefix: r.or(cx, "prefix", metric_prefix, String::new()),
-        },
+        }),
+        "io.l5d.recentRequests" => {
+            let sample_rate = r.req(cx, "sampleRate", unit_rate);
+            let capacity = r.or(cx, "capacity", u32_positive, 10);
+            sample_rate.map(|sample_rate| TelemeterConfig::RecentRequests {
+                sample_rate,
+                capacity,
+            })
+        }
+        "io.l5d.tracelog" => Some(TelemeterConfig::TraceLog {
+            // Linkerd clamps it.
+            sample_rate: r.or(cx, "sampleRate", number, 1.0).clamp(0.0, 1.0),
+            level: r.or(cx, "level", log_level, "INFO".to_owned()),
+        }),
+        "io.l5d.statsd" => Some(TelemeterConfig::Statsd {
+            prefix: r.or(cx, "prefix", string, "linkerd".to_owned()),
+            hostname: r.or(cx, "hostname", non_empty, "127.0.0.1".to_owned()),
+            port: r.or(cx, "port", port, 8125),
+            gauge_interval_ms: r.or(cx, "gaugeIntervalMs", u64_positive, 10_000),
+            sample_rate: r.or(cx, "sampleRate", unit_rate, 0.01),
+        }),
+        "io.l5d.influxdb" => Some(TelemeterConfig::InfluxDb),
+        "io.l5d.zipkin" => {
+            let kind_path = r.path_of("kind");
+            cx.error(
+                kind_node.pos,
+                &kind_path,
+                "telemeter `io.l5d.zipkin` is a Linkerd 1 feature Strait does not implement: \
+                 Linkerd sends its spans to a Scribe collector (Thrift on port 9410), and \
+                 Strait has none to test against; trace context still passes on in \
+                 l5d-ctx-trace, B3 and traceparent headers, and io.l5d.tracelog or \
+                 io.l5d.recentRequests show sampled requests",
+            );
+            return None;
+        }
         k => {
             let kind_path = r.path_of("kind");
             if OTHER_TELEMETER_KINDS.contains(&k) {
@@ -1292,9 +1329,67 @@ fn telemeter(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<TelemeterConfi
             return None;
         }
     };
-    let _experimental = r.opt(cx, "experimental", boolean);
+    if kind == "io.l5d.statsd"
+        && let Some(host) = r.get("host")
+    {
+        cx.error(
+            host.pos,
+            &r.path_of("host"),
+            "io.l5d.statsd has no key 'host' (Linkerd's docs are wrong): the StatsD \
+             server's name is `hostname`",
+        );
+    }
+    let experimental_node = r.get("experimental").cloned();
+    let experimental = r.opt(cx, "experimental", boolean);
+    if kind == "io.l5d.statsd"
+        && experimental != Some(true)
+        // A value that did not read is reported already.
+        && (experimental_node.is_none() || experimental.is_some())
+    {
+        // Linkerd's `TelemeterConfig` check, word for word.
+        let (pos, at) = match &experimental_node {
+            Some(e) => (e.pos, r.path_of("experimental")),
+            None => (node.pos, path.to_owned()),
+        };
+        cx.error(
+            pos,
+            &at,
+            "The io.l5d.statsd telemeter is experimental and must be explicitly enabled by \
+             setting the `experimental' parameter to `true'.",
+        );
+    }
     r.finish(cx);
-    Some(t)
+    t
+}
+
+/// A sampling rate: Linkerd's `sampleRate must be between 0.0 and 1.0`.
+fn unit_rate(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<f64> {
+    let n = number(cx, node, path)?;
+    if (0.0..=1.0).contains(&n) {
+        Some(n)
+    } else {
+        cx.error(node.pos, path, "sampleRate must be between 0.0 and 1.0");
+        None
+    }
+}
+
+/// A Linkerd log level, any case; kept upper case.
+fn log_level(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let s = string(cx, node, path)?;
+    let up = s.to_ascii_uppercase();
+    if LOG_LEVELS.contains(&up.as_str()) {
+        Some(up)
+    } else {
+        cx.error(
+            node.pos,
+            path,
+            format!(
+                "unknown log level '{s}'; known levels: {}",
+                LOG_LEVELS.join(", ")
+            ),
+        );
+        None
+    }
 }
 
 /// An admin server path: starts with `/`.
@@ -1418,19 +1513,36 @@ fn show_addr((ip, port): (IpAddr, u16)) -> String {
     std::net::SocketAddr::new(ip, port).to_string()
 }
 
-/// Two telemeters serving one admin path would shadow each other.
+/// Two telemeters serving one admin path would shadow each other; one
+/// `io.l5d.tracelog` is enough.
 fn check_telemeter_paths(cx: &mut Ctx<'_>, telemetry: &[TelemeterConfig], sites: &[(String, Pos)]) {
     for (i, t) in telemetry.iter().enumerate() {
-        let TelemeterConfig::Prometheus { path, .. } = t;
-        let first = telemetry[..i]
-            .iter()
-            .position(|TelemeterConfig::Prometheus { path: p, .. }| p == path);
-        if let Some(first) = first {
-            cx.error(
-                sites[i].1,
-                &sites[i].0,
-                format!("admin path {path} is also served by {}", sites[first].0),
-            );
+        if let Some(path) = t.admin_path() {
+            let first = telemetry[..i]
+                .iter()
+                .position(|o| o.admin_path() == Some(path));
+            if let Some(first) = first {
+                cx.error(
+                    sites[i].1,
+                    &sites[i].0,
+                    format!("admin path {path} is also served by {}", sites[first].0),
+                );
+            }
+        }
+        if matches!(t, TelemeterConfig::TraceLog { .. }) {
+            let first = telemetry[..i]
+                .iter()
+                .position(|o| matches!(o, TelemeterConfig::TraceLog { .. }));
+            if let Some(first) = first {
+                cx.error(
+                    sites[i].1,
+                    &sites[i].0,
+                    format!(
+                        "a second io.l5d.tracelog telemeter; {} logs sampled requests already",
+                        sites[first].0
+                    ),
+                );
+            }
         }
     }
 }

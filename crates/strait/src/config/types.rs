@@ -1582,6 +1582,60 @@ pub enum TelemeterConfig {
         /// Prepended to every metric name (`prefix`, default empty).
         prefix: String,
     },
+    /// `io.l5d.recentRequests`: the last sampled requests, on the admin's
+    /// `/requests` (and `/requests.json`).
+    #[serde(rename = "io.l5d.recentRequests")]
+    RecentRequests {
+        /// `sampleRate` (required, 0 to 1).
+        #[serde(rename = "sampleRate")]
+        sample_rate: f64,
+        /// `capacity` (default 10): how many are kept.
+        capacity: u32,
+    },
+    /// `io.l5d.tracelog`: a log line per sampled request, on the logger
+    /// `io.l5d.tracelog`.
+    #[serde(rename = "io.l5d.tracelog")]
+    TraceLog {
+        /// `sampleRate` (default 1.0, clamped to 0 to 1).
+        #[serde(rename = "sampleRate")]
+        sample_rate: f64,
+        /// `level` (default `INFO`), upper case.
+        level: String,
+    },
+    /// `io.l5d.statsd` (experimental in Linkerd): metrics sent to a StatsD
+    /// server over UDP.
+    #[serde(rename = "io.l5d.statsd")]
+    Statsd {
+        /// `prefix` (default `linkerd`).
+        prefix: String,
+        /// `hostname` (default `127.0.0.1`).
+        hostname: String,
+        /// `port` (default 8125).
+        port: u16,
+        /// `gaugeIntervalMs` (default 10000): how often metrics are sent.
+        #[serde(rename = "gaugeIntervalMs")]
+        gauge_interval_ms: u64,
+        /// `sampleRate` (default 0.01): the fraction of latency samples
+        /// sent as timers.
+        #[serde(rename = "sampleRate")]
+        sample_rate: f64,
+    },
+    /// `io.l5d.influxdb`: metrics in InfluxDB line protocol on the admin's
+    /// `/admin/metrics/influxdb`.
+    #[serde(rename = "io.l5d.influxdb")]
+    InfluxDb,
+}
+
+impl TelemeterConfig {
+    /// The admin path the telemeter serves, if it serves one.
+    pub fn admin_path(&self) -> Option<&str> {
+        match self {
+            TelemeterConfig::Prometheus { path, .. } => Some(path),
+            TelemeterConfig::RecentRequests { .. } => Some("/requests"),
+            TelemeterConfig::InfluxDb => Some("/admin/metrics/influxdb"),
+            TelemeterConfig::TraceLog { .. } | TelemeterConfig::Statsd { .. } => None,
+        }
+    }
 }
 
 /// Linkerd's usage reporting (`usage`). Strait sends nothing.
