@@ -68,8 +68,10 @@ fn default_router() -> RouterConfig {
             request_header_timeout: Duration::from_secs(30),
             request_body_idle_timeout: Duration::from_secs(60),
             max_request_body_kb: None,
-            max_header_count: 500,
-            upgrade_idle_timeout: Duration::from_secs(3600),
+            max_header_count: Some(500),
+            upgrade_idle_timeout: Some(Duration::from_secs(3600)),
+            h2: Default::default(),
+            max_concurrent_streams_per_connection: None,
             client_networks: None,
             tls: None,
         }],
@@ -88,10 +90,11 @@ fn default_router() -> RouterConfig {
         },
         client: ClientConfig::Global(default_client_params()),
         service: ServiceConfig::Global(default_service_params()),
-        max_headers_kb: 8,
-        max_initial_line_kb: 4,
-        max_err_response_kb: 5120,
+        max_headers_kb: Some(8),
+        max_initial_line_kb: Some(4),
+        max_err_response_kb: Some(5120),
         http_access_log: None,
+        h2_access_log: None,
         inet_allow: strait_router::guard::InetRule::loopback(),
         originator: false,
         interpreter: InterpreterConfig::default(),
@@ -132,6 +135,7 @@ fn default_client_params() -> ClientParams {
         response_timeout: Duration::from_millis(60_000),
         fail_fast: false,
         tls: None,
+        h2: Default::default(),
     }
 }
 
@@ -154,6 +158,7 @@ fn default_service_params() -> ServiceParams {
             },
         },
         total_timeout: None,
+        retry_buffer_size: None,
     }
 }
 
@@ -440,8 +445,10 @@ fn every_key_is_read_into_the_domain_types() {
             request_header_timeout: Duration::from_secs(30),
             request_body_idle_timeout: Duration::from_secs(60),
             max_request_body_kb: None,
-            max_header_count: 500,
-            upgrade_idle_timeout: Duration::from_secs(3600),
+            max_header_count: Some(500),
+            upgrade_idle_timeout: Some(Duration::from_secs(3600)),
+            h2: Default::default(),
+            max_concurrent_streams_per_connection: None,
             client_networks: None,
             tls: None,
         }
@@ -471,7 +478,7 @@ fn every_key_is_read_into_the_domain_types() {
             r.max_initial_line_kb,
             r.max_err_response_kb
         ),
-        (16, 8, 1)
+        (Some(16), Some(8), Some(1))
     );
     assert_eq!(r.http_access_log, Some("/var/log/strait/access.log".into()));
     assert_eq!(
@@ -504,6 +511,7 @@ fn every_key_is_read_into_the_domain_types() {
             response_timeout: Duration::from_millis(60_000),
             fail_fast: false,
             tls: None,
+            h2: Default::default(),
         })
     );
     assert_eq!(
@@ -522,6 +530,7 @@ fn every_key_is_read_into_the_domain_types() {
                 },
             },
             total_timeout: Some(Duration::from_secs(3)),
+            retry_buffer_size: None,
         })
     );
     assert_eq!(
@@ -702,7 +711,7 @@ routers:
     clientSession: {idleTimeMs: 5}
   servers:
   - socketOptions: {}
-- protocol: h2
+- protocol: thrift
   servers: [{}]
 namers:
 - kind: io.l5d.k8s
@@ -717,7 +726,7 @@ telemetry:
             "linkerd.yaml:2:3: admin.workerThreads: `workerThreads` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:6:5: routers[0].client.clientSession: `clientSession` is a Linkerd 1 feature Strait does not implement yet; remove it",
             "linkerd.yaml:8:5: routers[0].servers[0].socketOptions: `socketOptions` is a Linkerd 1 feature Strait does not implement yet; remove it",
-            "linkerd.yaml:9:13: routers[1].protocol: protocol `h2` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) only",
+            "linkerd.yaml:9:13: routers[1].protocol: protocol `thrift` is a Linkerd 1 feature Strait does not implement yet; Strait routes `http` (HTTP/1.x) and `h2` (HTTP/2, gRPC) only",
             "linkerd.yaml:12:9: namers[0].kind: namer `io.l5d.k8s` is a Linkerd 1 feature Strait does not implement yet",
             "linkerd.yaml:16:9: telemetry[0].kind: telemeter `io.l5d.zipkin` is a Linkerd 1 feature Strait does not implement yet",
         ],
@@ -1118,7 +1127,7 @@ fn upgrade_idle_timeout_is_a_positive_number_of_milliseconds() {
     let c = ok("routers:\n- protocol: http\n  servers: [{upgradeIdleTimeoutMs: 500}]\n");
     assert_eq!(
         c.routers[0].servers[0].upgrade_idle_timeout,
-        Duration::from_millis(500)
+        Some(Duration::from_millis(500))
     );
     let json = serde_json::to_value(&c).unwrap();
     assert_eq!(
@@ -1551,6 +1560,7 @@ fn static_service_configs_apply_matching_prefixes_in_order() {
                     backoff: None,
                 }),
                 total_timeout: Some(Duration::from_secs(5)),
+                retry_buffer_size: None,
             },
         }
     );

@@ -568,6 +568,7 @@ fn admin_serves_ping_metrics_and_client_state() {
         serde_json::from_str(&mesh.admin("/client_state.json").body).unwrap();
     assert_eq!(cs["/#/io.l5d.fs/hello"]["state"], "bound");
     assert_eq!(cs["/#/io.l5d.fs/hello"]["addresses"][0], a.addr.to_string());
+    assert_eq!(cs["/#/io.l5d.fs/hello"]["protocol"], "http/1.1");
 }
 
 fn promtool(text: &str) -> (i32, String) {
@@ -867,4 +868,57 @@ fn host_connection_pool_max_size_bounds_the_connections_to_an_endpoint() {
             ),
         }
     }
+}
+
+#[test]
+fn log_format_json_writes_one_json_object_per_line() {
+    let a = Backend::start("a");
+    let disco = tempfile::tempdir().unwrap();
+    write_disco(disco.path(), "hello", &[&a]);
+    let conf = tempfile::tempdir().unwrap();
+    let path = conf.path().join("linkerd.yaml");
+    // A second name whose only endpoint refuses connections: a logged
+    // connect failure.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    std::fs::write(
+        disco.path().join("gone"),
+        format!("{} {}\n", dead_addr.ip(), dead_addr.port()),
+    )
+    .unwrap();
+    std::fs::write(&path, config(disco.path(), "", "")).unwrap();
+    let strait = Strait::start_with_args(BIN, &path, &["--log-format", "json"]);
+    let url = format!("http://{}/", strait.router());
+    let r = curl(&["-H", "Host: gone", &url], &[]);
+    assert_eq!(r.status, 502);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !strait.proc.stderr().contains("cannot connect") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = strait.proc.stderr();
+    let mut messages = Vec::new();
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(
+            v["timestamp"].is_string() && v["level"].is_string(),
+            "{line}"
+        );
+        messages.push((v["fields"]["message"].as_str().unwrap_or("").to_owned(), v));
+    }
+    assert!(
+        messages
+            .iter()
+            .any(|(m, v)| m == "router listening"
+                && v["fields"]["addr"] == strait.router().to_string()),
+        "the listening line, timestamped and with its fields: {log}"
+    );
+    let (_, failed) = messages
+        .iter()
+        .find(|(m, _)| m.starts_with("cannot connect to an endpoint"))
+        .unwrap_or_else(|| panic!("the refused connect is logged: {log}"));
+    assert_eq!(failed["level"], "WARN");
+    assert_eq!(failed["fields"]["endpoint"], dead_addr.to_string());
+    assert_eq!(failed["fields"]["client"], "/#/io.l5d.fs/gone");
 }

@@ -117,6 +117,17 @@ fn killing_a_backend_under_load_gives_no_client_errors() {
             >= 1,
         "the dead instance's requests went elsewhere (requeued or retried)"
     );
+    // The refused connections are logged, but not one line each.
+    let log = mesh.strait.proc.stderr();
+    let refused = log
+        .lines()
+        .filter(|l| l.contains("cannot connect to an endpoint"))
+        .count();
+    let failures = mesh.metric("rt/out/client/#/io.l5d.fs/hello/connect_failures");
+    assert!(
+        refused >= 1 && (refused as i64) < failures.max(2),
+        "{refused} lines for {failures} connect failures:\n{log}"
+    );
 }
 
 #[test]
@@ -222,6 +233,16 @@ fn flapping_backend_is_ejected_then_revived() {
         mesh.metric("rt/out/client/#/io.l5d.fs/flap/loadbalancer/available"),
         2
     );
+    // One log line each, naming the client and the endpoint.
+    let log = mesh.strait.proc.stderr();
+    let flap_addr = flap.fs_line().replace(' ', ":");
+    let lines = |what: &str| {
+        log.lines()
+            .filter(|l| l.contains(what) && l.contains(&flap_addr))
+            .count()
+    };
+    assert_eq!(lines("endpoint ejected"), 1, "{log}");
+    assert_eq!(lines("endpoint revived"), 1, "{log}");
 }
 
 #[test]

@@ -119,7 +119,21 @@ struct Shared {
     revivals: AtomicU64,
     probes: AtomicU64,
     removed_for_ns: AtomicU64,
+    /// Told of each ejection and revival (for the log).
+    observer: std::sync::OnceLock<Observer>,
 }
+
+/// An endpoint's change of state under failure accrual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Marked dead (ejected), or a probe failed and it stays dead.
+    Ejected,
+    /// Revived after being out for this long.
+    Revived(std::time::Duration),
+}
+
+/// Told of each [`Change`], with the endpoint's address.
+pub type Observer = Box<dyn Fn(SocketAddr, Change) + Send + Sync>;
 
 /// The endpoints at one instant; replaced whole by `update`.
 struct Set {
@@ -135,6 +149,12 @@ struct Entry {
 }
 
 impl Balancer {
+    /// Tells `observer` of every ejection and revival from now on (set
+    /// once; later calls are ignored).
+    pub fn observe(&self, observer: Observer) {
+        let _ = self.shared.observer.set(observer);
+    }
+
     /// A balancer with no endpoints. `seed` seeds every random choice (picks
     /// and backoff jitter), so a `ManualClock` and a fixed seed make it
     /// fully deterministic.
@@ -165,6 +185,7 @@ impl Balancer {
                 revivals: AtomicU64::new(0),
                 probes: AtomicU64::new(0),
                 removed_for_ns: AtomicU64::new(0),
+                observer: std::sync::OnceLock::new(),
             }),
             set: ArcSwap::from_pointee(Set {
                 entries: Vec::new(),
@@ -466,10 +487,19 @@ impl Lease {
             Transition::None => {}
             Transition::MarkedDead => {
                 s.removals.fetch_add(1, Ordering::Relaxed);
+                if let Some(o) = s.observer.get() {
+                    o(self.ep.addr, Change::Ejected);
+                }
             }
             Transition::Revived(out_for) => {
                 s.revivals.fetch_add(1, Ordering::Relaxed);
                 s.removed_for_ns.fetch_add(out_for, Ordering::Relaxed);
+                if let Some(o) = s.observer.get() {
+                    o(
+                        self.ep.addr,
+                        Change::Revived(std::time::Duration::from_nanos(out_for)),
+                    );
+                }
             }
         }
     }

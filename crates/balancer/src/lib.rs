@@ -58,6 +58,6 @@ mod endpoint;
 mod rng;
 
 pub use backoff::BackoffStream;
-pub use balancer::{Balancer, BalancerStats, EndpointInfo, Lease, Outcome};
+pub use balancer::{Balancer, BalancerStats, Change, EndpointInfo, Lease, Observer, Outcome};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{Backoff, FailureAccrual, LoadBalancer};

@@ -396,6 +396,7 @@ async fn attempt<E: Exchange>(
         }
         Ok(Err(SendFailure::NotSent(why))) => {
             stats.connect_failures.incr();
+            client.connect_failed(addr, why.as_deref());
             let unsent = Attempted::NotSent { elsewhere: false };
             failed(unsent, AttemptError::ConnectFailed(addr, why))
         }

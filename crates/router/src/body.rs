@@ -19,6 +19,11 @@ pub type OnEnd = Box<dyn FnOnce(bool, Option<&http::HeaderMap>) + Send>;
 pub struct Observed {
     inner: Incoming,
     on_end: Option<OnEnd>,
+    /// A gRPC call's deadline: when it passes before the stream ends,
+    /// the stream is cut and ended with `grpc-status: 4`.
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The deadline passed: the trailers have been given.
+    expired: bool,
 }
 
 impl Observed {
@@ -27,7 +32,17 @@ impl Observed {
         Observed {
             inner,
             on_end: Some(on_end),
+            deadline: None,
+            expired: false,
         }
+    }
+
+    /// Cuts the stream at `at` (a gRPC call's deadline): its caller gets
+    /// trailers with `grpc-status: 4` (DEADLINE_EXCEEDED), and the
+    /// backend's stream is reset when the body is dropped.
+    pub fn with_deadline(mut self, at: tokio::time::Instant) -> Self {
+        self.deadline = Some(Box::pin(tokio::time::sleep_until(at)));
+        self
     }
 
     fn end(&mut self, ok: bool, trailers: Option<&http::HeaderMap>) {
@@ -46,7 +61,24 @@ impl Body for Observed {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let this = &mut *self;
+        if this.expired {
+            return Poll::Ready(None);
+        }
         let r = Pin::new(&mut this.inner).poll_frame(cx);
+        if r.is_pending()
+            && let Some(d) = &mut this.deadline
+            && d.as_mut().poll(cx).is_ready()
+        {
+            this.expired = true;
+            this.end(false, None);
+            let mut t = http::HeaderMap::new();
+            t.insert("grpc-status", http::HeaderValue::from_static("4"));
+            t.insert(
+                "grpc-message",
+                http::HeaderValue::from_static("the call's grpc-timeout passed (Strait)"),
+            );
+            return Poll::Ready(Some(Ok(Frame::trailers(t))));
+        }
         match &r {
             Poll::Ready(None) => this.end(true, None),
             Poll::Ready(Some(Err(_))) => this.end(false, None),
@@ -62,7 +94,7 @@ impl Body for Observed {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.expired || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

@@ -23,6 +23,9 @@ use crate::tls_client::TlsConnect;
 pub type ReqBody =
     http_body_util::Either<crate::body::ClientBody, http_body_util::Full<bytes::Bytes>>;
 
+/// How often a client logs connect failures at most.
+const CONNECT_LOG_EVERY_MS: u64 = 10_000;
+
 /// How long an idle connection is kept without `hostConnectionPool.idleTimeMs`.
 const DEFAULT_POOL_IDLE: Duration = Duration::from_secs(60);
 
@@ -43,6 +46,10 @@ pub struct Client {
     addr: ArcSwap<Addr>,
     last_used: AtomicU64,
     epoch: Instant,
+    /// Connect failures since the last log line, and when (ms after
+    /// `epoch`; 0 = never) that line was written.
+    connect_burst: AtomicU64,
+    connect_logged: AtomicU64,
     /// Stats under `rt/<router>/client/<id>/`.
     pub stats: ClientStats,
     /// The `l5d-dst-client` value (the concrete name), made once.
@@ -84,6 +91,7 @@ pub struct ClientStats {
     /// `retries/budget_exhausted` (requeue budget).
     pub requeue_budget_exhausted: Arc<Counter>,
     status: crate::service::StatusCounters,
+    streams: std::sync::OnceLock<Arc<Histogram>>,
 }
 
 impl ClientStats {
@@ -98,7 +106,15 @@ impl ClientStats {
             requeues: registry.counter(scope, "retries/requeues"),
             requeue_budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
             status: crate::service::StatusCounters::new(registry, scope),
+            streams: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `stream/total_latency_ms` (an h2 client's streams, from the request
+    /// to the end of its response), registered on first use.
+    pub fn stream_latency(&self) -> &Arc<Histogram> {
+        self.streams
+            .get_or_init(|| self.status.histogram("stream/total_latency_ms"))
     }
 
     /// Counts a response status.
@@ -166,10 +182,28 @@ impl Client {
             addr: ArcSwap::from_pointee(Addr::Pending),
             last_used: AtomicU64::new(0),
             epoch: Instant::now(),
+            connect_burst: AtomicU64::new(0),
+            connect_logged: AtomicU64::new(0),
             stats: ClientStats::new(registry, &scope),
             _following: following,
         });
         register_balancer_stats(registry, &scope, &client);
+        let id = client.id.show();
+        client
+            .balancer
+            .observe(Box::new(move |addr, change| match change {
+                strait_balancer::Change::Ejected => tracing::warn!(
+                    client = %id,
+                    endpoint = %addr,
+                    "endpoint ejected by failure accrual; it gets a probe request after its backoff"
+                ),
+                strait_balancer::Change::Revived(out) => tracing::info!(
+                    client = %id,
+                    endpoint = %addr,
+                    out_ms = out.as_millis() as u64,
+                    "endpoint revived"
+                ),
+            }));
         client.update(first);
         let weak: Weak<Client> = Arc::downgrade(&client);
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
@@ -217,6 +251,32 @@ impl Client {
         match &**self.addr.load() {
             Addr::Bound(eps) => eps.iter().map(|e| e.addr).collect(),
             _ => Vec::new(),
+        }
+    }
+
+    /// Logs a failed connection to `addr`: the first of a burst at once,
+    /// then at most one line every ten seconds per client, with how many
+    /// failed since the last line (`connect_failures` counts them all).
+    pub fn connect_failed(&self, addr: SocketAddr, why: Option<&str>) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        let n = self.connect_burst.fetch_add(1, Relaxed) + 1;
+        let last = self.connect_logged.load(Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= CONNECT_LOG_EVERY_MS;
+        if due
+            && self
+                .connect_logged
+                .compare_exchange(last, now.max(1), Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.connect_burst.fetch_sub(n, Relaxed);
+            tracing::warn!(
+                client = %self.id,
+                endpoint = %addr,
+                failed = n,
+                reason = why.unwrap_or("refused, unreachable or timed out"),
+                "cannot connect to an endpoint (logged at most every 10 s per client; \
+                 failed counts the failures since the last line)"
+            );
         }
     }
 

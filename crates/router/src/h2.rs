@@ -99,6 +99,9 @@ pub(crate) struct H2<'a> {
     keep: Keep,
     /// `retryBufferSize.requestBytes`.
     limit: u64,
+    /// When the request reached the exchange (for
+    /// `stream/total_latency_ms`).
+    started: std::time::Instant,
     /// The call's deadline (ns since the epoch), when it came with a
     /// `grpc-timeout`: each attempt carries what is left.
     grpc_deadline: Option<u128>,
@@ -190,6 +193,7 @@ impl<'a> H2<'a> {
             body,
             keep,
             limit: route.service.policy.request_buffer_bytes,
+            started: std::time::Instant::now(),
             grpc_deadline,
         }
     }
@@ -250,41 +254,54 @@ impl<'a> H2<'a> {
         let (_, class) = self.classify(&resp);
         let mut lease = Some(lease);
         let pending = class == ResponseClass::Pending;
-        let on_end: crate::body::OnEnd = if pending {
-            let (client, service, server) = (
-                Arc::clone(self.client),
-                Arc::clone(&self.service),
-                Arc::clone(&self.server_stats),
-            );
-            let grpc = match self.classifier {
-                Classifier::Grpc(c) => Some(c),
-                _ => None,
-            };
-            Box::new(move |ok, trailers| {
-                let success = ok && grpc.is_none_or(|c| grpc::classify_end(&c, trailers));
-                if let Some(l) = lease.take() {
-                    l.finish(if success {
-                        Outcome::Success
-                    } else {
-                        Outcome::Failure
-                    });
-                }
-                if success {
-                    client.stats.success.incr();
-                } else {
-                    client.stats.failures.incr();
-                }
-                service.stats.record_end(success);
-                server.record_end(success);
-            })
-        } else {
-            Box::new(move |ok, _| {
+        let (client, service, server) = (
+            Arc::clone(self.client),
+            Arc::clone(&self.service),
+            Arc::clone(&self.server_stats),
+        );
+        let grpc = match self.classifier {
+            Classifier::Grpc(c) => Some(c),
+            _ => None,
+        };
+        let started = self.started;
+        let on_end: crate::body::OnEnd = Box::new(move |ok, trailers| {
+            let took = started.elapsed();
+            client.stats.stream_latency().record(took);
+            service.stats.stream_latency().record(took);
+            server.stream_latency().record(took);
+            if !pending {
                 if let Some(l) = lease.take() {
                     l.finish(if ok { outcome } else { Outcome::Failure });
                 }
+                return;
+            }
+            // Settled now: the trailers' grpc-status, or a reset.
+            let success = ok && grpc.is_none_or(|c| grpc::classify_end(&c, trailers));
+            if let Some(l) = lease.take() {
+                l.finish(if success {
+                    Outcome::Success
+                } else {
+                    Outcome::Failure
+                });
+            }
+            if success {
+                client.stats.success.incr();
+            } else {
+                client.stats.failures.incr();
+            }
+            service.stats.record_end(success);
+            server.record_end(success);
+        });
+        let deadline = self
+            .grpc_deadline
+            .map(|d| tokio::time::Instant::now() + deadline::remaining(d));
+        let mut resp = resp.map(|b| {
+            let body = Observed::new(b, on_end);
+            Either::Left(match deadline {
+                Some(at) => body.with_deadline(at),
+                None => body,
             })
-        };
-        let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
+        });
         if pending {
             resp.extensions_mut().insert(Deferred);
         }

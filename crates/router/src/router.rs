@@ -129,9 +129,17 @@ impl Router {
     }
 
     /// The concrete names this router has clients for, with their current
-    /// address sets and their endpoints' balancer state (alive, dead or
-    /// probing; requests in flight), for `/client_state.json`.
-    pub fn client_states(&self) -> Vec<(Path, Addr, Vec<strait_balancer::EndpointInfo>)> {
+    /// address sets, their endpoints' balancer state (alive, dead or
+    /// probing; requests in flight) and, for an h2 client, its open
+    /// connections, for `/client_state.json`.
+    pub fn client_states(
+        &self,
+    ) -> Vec<(
+        Path,
+        Addr,
+        Vec<strait_balancer::EndpointInfo>,
+        Option<usize>,
+    )> {
         self.cache.client_states()
     }
 
@@ -390,21 +398,49 @@ impl Router {
             _ => None,
         };
         if let Some(pool) = &route.client.h2 {
-            let mut ex = H2::new(req, route, pool, fwd, grpc_deadline);
-            if let Some(l) = logged {
-                *l = ex.log_fields();
-            }
-            ex.read_ahead().await?;
-            return match attempt::run(&mut ex, &route.client, &route.service, guard).await {
-                Ok(answered) => Ok(ex.finish(answered)),
-                Err(e) => Err(self.attempt_error(e, route, fwd, dst)),
-            };
+            // Boxed: the h2 exchange's state machine would otherwise sit
+            // inside every HTTP/1 request's future and be copied with it.
+            return Box::pin(self.send_h2(
+                req,
+                route,
+                pool,
+                fwd,
+                dst,
+                logged,
+                guard,
+                grpc_deadline,
+            ))
+            .await;
         }
         let mut ex = Http1::new(req, route, fwd);
         if let Some(l) = logged {
             *l = ex.log_fields();
         }
         ex.keep_body().await?;
+        match attempt::run(&mut ex, &route.client, &route.service, guard).await {
+            Ok(answered) => Ok(ex.finish(answered)),
+            Err(e) => Err(self.attempt_error(e, route, fwd, dst)),
+        }
+    }
+
+    /// [`Router::send`] over HTTP/2.
+    #[allow(clippy::too_many_arguments)]
+    async fn send_h2(
+        &self,
+        req: Request<Incoming>,
+        route: &Route,
+        pool: &h2::H2Pool,
+        fwd: &Forwarding<'_>,
+        dst: &Path,
+        logged: &mut Option<Fields>,
+        guard: Option<&crate::guard::OverrideGuard>,
+        grpc_deadline: Option<u128>,
+    ) -> Result<Response<Body>, RouteError> {
+        let mut ex = H2::new(req, route, pool, fwd, grpc_deadline);
+        if let Some(l) = logged {
+            *l = ex.log_fields();
+        }
+        ex.read_ahead().await?;
         match attempt::run(&mut ex, &route.client, &route.service, guard).await {
             Ok(answered) => Ok(ex.finish(answered)),
             Err(e) => Err(self.attempt_error(e, route, fwd, dst)),

@@ -25,6 +25,11 @@ impl StatusCounters {
         }
     }
 
+    /// A histogram in the same scope.
+    pub fn histogram(&self, name: &str) -> Arc<Histogram> {
+        self.registry.histogram(&self.scope, name)
+    }
+
     /// Counts one response with status `code`.
     pub fn record(&self, code: u16) {
         if let Some(c) = self.classes.get(usize::from(code / 100).wrapping_sub(1)) {
@@ -67,6 +72,9 @@ pub struct RequestStats {
     pub latency: Arc<Histogram>,
     /// `status/...`.
     pub status: StatusCounters,
+    /// `stream/total_latency_ms` (h2 routers: from the request to the
+    /// end of its response stream), registered on first use.
+    streams: std::sync::OnceLock<Arc<Histogram>>,
 }
 
 impl RequestStats {
@@ -79,7 +87,14 @@ impl RequestStats {
             pending: registry.gauge(scope, "pending"),
             latency: registry.histogram(scope, "request_latency_ms"),
             status: StatusCounters::new(registry, scope),
+            streams: std::sync::OnceLock::new(),
         }
+    }
+
+    /// `stream/total_latency_ms`.
+    pub fn stream_latency(&self) -> &Arc<Histogram> {
+        self.streams
+            .get_or_init(|| self.status.histogram("stream/total_latency_ms"))
     }
 
     /// Records one finished request: 5xx is a failure (Linkerd's default

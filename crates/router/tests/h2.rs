@@ -133,6 +133,17 @@ async fn strait(
     names: HashMap<String, Vec<SocketAddr>>,
     classifier: Classifier,
 ) -> (SocketAddr, Registry) {
+    let (addr, registry, stop) = strait_stoppable(names, classifier).await;
+    // Never stopped: the server runs until the test's runtime ends.
+    std::mem::forget(stop);
+    (addr, registry)
+}
+
+/// [`strait`], with the sender that shuts the server down (`true`).
+async fn strait_stoppable(
+    names: HashMap<String, Vec<SocketAddr>>,
+    classifier: Classifier,
+) -> (SocketAddr, Registry, watch::Sender<bool>) {
     let interp = Interpreter::new(
         vec![(
             Path::read("/#/ctl").unwrap(),
@@ -189,10 +200,9 @@ async fn strait(
     let server = Server::new(sp, router, &registry, None, 12 * 1024);
     let (tx, rx) = watch::channel(false);
     tokio::spawn(async move {
-        let _keep = tx;
-        server.serve(listener, rx, Duration::from_secs(1)).await;
+        server.serve(listener, rx, Duration::from_secs(10)).await;
     });
-    (local, registry)
+    (local, registry, tx)
 }
 
 type Client = hyper::client::conn::http2::SendRequest<Full<Bytes>>;
@@ -338,6 +348,11 @@ async fn an_unavailable_endpoint_is_retried_on_another_and_stats_follow_grpc_sta
     assert_eq!(get("rt/h2/service/svc/pkg.Echo/success"), 20, "{json:?}");
     assert_eq!(get("rt/h2/service/svc/pkg.Echo/failures"), 0);
     assert!(get("rt/h2/service/svc/pkg.Echo/retries/total") >= 1);
+    assert_eq!(
+        get("rt/h2/service/svc/pkg.Echo/stream/total_latency_ms.count"),
+        20,
+        "every stream's end is timed: {json:?}"
+    );
 
     // A call that ends with a failed grpc-status in its trailers is a
     // failure, counted when the stream ends.
@@ -381,4 +396,136 @@ async fn an_unroutable_grpc_call_gets_unavailable_with_linkerds_text() {
         "{msg}"
     );
     assert!(h.contains_key("l5d-err"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grpc_timeout_is_a_deadline_that_strait_enforces_and_passes_on() {
+    // The backend reports the grpc-timeout it was given, and never answers
+    // calls to Slow.
+    let (seen_tx, mut seen_rx) = mpsc::unbounded_channel::<String>();
+    let handler: Handler = Arc::new(move |name, req| {
+        let t = req
+            .headers()
+            .get("grpc-timeout")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let _ = seen_tx.send(t);
+        if req.uri().path().ends_with("/Slow") {
+            let (tx, rx) = mpsc::channel(1);
+            // Held open, never answered.
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(tx);
+            });
+            let head = Response::builder().body(()).unwrap();
+            let _ = name;
+            return Reply { head, frames: rx };
+        }
+        reply(&name, "ok", Some(grpc_status("0")))
+    });
+    let addr = backend("t", handler).await;
+    let names = HashMap::from([("pkg.T".to_owned(), vec![addr])]);
+    let (router, _) = strait(names, Classifier::Grpc(GrpcClassifier::default_kind())).await;
+    let mut tx = connect(router).await;
+
+    let mut fast = call("/pkg.T/Fast", "x");
+    fast.headers_mut()
+        .insert("grpc-timeout", HeaderValue::from_static("5S"));
+    let resp = tx.send_request(fast).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    let passed = seen_rx.recv().await.unwrap();
+    let left = {
+        let mut h = HeaderMap::new();
+        h.insert("grpc-timeout", HeaderValue::from_str(&passed).unwrap());
+        strait_router::h2::grpc::read_timeout(&h).unwrap()
+    };
+    assert!(
+        left <= Duration::from_secs(5) && left > Duration::from_secs(4),
+        "the backend gets what is left of the caller's 5 s: {passed}"
+    );
+
+    let mut slow = call("/pkg.T/Slow", "x");
+    slow.headers_mut()
+        .insert("grpc-timeout", HeaderValue::from_static("200m"));
+    let started = std::time::Instant::now();
+    tx.ready().await.unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), tx.send_request(slow))
+        .await
+        .expect("Strait answers once the deadline has passed")
+        .unwrap();
+    // The backend sent its head at once and then nothing: Strait cuts the
+    // stream at the deadline and ends it with DEADLINE_EXCEEDED.
+    let body = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect())
+        .await
+        .expect("the stream ends at the deadline")
+        .unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(
+        body.trailers().unwrap()["grpc-status"],
+        "4",
+        "DEADLINE_EXCEEDED"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_sends_goaway_and_lets_streams_in_flight_finish() {
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Arc::new(Mutex::new(release_rx));
+    let (started_tx, mut started_rx) = mpsc::unbounded_channel::<()>();
+    let handler: Handler = Arc::new(move |name, _req| {
+        let (tx, rx) = mpsc::channel(4);
+        let release = Arc::clone(&release_rx);
+        let _ = started_tx.send(());
+        tokio::spawn(async move {
+            tokio::task::spawn_blocking(move || {
+                let _ = release
+                    .lock()
+                    .unwrap()
+                    .recv_timeout(Duration::from_secs(20));
+            })
+            .await
+            .unwrap();
+            let _ = tx.send(Frame::data(Bytes::from_static(b"done"))).await;
+            let _ = tx.send(Frame::trailers(grpc_status("0"))).await;
+        });
+        let head = Response::builder()
+            .header("x-backend", name)
+            .header("content-type", "application/grpc")
+            .body(())
+            .unwrap();
+        Reply { head, frames: rx }
+    });
+    let addr = backend("g", handler).await;
+    let names = HashMap::from([("pkg.G".to_owned(), vec![addr])]);
+    let (router, _, stop) =
+        strait_stoppable(names, Classifier::Grpc(GrpcClassifier::default_kind())).await;
+    let mut tx = connect(router).await;
+    let in_flight = tokio::spawn({
+        let mut tx = tx.clone();
+        async move {
+            let resp = tx.send_request(call("/pkg.G/Long", "x")).await.unwrap();
+            resp.into_body().collect().await.unwrap()
+        }
+    });
+    started_rx.recv().await.unwrap();
+    stop.send_replace(true);
+    // GOAWAY reaches the client: the connection takes no new stream.
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if tx.ready().await.is_err() {
+                return true;
+            }
+            match tx.send_request(call("/pkg.G/Long", "y")).await {
+                Err(_) => return true,
+                Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await
+    .expect("a draining server takes no new streams");
+    assert!(refused);
+    release_tx.send(()).unwrap();
+    let body = in_flight.await.unwrap();
+    assert_eq!(body.trailers().unwrap()["grpc-status"], "0");
+    assert_eq!(body.to_bytes(), "done", "the stream in flight finished");
 }

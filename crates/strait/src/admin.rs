@@ -516,8 +516,18 @@ fn shutdown(state: &AdminState, method: &Method) -> Response<Full<Bytes>> {
 fn client_state(state: &AdminState) -> Response<Full<Bytes>> {
     let mut out = Map::new();
     for router in &state.routers {
-        for (id, addr, endpoints) in router.load().client_states() {
+        for (id, addr, endpoints, h2) in router.load().client_states() {
             let mut v = addr_json(&addr);
+            if let Value::Object(o) = &mut v {
+                o.insert(
+                    "protocol".into(),
+                    Value::from(if h2.is_some() { "h2" } else { "http/1.1" }),
+                );
+                if let Some(n) = h2 {
+                    // One multiplexed connection per endpoint at most.
+                    o.insert("connections".into(), Value::from(n));
+                }
+            }
             if let (Value::Object(o), false) = (&mut v, endpoints.is_empty()) {
                 let eps = endpoints
                     .iter()

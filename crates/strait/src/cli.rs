@@ -52,11 +52,32 @@ impl ConfigArg {
     }
 }
 
+/// `strait run`'s arguments.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    /// How log lines look on stderr: `text` (one human-readable line
+    /// each) or `json` (one JSON object per line, for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields` with the
+    /// message and the event's fields, `span`s).
+    Json,
+}
+
 /// The top-level commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve a linkerd.yaml: routers, namers and the admin server.
-    Run(ConfigArg),
+    Run(RunArgs),
     /// Validate a linkerd.yaml without serving: exit 0, or 1 listing every
     /// problem with file:line:column and key path.
     Check(ConfigArg),
@@ -110,8 +131,8 @@ pub fn execute(cli: &Cli, out: &mut impl Write) -> Result<(), CliError> {
             }
             report
         }
-        Command::Run(arg) => {
-            run(arg.path())?;
+        Command::Run(args) => {
+            run(args.config.path(), args.log_format)?;
             return Ok(());
         }
     };
@@ -121,8 +142,8 @@ pub fn execute(cli: &Cli, out: &mut impl Write) -> Result<(), CliError> {
 }
 
 /// Serves `config` on a multi-threaded runtime until shut down.
-fn run(config: &std::path::Path) -> Result<(), CliError> {
-    init_tracing();
+fn run(config: &std::path::Path, format: LogFormat) -> Result<(), CliError> {
+    init_tracing(format);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("strait")
@@ -132,16 +153,21 @@ fn run(config: &std::path::Path) -> Result<(), CliError> {
         .map_err(CliError::new)
 }
 
-/// Logs go to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing() {
+/// Logs go to stderr, filtered by `RUST_LOG` (default `info`), as text or
+/// JSON lines.
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)
-        .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
-        .with_target(false)
-        .try_init();
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(io::IsTerminal::is_terminal(&io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
 }
 
 /// The entry point of the `strait` binary: parses the process arguments

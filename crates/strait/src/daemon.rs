@@ -394,7 +394,11 @@ impl Live {
         for (rc, router) in &next.routers {
             // Room for both limits and the blank line, so that the exact
             // checks (414, 431) decide, not where the read buffer ends.
-            let head = (rc.max_headers_kb as usize + rc.max_initial_line_kb as usize + 1) * 1024;
+            let head_kb = |kb: Option<u32>, default: u32| kb.unwrap_or(default) as usize;
+            let head = (head_kb(rc.max_headers_kb, config::DEFAULT_MAX_HEADERS_KB)
+                + head_kb(rc.max_initial_line_kb, config::DEFAULT_MAX_INITIAL_LINE_KB)
+                + 1)
+                * 1024;
             let guard = Arc::new(OverrideGuard::new(&own, rc.inet_allow.clone(), &rc.dtab));
             for (i, sc) in rc.servers.iter().enumerate() {
                 let want = ServerKey::of(rc, i);
@@ -409,10 +413,15 @@ impl Live {
                         header_timeout: sc.request_header_timeout,
                         body_idle_timeout: sc.request_body_idle_timeout,
                         max_body_bytes: sc.max_request_body_kb.map(|kb| kb.saturating_mul(1024)),
-                        max_header_count: sc.max_header_count as usize,
-                        upgrade_idle_timeout: sc.upgrade_idle_timeout,
+                        max_header_count: sc
+                            .max_header_count
+                            .unwrap_or(config::DEFAULT_MAX_HEADER_COUNT)
+                            as usize,
+                        upgrade_idle_timeout: sc
+                            .upgrade_idle_timeout
+                            .unwrap_or(config::DEFAULT_UPGRADE_IDLE_TIMEOUT),
                     },
-                    h2: Default::default(),
+                    h2: lower::server_h2(sc),
                 };
                 if let Some(slot) = self.servers.remove(&want) {
                     // Same address: keep the listener (and its connections),
@@ -447,7 +456,10 @@ impl Live {
                 );
                 server.set_tls(next.tls.servers.get(&want).cloned());
                 let (stop, stop_rx) = watch::channel(false);
+                // The stdout line is the readiness line scripts wait for;
+                // the log has it too, timestamped.
                 println!("strait: router '{}' listening on {local}", rc.label);
+                tracing::info!(router = %rc.label, addr = %local, "router listening");
                 self.tasks
                     .spawn(Arc::clone(&server).serve(listener, stop_rx, grace));
                 keep.insert(
@@ -543,6 +555,7 @@ impl Live {
             let _ = old.send(true);
             if let Ok(local) = listener.local_addr() {
                 println!("strait: admin listening on {local}");
+                tracing::info!(addr = %local, "admin listening");
             }
             self.tasks.spawn(crate::admin::serve(
                 listener,

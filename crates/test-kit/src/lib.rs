@@ -408,6 +408,13 @@ impl Strait {
         Strait::spawn(cmd)
     }
 
+    /// `bin run <args> --config <config>` (e.g. `--log-format json`).
+    pub fn start_with_args(bin: &str, config: &Path, args: &[&str]) -> Strait {
+        let mut cmd = Command::new(bin);
+        cmd.arg("run").args(args).arg("--config").arg(config);
+        Strait::spawn(cmd)
+    }
+
     /// [`Strait::start`] with at most `n` open descriptors (`prlimit
     /// --nofile`, soft and hard), as a host with a low `LimitNOFILE` would.
     pub fn start_with_nofile(bin: &str, config: &Path, n: u32) -> Strait {

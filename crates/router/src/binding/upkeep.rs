@@ -45,7 +45,7 @@ impl BindingCache {
 
     /// The concrete names with clients, their address sets and their
     /// endpoints as the balancer sees them, sorted.
-    pub(crate) fn client_states(&self) -> Vec<(Path, Addr, Vec<EndpointInfo>)> {
+    pub(crate) fn client_states(&self) -> Vec<(Path, Addr, Vec<EndpointInfo>, Option<usize>)> {
         let mut out: Vec<_> = lock(&self.clients)
             .values()
             .map(|c| {
@@ -53,6 +53,7 @@ impl BindingCache {
                     c.id.clone(),
                     (*c.addr()).clone(),
                     c.balancer.endpoints_state(),
+                    c.h2.as_ref().map(|p| p.open_count()),
                 )
             })
             .collect();

@@ -12,20 +12,22 @@
 use http::HeaderName;
 use strait_balancer::{FailureAccrual, LoadBalancer};
 use strait_router::accesslog::AccessLog;
-use strait_router::identify::Identifier;
+use strait_router::identify::{Field, Identifier};
 use strait_router::policy::{
     BudgetParams, ClientPolicy, ClientPolicyPatch, DEFAULT_REQUEST_BUFFER_BYTES, Policies,
     PolicyTable, PoolPolicy, ServicePolicy, ServicePolicyPatch,
 };
-use strait_router::retry::{Classifier, RetryBackoff};
+use strait_router::retry::{Classifier, GrpcClassifier, GrpcCodes, RetryBackoff};
 use strait_router::stats::{Registry, Scope};
 use strait_router::tls_client::{ClientTls, TlsClientTemplate};
 use strait_router::{BindingLimits, H2Settings, Protocol, RouterParams};
 
 use super::{
     BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
-    ClientTlsConfig, ConsistencyMode, ConsulConfig, FailureAccrualConfig, HealthStatus,
-    IdentifierConfig, LoadBalancerConfig, PoolConfig, RouterConfig, ServiceConfig, ServiceParams,
+    ClientTlsConfig, ConsistencyMode, ConsulConfig, DEFAULT_MAX_ERR_RESPONSE_KB,
+    DEFAULT_MAX_HEADERS_KB, DEFAULT_MAX_INITIAL_LINE_KB, FailureAccrualConfig, GrpcCodeSet,
+    H2EndpointConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig, PoolConfig,
+    Protocol as ConfigProtocol, RouterConfig, ServerConfig, ServiceConfig, ServiceParams,
     ServiceParamsPatch,
 };
 
@@ -41,7 +43,10 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         .unwrap_or(1000);
     let access_log = access_log(rc, registry)?;
     Ok(RouterParams {
-        protocol: Protocol::Http1,
+        protocol: match rc.protocol {
+            ConfigProtocol::Http => Protocol::Http1,
+            ConfigProtocol::H2 => Protocol::H2,
+        },
         label: rc.label.clone(),
         dtab: rc.dtab.clone(),
         dst_prefix: rc.dst_prefix.clone(),
@@ -60,9 +65,15 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
         },
         client_capacity: (rc.binding_cache.clients as usize).max(1),
         idle_ttl: rc.binding_cache.idle_ttl,
-        max_headers_bytes: rc.max_headers_kb as usize * 1024,
-        max_initial_line_bytes: rc.max_initial_line_kb as usize * 1024,
-        max_err_bytes: rc.max_err_response_kb as usize * 1024,
+        max_headers_bytes: rc.max_headers_kb.unwrap_or(DEFAULT_MAX_HEADERS_KB) as usize * 1024,
+        max_initial_line_bytes: rc
+            .max_initial_line_kb
+            .unwrap_or(DEFAULT_MAX_INITIAL_LINE_KB) as usize
+            * 1024,
+        max_err_bytes: rc
+            .max_err_response_kb
+            .unwrap_or(DEFAULT_MAX_ERR_RESPONSE_KB) as usize
+            * 1024,
         max_call_depth: max_depth,
         access_log,
         policies: policies(rc)?,
@@ -72,6 +83,9 @@ pub fn router_params(rc: &RouterConfig, registry: &Registry) -> Result<RouterPar
 
 /// The router's `identifier` list.
 fn identifiers(rc: &RouterConfig) -> Result<Vec<Identifier>, String> {
+    if rc.protocol == ConfigProtocol::H2 {
+        return h2_identifiers(rc);
+    }
     // The config checked header names are HTTP tokens already.
     let header = |h: &str| {
         HeaderName::from_bytes(h.as_bytes())
@@ -93,15 +107,66 @@ fn identifiers(rc: &RouterConfig) -> Result<Vec<Identifier>, String> {
                 },
                 IdentifierConfig::Header { header: h } => Identifier::Header { header: header(h)? },
                 IdentifierConfig::Static { path } => Identifier::Static { path: path.clone() },
+                IdentifierConfig::HeaderPath { .. } => {
+                    return Err(format!(
+                        "router '{}': io.l5d.header.path is for h2 routers",
+                        rc.label
+                    ));
+                }
             })
         })
         .collect()
 }
 
-/// `httpAccessLog`, opened, with its `rt/<label>/access_log/dropped`
-/// counter.
+/// An h2 router's `identifier` list: on a header or pseudo-header.
+fn h2_identifiers(rc: &RouterConfig) -> Result<Vec<Identifier>, String> {
+    let field =
+        |h: &str| Field::parse(h).map_err(|e| format!("router '{}': header: {e}", rc.label));
+    rc.identifiers
+        .iter()
+        .map(|i| {
+            Ok(match i {
+                IdentifierConfig::HeaderToken { header } => Identifier::Token {
+                    field: field(header)?,
+                },
+                IdentifierConfig::HeaderPath { header, segments } => Identifier::HeaderPath {
+                    field: field(header)?,
+                    segments: segments.map(|n| n as usize),
+                },
+                other => {
+                    return Err(format!(
+                        "router '{}': identifier {other:?} is for http routers",
+                        rc.label
+                    ));
+                }
+            })
+        })
+        .collect()
+}
+
+/// An h2 server's or client's HTTP/2 settings.
+fn h2_settings(c: &H2EndpointConfig) -> H2Settings {
+    H2Settings {
+        initial_stream_window: c.initial_stream_window_bytes,
+        max_frame: c.max_frame_bytes,
+        header_table: c.header_table_bytes,
+        max_header_list: c.max_header_list_bytes,
+        max_concurrent_streams: None,
+    }
+}
+
+/// A server's HTTP/2 settings (all `None` on an http router's).
+pub fn server_h2(sc: &ServerConfig) -> H2Settings {
+    H2Settings {
+        max_concurrent_streams: sc.max_concurrent_streams_per_connection,
+        ..h2_settings(&sc.h2)
+    }
+}
+
+/// `httpAccessLog` (or `h2AccessLog`), opened, with its
+/// `rt/<label>/access_log/dropped` counter.
 fn access_log(rc: &RouterConfig, registry: &Registry) -> Result<Option<AccessLog>, String> {
-    let Some(path) = &rc.http_access_log else {
+    let Some((key, path)) = rc.access_log() else {
         return Ok(None);
     };
     // The router's scope: Prometheus lifts it into the `rt` label.
@@ -115,7 +180,7 @@ fn access_log(rc: &RouterConfig, registry: &Registry) -> Result<Option<AccessLog
         .map(Some)
         .map_err(|e| {
             format!(
-                "router '{}': cannot open httpAccessLog {}: {e}",
+                "router '{}': cannot open {key} {}: {e}",
                 rc.label,
                 path.display()
             )
@@ -126,12 +191,13 @@ fn access_log(rc: &RouterConfig, registry: &Registry) -> Result<Option<AccessLog
 /// global parameters, or the defaults plus one patch per static item.
 /// Fails when a client `tls` block's files cannot be loaded.
 pub fn policies(rc: &RouterConfig) -> Result<Policies, String> {
+    let h2 = rc.protocol == ConfigProtocol::H2;
     let client = match &rc.client {
         ClientConfig::Global(params) => {
-            PolicyTable::global(client_policy(params, &rc.label, "client.tls")?)
+            PolicyTable::global(client_policy(params, h2, &rc.label, "client.tls")?)
         }
         ClientConfig::Static { configs } => PolicyTable {
-            base: client_policy(&ClientParams::default(), &rc.label, "client.tls")?,
+            base: client_policy(&ClientParams::default(), h2, &rc.label, "client.tls")?,
             patches: configs
                 .iter()
                 .enumerate()
@@ -145,7 +211,7 @@ pub fn policies(rc: &RouterConfig) -> Result<Policies, String> {
     let service = match &rc.service {
         ServiceConfig::Global(params) => PolicyTable::global(service_policy(params)),
         ServiceConfig::Static { configs } => PolicyTable {
-            base: service_policy(&ServiceParams::default()),
+            base: service_policy(&ServiceParams::default_for(rc.protocol)),
             patches: configs
                 .iter()
                 .map(|c| (c.prefix.clone(), service_patch(&c.params)))
@@ -251,9 +317,14 @@ fn pool(p: &PoolConfig) -> PoolPolicy {
     }
 }
 
-/// A client's parameters as the router's policy (`key`: where its `tls`
-/// is, for errors).
-fn client_policy(p: &ClientParams, label: &str, key: &str) -> Result<ClientPolicy, String> {
+/// A client's parameters as the router's policy (`h2`: an h2 router's
+/// client, which speaks HTTP/2; `key`: where its `tls` is, for errors).
+fn client_policy(
+    p: &ClientParams,
+    h2: bool,
+    label: &str,
+    key: &str,
+) -> Result<ClientPolicy, String> {
     let pool = pool(&p.host_connection_pool);
     let tls: Option<ClientTls> = match &p.tls {
         Some(t) => tls(t, label, key)?.map(|t| t.resolve(&Default::default())),
@@ -269,7 +340,7 @@ fn client_policy(p: &ClientParams, label: &str, key: &str) -> Result<ClientPolic
         pool_max_size: pool.max_size,
         pool_idle_timeout: pool.idle_timeout,
         tls,
-        h2: None,
+        h2: h2.then(|| h2_settings(&p.h2)),
     })
 }
 
@@ -289,17 +360,51 @@ fn client_patch(
         response_timeout: p.response_timeout,
         pool: p.host_connection_pool.as_ref().map(pool),
         tls: p.tls.as_ref().map(|t| tls(t, label, key)).transpose()?,
-        h2: H2Settings::default(),
+        h2: h2_settings(&p.h2),
     })
 }
 
 fn classifier(c: ClassifierKind) -> Classifier {
+    let grpc = |success: GrpcCodeSet, retryable: GrpcCodes, compliant: bool| {
+        Classifier::Grpc(GrpcClassifier {
+            success: GrpcCodes::of(&success.codes()),
+            retryable,
+            compliant,
+        })
+    };
+    let default_retryable = GrpcClassifier::default_kind().retryable;
     match c {
-        ClassifierKind::NonRetryable5XX => Classifier::NonRetryable5XX,
-        ClassifierKind::RetryableRead5XX => Classifier::RetryableRead5XX,
-        ClassifierKind::RetryableIdempotent5XX => Classifier::RetryableIdempotent5XX,
-        ClassifierKind::RetryableAll5XX => Classifier::RetryableAll5XX,
-        ClassifierKind::AllSuccessful => Classifier::AllSuccessful,
+        ClassifierKind::NonRetryable5XX | ClassifierKind::H2NonRetryable5XX => {
+            Classifier::NonRetryable5XX
+        }
+        ClassifierKind::RetryableRead5XX | ClassifierKind::H2RetryableRead5XX => {
+            Classifier::RetryableRead5XX
+        }
+        ClassifierKind::RetryableIdempotent5XX | ClassifierKind::H2RetryableIdempotent5XX => {
+            Classifier::RetryableIdempotent5XX
+        }
+        ClassifierKind::RetryableAll5XX | ClassifierKind::H2RetryableAll5XX => {
+            Classifier::RetryableAll5XX
+        }
+        ClassifierKind::AllSuccessful | ClassifierKind::H2AllSuccessful => {
+            Classifier::AllSuccessful
+        }
+        ClassifierKind::GrpcDefault {
+            success_status_codes: s,
+        } => grpc(s, default_retryable, false),
+        ClassifierKind::GrpcCompliant {
+            success_status_codes: s,
+        } => grpc(s, default_retryable, true),
+        ClassifierKind::GrpcAlwaysRetryable {
+            success_status_codes: s,
+        } => grpc(s, GrpcCodes::ALL, false),
+        ClassifierKind::GrpcNeverRetryable {
+            success_status_codes: s,
+        } => grpc(s, GrpcCodes::of(&[]), false),
+        ClassifierKind::GrpcRetryableStatusCodes {
+            success_status_codes: s,
+            retryable_status_codes: r,
+        } => grpc(s, GrpcCodes::of(&r.codes()), false),
     }
 }
 
@@ -317,7 +422,9 @@ fn service_policy(p: &ServiceParams) -> ServicePolicy {
         budget: budget(&p.retries.budget),
         backoff: retry_backoff(&p.retries.backoff),
         total_timeout: p.total_timeout,
-        request_buffer_bytes: DEFAULT_REQUEST_BUFFER_BYTES,
+        request_buffer_bytes: p
+            .retry_buffer_size
+            .map_or(DEFAULT_REQUEST_BUFFER_BYTES, |b| b.request_bytes),
     }
 }
 
@@ -330,7 +437,7 @@ fn service_patch(p: &ServiceParamsPatch) -> ServicePolicyPatch {
         budget: retries.and_then(|r| r.budget.as_ref()).map(budget),
         backoff: retries.and_then(|r| r.backoff.as_ref()).map(retry_backoff),
         total_timeout: p.total_timeout,
-        request_buffer_bytes: None,
+        request_buffer_bytes: p.retry_buffer_size.map(|b| b.request_bytes),
     }
 }
 

@@ -83,7 +83,7 @@ fn assert_same_as_params_for(rc: &RouterConfig) {
         let name = Path::read(name).unwrap();
         assert_eq!(
             p.client_for(&name),
-            client_policy(&rc.client.params_for(&name), "r", "client.tls").unwrap(),
+            client_policy(&rc.client.params_for(&name), false, "r", "client.tls").unwrap(),
             "client {name}"
         );
         assert_eq!(
@@ -136,7 +136,7 @@ routers:
 #[test]
 fn the_config_defaults_lower_to_the_router_defaults() {
     assert_eq!(
-        client_policy(&ClientParams::default(), "r", "client.tls").unwrap(),
+        client_policy(&ClientParams::default(), false, "r", "client.tls").unwrap(),
         ClientPolicy::default()
     );
     assert_eq!(

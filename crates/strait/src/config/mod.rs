@@ -51,11 +51,14 @@ pub use types::{
     AdminConfig, AdminSecurityConfig, BackoffConfig, BindingCacheConfig, BindingLimitsConfig,
     BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
     ClientPrefixConfig, Config, ConsistencyMode, ConsulConfig, DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_ERR_RESPONSE_KB, DEFAULT_MAX_HEADER_COUNT,
+    DEFAULT_MAX_HEADERS_KB, DEFAULT_MAX_INITIAL_LINE_KB, DEFAULT_UPGRADE_IDLE_TIMEOUT,
     DnsSrvNamerConfig, Experimental, FailureAccrualConfig, ForwardedConfig, ForwardedLabeler,
-    FsNamerConfig, HealthStatus, IdentifierConfig, LoadBalancerConfig, NamerConfig, PoolConfig,
-    Protocol, RetriesConfig, RetriesPatch, RewriteNamerConfig, RouterConfig, ServerConfig,
-    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight,
-    TelemeterConfig, TransformerConfig, UsageConfig,
+    FsNamerConfig, GrpcCodeSet, H2EndpointConfig, HealthStatus, IdentifierConfig,
+    LoadBalancerConfig, NamerConfig, PoolConfig, Protocol, RetriesConfig, RetriesPatch,
+    RetryBufferConfig, RewriteNamerConfig, RouterConfig, ServerConfig, ServiceConfig,
+    ServiceParams, ServiceParamsPatch, ServicePrefixConfig, TagWeight, TelemeterConfig,
+    TransformerConfig, UsageConfig,
 };
 
 /// One problem in a config file.

@@ -11,15 +11,16 @@
 use std::time::Duration;
 
 use super::read::{
-    Ctx, MapReader, boolean, items, number, number_in, prefix, secs_1_to_60, u32_any, u32_positive,
-    u64_any, u64_positive,
+    Ctx, MapReader, boolean, integer, items, list, number, number_in, prefix, secs_1_to_60,
+    u32_any, u32_positive, u64_any, u64_positive,
 };
-use super::schema::{kind, unknown_kind};
+use super::schema::{H2_ENDPOINT_KEYS, h2_endpoint, h2_only, kind, unknown_kind};
 use super::tree::{Node, Pos};
 use super::types::{
     BackoffConfig, BudgetConfig, ClassifierKind, ClientConfig, ClientParams, ClientParamsPatch,
-    ClientPrefixConfig, FailureAccrualConfig, LoadBalancerConfig, PoolConfig, RetriesPatch,
-    ServiceConfig, ServiceParams, ServiceParamsPatch, ServicePrefixConfig,
+    ClientPrefixConfig, FailureAccrualConfig, GrpcCodeSet, H2EndpointConfig, LoadBalancerConfig,
+    PoolConfig, Protocol, RetriesPatch, RetryBufferConfig, ServiceConfig, ServiceParams,
+    ServiceParamsPatch, ServicePrefixConfig,
 };
 
 const CONFIG_KINDS: &[&str] = &["io.l5d.global", "io.l5d.static"];
@@ -47,7 +48,8 @@ fn config_kind(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, what: &str) -> Option<bo
 fn static_configs<T>(
     cx: &mut Ctx<'_>,
     r: &mut MapReader<'_>,
-    item: fn(&mut Ctx<'_>, &Node, &str) -> Option<T>,
+    protocol: Protocol,
+    item: fn(&mut Ctx<'_>, &Node, &str, Protocol) -> Option<T>,
 ) -> Vec<T> {
     let Some(node) = r.req(cx, "configs", |_, n, _| Some(n.clone())) else {
         return Vec::new();
@@ -56,25 +58,31 @@ fn static_configs<T>(
     items(cx, &node, &path, false)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(n, p)| item(cx, n, &p))
+        .filter_map(|(n, p)| item(cx, n, &p, protocol))
         .collect()
 }
 
 // --------------------------------------------------------------- client
 
-/// `client:`; a bad block reads as the default (with its errors recorded).
-pub(crate) fn client(cx: &mut Ctx<'_>, node: &Node, path: &str) -> ClientConfig {
+/// `client:` of a `protocol` router; a bad block reads as the default (with
+/// its errors recorded).
+pub(crate) fn client(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+) -> ClientConfig {
     let Some(mut r) = MapReader::new(cx, node, path) else {
         return ClientConfig::default();
     };
     let config = match config_kind(cx, &mut r, "client") {
         Some(false) => {
             let mut params = ClientParams::default();
-            client_params(cx, &mut r).apply_to(&mut params);
+            client_params(cx, &mut r, protocol).apply_to(&mut params);
             ClientConfig::Global(params)
         }
         Some(true) => ClientConfig::Static {
-            configs: static_configs(cx, &mut r, client_prefix_config),
+            configs: static_configs(cx, &mut r, protocol, client_prefix_config),
         },
         None => return ClientConfig::default(),
     };
@@ -82,10 +90,15 @@ pub(crate) fn client(cx: &mut Ctx<'_>, node: &Node, path: &str) -> ClientConfig 
     config
 }
 
-fn client_prefix_config(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClientPrefixConfig> {
+fn client_prefix_config(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+) -> Option<ClientPrefixConfig> {
     let mut r = MapReader::new(cx, node, path)?;
     let prefix = r.req(cx, "prefix", prefix);
-    let params = client_params(cx, &mut r);
+    let params = client_params(cx, &mut r, protocol);
     r.finish(cx);
     Some(ClientPrefixConfig {
         prefix: prefix?,
@@ -94,12 +107,15 @@ fn client_prefix_config(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Cli
 }
 
 /// The client parameters written in `r`.
-fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ClientParamsPatch {
+fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, protocol: Protocol) -> ClientParamsPatch {
     let patch = ClientParamsPatch {
         load_balancer: r.opt(cx, "loadBalancer", load_balancer),
         failure_accrual: r.opt(cx, "failureAccrual", failure_accrual),
         requeue_budget: r.opt(cx, "requeueBudget", budget),
-        host_connection_pool: r.opt(cx, "hostConnectionPool", pool),
+        host_connection_pool: match protocol {
+            Protocol::Http => r.opt(cx, "hostConnectionPool", pool),
+            Protocol::H2 => None,
+        },
         request_attempt_timeout: r.opt(cx, "requestAttemptTimeoutMs", millis_positive),
         connect_timeout: r.opt(cx, "connectTimeoutMs", millis_positive),
         response_timeout: r.opt(cx, "responseTimeoutMs", millis_positive),
@@ -119,8 +135,28 @@ fn client_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ClientParamsPatch {
             }
             v
         },
+        h2: match protocol {
+            Protocol::Http => H2EndpointConfig::default(),
+            Protocol::H2 => h2_endpoint(cx, r),
+        },
     };
     r.not_implemented(cx, &["clientSession", "socketOptions", "forwardClientCert"]);
+    match protocol {
+        Protocol::Http => r.refuse(cx, H2_ENDPOINT_KEYS, h2_only),
+        Protocol::H2 => {
+            r.refuse(cx, &["hostConnectionPool"], |_| {
+                "an h2 client keeps one multiplexed connection per endpoint (as Linkerd's did); \
+                 remove hostConnectionPool"
+                    .to_owned()
+            });
+            r.refuse(cx, &["maxConcurrentStreamsPerConnection"], |key| {
+                format!(
+                    "unknown key '{key}' on a client (h2 servers only: a client follows what \
+                     its endpoint advertises)"
+                )
+            });
+        }
+    }
     patch
 }
 
@@ -356,31 +392,42 @@ fn pool(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<PoolConfig> {
 
 // -------------------------------------------------------------- service
 
-/// `service:`; a bad block reads as the default (with its errors
-/// recorded).
-pub(crate) fn service(cx: &mut Ctx<'_>, node: &Node, path: &str) -> ServiceConfig {
+/// `service:` of a `protocol` router; a bad block reads as the default
+/// (with its errors recorded).
+pub(crate) fn service(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+) -> ServiceConfig {
+    let default = || ServiceConfig::Global(ServiceParams::default_for(protocol));
     let Some(mut r) = MapReader::new(cx, node, path) else {
-        return ServiceConfig::default();
+        return default();
     };
     let config = match config_kind(cx, &mut r, "service") {
         Some(false) => {
-            let mut params = ServiceParams::default();
-            service_params(cx, &mut r).apply_to(&mut params);
+            let mut params = ServiceParams::default_for(protocol);
+            service_params(cx, &mut r, protocol).apply_to(&mut params);
             ServiceConfig::Global(params)
         }
         Some(true) => ServiceConfig::Static {
-            configs: static_configs(cx, &mut r, service_prefix_config),
+            configs: static_configs(cx, &mut r, protocol, service_prefix_config),
         },
-        None => return ServiceConfig::default(),
+        None => return default(),
     };
     r.finish(cx);
     config
 }
 
-fn service_prefix_config(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ServicePrefixConfig> {
+fn service_prefix_config(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+) -> Option<ServicePrefixConfig> {
     let mut r = MapReader::new(cx, node, path)?;
     let prefix = r.req(cx, "prefix", prefix);
-    let params = service_params(cx, &mut r);
+    let params = service_params(cx, &mut r, protocol);
     r.finish(cx);
     Some(ServicePrefixConfig {
         prefix: prefix?,
@@ -388,33 +435,199 @@ fn service_prefix_config(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Se
     })
 }
 
+/// Why Strait refuses `retryBufferSize.responseBytes` and
+/// `classificationTimeoutMs`.
+const NO_RESPONSE_HOLD: &str = "Strait never holds a response back to classify it (Linkerd 1 \
+                                delayed streamed responses up to classificationTimeoutMs for \
+                                that); only requestBytes applies";
+
 /// The service parameters written in `r`.
-fn service_params(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> ServiceParamsPatch {
-    ServiceParamsPatch {
-        response_classifier: r.opt(cx, "responseClassifier", classifier),
+fn service_params(
+    cx: &mut Ctx<'_>,
+    r: &mut MapReader<'_>,
+    protocol: Protocol,
+) -> ServiceParamsPatch {
+    let patch = ServiceParamsPatch {
+        response_classifier: match (protocol, r.get("responseClassifier")) {
+            (_, None) => None,
+            (Protocol::Http, Some(n)) => classifier(cx, n, &r.path_of("responseClassifier")),
+            (Protocol::H2, Some(n)) => h2_classifier(cx, n, &r.path_of("responseClassifier")),
+        },
         retries: r.opt(cx, "retries", retries),
         total_timeout: r.opt(cx, "totalTimeoutMs", millis_positive),
+        retry_buffer_size: match protocol {
+            Protocol::Http => None,
+            Protocol::H2 => r.opt(cx, "retryBufferSize", retry_buffer_size),
+        },
+    };
+    match protocol {
+        Protocol::Http => {
+            r.refuse(cx, &["retryBufferSize", "classificationTimeoutMs"], h2_only);
+        }
+        Protocol::H2 => r.refuse(cx, &["classificationTimeoutMs"], |_| {
+            format!("{NO_RESPONSE_HOLD}; remove classificationTimeoutMs")
+        }),
+    }
+    patch
+}
+
+/// An h2 service's `retryBufferSize`.
+fn retry_buffer_size(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RetryBufferConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let b = RetryBufferConfig {
+        request_bytes: r.or(
+            cx,
+            "requestBytes",
+            u64_any,
+            RetryBufferConfig::default().request_bytes,
+        ),
+    };
+    r.refuse(cx, &["responseBytes"], |_| {
+        format!("{NO_RESPONSE_HOLD}; remove responseBytes")
+    });
+    r.finish(cx);
+    Some(b)
+}
+
+/// The h2 equivalent of an http classifier kind's name, and back.
+fn other_family(kind: &str) -> Option<String> {
+    if let Some(rest) = kind.strip_prefix("io.l5d.http.") {
+        Some(format!("io.l5d.h2.{rest}"))
+    } else {
+        kind.strip_prefix("io.l5d.h2.")
+            .filter(|rest| !rest.starts_with("grpc."))
+            .map(|rest| format!("io.l5d.http.{rest}"))
     }
 }
 
+/// An http router's classifier.
 fn classifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClassifierKind> {
     let mut r = MapReader::new(cx, node, path)?;
     let (kind, kind_node) = kind(cx, &mut r)?;
     let Some(c) = ClassifierKind::ALL.into_iter().find(|c| c.name() == kind) else {
         let kind_path = r.path_of("kind");
         let known: Vec<&str> = ClassifierKind::ALL.iter().map(|c| c.name()).collect();
-        unknown_kind(
-            cx,
-            &kind_node,
-            &kind_path,
-            "response classifier",
-            &kind,
-            &known,
-        );
+        if kind.starts_with("io.l5d.h2.") {
+            let instead = other_family(&kind)
+                .filter(|k| known.contains(&k.as_str()))
+                .map_or(String::new(), |k| format!("use `{k}`; "));
+            cx.error(
+                kind_node.pos,
+                &kind_path,
+                format!(
+                    "response classifier `{kind}` is for h2 routers; {instead}an http \
+                     router takes the io.l5d.http.* kinds: {}",
+                    known.join(", ")
+                ),
+            );
+        } else {
+            unknown_kind(
+                cx,
+                &kind_node,
+                &kind_path,
+                "response classifier",
+                &kind,
+                &known,
+            );
+        }
         return None;
     };
     r.finish(cx);
     Some(c)
+}
+
+/// An h2 router's classifier: `io.l5d.h2.*`, the gRPC kinds with their
+/// status code lists.
+fn h2_classifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClassifierKind> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let c = if let Some(c) = ClassifierKind::H2_ALL
+        .into_iter()
+        .find(|c| c.name() == kind)
+    {
+        Some(c)
+    } else if let Some(i) = ClassifierKind::GRPC_NAMES.iter().position(|n| *n == kind) {
+        let success = r
+            .opt(cx, "successStatusCodes", success_codes)
+            .unwrap_or(GrpcCodeSet::of(&[0]));
+        let s = success;
+        match i {
+            0 => Some(ClassifierKind::GrpcDefault {
+                success_status_codes: s,
+            }),
+            1 => Some(ClassifierKind::GrpcCompliant {
+                success_status_codes: s,
+            }),
+            2 => Some(ClassifierKind::GrpcAlwaysRetryable {
+                success_status_codes: s,
+            }),
+            3 => Some(ClassifierKind::GrpcNeverRetryable {
+                success_status_codes: s,
+            }),
+            _ => r
+                .req(cx, "retryableStatusCodes", grpc_codes)
+                .map(|retryable| ClassifierKind::GrpcRetryableStatusCodes {
+                    success_status_codes: s,
+                    retryable_status_codes: retryable,
+                }),
+        }
+    } else {
+        let kind_path = r.path_of("kind");
+        let mut known: Vec<&str> = ClassifierKind::H2_ALL.iter().map(|c| c.name()).collect();
+        known.extend(ClassifierKind::GRPC_NAMES);
+        if kind.starts_with("io.l5d.http.") {
+            let instead = other_family(&kind)
+                .filter(|k| known.contains(&k.as_str()))
+                .map_or(String::new(), |k| format!("use `{k}`; "));
+            cx.error(
+                kind_node.pos,
+                &kind_path,
+                format!(
+                    "response classifier `{kind}` is for http routers; {instead}an h2 \
+                     router takes the io.l5d.h2.* kinds: {}",
+                    known.join(", ")
+                ),
+            );
+        } else {
+            unknown_kind(
+                cx,
+                &kind_node,
+                &kind_path,
+                "response classifier",
+                &kind,
+                &known,
+            );
+        }
+        return None;
+    };
+    r.finish(cx);
+    c
+}
+
+/// A list of gRPC status codes (0 to 16).
+fn grpc_codes(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<GrpcCodeSet> {
+    let codes = list(cx, node, path, |cx, n, p| {
+        integer(cx, n, p, 0, i128::from(GrpcCodeSet::MAX_CODE)).and_then(|c| u32::try_from(c).ok())
+    })?;
+    Some(GrpcCodeSet::of(&codes))
+}
+
+/// `successStatusCodes`: gRPC codes, 0 (OK) among them.
+fn success_codes(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<GrpcCodeSet> {
+    let before = cx.errors.len();
+    let set = grpc_codes(cx, node, path)?;
+    if cx.errors.len() != before {
+        return None;
+    }
+    if !set.contains(0) {
+        cx.error(
+            node.pos,
+            path,
+            "successStatusCodes must include 0 (OK): a gRPC call that succeeded is a success",
+        );
+        return None;
+    }
+    Some(set)
 }
 
 fn retries(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RetriesPatch> {

@@ -31,6 +31,11 @@ use super::types::{
     Protocol, RewriteNamerConfig, RouterConfig, ServerConfig, TagWeight, TelemeterConfig,
     TransformerConfig, UsageConfig,
 };
+use super::types::{
+    DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_ERR_RESPONSE_KB, DEFAULT_MAX_HEADER_COUNT,
+    DEFAULT_MAX_HEADERS_KB, DEFAULT_MAX_INITIAL_LINE_KB, DEFAULT_UPGRADE_IDLE_TIMEOUT,
+    H2EndpointConfig, ServiceConfig, ServiceParams,
+};
 
 /// Where a router's parts were written, for the cross-field checks.
 struct RouterSite {
@@ -225,8 +230,41 @@ fn path_regex(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
 
 // -------------------------------------------------------------- routers
 
-/// Linkerd 1's protocols other than `http`.
-const OTHER_PROTOCOLS: &[&str] = &["h2", "thrift", "mux", "thriftmux"];
+/// Linkerd 1's protocols Strait does not route.
+const OTHER_PROTOCOLS: &[&str] = &["thrift", "mux", "thriftmux"];
+
+/// The router keys of Linkerd's http router that its h2 router lacks
+/// (`httpAccessLog*` are refused on their own, with a pointer to
+/// `h2AccessLog`).
+const HTTP1_ROUTER_KEYS: &[&str] = &[
+    "maxHeadersKB",
+    "maxInitialLineKB",
+    "maxErrResponseKB",
+    "maxRequestKB",
+    "maxResponseKB",
+    "maxChunkKB",
+    "streamAfterContentLengthKB",
+    "streamingEnabled",
+    "compressionLevel",
+];
+
+/// The router keys of Linkerd's h2 router that its http router lacks.
+const H2_ROUTER_KEYS: &[&str] = &[
+    "h2AccessLog",
+    "h2AccessLogRollPolicy",
+    "h2AccessLogAppend",
+    "h2AccessLogRotateCount",
+];
+
+/// The message for a key of the other protocol's routers.
+pub(super) fn http1_only(key: &str) -> String {
+    format!("unknown key '{key}' on an h2 router (HTTP/1 routers only)")
+}
+
+/// The message for a key of the other protocol's routers.
+pub(super) fn h2_only(key: &str) -> String {
+    format!("unknown key '{key}' on an http router (h2 routers only)")
+}
 
 fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, RouterSite)> {
     let mut r = MapReader::new(cx, node, path)?;
@@ -234,12 +272,13 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
     let name = r.req(cx, "protocol", non_empty)?;
     let protocol = match name.as_str() {
         "http" => Protocol::Http,
+        "h2" => Protocol::H2,
         other => {
             let pos = protocol_node.map_or(r.pos(), |n| n.pos);
             let message = if OTHER_PROTOCOLS.contains(&other) {
                 format!(
                     "protocol `{other}` is a Linkerd 1 feature Strait does not implement yet; \
-                     Strait routes `http` (HTTP/1.x) only"
+                     Strait routes `http` (HTTP/1.x) and `h2` (HTTP/2, gRPC) only"
                 )
             } else {
                 format!(
@@ -259,8 +298,8 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
     let dtab = r.or(cx, "dtab", dtab, Dtab::empty());
     let dst_prefix = r.or(cx, "dstPrefix", name_path, Path::utf8(&["svc"]));
     let identifiers = match r.get("identifier") {
-        Some(n) => identifier_list(cx, n, &r.path_of("identifier")),
-        None => vec![IdentifierConfig::default()],
+        Some(n) => identifier_list(cx, n, &r.path_of("identifier"), protocol),
+        None => vec![IdentifierConfig::default_for(protocol)],
     };
 
     let mut servers = Vec::new();
@@ -301,16 +340,32 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
         ),
         client: r
             .get("client")
-            .map(|n| policy::client(cx, n, &r.path_of("client")))
+            .map(|n| policy::client(cx, n, &r.path_of("client"), protocol))
             .unwrap_or_default(),
-        service: r
-            .get("service")
-            .map(|n| policy::service(cx, n, &r.path_of("service")))
-            .unwrap_or_default(),
-        max_headers_kb: r.or(cx, "maxHeadersKB", u32_positive, 8),
-        max_initial_line_kb: r.or(cx, "maxInitialLineKB", u32_positive, 4),
-        max_err_response_kb: r.or(cx, "maxErrResponseKB", u32_any, 5120),
-        http_access_log: r.opt(cx, "httpAccessLog", file_path),
+        service: match r.get("service") {
+            Some(n) => policy::service(cx, n, &r.path_of("service"), protocol),
+            None => ServiceConfig::Global(ServiceParams::default_for(protocol)),
+        },
+        max_headers_kb: (protocol == Protocol::Http)
+            .then(|| r.or(cx, "maxHeadersKB", u32_positive, DEFAULT_MAX_HEADERS_KB)),
+        max_initial_line_kb: (protocol == Protocol::Http).then(|| {
+            r.or(
+                cx,
+                "maxInitialLineKB",
+                u32_positive,
+                DEFAULT_MAX_INITIAL_LINE_KB,
+            )
+        }),
+        max_err_response_kb: (protocol == Protocol::Http)
+            .then(|| r.or(cx, "maxErrResponseKB", u32_any, DEFAULT_MAX_ERR_RESPONSE_KB)),
+        http_access_log: match protocol {
+            Protocol::Http => r.opt(cx, "httpAccessLog", file_path),
+            Protocol::H2 => None,
+        },
+        h2_access_log: match protocol {
+            Protocol::Http => None,
+            Protocol::H2 => r.opt(cx, "h2AccessLog", file_path),
+        },
         inet_allow: r
             .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
             .unwrap_or_else(InetRule::loopback),
@@ -323,24 +378,54 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
     // not have) needs it.
     let _experimental = r.opt(cx, "experimental", boolean);
 
-    r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
-        format!("`{key}` was removed in Linkerd 1.7 (bodies are streamed); remove the key")
-    });
-    r.not_implemented(
-        cx,
-        &[
-            "announcers",
-            "streamAfterContentLengthKB",
-            "streamingEnabled",
-            "compressionLevel",
-            "tracePropagator",
-            "httpAccessLogRollPolicy",
-            "httpAccessLogAppend",
-            "httpAccessLogRotateCount",
-            "maxChunkKB",
-            "loggers",
-        ],
-    );
+    match protocol {
+        Protocol::Http => {
+            r.refuse(cx, &["maxRequestKB", "maxResponseKB"], |key| {
+                format!("`{key}` was removed in Linkerd 1.7 (bodies are streamed); remove the key")
+            });
+            r.not_implemented(
+                cx,
+                &[
+                    "streamAfterContentLengthKB",
+                    "streamingEnabled",
+                    "compressionLevel",
+                    "httpAccessLogRollPolicy",
+                    "httpAccessLogAppend",
+                    "httpAccessLogRotateCount",
+                    "maxChunkKB",
+                ],
+            );
+            r.refuse(cx, H2_ROUTER_KEYS, h2_only);
+        }
+        Protocol::H2 => {
+            r.not_implemented(
+                cx,
+                &[
+                    "h2AccessLogRollPolicy",
+                    "h2AccessLogAppend",
+                    "h2AccessLogRotateCount",
+                ],
+            );
+            r.refuse(cx, HTTP1_ROUTER_KEYS, http1_only);
+            r.refuse(
+                cx,
+                &[
+                    "httpAccessLog",
+                    "httpAccessLogRollPolicy",
+                    "httpAccessLogAppend",
+                    "httpAccessLogRotateCount",
+                ],
+                |key| {
+                    format!(
+                        "unknown key '{key}' on an h2 router (HTTP/1 routers only); an h2 \
+                         router's access log is `{}`",
+                        key.replacen("http", "h2", 1)
+                    )
+                },
+            );
+        }
+    }
+    r.not_implemented(cx, &["announcers", "tracePropagator", "loggers"]);
     r.finish(cx);
 
     let site = RouterSite {
@@ -417,21 +502,112 @@ const OTHER_IDENTIFIER_KINDS: &[&str] = &[
     "io.l5d.header.path",
 ];
 
+/// The identifier kinds of Linkerd's h2 router that Strait has.
+const H2_IDENTIFIER_KINDS: &[&str] = &["io.l5d.header.token", "io.l5d.header.path"];
+
+/// Linkerd's h2 identifier kinds Strait does not have.
+const OTHER_H2_IDENTIFIER_KINDS: &[&str] = &[
+    "io.l5d.ingress",
+    "io.l5d.k8s.istio",
+    "io.l5d.k8s.istio-ingress",
+];
+
 /// `identifier:` is one object or a list of them.
-fn identifier_list(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Vec<IdentifierConfig> {
+fn identifier_list(
+    cx: &mut Ctx<'_>,
+    node: &Node,
+    path: &str,
+    protocol: Protocol,
+) -> Vec<IdentifierConfig> {
     if matches!(&node.value, Value::Seq(v) if v.is_empty()) {
         cx.error(node.pos, path, "needs at least one identifier");
     }
     let found: Vec<IdentifierConfig> = items(cx, node, path, true)
         .unwrap_or_default()
         .into_iter()
-        .filter_map(|(n, p)| identifier(cx, n, &p))
+        .filter_map(|(n, p)| match protocol {
+            Protocol::Http => identifier(cx, n, &p),
+            Protocol::H2 => h2_identifier(cx, n, &p),
+        })
         .collect();
     if found.is_empty() {
-        vec![IdentifierConfig::default()]
+        vec![IdentifierConfig::default_for(protocol)]
     } else {
         found
     }
+}
+
+/// An h2 router's identifier.
+fn h2_identifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<IdentifierConfig> {
+    let mut r = MapReader::new(cx, node, path)?;
+    let (kind, kind_node) = kind(cx, &mut r)?;
+    let kind_path = r.path_of("kind");
+    let id = match kind.as_str() {
+        "io.l5d.header.token" => IdentifierConfig::HeaderToken {
+            header: r.or(cx, "header", h2_field, ":authority".to_owned()),
+        },
+        "io.l5d.header.path" => IdentifierConfig::HeaderPath {
+            header: r.or(cx, "header", h2_field, ":path".to_owned()),
+            segments: r.opt(cx, "segments", path_segments),
+        },
+        k if OTHER_H2_IDENTIFIER_KINDS.contains(&k) => {
+            not_implemented_kind(cx, &kind_node, &kind_path, "identifier", k);
+            return None;
+        }
+        k if IDENTIFIER_KINDS.contains(&k) => {
+            let hint = if k == "io.l5d.header" {
+                "; Linkerd has no h2 `io.l5d.header`: use `io.l5d.header.path` with \
+                 `header: l5d-name`"
+            } else {
+                ""
+            };
+            cx.error(
+                kind_node.pos,
+                &kind_path,
+                format!(
+                    "identifier `{k}` is for http routers; an h2 router's identifiers are {}{hint}",
+                    H2_IDENTIFIER_KINDS.join(", ")
+                ),
+            );
+            return None;
+        }
+        k => {
+            unknown_kind(
+                cx,
+                &kind_node,
+                &kind_path,
+                "identifier",
+                k,
+                H2_IDENTIFIER_KINDS,
+            );
+            return None;
+        }
+    };
+    r.finish(cx);
+    Some(id)
+}
+
+/// An h2 identifier's `header`: a header or pseudo-header name (matched
+/// lower-cased, as h2 names are).
+fn h2_field(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<String> {
+    let name = non_empty(cx, node, path)?;
+    match strait_router::identify::Field::parse(&name) {
+        Ok(_) => Some(name),
+        Err(e) => {
+            cx.error(node.pos, path, e);
+            None
+        }
+    }
+}
+
+/// `io.l5d.header.path`'s `segments`: at least 1 (Linkerd's words).
+fn path_segments(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u32> {
+    let n = integer(cx, node, path, i128::from(i64::MIN), i128::from(u32::MAX))?;
+    if n < 1 {
+        cx.error(node.pos, path, "`segments` must be >= 1");
+        return None;
+    }
+    u32::try_from(n).ok()
 }
 
 fn identifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<IdentifierConfig> {
@@ -510,24 +686,104 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
             .opt(cx, "requestBodyIdleTimeoutMs", u64_positive)
             .map_or(Duration::from_secs(60), Duration::from_millis),
         max_request_body_kb: r.opt(cx, "maxRequestBodyKB", u64_positive),
-        max_header_count: r.or(cx, "maxHeaderCount", u32_positive, 500),
-        upgrade_idle_timeout: r
-            .opt(cx, "upgradeIdleTimeoutMs", u64_positive)
-            .map_or(Duration::from_secs(3600), Duration::from_millis),
+        max_header_count: (protocol == Protocol::Http)
+            .then(|| r.or(cx, "maxHeaderCount", u32_positive, DEFAULT_MAX_HEADER_COUNT)),
+        upgrade_idle_timeout: (protocol == Protocol::Http).then(|| {
+            r.opt(cx, "upgradeIdleTimeoutMs", u64_positive)
+                .map_or(DEFAULT_UPGRADE_IDLE_TIMEOUT, Duration::from_millis)
+        }),
+        h2: match protocol {
+            Protocol::Http => H2EndpointConfig::default(),
+            Protocol::H2 => h2_endpoint(cx, &mut r),
+        },
+        max_concurrent_streams_per_connection: (protocol == Protocol::H2).then(|| {
+            r.or(
+                cx,
+                "maxConcurrentStreamsPerConnection",
+                u32_positive,
+                DEFAULT_MAX_CONCURRENT_STREAMS,
+            )
+        }),
         client_networks: r.opt(cx, "clientNetworks", client_networks),
         tls: r.opt(cx, "tls", tls::server_tls),
     };
-    r.not_implemented(
-        cx,
-        &[
-            "socketOptions",
-            "serverSession",
-            "announce",
-            "timestampHeader",
-        ],
-    );
+    r.not_implemented(cx, &["socketOptions", "serverSession", "announce"]);
+    match protocol {
+        Protocol::Http => {
+            r.not_implemented(cx, &["timestampHeader"]);
+            r.refuse(cx, H2_ENDPOINT_KEYS, h2_only);
+            r.refuse(cx, &["maxConcurrentStreamsPerConnection"], h2_only);
+        }
+        Protocol::H2 => {
+            r.refuse(
+                cx,
+                &["upgradeIdleTimeoutMs", "maxHeaderCount", "timestampHeader"],
+                http1_only,
+            );
+        }
+    }
     r.finish(cx);
     Some(server)
+}
+
+/// The HTTP/2 settings keys servers and clients of an h2 router share.
+pub(super) const H2_ENDPOINT_KEYS: &[&str] = &[
+    "initialStreamWindowBytes",
+    "maxFrameBytes",
+    "headerTableBytes",
+    "maxHeaderListBytes",
+    "windowUpdateRatio",
+];
+
+/// An h2 server's or client's HTTP/2 settings, checked against HTTP/2's
+/// ranges (RFC 9113 §6.5.2); `windowUpdateRatio` is refused.
+pub(super) fn h2_endpoint(cx: &mut Ctx<'_>, r: &mut MapReader<'_>) -> H2EndpointConfig {
+    let c = H2EndpointConfig {
+        initial_stream_window_bytes: r.opt(cx, "initialStreamWindowBytes", stream_window),
+        max_frame_bytes: r.opt(cx, "maxFrameBytes", frame_size),
+        header_table_bytes: r.opt(cx, "headerTableBytes", u32_any),
+        max_header_list_bytes: r.opt(cx, "maxHeaderListBytes", u32_positive),
+    };
+    r.refuse(cx, &["windowUpdateRatio"], |_| {
+        "Strait cannot honour windowUpdateRatio: hyper's HTTP/2 sends WINDOW_UPDATE on its own \
+         schedule; remove the key"
+            .to_owned()
+    });
+    c
+}
+
+/// `initialStreamWindowBytes`: 1 to 2^31-1.
+fn stream_window(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u32> {
+    let n = integer(cx, node, path, i128::from(i64::MIN), i128::from(u64::MAX))?;
+    if !(1..=0x7fff_ffff).contains(&n) {
+        cx.error(
+            node.pos,
+            path,
+            format!(
+                "initialStreamWindowBytes must be from 1 to 2147483647 (2^31-1, HTTP/2's largest \
+                 flow-control window, RFC 9113 §6.9.1; 0 would stall every body), found {n}"
+            ),
+        );
+        return None;
+    }
+    u32::try_from(n).ok()
+}
+
+/// `maxFrameBytes`: 16 384 to 16 777 215.
+fn frame_size(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<u32> {
+    let n = integer(cx, node, path, i128::from(i64::MIN), i128::from(u64::MAX))?;
+    if !(16_384..=16_777_215).contains(&n) {
+        cx.error(
+            node.pos,
+            path,
+            format!(
+                "maxFrameBytes must be from 16384 to 16777215 (HTTP/2's SETTINGS_MAX_FRAME_SIZE \
+                 range, RFC 9113 §6.5.2), found {n}"
+            ),
+        );
+        return None;
+    }
+    u32::try_from(n).ok()
 }
 
 /// `clientNetworks`: a non-empty list of networks (an empty one would

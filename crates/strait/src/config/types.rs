@@ -115,12 +115,16 @@ impl AdminSecurityConfig {
     }
 }
 
-/// The protocol a router speaks. Only `http` (HTTP/1.x) so far.
+/// The protocol a router speaks: `http` (HTTP/1.x) or `h2` (HTTP/2,
+/// gRPC among it). The keys a router, its servers, clients and services
+/// accept depend on it, as in Linkerd 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     /// `protocol: http`.
     Http,
+    /// `protocol: h2`.
+    H2,
 }
 
 impl Protocol {
@@ -128,16 +132,33 @@ impl Protocol {
     pub fn name(self) -> &'static str {
         match self {
             Protocol::Http => "http",
+            Protocol::H2 => "h2",
         }
     }
 
-    /// The port a server of this protocol listens on by default.
+    /// The port a server of this protocol listens on by default (Linkerd's:
+    /// 4140 for http, 4142 for h2).
     pub fn default_port(self) -> u16 {
         match self {
             Protocol::Http => 4140,
+            Protocol::H2 => 4142,
         }
     }
 }
+
+/// `maxHeadersKB`'s default (http routers).
+pub const DEFAULT_MAX_HEADERS_KB: u32 = 8;
+/// `maxInitialLineKB`'s default (http routers).
+pub const DEFAULT_MAX_INITIAL_LINE_KB: u32 = 4;
+/// `maxErrResponseKB`'s default (http routers; h2 routers cap `l5d-err` at
+/// the same).
+pub const DEFAULT_MAX_ERR_RESPONSE_KB: u32 = 5120;
+/// `maxHeaderCount`'s default (http servers).
+pub const DEFAULT_MAX_HEADER_COUNT: u32 = 500;
+/// `upgradeIdleTimeoutMs`'s default (http servers).
+pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// `maxConcurrentStreamsPerConnection`'s default (h2 servers; Linkerd's).
+pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1000;
 
 /// One router: servers that accept requests, an identifier that names them,
 /// and a dtab that routes the names.
@@ -156,7 +177,7 @@ pub struct RouterConfig {
     #[serde(serialize_with = "path_show")]
     pub dst_prefix: Path,
     /// Identifiers tried in order (`identifier`: one object or a list;
-    /// default `io.l5d.header.token` on `Host`).
+    /// default `io.l5d.header.token` on `Host`, on `:authority` for h2).
     #[serde(rename = "identifier")]
     pub identifiers: Vec<IdentifierConfig>,
     /// Listeners, at least one.
@@ -176,18 +197,24 @@ pub struct RouterConfig {
     /// (`service`, default `io.l5d.global` with Linkerd's defaults); see
     /// [`ServiceConfig::params_for`].
     pub service: ServiceConfig,
-    /// Largest request header block accepted (`maxHeadersKB`, default 8).
-    #[serde(rename = "maxHeadersKB")]
-    pub max_headers_kb: u32,
-    /// Largest request line accepted (`maxInitialLineKB`, default 4).
-    #[serde(rename = "maxInitialLineKB")]
-    pub max_initial_line_kb: u32,
-    /// Cap on the `l5d-err` text (`maxErrResponseKB`, default 5120).
-    #[serde(rename = "maxErrResponseKB")]
-    pub max_err_response_kb: u32,
-    /// Access log file (`httpAccessLog`, default none).
+    /// Largest request header block accepted (`maxHeadersKB`, default 8;
+    /// http routers only: `None` on h2).
+    #[serde(rename = "maxHeadersKB", skip_serializing_if = "Option::is_none")]
+    pub max_headers_kb: Option<u32>,
+    /// Largest request line accepted (`maxInitialLineKB`, default 4; http
+    /// routers only: `None` on h2).
+    #[serde(rename = "maxInitialLineKB", skip_serializing_if = "Option::is_none")]
+    pub max_initial_line_kb: Option<u32>,
+    /// Cap on the `l5d-err` text (`maxErrResponseKB`, default 5120; http
+    /// routers only: `None` on h2, which caps at the same default).
+    #[serde(rename = "maxErrResponseKB", skip_serializing_if = "Option::is_none")]
+    pub max_err_response_kb: Option<u32>,
+    /// Access log file of an http router (`httpAccessLog`, default none).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub http_access_log: Option<PathBuf>,
+    /// Access log file of an h2 router (`h2AccessLog`, default none).
+    #[serde(rename = "h2AccessLog", skip_serializing_if = "Option::is_none")]
+    pub h2_access_log: Option<PathBuf>,
     /// Strait's own key: the addresses a `/$/inet` (or `/$/fixedinet`) name
     /// may reach when a per-request dtab override chose it (`inetAllow`,
     /// default loopback: `127.0.0.0/8`, `::1`). Addresses the router's own
@@ -203,6 +230,18 @@ pub struct RouterConfig {
     /// Where the stored dtab comes from (`interpreter`, default
     /// `default`: none).
     pub interpreter: super::InterpreterConfig,
+}
+
+impl RouterConfig {
+    /// The access log (`httpAccessLog` or `h2AccessLog`) and the key that
+    /// named it.
+    pub fn access_log(&self) -> Option<(&'static str, &PathBuf)> {
+        match (&self.http_access_log, &self.h2_access_log) {
+            (Some(p), _) => Some(("httpAccessLog", p)),
+            (None, Some(p)) => Some(("h2AccessLog", p)),
+            (None, None) => None,
+        }
+    }
 }
 
 /// The four binding cache layers (`bindingCache`).
@@ -263,7 +302,9 @@ impl Default for BindingLimitsConfig {
     }
 }
 
-/// How an HTTP router names a request (`identifier`, dispatched on `kind`).
+/// How a router names a request (`identifier`, dispatched on `kind`). An
+/// http router takes every kind but `io.l5d.header.path`; an h2 router
+/// `io.l5d.header.token` and `io.l5d.header.path` only.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum IdentifierConfig {
@@ -271,8 +312,20 @@ pub enum IdentifierConfig {
     /// segment.
     #[serde(rename = "io.l5d.header.token")]
     HeaderToken {
-        /// The header (default `Host`).
+        /// The header (default `Host`; on h2 `:authority`, and any header
+        /// or pseudo-header, matched lower-cased).
         header: String,
+    },
+    /// `io.l5d.header.path` (h2 routers): `dstPrefix` + the header's value
+    /// cut at `?` and one trailing `/`, read as a path, its first
+    /// `segments` segments.
+    #[serde(rename = "io.l5d.header.path")]
+    HeaderPath {
+        /// The header (default `:path`).
+        header: String,
+        /// How many segments (default all; at least 1).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        segments: Option<u32>,
     },
     /// `io.l5d.methodAndHost`: `dstPrefix/1.1/<METHOD>/<host>[/<uri>]`.
     #[serde(rename = "io.l5d.methodAndHost")]
@@ -311,14 +364,27 @@ impl Default for IdentifierConfig {
     }
 }
 
+impl IdentifierConfig {
+    /// A router's identifier when it names none: `io.l5d.header.token` on
+    /// `Host` (http) or `:authority` (h2).
+    pub fn default_for(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Http => IdentifierConfig::default(),
+            Protocol::H2 => IdentifierConfig::HeaderToken {
+                header: ":authority".to_owned(),
+            },
+        }
+    }
+}
+
 /// One listener of a router.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ServerConfig {
     /// Listen address (`ip`, default `127.0.0.1`).
     pub ip: IpAddr,
-    /// Listen port (`port`, default the protocol's: 4140 for http; 0 picks
-    /// an ephemeral port).
+    /// Listen port (`port`, default the protocol's: 4140 for http, 4142
+    /// for h2; 0 picks an ephemeral port).
     pub port: u16,
     /// Strip `l5d-*` context headers in and out (`clearContext`, default
     /// false).
@@ -352,13 +418,27 @@ pub struct ServerConfig {
     #[serde(rename = "maxRequestBodyKB", skip_serializing_if = "Option::is_none")]
     pub max_request_body_kb: Option<u64>,
     /// Strait's own: the most request headers (`maxHeaderCount`, default
-    /// 500; 431 beyond).
-    pub max_header_count: u32,
+    /// 500; 431 beyond). http servers only: `None` on h2.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_header_count: Option<u32>,
     /// Strait's own: how long an upgraded connection (a WebSocket) may
     /// carry no byte either way before both sides are closed
-    /// (`upgradeIdleTimeoutMs`, default 3 600 000).
-    #[serde(rename = "upgradeIdleTimeoutMs", serialize_with = "as_millis")]
-    pub upgrade_idle_timeout: Duration,
+    /// (`upgradeIdleTimeoutMs`, default 3 600 000). http servers only:
+    /// `None` on h2.
+    #[serde(
+        rename = "upgradeIdleTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub upgrade_idle_timeout: Option<Duration>,
+    /// An h2 server's HTTP/2 settings (all `None` on http).
+    #[serde(flatten)]
+    pub h2: H2EndpointConfig,
+    /// Streams one h2 connection may carry at once, advertised
+    /// (`maxConcurrentStreamsPerConnection`, default 1000; h2 servers
+    /// only: `None` on http).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_concurrent_streams_per_connection: Option<u32>,
     /// Strait's own: the source networks whose connections are served
     /// (`clientNetworks`); others are closed on accept. `None` (not
     /// written): loopback, this host's addresses and the private subnets
@@ -371,6 +451,40 @@ pub struct ServerConfig {
     /// Terminate TLS on this server (`tls`; default plaintext).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<ServerTlsConfig>,
+}
+
+/// The HTTP/2 settings an h2 router's servers and clients take
+/// (`None`: not written; hyper's default applies).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct H2EndpointConfig {
+    /// `SETTINGS_INITIAL_WINDOW_SIZE` (`initialStreamWindowBytes`, 1 to
+    /// 2^31-1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initial_stream_window_bytes: Option<u32>,
+    /// `SETTINGS_MAX_FRAME_SIZE` (`maxFrameBytes`, 16 384 to 16 777 215).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_frame_bytes: Option<u32>,
+    /// `SETTINGS_HEADER_TABLE_SIZE` (`headerTableBytes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub header_table_bytes: Option<u32>,
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE` (`maxHeaderListBytes`, at least 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_header_list_bytes: Option<u32>,
+}
+
+impl H2EndpointConfig {
+    /// Overwrites in `self` every setting `patch` writes.
+    pub fn apply(&mut self, patch: &H2EndpointConfig) {
+        let or = |w: Option<u32>, old: Option<u32>| w.or(old);
+        self.initial_stream_window_bytes = or(
+            patch.initial_stream_window_bytes,
+            self.initial_stream_window_bytes,
+        );
+        self.max_frame_bytes = or(patch.max_frame_bytes, self.max_frame_bytes);
+        self.header_table_bytes = or(patch.header_table_bytes, self.header_table_bytes);
+        self.max_header_list_bytes = or(patch.max_header_list_bytes, self.max_header_list_bytes);
+    }
 }
 
 /// The `Forwarded` header's `by` and `for` labels (`addForwardedHeader`).
@@ -415,6 +529,9 @@ pub enum ForwardedLabeler {
 /// Per-concrete-name client settings (`client`, Linkerd 1's "Client
 /// Configuration" docs),
 /// dispatched on `kind`.
+// Built once per load, and `Global` is by far the common kind: boxing it
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "kind")]
 pub enum ClientConfig {
@@ -514,6 +631,9 @@ pub struct ClientParams {
     /// TLS to the endpoints (`tls`, default none: plain TCP).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Box<ClientTlsConfig>>,
+    /// An h2 router's client's HTTP/2 settings (none on http).
+    #[serde(flatten)]
+    pub h2: H2EndpointConfig,
 }
 
 /// Strait's default connect timeout (`connectTimeoutMs`).
@@ -531,6 +651,7 @@ impl Default for ClientParams {
             response_timeout: strait_router::policy::DEFAULT_RESPONSE_TIMEOUT,
             fail_fast: false,
             tls: None,
+            h2: H2EndpointConfig::default(),
         }
     }
 }
@@ -581,6 +702,9 @@ pub struct ClientParamsPatch {
     /// `tls`, a whole block: replaces an earlier item's.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<Box<ClientTlsConfig>>,
+    /// An h2 client's settings, each on its own.
+    #[serde(flatten)]
+    pub h2: H2EndpointConfig,
 }
 
 impl ClientParamsPatch {
@@ -613,6 +737,7 @@ impl ClientParamsPatch {
         if let Some(t) = &self.tls {
             params.tls = Some(t.clone());
         }
+        params.h2.apply(&self.h2);
     }
 }
 
@@ -867,13 +992,19 @@ impl Default for ServiceConfig {
 
 impl ServiceConfig {
     /// The parameters for the service (logical) name `service`, such as
-    /// `/svc/foo`: the global parameters, or the defaults with every
-    /// matching static item applied in order.
+    /// `/svc/foo`, of an http router: the global parameters, or the
+    /// defaults with every matching static item applied in order.
     pub fn params_for(&self, service: &Path) -> ServiceParams {
+        self.params_for_protocol(Protocol::Http, service)
+    }
+
+    /// [`ServiceConfig::params_for`] for a router of `protocol` (whose
+    /// defaults differ: see [`ServiceParams::default_for`]).
+    pub fn params_for_protocol(&self, protocol: Protocol, service: &Path) -> ServiceParams {
         match self {
             ServiceConfig::Global(params) => params.clone(),
             ServiceConfig::Static { configs } => {
-                let mut params = ServiceParams::default();
+                let mut params = ServiceParams::default_for(protocol);
                 for c in configs.iter().filter(|c| c.prefix.matches(service)) {
                     c.params.apply_to(&mut params);
                 }
@@ -901,7 +1032,8 @@ pub struct ServicePrefixConfig {
 #[serde(rename_all = "camelCase")]
 pub struct ServiceParams {
     /// What is a failure and what may be retried (`responseClassifier`,
-    /// default `io.l5d.http.nonRetryable5XX`).
+    /// default `io.l5d.http.nonRetryable5XX`, on h2
+    /// `io.l5d.h2.nonRetryable5XX`).
     pub response_classifier: ClassifierKind,
     /// Retry budget and backoff (`retries`).
     pub retries: RetriesConfig,
@@ -913,6 +1045,42 @@ pub struct ServiceParams {
         skip_serializing_if = "Option::is_none"
     )]
     pub total_timeout: Option<Duration>,
+    /// What is kept of a request for a retry (`retryBufferSize`, h2
+    /// routers only: default `requestBytes` 16 383; `None` on http).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_buffer_size: Option<RetryBufferConfig>,
+}
+
+impl ServiceParams {
+    /// The defaults of a service of a `protocol` router.
+    pub fn default_for(protocol: Protocol) -> Self {
+        match protocol {
+            Protocol::Http => ServiceParams::default(),
+            Protocol::H2 => ServiceParams {
+                response_classifier: ClassifierKind::H2NonRetryable5XX,
+                retry_buffer_size: Some(RetryBufferConfig::default()),
+                ..ServiceParams::default()
+            },
+        }
+    }
+}
+
+/// An h2 service's `retryBufferSize` (Linkerd's `responseBytes` is
+/// refused: Strait never holds a response back to classify it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RetryBufferConfig {
+    /// The request body kept for a retry; a longer one is not retried
+    /// (`requestBytes`, default 16 383).
+    pub request_bytes: u64,
+}
+
+impl Default for RetryBufferConfig {
+    fn default() -> Self {
+        RetryBufferConfig {
+            request_bytes: strait_router::policy::DEFAULT_REQUEST_BUFFER_BYTES,
+        }
+    }
 }
 
 /// Retries of one service (`retries`).
@@ -944,11 +1112,17 @@ pub struct ServiceParamsPatch {
         skip_serializing_if = "Option::is_none"
     )]
     pub total_timeout: Option<Duration>,
+    /// `retryBufferSize` (h2), a whole block.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_buffer_size: Option<RetryBufferConfig>,
 }
 
 impl ServiceParamsPatch {
     /// Overwrites in `params` every key this patch sets.
     pub fn apply_to(&self, params: &mut ServiceParams) {
+        if let Some(b) = self.retry_buffer_size {
+            params.retry_buffer_size = Some(b);
+        }
         if let Some(c) = self.response_classifier {
             params.response_classifier = c;
         }
@@ -977,11 +1151,13 @@ pub struct RetriesPatch {
     pub backoff: Option<BackoffConfig>,
 }
 
-/// An HTTP response classifier (`responseClassifier: {kind: …}`). Every
-/// kind treats 5xx (and errors) as failures except `allSuccessful`; they
-/// differ in which methods may be retried.
+/// A response classifier (`responseClassifier: {kind: …}`): an http
+/// router takes the `io.l5d.http.*` kinds, an h2 router the `io.l5d.h2.*`
+/// ones, as in Linkerd. Every 5XX kind treats 5xx (and errors) as failures;
+/// they differ in which methods may be retried. The gRPC kinds classify on
+/// `grpc-status`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind")]
+#[serde(tag = "kind", rename_all_fields = "camelCase")]
 pub enum ClassifierKind {
     /// `io.l5d.http.nonRetryable5XX` (the default): never retried.
     #[default]
@@ -999,16 +1175,83 @@ pub enum ClassifierKind {
     /// `io.l5d.http.allSuccessful`: every response is a success.
     #[serde(rename = "io.l5d.http.allSuccessful")]
     AllSuccessful,
+    /// `io.l5d.h2.nonRetryable5XX` (the h2 default).
+    #[serde(rename = "io.l5d.h2.nonRetryable5XX")]
+    H2NonRetryable5XX,
+    /// `io.l5d.h2.retryableRead5XX`.
+    #[serde(rename = "io.l5d.h2.retryableRead5XX")]
+    H2RetryableRead5XX,
+    /// `io.l5d.h2.retryableIdempotent5XX`.
+    #[serde(rename = "io.l5d.h2.retryableIdempotent5XX")]
+    H2RetryableIdempotent5XX,
+    /// `io.l5d.h2.retryableAll5XX`.
+    #[serde(rename = "io.l5d.h2.retryableAll5XX")]
+    H2RetryableAll5XX,
+    /// `io.l5d.h2.allSuccessful`.
+    #[serde(rename = "io.l5d.h2.allSuccessful")]
+    H2AllSuccessful,
+    /// `io.l5d.h2.grpc.default`: `UNAVAILABLE` (14) is retried.
+    #[serde(rename = "io.l5d.h2.grpc.default")]
+    GrpcDefault {
+        /// `successStatusCodes` (default `[0]`; must list 0).
+        success_status_codes: GrpcCodeSet,
+    },
+    /// `io.l5d.h2.grpc.compliant`: 14, a refused stream and HTTP 429,
+    /// 502, 503, 504 are retried (as documented; Linkerd 1.7.5 behaved as
+    /// `grpc.default`).
+    #[serde(rename = "io.l5d.h2.grpc.compliant")]
+    GrpcCompliant {
+        /// `successStatusCodes`.
+        success_status_codes: GrpcCodeSet,
+    },
+    /// `io.l5d.h2.grpc.alwaysRetryable`: every failure is retried.
+    #[serde(rename = "io.l5d.h2.grpc.alwaysRetryable")]
+    GrpcAlwaysRetryable {
+        /// `successStatusCodes`.
+        success_status_codes: GrpcCodeSet,
+    },
+    /// `io.l5d.h2.grpc.neverRetryable`: no failure is retried.
+    #[serde(rename = "io.l5d.h2.grpc.neverRetryable")]
+    GrpcNeverRetryable {
+        /// `successStatusCodes`.
+        success_status_codes: GrpcCodeSet,
+    },
+    /// `io.l5d.h2.grpc.retryableStatusCodes`: the listed codes are retried.
+    #[serde(rename = "io.l5d.h2.grpc.retryableStatusCodes")]
+    GrpcRetryableStatusCodes {
+        /// `successStatusCodes`.
+        success_status_codes: GrpcCodeSet,
+        /// `retryableStatusCodes` (required).
+        retryable_status_codes: GrpcCodeSet,
+    },
 }
 
 impl ClassifierKind {
-    /// Every kind, in the order of Linkerd's docs.
+    /// Every http kind, in the order of Linkerd's docs.
     pub const ALL: [ClassifierKind; 5] = [
         ClassifierKind::NonRetryable5XX,
         ClassifierKind::RetryableRead5XX,
         ClassifierKind::RetryableIdempotent5XX,
         ClassifierKind::RetryableAll5XX,
         ClassifierKind::AllSuccessful,
+    ];
+
+    /// Every h2 kind without options, in the order of Linkerd's docs.
+    pub const H2_ALL: [ClassifierKind; 5] = [
+        ClassifierKind::H2NonRetryable5XX,
+        ClassifierKind::H2RetryableRead5XX,
+        ClassifierKind::H2RetryableIdempotent5XX,
+        ClassifierKind::H2RetryableAll5XX,
+        ClassifierKind::H2AllSuccessful,
+    ];
+
+    /// The gRPC kinds' names.
+    pub const GRPC_NAMES: [&'static str; 5] = [
+        "io.l5d.h2.grpc.default",
+        "io.l5d.h2.grpc.compliant",
+        "io.l5d.h2.grpc.alwaysRetryable",
+        "io.l5d.h2.grpc.neverRetryable",
+        "io.l5d.h2.grpc.retryableStatusCodes",
     ];
 
     /// The kind as written in the config.
@@ -1019,7 +1262,53 @@ impl ClassifierKind {
             ClassifierKind::RetryableIdempotent5XX => "io.l5d.http.retryableIdempotent5XX",
             ClassifierKind::RetryableAll5XX => "io.l5d.http.retryableAll5XX",
             ClassifierKind::AllSuccessful => "io.l5d.http.allSuccessful",
+            ClassifierKind::H2NonRetryable5XX => "io.l5d.h2.nonRetryable5XX",
+            ClassifierKind::H2RetryableRead5XX => "io.l5d.h2.retryableRead5XX",
+            ClassifierKind::H2RetryableIdempotent5XX => "io.l5d.h2.retryableIdempotent5XX",
+            ClassifierKind::H2RetryableAll5XX => "io.l5d.h2.retryableAll5XX",
+            ClassifierKind::H2AllSuccessful => "io.l5d.h2.allSuccessful",
+            ClassifierKind::GrpcDefault { .. } => Self::GRPC_NAMES[0],
+            ClassifierKind::GrpcCompliant { .. } => Self::GRPC_NAMES[1],
+            ClassifierKind::GrpcAlwaysRetryable { .. } => Self::GRPC_NAMES[2],
+            ClassifierKind::GrpcNeverRetryable { .. } => Self::GRPC_NAMES[3],
+            ClassifierKind::GrpcRetryableStatusCodes { .. } => Self::GRPC_NAMES[4],
         }
+    }
+}
+
+/// A set of gRPC status codes (0 to 16), printed as a sorted list.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrpcCodeSet(u32);
+
+impl GrpcCodeSet {
+    /// The largest gRPC status code (`UNAUTHENTICATED`).
+    pub const MAX_CODE: u32 = 16;
+
+    /// The set of `codes` (codes above [`Self::MAX_CODE`] are left out;
+    /// the reader refuses them).
+    pub fn of(codes: &[u32]) -> GrpcCodeSet {
+        GrpcCodeSet(
+            codes
+                .iter()
+                .filter(|c| **c <= Self::MAX_CODE)
+                .fold(0, |set, c| set | (1 << c)),
+        )
+    }
+
+    /// Whether `code` is in the set.
+    pub fn contains(self, code: u32) -> bool {
+        code <= Self::MAX_CODE && self.0 & (1 << code) != 0
+    }
+
+    /// The codes, ascending.
+    pub fn codes(self) -> Vec<u32> {
+        (0..=Self::MAX_CODE).filter(|c| self.contains(*c)).collect()
+    }
+}
+
+impl Serialize for GrpcCodeSet {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.codes())
     }
 }
 
