@@ -54,7 +54,7 @@ direct figure of the same round):
 Needs nginx (with the stream module: Debian's libnginx-mod-stream, optional),
 haproxy (optional) and h2load/nghttp (apt-get install -y --no-install-recommends
 nginx-light haproxy nghttp2-client libnginx-mod-stream).
-Environment: ROUNDS [3] RATE [2000] LAT_CONNS [4] LAT_STREAMS [16] LAT_SECS [8]
+Environment: ROUNDS [3] RATE [2000] LAT_CONNS [1] LAT_STREAMS [4] LAT_SECS [8]
 SAT_CONNS [4] SAT_STREAMS [16] SAT_SECS [6] GRPC_SECS [4] SPREAD_N [30000]
 BACKENDS [3] STRAIT_MT [0] SKIP_STRAIT [0: 1 runs the peers alone, a dry run of
 the harness] GRPC_PYTHON [auto] SKIP_BUILD [0] KEEP_WORKDIR [0] JSON_OUT [unset]
@@ -103,7 +103,7 @@ if len(sys.argv) == 5 and sys.argv[1] == "--grpc-client":
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 E = lambda k, d: type(d)(os.environ.get(k, d))
-ROUNDS, RATE, LAT_CONNS, LAT_STREAMS, LAT_SECS = E("ROUNDS", 3), E("RATE", 2000), E("LAT_CONNS", 4), E("LAT_STREAMS", 16), E("LAT_SECS", 8)
+ROUNDS, RATE, LAT_CONNS, LAT_STREAMS, LAT_SECS = E("ROUNDS", 3), E("RATE", 2000), E("LAT_CONNS", 1), E("LAT_STREAMS", 4), E("LAT_SECS", 8)
 SAT_CONNS, SAT_STREAMS, SAT_SECS = E("SAT_CONNS", 4), E("SAT_STREAMS", 16), E("SAT_SECS", 6)
 GRPC_SECS, SPREAD_N, NBACK = E("GRPC_SECS", 4), E("SPREAD_N", 30000), E("BACKENDS", 3)
 STRAIT_MT, SKIP_STRAIT = E("STRAIT_MT", 0), E("SKIP_STRAIT", 0)
@@ -556,12 +556,15 @@ if grpcr:
             sum(sum(x["errors"].values()) + x["bad_body"] for x in rs)))
 if "strait" in ports:
     print()
-    print("Ratios, Strait / nginx grpc_pass (lower is better except throughput): median of rounds [min–max of per-round ratios]")
+    print("Ratios, Strait / nginx grpc_pass (lower is better except throughput): ratio of the medians "
+          "[min–max of the per-round ratios, rounds where both figures are > 0]")
     print("| measure | Strait | nginx | Strait / nginx |")
     print("|---|---|---|---|")
     def ratio_row(label, s, n, f="%.0f"):
-        rs = [a / b for a, b in zip(s, n) if b > 0]
-        print("| %s | %s | %s | %s |" % (label, rng(s, f), rng(n, f), rng(rs, "%.2f") if rs else "n/a"))
+        rs = [a / b for a, b in zip(s, n) if a > 0 and b > 0]
+        r = "%.2f" % (med(s) / med(n)) if med(n) > 0 and med(s) >= 0 else "n/a"
+        print("| %s | %s | %s | %s%s |" % (label, rng(s, f), rng(n, f), r,
+              " [%.2f–%.2f]" % (min(rs), max(rs)) if len(rs) > 1 else ""))
     ratio_row("added p50 at %d req/s (us)" % RATE, added["strait"][0], added["nginx"][0])
     ratio_row("added p99 at %d req/s (us)" % RATE, added["strait"][1], added["nginx"][1])
     ratio_row("CPU per request at %d req/s (us)" % RATE, [x["cpu_us_per_req"] for x in lat["strait"]],
