@@ -10,7 +10,13 @@ mode (SKIP_BUILD=1 uses $CARGO_TARGET_DIR/release/strait, default target/, as it
 Backends: BACKENDS (3) nginx processes, 1 worker each, h2c (`listen ... http2`,
 prior knowledge), answering every request with a small gRPC unary reply:
 `content-type: application/grpc`, one 5-byte-framed 21-byte message (`return 200`)
-and the trailer `grpc-status: 0` (`add_trailer ... always`). Each also has a
+and the trailer `grpc-status: 0` (`add_trailer ... always`), after reading the
+whole request body (`mirror_request_body on` to an internal 204, then
+`empty_gif` refuses the POST with 405 and `error_page 405 =200` answers): a bare
+`return 200` answers before the request's DATA arrives, nginx then sends
+RST_STREAM(NO_ERROR), and nginx's grpc_pass, having reused the upstream
+connection, fails the next request with "upstream sent frame for unknown stream"
+(502). A real gRPC server reads the message first. Each also has a
 plain-HTTP `stub_status` port: the script reads every backend's request count
 before and after a phase, so "the backends saw N requests" is checked, not assumed
 (h2load counts a 200 as a success even when a proxy answers with a gRPC error
@@ -30,7 +36,8 @@ direct figure of the same round):
 1. Latency at a fixed rate: `h2load -t1 -c LAT_CONNS -m LAT_STREAMS --rps
    RATE/LAT_CONNS -D LAT_SECS --log-file F`; percentiles from the per-request
    log (time from a request's submission to the end of its response, trailers
-   included). h2load paces each connection with a timer but measures from
+   included). One connection: with several, h2load's per-connection timers fire
+   in step and send bursts that queue at the backend. h2load paces with a timer but measures from
    submission, not from the scheduled start: a stall longer than LAT_STREAMS
    requests' worth is not charged to the requests it delays (no
    coordinated-omission correction, unlike oha in mesh.py; oha has no gRPC/h2c
