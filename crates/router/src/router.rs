@@ -193,7 +193,7 @@ impl Router {
             .params
             .access_log
             .as_ref()
-            .map(|_| Fields::of(req.method(), req.uri().clone(), req.headers()));
+            .map(|_| Fields::of(req.method(), req.uri().clone(), req.headers()).version(req.version()));
         let resp = match self
             .forward(req, server, stats, upgrades, remote, &trace, &mut logged)
             .await
@@ -234,7 +234,7 @@ impl Router {
         if let (Some(t), Some(s)) = (&self.params.telemeters, &sample) {
             t.finish(s, resp.status().as_u16());
         }
-        if let (Some(log), Some(fields)) = (&self.params.access_log, &logged) {
+        if let (Some(log), Some(fields)) = (&self.params.access_log, logged) {
             fields.log(
                 log,
                 remote,
@@ -276,7 +276,8 @@ impl Router {
     ) {
         if let Some(log) = &self.params.access_log {
             let trace = Trace::take(req.headers_mut());
-            let fields = Fields::of(req.method(), req.uri().clone(), req.headers());
+            let fields = Fields::of(req.method(), req.uri().clone(), req.headers())
+                .version(req.version());
             fields.log(
                 log,
                 remote,
@@ -333,7 +334,7 @@ impl Router {
         let dst = self.identify(&mut req, remote);
         if let Some(l) = logged {
             // Absolute-form cut to origin-form, an identifier's rewrite.
-            *l = Fields::of(req.method(), req.uri().clone(), req.headers());
+            l.refine(Fields::of(req.method(), req.uri().clone(), req.headers()));
         }
         let dst = dst?;
         let sample = req.extensions().get::<Arc<Sample>>().cloned();
@@ -350,6 +351,10 @@ impl Router {
             s.set_concrete(&route.client.id);
         }
         let svc = &route.service;
+        if let Some(l) = logged {
+            l.service.clone_from(&svc.l5d_dst);
+            l.client.clone_from(&route.client.l5d_dst);
+        }
         let pending = svc.stats.pending.enter();
         let mut incoming = deadline::read(req.headers());
         // gRPC's own deadline: the call's total timeout is cut to it,
@@ -452,13 +457,16 @@ impl Router {
         }
         let mut ex = Http1::new(req, route, fwd);
         if let Some(l) = logged {
-            *l = ex.log_fields();
+            l.refine(ex.log_fields());
         }
         ex.keep_body().await?;
         match attempt::run(&mut ex, &route.client, &route.service, guard).await {
             Ok(answered) => {
                 if let Some(s) = fwd.sample {
                     s.set_endpoint(answered.lease.addr());
+                }
+                if let Some(l) = logged {
+                    l.endpoint = Some(answered.lease.addr());
                 }
                 Ok(ex.finish(answered))
             }
@@ -481,13 +489,16 @@ impl Router {
     ) -> Result<Response<Body>, RouteError> {
         let mut ex = H2::new(req, route, pool, fwd, grpc_deadline);
         if let Some(l) = logged {
-            *l = ex.log_fields();
+            l.refine(ex.log_fields());
         }
         ex.read_ahead().await?;
         match attempt::run(&mut ex, &route.client, &route.service, guard).await {
             Ok(answered) => {
                 if let Some(s) = fwd.sample {
                     s.set_endpoint(answered.lease.addr());
+                }
+                if let Some(l) = logged {
+                    l.endpoint = Some(answered.lease.addr());
                 }
                 Ok(ex.finish(answered))
             }

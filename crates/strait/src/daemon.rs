@@ -39,13 +39,17 @@ use crate::tls_client::ClientCertificate;
 ///
 /// SIGHUP (or `POST /admin/reload`) reloads the file: parse, validate,
 /// build, then swap the whole routing state in at once; a bad file is
-/// rejected whole and the old state keeps serving.
+/// rejected whole and the old state keeps serving. SIGHUP also reopens
+/// the access logs (logrotate's `postrotate`), even when the file is
+/// unchanged; SIGUSR1 only reopens them.
 pub async fn run(path: &std::path::Path) -> Result<(), String> {
     // Before anything is announced: a SIGTERM that arrives right after the
     // listeners are reported must be a graceful shutdown, not the default
     // action (death).
     let mut signals = Signals::install();
     let mut hup = signal(SignalKind::hangup()).ok();
+    // logrotate's `postrotate kill -USR1`: reopen the access logs only.
+    let mut usr1 = signal(SignalKind::user_defined1()).ok();
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
     let (cfg, warnings) =
         config::parse_with_warnings(&text, &path.display().to_string()).map_err(|errs| {
@@ -78,10 +82,14 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
     loop {
         tokio::select! {
             _ = recv(&mut hup) => {
+                // First, and whatever the reload makes of the file: a
+                // rotated access log is reopened on every SIGHUP.
+                reopen_access_logs("SIGHUP");
                 crate::sdnotify::reloading();
                 live.reload("SIGHUP").await;
                 crate::sdnotify::ready();
             }
+            _ = recv(&mut usr1) => reopen_access_logs("SIGUSR1"),
             Some(reply) = reload_rx.recv() => {
                 crate::sdnotify::reloading();
                 let outcome = live.reload("POST /admin/reload").await;
@@ -102,6 +110,14 @@ pub async fn run(path: &std::path::Path) -> Result<(), String> {
     signals.exit_on_second();
     live.shutdown().await;
     Ok(())
+}
+
+/// Has every access log reopen its path (logrotate moved it away).
+fn reopen_access_logs(source: &'static str) {
+    let n = strait_router::accesslog::reopen_all();
+    if n > 0 {
+        tracing::info!(source, logs = n, "reopening access logs");
+    }
 }
 
 async fn recv(s: &mut Option<Signal>) {

@@ -11,7 +11,7 @@
 
 use http::HeaderName;
 use strait_balancer::{FailureAccrual, LoadBalancer};
-use strait_router::accesslog::AccessLog;
+use strait_router::accesslog::{AccessLog, LineOptions};
 use strait_router::identify::{Field, Identifier};
 use strait_router::policy::{
     BudgetParams, ClientPolicy, ClientPolicyPatch, DEFAULT_REQUEST_BUFFER_BYTES, Policies,
@@ -177,7 +177,12 @@ fn access_log(rc: &RouterConfig, registry: &Registry) -> Result<Option<AccessLog
         },
         "access_log/dropped",
     );
-    AccessLog::open(path.clone(), dropped)
+    let o = &rc.access_log_options;
+    let line = LineOptions {
+        format: o.format,
+        h2: rc.protocol == ConfigProtocol::H2,
+    };
+    AccessLog::open(path, o.file, line, dropped)
         .map(Some)
         .map_err(|e| {
             format!(

@@ -16,6 +16,7 @@ use strait_naming::pathmatch::PathMatcher;
 use strait_naming::transform::TransformerKind;
 use strait_router::clients::Network;
 use strait_router::guard::InetRule;
+use strait_router::accesslog::{FileOptions, Format as AccessLogFormat, RollPolicy};
 
 use super::policy;
 use super::read::{
@@ -23,6 +24,7 @@ use super::read::{
     number, one_of, port, positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
 };
 use super::tls;
+use super::types::AccessLogOptions;
 use super::tree::{Node, Pos, Value, child};
 use super::types::{
     AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
@@ -254,6 +256,7 @@ const H2_ROUTER_KEYS: &[&str] = &[
     "h2AccessLogRollPolicy",
     "h2AccessLogAppend",
     "h2AccessLogRotateCount",
+    "h2AccessLogFormat",
 ];
 
 /// The message for a key of the other protocol's routers.
@@ -264,6 +267,84 @@ pub(super) fn http1_only(key: &str) -> String {
 /// The message for a key of the other protocol's routers.
 pub(super) fn h2_only(key: &str) -> String {
     format!("unknown key '{key}' on an http router (h2 routers only)")
+}
+
+/// The access log's options: Linkerd's `…RollPolicy` (TwitterServer's
+/// `Policy.parse`, its message on a bad one), `…Append`, `…RotateCount`,
+/// and Strait's `…Format`; `http…` keys on an http router, `h2…` on h2.
+/// Without the log itself they have no effect (a warning, as Linkerd
+/// ignores them).
+fn access_log_options(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, protocol: Protocol) -> AccessLogOptions {
+    let h2 = protocol == Protocol::H2;
+    let [log, roll, append, rotate, format] = if h2 {
+        [
+            "h2AccessLog",
+            "h2AccessLogRollPolicy",
+            "h2AccessLogAppend",
+            "h2AccessLogRotateCount",
+            "h2AccessLogFormat",
+        ]
+    } else {
+        [
+            "httpAccessLog",
+            "httpAccessLogRollPolicy",
+            "httpAccessLogAppend",
+            "httpAccessLogRotateCount",
+            "httpAccessLogFormat",
+        ]
+    };
+    let defaults = FileOptions::default();
+    let options = AccessLogOptions {
+        shown: r.get(log).is_some(),
+        h2,
+        file: FileOptions {
+            roll: r.or(cx, roll, roll_policy, defaults.roll),
+            append: r.or(cx, append, boolean, defaults.append),
+            rotate_count: r
+                .opt(cx, rotate, |cx, n, p| {
+                    integer(cx, n, p, i128::from(i32::MIN), i128::from(i32::MAX))
+                })
+                .and_then(|n| i64::try_from(n).ok())
+                .unwrap_or(defaults.rotate_count),
+        },
+        format: r.or(cx, format, access_log_format, AccessLogFormat::default()),
+    };
+    if !options.shown {
+        for key in [roll, append, rotate, format] {
+            if let Some((k, _)) = r.entry(key).filter(|(_, v)| !v.is_null()) {
+                let pos = k.pos;
+                cx.warn(pos, &r.path_of(key), format!("`{key}` has no effect without `{log}`"));
+            }
+        }
+    }
+    options
+}
+
+/// `httpAccessLogRollPolicy`: `never`, `hourly`, `daily`, `weekly(n)`,
+/// `sighup` or a size such as `100.megabytes`.
+fn roll_policy(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<RollPolicy> {
+    let text = string(cx, node, path)?;
+    match RollPolicy::parse(&text) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            cx.error(node.pos, path, e);
+            None
+        }
+    }
+}
+
+/// Strait's `httpAccessLogFormat`: `linkerd` or `json`.
+fn access_log_format(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<AccessLogFormat> {
+    let text = string(cx, node, path)?;
+    let f = AccessLogFormat::parse(&text);
+    if f.is_none() {
+        cx.error(
+            node.pos,
+            path,
+            format!("expected linkerd or json, found '{text}' (Strait's own key)"),
+        );
+    }
+    f
 }
 
 fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, RouterSite)> {
@@ -366,6 +447,7 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
             Protocol::Http => None,
             Protocol::H2 => r.opt(cx, "h2AccessLog", file_path),
         },
+        access_log_options: access_log_options(cx, &mut r, protocol),
         inet_allow: r
             .opt(cx, "inetAllow", |cx, n, p| list(cx, n, p, inet_rule))
             .unwrap_or_else(InetRule::loopback),
@@ -389,23 +471,12 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
                     "streamAfterContentLengthKB",
                     "streamingEnabled",
                     "compressionLevel",
-                    "httpAccessLogRollPolicy",
-                    "httpAccessLogAppend",
-                    "httpAccessLogRotateCount",
                     "maxChunkKB",
                 ],
             );
             r.refuse(cx, H2_ROUTER_KEYS, h2_only);
         }
         Protocol::H2 => {
-            r.not_implemented(
-                cx,
-                &[
-                    "h2AccessLogRollPolicy",
-                    "h2AccessLogAppend",
-                    "h2AccessLogRotateCount",
-                ],
-            );
             r.refuse(cx, HTTP1_ROUTER_KEYS, http1_only);
             r.refuse(
                 cx,
@@ -414,6 +485,7 @@ fn router(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<(RouterConfig, Ro
                     "httpAccessLogRollPolicy",
                     "httpAccessLogAppend",
                     "httpAccessLogRotateCount",
+                    "httpAccessLogFormat",
                 ],
                 |key| {
                     format!(

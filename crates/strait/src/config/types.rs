@@ -215,6 +215,11 @@ pub struct RouterConfig {
     /// Access log file of an h2 router (`h2AccessLog`, default none).
     #[serde(rename = "h2AccessLog", skip_serializing_if = "Option::is_none")]
     pub h2_access_log: Option<PathBuf>,
+    /// How the access log is kept and written: `…AccessLogRollPolicy`,
+    /// `…Append`, `…RotateCount` and Strait's `…Format` (shown with the
+    /// router's prefix, `http` or `h2`, when it has an access log).
+    #[serde(flatten)]
+    pub access_log_options: AccessLogOptions,
     /// Strait's own key: the addresses a `/$/inet` (or `/$/fixedinet`) name
     /// may reach when a per-request dtab override chose it (`inetAllow`,
     /// default loopback: `127.0.0.0/8`, `::1`). Addresses the router's own
@@ -241,6 +246,43 @@ impl RouterConfig {
             (None, Some(p)) => Some(("h2AccessLog", p)),
             (None, None) => None,
         }
+    }
+}
+
+/// An access log's options (`httpAccessLog*` on an http router,
+/// `h2AccessLog*` on an h2 one).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct AccessLogOptions {
+    /// Whether the router has an access log (the keys are shown only then).
+    pub shown: bool,
+    /// `h2AccessLog*` rather than `httpAccessLog*`.
+    pub h2: bool,
+    /// `…RollPolicy` (default `never`), `…Append` (true), `…RotateCount`
+    /// (-1: keep all).
+    pub file: strait_router::accesslog::FileOptions,
+    /// Strait's `…Format`: `linkerd` (default) or `json`.
+    pub format: strait_router::accesslog::Format,
+}
+
+impl Serialize for AccessLogOptions {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if !self.shown {
+            return s.serialize_map(Some(0))?.end();
+        }
+        let p = if self.h2 { "h2" } else { "http" };
+        let mut m = s.serialize_map(Some(4))?;
+        m.serialize_entry(
+            &format!("{p}AccessLogRollPolicy"),
+            &self.file.roll.to_string(),
+        )?;
+        m.serialize_entry(&format!("{p}AccessLogAppend"), &self.file.append)?;
+        m.serialize_entry(
+            &format!("{p}AccessLogRotateCount"),
+            &self.file.rotate_count,
+        )?;
+        m.serialize_entry(&format!("{p}AccessLogFormat"), self.format.name())?;
+        m.end()
     }
 }
 
