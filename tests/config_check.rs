@@ -95,6 +95,7 @@ fn default_router() -> RouterConfig {
         max_err_response_kb: Some(5120),
         http_access_log: None,
         h2_access_log: None,
+        access_log_options: Default::default(),
         inet_allow: strait_router::guard::InetRule::loopback(),
         originator: false,
         interpreter: InterpreterConfig::default(),

@@ -42,6 +42,10 @@ pub mod tls;
 mod tree;
 mod types;
 
+#[cfg(test)]
+#[path = "accesslog_tests.rs"]
+mod accesslog_tests;
+
 pub use client_tls::{ClientAuthConfig, ClientTlsConfig};
 pub use interpreter::{
     ConsulInterpreterConfig, InterpreterConfig, InterpreterKind, consul_kv_config,
