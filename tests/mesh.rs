@@ -465,8 +465,8 @@ fn final_two_hops_reach_b_and_c_through_4141_and_carry_the_trace() {
             mesh.server_requests(remote, "incoming") > 0.0,
             "{remote}'s incoming router served A's requests"
         );
-        // `hello <remote ip>`: A's Strait is the incoming router's client.
-        mesh.access_log(remote, "incoming", &format!("hello {a_ip} "));
+        // A's Strait is the incoming router's client.
+        mesh.access_log(remote, "incoming", &format!("\"remote\":\"{a_ip}:"));
     }
 
     // The trace: retried until the balancer picks a remote host.

@@ -1,6 +1,7 @@
 //! Trace context across a real Strait: the backend sees the caller's trace
-//! continued with this hop's span in every format, and the access log has
-//! the trace id and one line for every request, routed or not.
+//! continued with this hop's span in every format, and the access log (in
+//! Strait's JSON format) has the trace id and one line for every request,
+//! routed or not.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
 use std::io::{Read, Write};
@@ -66,7 +67,7 @@ impl Mesh {
         std::fs::write(
             &path,
             format!(
-                "admin:\n  port: 0\nnamers:\n- kind: io.l5d.fs\n  rootDir: {}\nrouters:\n- protocol: http\n  label: out\n  dtab: /svc => /#/io.l5d.fs;\n  httpAccessLog: {}\n  servers:\n  - port: 0\n{server}",
+                "admin:\n  port: 0\nnamers:\n- kind: io.l5d.fs\n  rootDir: {}\nrouters:\n- protocol: http\n  label: out\n  dtab: /svc => /#/io.l5d.fs;\n  httpAccessLog: {}\n  httpAccessLogFormat: json\n  servers:\n  - port: 0\n{server}",
                 disco.display(),
                 dir.path().join("access.log").display(),
             ),
@@ -97,6 +98,11 @@ fn log_lines(path: &Path, n: usize) -> Vec<String> {
     }
     std::thread::sleep(Duration::from_millis(300));
     read()
+}
+
+/// An access-log line, parsed.
+fn json(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))
 }
 
 /// The header `name` of the echoed request.
@@ -176,17 +182,19 @@ fn a_traceparent_is_continued_to_the_backend_and_logged() {
 
     let lines = log_lines(&mesh.log_path(), 2);
     assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].starts_with("echo 127.0.0.1 - - ["), "{}", lines[0]);
-    assert!(
-        lines[0].ends_with(&format!(
-            "\"GET /x HTTP/1.1\" 200 {} \"-\" \"trace-test\" \"{TRACE}\"",
-            body.len()
-        )),
-        "{}",
-        lines[0]
-    );
-    assert!(
-        lines[1].ends_with(&format!("\"{reqid}\"")),
+    let first = json(&lines[0]);
+    assert_eq!(first["host"], "echo", "{first}");
+    assert!(first["remote"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert_eq!(first["method"], "GET");
+    assert_eq!(first["uri"], "/x");
+    assert_eq!(first["status"], 200);
+    assert_eq!(first["bytes"], body.len());
+    assert_eq!(first["user_agent"], "trace-test");
+    assert_eq!(first["trace_id"], TRACE, "{first}");
+    assert_eq!(first["l5d_reqid"], &TRACE[16..]);
+    assert_eq!(
+        json(&lines[1])["trace_id"],
+        reqid.as_str(),
         "a 64-bit trace id is 16 digits: {}",
         lines[1]
     );
@@ -235,22 +243,19 @@ fn requests_strait_answers_itself_are_logged_once_each() {
     let lines = log_lines(&mesh.log_path(), want.len());
     assert_eq!(lines.len(), want.len(), "one line per request: {lines:?}");
     for (line, (host, status)) in lines.iter().zip(&want) {
-        assert!(
-            line.starts_with(&format!("{host} 127.0.0.1 - - [")),
-            "{line}"
-        );
-        assert!(
-            line.contains(&format!("HTTP/1.1\" {status} ")),
-            "{status}: {line}"
-        );
-        let id = line.rsplit('"').nth(1).unwrap();
-        assert!(
-            id.len() == 16 || id.len() == 32,
-            "ends with the trace id: {line}"
-        );
+        let v = json(line);
+        match *host {
+            "-" => assert!(v["host"].is_null(), "{line}"),
+            host => assert_eq!(v["host"], host, "{line}"),
+        }
+        assert_eq!(v["status"], *status, "{line}");
+        let id = v["trace_id"].as_str().unwrap();
+        assert!(id.len() == 16 || id.len() == 32, "the trace id: {line}");
+        assert!(v["endpoint"].is_null() || v["status"] == 200, "{line}");
     }
-    assert!(
-        lines[1].ends_with(&format!("\"{TRACE}\"")),
+    assert_eq!(
+        json(&lines[1])["trace_id"],
+        TRACE,
         "an unroutable request logs the caller's trace: {}",
         lines[1]
     );

@@ -342,11 +342,16 @@ impl Router {
             s.set_logical(&dst);
         }
         let start = Instant::now();
-        let route = self
-            .cache
-            .route(&dst, local.as_ref())
-            .await
-            .map_err(|e| self.bind_error(e, &dst, local.as_ref()))?;
+        let route = match self.cache.route(&dst, local.as_ref()).await {
+            Ok(route) => route,
+            Err(e) => {
+                if let Some(l) = logged {
+                    // The error path only: a bound name's is made once.
+                    l.service = http::HeaderValue::from_str(&dst.show()).ok();
+                }
+                return Err(self.bind_error(e, &dst, local.as_ref()));
+            }
+        };
         if let Some(s) = &sample {
             s.set_concrete(&route.client.id);
         }
