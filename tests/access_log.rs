@@ -187,7 +187,10 @@ fn logrotate_move_then_sighup_or_sigusr1_loses_no_line_under_load() {
         files.iter().map(|(n, l)| (n, l.len())).collect::<Vec<_>>(),
         s.metric("rt/out/access_log/dropped")
     );
-    assert!(served >= load && load > 2000, "a real load: {load} requests");
+    assert!(
+        served >= load && load > 2000,
+        "a real load: {load} requests"
+    );
     assert_eq!(s.metric("rt/out/access_log/dropped"), 0);
 }
 

@@ -151,7 +151,10 @@ impl RollPolicy {
             "exabyte" => 60,
             _ => return Err(invalid()),
         };
-        match u64::try_from(n).ok().and_then(|n| n.checked_mul(1 << shift)) {
+        match u64::try_from(n)
+            .ok()
+            .and_then(|n| n.checked_mul(1 << shift))
+        {
             Some(bytes) if bytes > 0 => Ok(RollPolicy::MaxSize(bytes)),
             Some(_) => Err(format!("{}: the size must be above zero", invalid())),
             None if n < 0 => Err(format!("{}: the size must be above zero", invalid())),

@@ -1,3 +1,5 @@
+#![allow(clippy::unwrap_used)]
+
 use super::*;
 
 fn at(secs: u64) -> SystemTime {
@@ -50,14 +52,27 @@ fn roll_policies_parse_as_twitter_server_does() {
     }
     for bad in ["weekly(0)", "weekly(8)", "weekly(12)"] {
         let e = RollPolicy::parse(bad).unwrap_err();
-        assert!(e.starts_with(&format!("Invalid log roll policy: {bad}: ")), "{e}");
+        assert!(
+            e.starts_with(&format!("Invalid log roll policy: {bad}: ")),
+            "{e}"
+        );
     }
     for bad in ["0.bytes", "-5.megabytes", "20.exabytes"] {
         let e = RollPolicy::parse(bad).unwrap_err();
-        assert!(e.starts_with(&format!("Invalid log roll policy: {bad}: ")), "{e}");
+        assert!(
+            e.starts_with(&format!("Invalid log roll policy: {bad}: ")),
+            "{e}"
+        );
     }
     // Display reads back.
-    for p in ["never", "hourly", "daily", "weekly(3)", "sighup", "4096.bytes"] {
+    for p in [
+        "never",
+        "hourly",
+        "daily",
+        "weekly(3)",
+        "sighup",
+        "4096.bytes",
+    ] {
         assert_eq!(ok(p).to_string(), p);
     }
 }
@@ -128,7 +143,11 @@ fn an_hourly_log_rolls_to_linkerds_names_and_keeps_rotate_count() {
     sink.flush();
     assert_eq!(
         files(dir.path()),
-        ["access-20261118-13.log", "access-20261118-14.log", "access.log"],
+        [
+            "access-20261118-13.log",
+            "access-20261118-14.log",
+            "access.log"
+        ],
         "rolled at 12:00, 13:00, 14:00, 15:00; the 11 and 12 o'clock files pruned"
     );
     let first = std::fs::read_to_string(dir.path().join("access-20261118-13.log")).unwrap();
@@ -184,8 +203,15 @@ fn a_size_log_rolls_before_the_line_that_would_overflow_and_loses_none() {
     }
     sink.flush();
     let names = files(dir.path());
-    assert!(names.contains(&"access-20261118-110640.log".to_owned()), "{names:?}");
-    assert!(names.iter().all(|n| n == "access.log" || n.len() == "access-20261118-110640.log".len()));
+    assert!(
+        names.contains(&"access-20261118-110640.log".to_owned()),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .all(|n| n == "access.log" || n.len() == "access-20261118-110640.log".len())
+    );
     assert_eq!(lines_in(dir.path()), written, "no line lost, none twice");
 }
 
@@ -253,7 +279,10 @@ fn the_default_line_is_linkerds_exactly() {
     r.bytes = None;
     out.clear();
     linkerd_line(&r, &mut out);
-    assert!(out.contains("\"GET /index.html?x=1 HTTP/1.0\" 200 - "), "{out}");
+    assert!(
+        out.contains("\"GET /index.html?x=1 HTTP/1.0\" 200 - "),
+        "{out}"
+    );
     out.clear();
     linkerd_line(
         &record(LineOptions {
@@ -362,7 +391,17 @@ async fn one_writer_per_path_and_reopen_all_reaches_it() {
     assert!(a.tx.same_channel(&b.tx), "one writer for the path");
     let log = |l: &AccessLog| {
         let f = Fields::of(&Method::GET, "/".parse().unwrap(), &HeaderMap::new());
-        f.log(l, "127.0.0.1:1".parse().unwrap(), 200, None, &TraceId { hi: 0, lo: 1, wide: false });
+        f.log(
+            l,
+            "127.0.0.1:1".parse().unwrap(),
+            200,
+            None,
+            &TraceId {
+                hi: 0,
+                lo: 1,
+                wide: false,
+            },
+        );
     };
     log(&a);
     log(&b);
@@ -386,7 +425,10 @@ async fn one_writer_per_path_and_reopen_all_reaches_it() {
     wait(&path, 1);
     let old = read(&moved);
     assert_eq!(old.lines().count(), 2, "{old}");
-    assert!(old.lines().any(|l| l.starts_with('{')), "b writes JSON: {old}");
+    assert!(
+        old.lines().any(|l| l.starts_with('{')),
+        "b writes JSON: {old}"
+    );
     assert_eq!(read(&path).lines().count(), 1);
     assert_eq!(dropped.get(), 0);
 }

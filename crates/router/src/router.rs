@@ -189,11 +189,9 @@ impl Router {
         }
         let trace = Trace::take(req.headers_mut());
         let sample = self.sample(&mut req, &trace, server, remote);
-        let mut logged = self
-            .params
-            .access_log
-            .as_ref()
-            .map(|_| Fields::of(req.method(), req.uri().clone(), req.headers()).version(req.version()));
+        let mut logged = self.params.access_log.as_ref().map(|_| {
+            Fields::of(req.method(), req.uri().clone(), req.headers()).version(req.version())
+        });
         let resp = match self
             .forward(req, server, stats, upgrades, remote, &trace, &mut logged)
             .await
@@ -276,8 +274,8 @@ impl Router {
     ) {
         if let Some(log) = &self.params.access_log {
             let trace = Trace::take(req.headers_mut());
-            let fields = Fields::of(req.method(), req.uri().clone(), req.headers())
-                .version(req.version());
+            let fields =
+                Fields::of(req.method(), req.uri().clone(), req.headers()).version(req.version());
             fields.log(
                 log,
                 remote,

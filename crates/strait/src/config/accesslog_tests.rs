@@ -159,5 +159,10 @@ fn options_without_the_log_warn() {
              effect without `httpAccessLog`"
         ]
     );
-    assert!(warnings(&http("  httpAccessLog: /tmp/a.log\n  httpAccessLogRollPolicy: daily\n")).is_empty());
+    assert!(
+        warnings(&http(
+            "  httpAccessLog: /tmp/a.log\n  httpAccessLogRollPolicy: daily\n"
+        ))
+        .is_empty()
+    );
 }

@@ -14,9 +14,9 @@ use strait_dtab::{Dtab, Path};
 use strait_naming::dnssrv::{DEFAULT_REFRESH_INTERVAL, parse_dns_host};
 use strait_naming::pathmatch::PathMatcher;
 use strait_naming::transform::TransformerKind;
+use strait_router::accesslog::{FileOptions, Format as AccessLogFormat, RollPolicy};
 use strait_router::clients::Network;
 use strait_router::guard::InetRule;
-use strait_router::accesslog::{FileOptions, Format as AccessLogFormat, RollPolicy};
 
 use super::policy;
 use super::read::{
@@ -24,8 +24,8 @@ use super::read::{
     number, one_of, port, positive_number, string, u32_any, u32_positive, u64_any, u64_positive,
 };
 use super::tls;
-use super::types::AccessLogOptions;
 use super::tree::{Node, Pos, Value, child};
+use super::types::AccessLogOptions;
 use super::types::{
     AdminConfig, AdminSecurityConfig, BindingCacheConfig, BindingLimitsConfig, Config,
     ConsistencyMode, ConsulConfig, DnsSrvNamerConfig, Experimental, ForwardedConfig,
@@ -274,7 +274,11 @@ pub(super) fn h2_only(key: &str) -> String {
 /// and Strait's `…Format`; `http…` keys on an http router, `h2…` on h2.
 /// Without the log itself they have no effect (a warning, as Linkerd
 /// ignores them).
-fn access_log_options(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, protocol: Protocol) -> AccessLogOptions {
+fn access_log_options(
+    cx: &mut Ctx<'_>,
+    r: &mut MapReader<'_>,
+    protocol: Protocol,
+) -> AccessLogOptions {
     let h2 = protocol == Protocol::H2;
     let [log, roll, append, rotate, format] = if h2 {
         [
@@ -313,7 +317,11 @@ fn access_log_options(cx: &mut Ctx<'_>, r: &mut MapReader<'_>, protocol: Protoco
         for key in [roll, append, rotate, format] {
             if let Some((k, _)) = r.entry(key).filter(|(_, v)| !v.is_null()) {
                 let pos = k.pos;
-                cx.warn(pos, &r.path_of(key), format!("`{key}` has no effect without `{log}`"));
+                cx.warn(
+                    pos,
+                    &r.path_of(key),
+                    format!("`{key}` has no effect without `{log}`"),
+                );
             }
         }
     }

@@ -277,10 +277,7 @@ impl Serialize for AccessLogOptions {
             &self.file.roll.to_string(),
         )?;
         m.serialize_entry(&format!("{p}AccessLogAppend"), &self.file.append)?;
-        m.serialize_entry(
-            &format!("{p}AccessLogRotateCount"),
-            &self.file.rotate_count,
-        )?;
+        m.serialize_entry(&format!("{p}AccessLogRotateCount"), &self.file.rotate_count)?;
         m.serialize_entry(&format!("{p}AccessLogFormat"), self.format.name())?;
         m.end()
     }
