@@ -645,7 +645,7 @@ rooters: []
             "linkerd.yaml:7:17: routers[0].dtab: invalid dtab: simple expected but 'b' found at '/svc => [b]ad;'",
             "linkerd.yaml:10:9: routers[0].servers[0].ip: expected an IP address such as 127.0.0.1 or 0.0.0.0, found 'localhost'",
             "linkerd.yaml:11:11: routers[0].servers[1].port: expected an integer from 0 to 65535, found 70000",
-            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, experimental, httpAccessLog, identifier, inetAllow, interpreter, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, originator, protocol, servers, service",
+            "linkerd.yaml:12:3: routers[0].timeoutMs: unknown key 'timeoutMs'; known keys: bindingCache, bindingLimits, bindingTimeoutMs, client, dstPrefix, dtab, experimental, httpAccessLog, httpAccessLogAppend, httpAccessLogFormat, httpAccessLogRollPolicy, httpAccessLogRotateCount, identifier, inetAllow, interpreter, label, maxErrResponseKB, maxHeadersKB, maxInitialLineKB, originator, protocol, servers, service",
             "linkerd.yaml:14:3: namers[0].rootDir: missing required key 'rootDir'",
             "linkerd.yaml:16:1: rooters: unknown key 'rooters'; did you mean 'routers'?",
         ],

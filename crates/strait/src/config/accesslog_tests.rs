@@ -166,3 +166,16 @@ fn options_without_the_log_warn() {
         .is_empty()
     );
 }
+
+#[test]
+fn a_misspelt_key_gets_a_suggestion() {
+    assert_eq!(
+        errors(&http(
+            "  httpAccessLog: /tmp/a.log\n  httpAccessLogRollPolcy: daily\n"
+        )),
+        [
+            "t.yaml:5:3: routers[0].httpAccessLogRollPolcy: unknown key 'httpAccessLogRollPolcy'; \
+             did you mean 'httpAccessLogRollPolicy'?"
+        ]
+    );
+}
