@@ -314,7 +314,7 @@ routers:
 - protocol: h2
   httpAccessLog: x.log
   maxHeadersKB: 4
-  h2AccessLogRollPolicy: daily
+  h2AccessLogRollPolicy: monthly
   identifier:
   - {kind: io.l5d.header.path, segments: 0}
   - {kind: io.l5d.header}
@@ -342,7 +342,7 @@ routers:
         [
             "linkerd.yaml:3:3: routers[0].httpAccessLog: unknown key 'httpAccessLog' on an h2 router (HTTP/1 routers only); an h2 router's access log is `h2AccessLog`",
             "linkerd.yaml:4:3: routers[0].maxHeadersKB: unknown key 'maxHeadersKB' on an h2 router (HTTP/1 routers only)",
-            "linkerd.yaml:5:3: routers[0].h2AccessLogRollPolicy: `h2AccessLogRollPolicy` is a Linkerd 1 feature Strait does not implement yet; remove it",
+            "linkerd.yaml:5:26: routers[0].h2AccessLogRollPolicy: Invalid log roll policy: monthly",
             "linkerd.yaml:7:42: routers[0].identifier[0].segments: `segments` must be >= 1",
             "linkerd.yaml:8:12: routers[0].identifier[1].kind: identifier `io.l5d.header` is for http routers; an h2 router's identifiers are io.l5d.header.token, io.l5d.header.path; Linkerd has no h2 `io.l5d.header`: use `io.l5d.header.path` with `header: l5d-name`",
             "linkerd.yaml:9:12: routers[0].identifier[2].kind: identifier `io.l5d.ingress` is a Linkerd 1 feature Strait does not implement yet",
