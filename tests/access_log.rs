@@ -24,6 +24,7 @@ fn setup(extra: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let disco = dir.path().join("disco");
     std::fs::create_dir(&disco).unwrap();
+    std::fs::create_dir(dir.path().join("logs")).unwrap();
     std::fs::write(disco.join("hello"), format!("{}\n", backend.fs_line())).unwrap();
     let conf = dir.path().join("linkerd.yaml");
     std::fs::write(&conf, config(dir.path(), extra)).unwrap();

@@ -691,8 +691,8 @@ pub struct Sink {
 }
 
 impl Sink {
-    /// Opens `path` (created with its directory if missing; truncated
-    /// unless `options.append`) at time `now`.
+    /// Opens `path` (created if missing, in a directory that must exist;
+    /// truncated unless `options.append`) at time `now`.
     pub fn open(path: PathBuf, options: FileOptions, now: SystemTime) -> std::io::Result<Sink> {
         let name = path
             .file_name()
@@ -718,11 +718,6 @@ impl Sink {
     }
 
     fn open_file(&mut self, append: bool, now: SystemTime) -> std::io::Result<()> {
-        if let Some(dir) = self.path.parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)?;
-        }
         let file = OpenOptions::new()
             .create(true)
             .write(true)
@@ -751,20 +746,7 @@ impl Sink {
         let file = OpenOptions::new()
             .create(true)
             .append(true)
-            .open(&self.path)
-            .or_else(|e| {
-                // The directory may have gone with the file.
-                match self.path.parent() {
-                    Some(dir) if !dir.as_os_str().is_empty() => {
-                        std::fs::create_dir_all(dir)?;
-                        OpenOptions::new()
-                            .create(true)
-                            .append(true)
-                            .open(&self.path)
-                    }
-                    _ => Err(e),
-                }
-            });
+            .open(&self.path);
         match file {
             Ok(file) => {
                 self.written = file.metadata().map_or(0, |m| m.len());
