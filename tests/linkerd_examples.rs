@@ -41,6 +41,36 @@ fn checks_clean(fixture: &str) {
 // linkerd/linkerd, linkerd/examples/
 
 #[test]
+fn linkerd_linkerd_examples_access_logs_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__access-logs.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_h2_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__h2.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_influxdb_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__influxdb.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_recent_requests_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__recent-requests.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_statsd_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__statsd.yaml");
+}
+
+#[test]
+fn linkerd_linkerd_examples_tracelog_yaml_checks_clean() {
+    checks_clean("linkerd__linkerd__examples__tracelog.yaml");
+}
+
+#[test]
 fn linkerd_linkerd_examples_consul_yaml_checks_clean() {
     checks_clean("linkerd__linkerd__examples__consul.yaml");
 }
@@ -99,6 +129,26 @@ fn linkerd_linkerd_examples_servicemesh_yaml_checks_clean() {
 }
 
 // linkerd/linkerd-examples
+
+#[test]
+fn linkerd_examples_add_steps_linkerd_yml_checks_clean() {
+    checks_clean("linkerd-examples__add-steps__linkerd.yml");
+}
+
+#[test]
+fn linkerd_examples_failure_accrual_linkerd_yml_checks_clean() {
+    checks_clean("linkerd-examples__failure-accrual__linkerd.yml");
+}
+
+#[test]
+fn linkerd_examples_influxdb_linkerd1_yml_checks_clean() {
+    checks_clean("linkerd-examples__influxdb__linkerd1.yml");
+}
+
+#[test]
+fn linkerd_examples_influxdb_linkerd2_yml_checks_clean() {
+    checks_clean("linkerd-examples__influxdb__linkerd2.yml");
+}
 
 #[test]
 fn linkerd_examples_consul_linkerd_yml_checks_clean() {
