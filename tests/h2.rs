@@ -145,3 +145,62 @@ fn an_http1_request_to_an_h2_server_is_refused_saying_it_speaks_http2() {
         &h2_curl(&["--http2-prior-knowledge", "-H", "Host: web", &url], None),
     );
 }
+
+#[test]
+fn a_reload_keeps_the_h2_connection_of_an_unchanged_client() {
+    // nginx says which of its connections served the request.
+    let backend = Nginx::h2c(
+        "default_type text/plain; return 200 \"connection $connection\\n\";",
+        "",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let disco = dir.path().join("disco");
+    std::fs::create_dir(&disco).unwrap();
+    std::fs::write(disco.join("web"), format!("{}\n", backend.fs_line())).unwrap();
+    let path = dir.path().join("linkerd.yaml");
+    let config = |dtab: &str| {
+        format!(
+            "admin: {{port: 0}}\n\
+             namers:\n\
+             - kind: io.l5d.fs\n  rootDir: {}\n\
+             routers:\n\
+             - protocol: h2\n  label: h2\n  \
+             dtab: {dtab}\n  \
+             servers:\n  - port: 0\n",
+            disco.display()
+        )
+    };
+    std::fs::write(&path, config("/svc => /#/io.l5d.fs;")).unwrap();
+    let strait = Strait::start(BIN, &path);
+    let url = format!("http://{}/", strait.router());
+    let get = || {
+        let r = h2_curl(&["--http2-prior-knowledge", "-H", "Host: web", &url], None);
+        assert_eq!(r.status, 200, "{r:?}");
+        r.text()
+    };
+    let before = get();
+    assert_eq!(get(), before, "one multiplexed connection to the endpoint");
+    // A new dtab (another entry), the same client policy.
+    std::fs::write(
+        &path,
+        config("/svc => /#/io.l5d.fs; /other => /#/io.l5d.fs;"),
+    )
+    .unwrap();
+    strait.proc.signal("HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !strait.proc.stderr().contains("config reload applied")
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        strait.proc.stderr().contains("config reload applied"),
+        "{}",
+        strait.proc.stderr()
+    );
+    assert_eq!(
+        get(),
+        before,
+        "after the reload the request rides the same upstream connection"
+    );
+}
