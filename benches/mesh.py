@@ -37,6 +37,8 @@ JSON_OUT [unset: path to also write raw results as JSON] LAT_CLIENT [oha; wrk fo
 SKIP_BUILD [0: 1 uses target/release/strait as it is]
 STRAIT_THREADS [1]: TOKIO_WORKER_THREADS of the `strait` target and the chain hops
 STRAIT_DEFAULT [1]: also measure `strait_mt`, Strait on its default runtime (a worker per core).
+STRAIT_WORKERS [unset]: comma-separated worker counts, each also measured as `strait_wN`
+(`strait run --workers N`: a current-thread runtime per worker, SO_REUSEPORT listeners).
 Every process it starts is stopped by PID at exit.
 """
 import json, os, platform, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
@@ -49,6 +51,7 @@ SAT_SECS, SAT_CONNS = E("SAT_SECS", 6), E("SAT_CONNS", 64)
 CHAIN_RATE, CHAIN_HOPS, CHAIN_SECS, SKIP_CHAIN = E("CHAIN_RATE", 1000), E("CHAIN_HOPS", 10), E("CHAIN_SECS", 10), E("SKIP_CHAIN", 0)
 WARM_SECS = E("WARM_SECS", 1)
 STRAIT_THREADS, STRAIT_DEFAULT = E("STRAIT_THREADS", 1), E("STRAIT_DEFAULT", 1)
+STRAIT_WORKERS = [int(w) for w in os.environ.get("STRAIT_WORKERS", "").split(",") if w.strip()]
 BODY = b"strait mesh bench: fixed 64-byte body for loopback runs........\n"
 assert len(BODY) == 64, len(BODY)
 TICK = os.sysconf("SC_CLK_TCK")
@@ -145,7 +148,7 @@ def nginx_proxy_body(upstream_port):
     return """location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; }
   } upstream up { server 127.0.0.1:%d; keepalive 64; """ % upstream_port  # closes server, opens upstream
 
-def start_strait(name, listen, next_port, threads=None):
+def start_strait(name, listen, next_port, threads=None, workers=None):
     conf = os.path.join(work, name + ".yaml")
     open(conf, "w").write("""admin: {ip: 127.0.0.1, port: 0}
 routers:
@@ -158,7 +161,8 @@ routers:
     env.pop("TOKIO_WORKER_THREADS", None)
     if threads:
         env["TOKIO_WORKER_THREADS"] = str(threads)  # tokio's multi-thread runtime honours it
-    p = start(name, [STRAIT, "run", "--config", conf], stdout=subprocess.PIPE, text=True, env=env)
+    extra = ["--workers", str(workers)] if workers else []
+    p = start(name, [STRAIT, "run"] + extra + ["--config", conf], stdout=subprocess.PIPE, text=True, env=env)
     admin = None
     end = time.time() + 20
     while time.time() < end:
@@ -277,7 +281,7 @@ try:
                    oha=OHA_VERSION, latency_client=LAT_METHOD)
     log("machine:", machine)
 
-    ports = {k: free_port() for k in ("backend", "nginx", "haproxy", "strait", "strait_mt")}
+    ports = {k: free_port() for k in ["backend", "nginx", "haproxy", "strait", "strait_mt"] + ["strait_w%d" % w for w in STRAIT_WORKERS]}
     backend_dir = os.path.join(work, "www"); os.makedirs(backend_dir)
     open(os.path.join(backend_dir, "index.html"), "wb").write(BODY)
     backend = start_nginx("backend", ports["backend"], "location / { root %s; index index.html; }" % backend_dir)
@@ -305,6 +309,9 @@ backend be
         strait_mt, _ = start_strait("strait_mt", ports["strait_mt"], ports["backend"])
     else:
         del ports["strait_mt"]
+    workers = {}
+    for w in STRAIT_WORKERS:
+        workers[w], _ = start_strait("strait_w%d" % w, ports["strait_w%d" % w], ports["backend"], workers=w)
     for k in ports:
         wait_ready(ports[k])
     time.sleep(1)
@@ -320,6 +327,8 @@ backend be
                ("nginx", ports["nginx"], [ngx.pid]), ("haproxy", ports["haproxy"], [hap.pid])]
     if STRAIT_DEFAULT:
         targets.insert(2, ("strait_mt", ports["strait_mt"], [strait_mt.pid]))
+    for w in STRAIT_WORKERS:
+        targets.insert(2, ("strait_w%d" % w, ports["strait_w%d" % w], [workers[w].pid]))
     NAMES = [t[0] for t in targets]
     lat = {t[0]: [] for t in targets}
     for r in range(ROUNDS):

@@ -923,3 +923,87 @@ fn log_format_json_writes_one_json_object_per_line() {
     assert_eq!(failed["fields"]["endpoint"], dead_addr.to_string());
     assert_eq!(failed["fields"]["client"], "/#/io.l5d.fs/gone");
 }
+
+/// Nanoseconds on CPU (`/proc/.../schedstat`) of each of `pid`'s threads
+/// named `prefix*`, by name.
+fn thread_cpu_ns(pid: u32, prefix: &str) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let dir = t.unwrap().path();
+        let comm = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+        let comm = comm.trim().to_owned();
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let ns = std::fs::read_to_string(dir.join("schedstat"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        out.push((comm, ns));
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn workers_each_accept_on_their_own_listener_and_survive_reload_and_shutdown() {
+    let a = Backend::start("a");
+    let disco = tempfile::tempdir().unwrap();
+    write_disco(disco.path(), "hello", &[&a]);
+    let conf = tempfile::tempdir().unwrap();
+    let path = conf.path().join("linkerd.yaml");
+    std::fs::write(&path, config(disco.path(), "", "")).unwrap();
+    let mut strait = Strait::start_with_args(BIN, &path, &["--workers", "2"]);
+    let pid = strait.proc.pid();
+    let workers = thread_cpu_ns(pid, "strait-worker-");
+    assert_eq!(
+        workers.iter().map(|w| w.0.as_str()).collect::<Vec<_>>(),
+        ["strait-worker-0", "strait-worker-1"],
+        "two worker threads"
+    );
+    let url = format!("http://{}/", strait.router());
+    // Each request on a new connection: the kernel spreads them over the
+    // workers' SO_REUSEPORT listeners.
+    let load = |n: usize| {
+        for _ in 0..n {
+            let r = curl(&["-H", "Host: hello", &url], &[]);
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+    };
+    load(60);
+    // An idle worker (no connection) never wakes: each one's CPU time grew,
+    // so each accepted and served some of the connections.
+    let busy = thread_cpu_ns(pid, "strait-worker-");
+    assert!(
+        busy.iter()
+            .zip(&workers)
+            .all(|(after, before)| after.1 > before.1),
+        "both workers served connections: before {workers:?}, after {busy:?}"
+    );
+    // A reload that adds a second server: the workers serve it too.
+    std::fs::write(
+        &path,
+        config(disco.path(), "", "  - ip: 127.0.0.1\n    port: 0\n"),
+    )
+    .unwrap();
+    strait.proc.signal("HUP");
+    let first = strait.router().to_string();
+    let second = strait.proc.wait_line(Duration::from_secs(10), |l| {
+        let (_, addr) = l.split_once("' listening on ")?;
+        let addr = addr.trim();
+        (addr != first).then(|| addr.to_owned())
+    });
+    for _ in 0..20 {
+        let r = curl(&["-H", "Host: hello", &format!("http://{second}/")], &[]);
+        assert_eq!(r.status, 200, "the server added on reload: {r:?}");
+    }
+    load(5);
+    strait.proc.signal("TERM");
+    let status = strait.proc.wait_exit(Duration::from_secs(15));
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "graceful exit with workers: {status:?}"
+    );
+}

@@ -61,6 +61,12 @@ pub struct RunArgs {
     /// each) or `json` (one JSON object per line, for log shippers).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// Serve requests on N worker threads, each with its own runtime and
+    /// its own SO_REUSEPORT listener per server (as nginx's workers), the
+    /// admin and namers on the main thread. Without it: tokio's
+    /// work-stealing runtime, a thread per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
 }
 
 /// `--log-format`.
@@ -132,7 +138,7 @@ pub fn execute(cli: &Cli, out: &mut impl Write) -> Result<(), CliError> {
             report
         }
         Command::Run(args) => {
-            run(args.config.path(), args.log_format)?;
+            run(args.config.path(), args.log_format, args.workers)?;
             return Ok(());
         }
     };
@@ -142,13 +148,23 @@ pub fn execute(cli: &Cli, out: &mut impl Write) -> Result<(), CliError> {
 }
 
 /// Serves `config` on a multi-threaded runtime until shut down.
-fn run(config: &std::path::Path, format: LogFormat) -> Result<(), CliError> {
+fn run(config: &std::path::Path, format: LogFormat, workers: Option<u16>) -> Result<(), CliError> {
     init_tracing(format);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("strait")
-        .build()
-        .map_err(|e| CliError::new(format!("cannot start the runtime: {e}")))?;
+    let rt = match workers {
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("strait")
+            .build(),
+        Some(n) => {
+            crate::workers::start(usize::from(n)).map_err(CliError::new)?;
+            tracing::info!(workers = n, "serving on one runtime per worker thread");
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .thread_name("strait")
+                .build()
+        }
+    }
+    .map_err(|e| CliError::new(format!("cannot start the runtime: {e}")))?;
     rt.block_on(crate::daemon::run(config))
         .map_err(CliError::new)
 }

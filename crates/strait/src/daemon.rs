@@ -442,8 +442,7 @@ impl Live {
                 if self.servers.contains_key(&key) {
                     continue;
                 }
-                let l = TcpListener::bind(want)
-                    .await
+                let l = crate::workers::bind(want)
                     .map_err(|e| format!("router '{}': cannot listen on {want}: {e}", rc.label))?;
                 listeners.insert(key, l);
             }
@@ -560,8 +559,44 @@ impl Live {
                 // the log has it too, timestamped.
                 println!("strait: router '{}' listening on {local}", rc.label);
                 tracing::info!(router = %rc.label, addr = %local, "router listening");
-                self.tasks
-                    .spawn(Arc::clone(&server).serve(listener, stop_rx, grace));
+                let workers = crate::workers::handles();
+                if workers.is_empty() {
+                    self.tasks
+                        .spawn(Arc::clone(&server).serve(listener, stop_rx, grace));
+                } else {
+                    // A listener per worker, all on `local` (SO_REUSEPORT):
+                    // each worker accepts and serves its own connections.
+                    let mut first = Some(listener);
+                    for (i, worker) in workers.iter().enumerate() {
+                        let std = match first.take() {
+                            Some(l) => l.into_std(),
+                            None => crate::workers::bind_another(local),
+                        }
+                        .map_err(|e| {
+                            format!(
+                                "router '{}': worker {i} cannot listen on {local}: {e}",
+                                rc.label
+                            )
+                        });
+                        let std = match std {
+                            Ok(s) => s,
+                            Err(e) => {
+                                tracing::error!("{e}");
+                                continue;
+                            }
+                        };
+                        let (server, stop_rx) = (Arc::clone(&server), stop_rx.clone());
+                        let serving = worker.spawn(async move {
+                            match TcpListener::from_std(std) {
+                                Ok(l) => server.serve(l, stop_rx, grace).await,
+                                Err(e) => tracing::error!(error = %e, "a worker cannot accept"),
+                            }
+                        });
+                        self.tasks.spawn(async move {
+                            let _ = serving.await;
+                        });
+                    }
+                }
                 keep.insert(
                     want,
                     ServerSlot {

@@ -38,3 +38,4 @@ pub mod sdnotify;
 pub mod telemeters;
 pub mod tls;
 pub mod tls_client;
+pub mod workers;
