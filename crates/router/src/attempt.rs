@@ -260,8 +260,10 @@ pub async fn run<E: Exchange>(
     svc: &Service,
     guard: Option<&OverrideGuard>,
 ) -> Result<Answered<E::Response>, AttemptError> {
-    svc.budget.deposit();
-    client.requeue_budget.deposit();
+    // One clock read for both budgets.
+    let now = std::time::Instant::now();
+    svc.budget.deposit_at(now);
+    client.requeue_budget.deposit_at(now);
     let backoff = &svc.policy.backoff;
     let mut budgets = Live {
         client,

@@ -107,7 +107,7 @@ pub(crate) struct CacheParams {
 
 /// The cached bindings and the stored dtab they were bound under.
 struct Bindings {
-    map: HashMap<BindKey, Arc<BindEntry>>,
+    map: HashMap<BindKey, Arc<BindEntry>, foldhash::fast::RandomState>,
     /// The interpreter's stored dtab: checked (one atomic load) on every
     /// lookup, under the lock the lookup takes anyway.
     stored: Option<watch::Receiver<StoredDtab>>,
@@ -189,7 +189,7 @@ struct BindEntry {
 impl BindingCache {
     pub(crate) fn new(params: CacheParams, interp: Interpreter, registry: Registry) -> Self {
         let bindings = Bindings {
-            map: HashMap::new(),
+            map: HashMap::default(),
             current: params
                 .stored
                 .as_ref()

@@ -53,7 +53,7 @@ const NOT_READY_RECHECK: Duration = Duration::from_millis(10);
 
 /// The connections of one client.
 pub struct Pool {
-    endpoints: Mutex<HashMap<SocketAddr, HostConns>>,
+    endpoints: Mutex<HashMap<SocketAddr, HostConns, foldhash::fast::RandomState>>,
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_size: Option<usize>,
@@ -288,13 +288,16 @@ impl Pool {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, HostConns>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<SocketAddr, HostConns, foldhash::fast::RandomState>>
+    {
         self.endpoints.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn endpoint<'a>(
         &self,
-        endpoints: &'a mut HashMap<SocketAddr, HostConns>,
+        endpoints: &'a mut HashMap<SocketAddr, HostConns, foldhash::fast::RandomState>,
         addr: SocketAddr,
     ) -> &'a mut HostConns {
         endpoints.entry(addr).or_insert_with(|| HostConns {
