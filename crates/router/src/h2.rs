@@ -407,6 +407,13 @@ impl Exchange for H2<'_> {
                         return Err(SendFailure::NotSent(None));
                     }
                     let e = e.into_error();
+                    // A failed attempt may still hold the request body for
+                    // a moment (its stream task ends after the error comes
+                    // back): wait briefly for it, so the request can be
+                    // requeued or retried (only failures ever wait).
+                    if matches!(self.body, BodyState::Taken) && !self.keep.replayable() {
+                        self.keep.settled(SETTLE_WITHIN).await;
+                    }
                     if let Some(reason) = reset_reason(&e) {
                         self.client.stats.reset(reason);
                         if reason == ::h2::Reason::REFUSED_STREAM {

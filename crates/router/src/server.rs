@@ -247,6 +247,7 @@ impl Server {
                     server: Arc::clone(self),
                     remote,
                     tunnelled,
+                    activity: None,
                 },
             )
             .with_upgrades()
@@ -410,7 +411,10 @@ impl Server {
     ) where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        let s = self.state.load().params.h2;
+        let (s, idle) = {
+            let state = self.state.load();
+            (state.params.h2, state.params.limits.header_timeout)
+        };
         let mut b = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
         b.timer(TokioTimer::new())
             .initial_stream_window_size(s.initial_stream_window)
@@ -421,16 +425,30 @@ impl Server {
             b.max_header_list_size(n);
         }
         // `tunnelled`: an h2 CONNECT is never a tunnel here (405).
+        let activity = Arc::new(Activity::new());
         let handler = Handler {
             server: Arc::clone(self),
             remote,
             tunnelled: true,
+            activity: Some(Arc::clone(&activity)),
         };
         let conn = b.serve_connection(TokioIo::new(io), handler);
         let mut conn = std::pin::pin!(conn);
-        let ended = tokio::select! {
-            r = conn.as_mut() => Some(r),
-            _ = draining.wait_for(|d| *d) => None,
+        // A connection that starts no request for `requestHeaderTimeoutMs`
+        // gets GOAWAY, as an idle HTTP/1 keep-alive connection is closed:
+        // nobody holds a descriptor place for nothing. Its open streams
+        // (a long gRPC stream) finish first.
+        let ended = loop {
+            let quiet_until = activity.last() + idle;
+            tokio::select! {
+                r = conn.as_mut() => break Some(r),
+                _ = draining.wait_for(|d| *d) => break None,
+                () = tokio::time::sleep_until(quiet_until.into()) => {
+                    if activity.last() + idle <= Instant::now() {
+                        break None;
+                    }
+                }
+            }
         };
         let ended = match ended {
             Some(r) => r,
@@ -561,6 +579,33 @@ pub struct Handler {
     remote: SocketAddr,
     /// Inside a CONNECT tunnel: no CONNECT again.
     tunnelled: bool,
+    /// An h2 connection's last request (for its idle timeout).
+    activity: Option<Arc<Activity>>,
+}
+
+/// When an h2 connection last started a request.
+struct Activity {
+    epoch: Instant,
+    /// Milliseconds after `epoch`.
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn new() -> Activity {
+        Activity {
+            epoch: Instant::now(),
+            last_ms: AtomicU64::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn last(&self) -> Instant {
+        self.epoch + Duration::from_millis(self.last_ms.load(Ordering::Relaxed))
+    }
 }
 
 impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler {
@@ -574,6 +619,9 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler 
     >;
 
     fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        if let Some(a) = &self.activity {
+            a.touch();
+        }
         let (server, remote, tunnelled) = (Arc::clone(&self.server), self.remote, self.tunnelled);
         Box::pin(async move { Ok(server.handle(req, remote, tunnelled).await) })
     }

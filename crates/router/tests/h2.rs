@@ -144,6 +144,15 @@ async fn strait_stoppable(
     names: HashMap<String, Vec<SocketAddr>>,
     classifier: Classifier,
 ) -> (SocketAddr, Registry, watch::Sender<bool>) {
+    strait_with_limits(names, classifier, Default::default()).await
+}
+
+/// [`strait_stoppable`] with the server's `limits`.
+async fn strait_with_limits(
+    names: HashMap<String, Vec<SocketAddr>>,
+    classifier: Classifier,
+    limits: strait_router::ServerLimits,
+) -> (SocketAddr, Registry, watch::Sender<bool>) {
     let interp = Interpreter::new(
         vec![(
             Path::read("/#/ctl").unwrap(),
@@ -196,7 +205,7 @@ async fn strait_stoppable(
         add_forwarded: false,
         local,
         client_networks: Arc::new(strait_router::clients::ClientNetworks::any()),
-        limits: Default::default(),
+        limits,
     };
     let server = Server::new(sp, router, &registry, None, 12 * 1024);
     let (tx, rx) = watch::channel(false);
@@ -589,4 +598,38 @@ async fn a_refused_stream_is_sent_elsewhere_even_when_not_retryable() {
         0,
         "requeued, not retried"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_h2_connection_gets_goaway_after_the_header_timeout() {
+    let addr = backend("a", echo_ok()).await;
+    let names = HashMap::from([("pkg.I".to_owned(), vec![addr])]);
+    let limits = strait_router::ServerLimits {
+        header_timeout: Duration::from_millis(300),
+        ..Default::default()
+    };
+    let (router, _, _stop) = strait_with_limits(
+        names,
+        Classifier::Grpc(GrpcClassifier::default_kind()),
+        limits,
+    )
+    .await;
+    let mut tx = connect(router).await;
+    let resp = tx.send_request(call("/pkg.I/Unary", "x")).await.unwrap();
+    let _ = resp.into_body().collect().await.unwrap();
+    // Requests keep it open...
+    for _ in 0..3 {
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        tx.ready().await.unwrap();
+        let resp = tx.send_request(call("/pkg.I/Unary", "x")).await.unwrap();
+        let _ = resp.into_body().collect().await.unwrap();
+    }
+    // ...and none for longer than the timeout closes it.
+    let closed = tokio::time::timeout(Duration::from_secs(10), async {
+        while !tx.is_closed() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "an idle h2 connection is closed");
 }
