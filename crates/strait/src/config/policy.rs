@@ -505,35 +505,45 @@ fn classifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<ClassifierKin
     let mut r = MapReader::new(cx, node, path)?;
     let (kind, kind_node) = kind(cx, &mut r)?;
     let Some(c) = ClassifierKind::ALL.into_iter().find(|c| c.name() == kind) else {
-        let kind_path = r.path_of("kind");
         let known: Vec<&str> = ClassifierKind::ALL.iter().map(|c| c.name()).collect();
-        if kind.starts_with("io.l5d.h2.") {
-            let instead = other_family(&kind)
-                .filter(|k| known.contains(&k.as_str()))
-                .map_or(String::new(), |k| format!("use `{k}`; "));
-            cx.error(
-                kind_node.pos,
-                &kind_path,
-                format!(
-                    "response classifier `{kind}` is for h2 routers; {instead}an http \
-                     router takes the io.l5d.http.* kinds: {}",
-                    known.join(", ")
-                ),
-            );
-        } else {
-            unknown_kind(
-                cx,
-                &kind_node,
-                &kind_path,
-                "response classifier",
-                &kind,
-                &known,
-            );
-        }
+        let family = (
+            "io.l5d.h2.",
+            "h2",
+            "an http router takes the io.l5d.http.* kinds",
+        );
+        unknown_classifier(cx, &kind_node, &r.path_of("kind"), &kind, &known, family);
         return None;
     };
     r.finish(cx);
     Some(c)
+}
+
+/// The error of a classifier kind this router does not take: one of the
+/// other protocol's family (`family`: its prefix, its routers, what this
+/// router takes), with the matching kind named, or an unknown one.
+fn unknown_classifier(
+    cx: &mut Ctx<'_>,
+    kind_node: &Node,
+    kind_path: &str,
+    kind: &str,
+    known: &[&str],
+    (prefix, routers, takes): (&str, &str, &str),
+) {
+    if kind.starts_with(prefix) {
+        let instead = other_family(kind)
+            .filter(|k| known.contains(&k.as_str()))
+            .map_or(String::new(), |k| format!("use `{k}`; "));
+        cx.error(
+            kind_node.pos,
+            kind_path,
+            format!(
+                "response classifier `{kind}` is for {routers} routers; {instead}{takes}: {}",
+                known.join(", ")
+            ),
+        );
+    } else {
+        unknown_kind(cx, kind_node, kind_path, "response classifier", kind, known);
+    }
 }
 
 /// An h2 router's classifier: `io.l5d.h2.*`, the gRPC kinds with their
@@ -572,32 +582,14 @@ fn h2_classifier(cx: &mut Ctx<'_>, node: &Node, path: &str) -> Option<Classifier
                 }),
         }
     } else {
-        let kind_path = r.path_of("kind");
         let mut known: Vec<&str> = ClassifierKind::H2_ALL.iter().map(|c| c.name()).collect();
         known.extend(ClassifierKind::GRPC_NAMES);
-        if kind.starts_with("io.l5d.http.") {
-            let instead = other_family(&kind)
-                .filter(|k| known.contains(&k.as_str()))
-                .map_or(String::new(), |k| format!("use `{k}`; "));
-            cx.error(
-                kind_node.pos,
-                &kind_path,
-                format!(
-                    "response classifier `{kind}` is for http routers; {instead}an h2 \
-                     router takes the io.l5d.h2.* kinds: {}",
-                    known.join(", ")
-                ),
-            );
-        } else {
-            unknown_kind(
-                cx,
-                &kind_node,
-                &kind_path,
-                "response classifier",
-                &kind,
-                &known,
-            );
-        }
+        let family = (
+            "io.l5d.http.",
+            "http",
+            "an h2 router takes the io.l5d.h2.* kinds",
+        );
+        unknown_classifier(cx, &kind_node, &r.path_of("kind"), &kind, &known, family);
         return None;
     };
     r.finish(cx);
