@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use crate::admin::{AdminState, NamerEntry, ReloadHandle};
 use crate::admin_security::AdminGuard;
 use crate::config::{
-    self, Config, NamerConfig, RouterConfig, ServerConfig, TelemeterConfig, lower,
+    self, Config, NamerConfig, Protocol, RouterConfig, ServerConfig, TelemeterConfig, lower,
 };
 use crate::namers::{build_interpreter, build_namer};
 use crate::reload::{ReloadCounters, ReloadOutcome, ReloadResult};
@@ -135,6 +135,21 @@ struct ServerSlot {
     server: Arc<Server>,
     stop: watch::Sender<bool>,
 }
+
+/// A server's `maxConcurrentRequests`. An h2 server without one gets
+/// [`H2_MAX_CONCURRENT_REQUESTS`]: one HTTP/1 connection carries one
+/// request at a time, so the descriptor budget bounds HTTP/1 requests in
+/// flight, but one h2 connection carries up to
+/// `maxConcurrentStreamsPerConnection` (1,000), and a client opening many
+/// would otherwise hold unbounded memory in waiting streams.
+fn max_concurrent(rc: &RouterConfig, sc: &ServerConfig) -> Option<u32> {
+    sc.max_concurrent_requests
+        .or((rc.protocol == Protocol::H2).then_some(H2_MAX_CONCURRENT_REQUESTS))
+}
+
+/// The default `maxConcurrentRequests` of an h2 server (requests beyond
+/// get 503, or `UNAVAILABLE` for gRPC).
+pub const H2_MAX_CONCURRENT_REQUESTS: u32 = 10_000;
 
 /// One router of the running state.
 struct RouterSlot {
@@ -528,7 +543,7 @@ impl Live {
                     slot.server.update(
                         Arc::clone(router),
                         params(slot.server.local()),
-                        sc.max_concurrent_requests,
+                        max_concurrent(rc, sc),
                     );
                     slot.server.set_tls(next.tls.servers.get(&want).cloned());
                     keep.insert(
@@ -550,7 +565,7 @@ impl Live {
                     params(local),
                     Arc::clone(router),
                     &self.registry,
-                    sc.max_concurrent_requests,
+                    max_concurrent(rc, sc),
                     head,
                 );
                 server.set_tls(next.tls.servers.get(&want).cloned());
@@ -1096,5 +1111,29 @@ async fn expire_idle(router: Arc<Router>, mut shutdown: watch::Receiver<bool>) {
             () = tokio::time::sleep(every) => router.expire_idle(),
             _ = shutdown.wait_for(|v| *v) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn h2_servers_have_a_default_concurrency_limit_and_http_servers_keep_none() {
+        let cfg = config::parse(
+            "routers:\n\
+             - protocol: h2\n  servers: [{port: 0}, {port: 0, maxConcurrentRequests: 7}]\n\
+             - protocol: http\n  servers: [{port: 0}]\n",
+            "t.yaml",
+        )
+        .unwrap();
+        let (h2, http) = (&cfg.routers[0], &cfg.routers[1]);
+        assert_eq!(
+            max_concurrent(h2, &h2.servers[0]),
+            Some(H2_MAX_CONCURRENT_REQUESTS)
+        );
+        assert_eq!(max_concurrent(h2, &h2.servers[1]), Some(7), "written wins");
+        assert_eq!(max_concurrent(http, &http.servers[0]), None);
     }
 }
