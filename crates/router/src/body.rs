@@ -15,9 +15,60 @@ use hyper::body::Incoming;
 /// any) or fails or is dropped early (`false`).
 pub type OnEnd = Box<dyn FnOnce(bool, Option<&http::HeaderMap>) + Send>;
 
+/// What a response body's error can be: hyper's (h2) or the HTTP/1
+/// client's.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A backend's response body: read by Strait's HTTP/1 client, or hyper's
+/// h2 stream.
+pub enum Inner {
+    /// HTTP/1.1.
+    H1(crate::http1::wire::Body),
+    /// HTTP/2.
+    H2(Incoming),
+}
+
+impl From<Incoming> for Inner {
+    fn from(b: Incoming) -> Inner {
+        Inner::H2(b)
+    }
+}
+
+impl From<crate::http1::wire::Body> for Inner {
+    fn from(b: crate::http1::wire::Body) -> Inner {
+        Inner::H1(b)
+    }
+}
+
+impl Inner {
+    fn poll_frame(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self {
+            Inner::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            Inner::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            Inner::H1(b) => b.is_end_stream(),
+            Inner::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            Inner::H1(b) => b.size_hint(),
+            Inner::H2(b) => b.size_hint(),
+        }
+    }
+}
+
 /// A backend's response body, with a hook for its end.
 pub struct Observed {
-    inner: Incoming,
+    inner: Inner,
     on_end: Option<OnEnd>,
     /// A gRPC call's deadline: when it passes before the stream ends,
     /// the stream is cut and ended with `grpc-status: 4`.
@@ -28,9 +79,9 @@ pub struct Observed {
 
 impl Observed {
     /// Wraps `inner`; `on_end` runs exactly once.
-    pub fn new(inner: Incoming, on_end: OnEnd) -> Self {
+    pub fn new(inner: impl Into<Inner>, on_end: OnEnd) -> Self {
         Observed {
-            inner,
+            inner: inner.into(),
             on_end: Some(on_end),
             deadline: None,
             expired: false,
@@ -54,17 +105,17 @@ impl Observed {
 
 impl Body for Observed {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BoxError;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if this.expired {
             return Poll::Ready(None);
         }
-        let r = Pin::new(&mut this.inner).poll_frame(cx);
+        let r = this.inner.poll_frame(cx);
         if r.is_pending()
             && let Some(d) = &mut this.deadline
             && d.as_mut().poll(cx).is_ready()
@@ -144,6 +195,9 @@ pub enum ClientBodyError {
     Idle(Duration),
     /// It went past this many bytes.
     TooLarge(u64),
+    /// It did not match its `Content-Length`: this many bytes were
+    /// still due (or fewer than this were left) when it ended.
+    Length(u64),
 }
 
 impl std::fmt::Display for ClientBodyError {
@@ -158,6 +212,10 @@ impl std::fmt::Display for ClientBodyError {
             ClientBodyError::TooLarge(n) => write!(
                 f,
                 "the client's request body is larger than {n} bytes (maxRequestBodyKB)"
+            ),
+            ClientBodyError::Length(n) => write!(
+                f,
+                "the client's request body did not match its Content-Length ({n} bytes left)"
             ),
         }
     }
@@ -176,7 +234,9 @@ impl ClientBodyError {
     /// The status the client gets: 400, 408 or 413.
     pub fn status(&self) -> http::StatusCode {
         match self {
-            ClientBodyError::Failed(_) => http::StatusCode::BAD_REQUEST,
+            ClientBodyError::Failed(_) | ClientBodyError::Length(_) => {
+                http::StatusCode::BAD_REQUEST
+            }
             ClientBodyError::Idle(_) => http::StatusCode::REQUEST_TIMEOUT,
             ClientBodyError::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
         }

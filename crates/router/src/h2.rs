@@ -469,6 +469,7 @@ fn send_failure(e: SendError) -> SendFailure {
             message,
         },
         SendError::Failed(e) => SendFailure::Lost(e.to_string()),
+        SendError::Broken(e) => SendFailure::Lost(e.to_string()),
     }
 }
 

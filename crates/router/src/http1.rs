@@ -26,16 +26,17 @@ use strait_balancer::Outcome;
 
 use crate::attempt::{Answered, Exchange, SendFailure};
 use crate::binding::Route;
-use crate::body::{ClientBody, ClientBodyError, Observed};
+use crate::body::{ClientBody, Observed};
 use crate::client::{Client, ReqBody};
 use crate::error::RouteError;
-use crate::pool::{Conn, SendError};
+use crate::pool::SendError;
 use crate::retry::{Classifier, ResponseClass};
 use crate::router::{Body, Forwarding};
 use crate::{deadline, headers};
 
 mod checks;
 mod upgrade;
+pub mod wire;
 
 pub(crate) use checks::check_request;
 pub use upgrade::UpgradeStats;
@@ -259,27 +260,23 @@ impl<'a> Http1<'a> {
     /// caller's.
     pub(crate) fn finish(
         &mut self,
-        answered: Answered<(Response<Incoming>, Conn)>,
+        answered: Answered<Response<wire::Body>>,
     ) -> Response<Body> {
         let Answered {
-            response: (resp, conn),
+            response: resp,
             lease,
             outcome,
         } = answered;
         if resp.status() == http::StatusCode::SWITCHING_PROTOCOLS
             && let Some(asked) = self.upgrade.take()
         {
-            return tunnel(resp, asked, conn, lease);
+            return tunnel(resp, asked, lease);
         }
         let mut lease = Some(lease);
-        let owner = Arc::clone(self.client);
+        // Read to the end, the body gives its connection back itself.
         let on_end: crate::body::OnEnd = Box::new(move |ok, _| {
             if let Some(l) = lease.take() {
                 l.finish(if ok { outcome } else { Outcome::Failure });
-            }
-            // Read to the end: the connection can carry another.
-            if ok {
-                owner.pool.put(conn);
             }
         });
         let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
@@ -304,7 +301,7 @@ pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
 }
 
 impl Exchange for Http1<'_> {
-    type Response = (Response<Incoming>, Conn);
+    type Response = Response<wire::Body>;
 
     fn replayable(&self) -> bool {
         self.body.kept()
@@ -314,40 +311,37 @@ impl Exchange for Http1<'_> {
         &mut self,
         addr: SocketAddr,
     ) -> impl Future<Output = Result<Self::Response, SendFailure>> + Send {
-        let attempt = self.body.next().map(|body| {
-            let mut attempt = Request::new(body);
-            *attempt.method_mut() = self.parts.method.clone();
-            *attempt.uri_mut() = Uri::from(self.pq.clone());
-            *attempt.version_mut() = http::Version::HTTP_11;
-            *attempt.headers_mut() = self.parts.headers.clone();
-            attempt
-        });
+        let body = self.body.next();
+        let head = wire::RequestHead {
+            method: &self.parts.method,
+            path_and_query: self.pq.as_str(),
+            headers: &self.parts.headers,
+        };
         let pool = &self.client.pool;
         async move {
-            let Some(attempt) = attempt else {
+            let Some(body) = body else {
                 return Err(SendFailure::Lost(
                     "the request body was already sent".into(),
                 ));
             };
-            pool.send(addr, attempt).await.map_err(|e| match e {
+            pool.send(addr, &head, body).await.map_err(|e| match e {
                 SendError::NotSent(_) => SendFailure::NotSent(None),
                 SendError::Handshake(why) => SendFailure::NotSent(Some(why)),
                 SendError::Local(message) => SendFailure::Local {
                     status: http::StatusCode::SERVICE_UNAVAILABLE,
                     message,
                 },
-                SendError::Failed(e) => match ClientBodyError::find(&e) {
-                    Some(client) => SendFailure::Local {
-                        status: client.status(),
-                        message: client.to_string(),
-                    },
-                    None => SendFailure::Lost(error_chain(&e)),
+                SendError::Broken(wire::WireError::ClientBody(client)) => SendFailure::Local {
+                    status: client.status(),
+                    message: client.to_string(),
                 },
+                SendError::Broken(e) => SendFailure::Lost(error_chain(&e)),
+                SendError::Failed(e) => SendFailure::Lost(error_chain(&e)),
             })
         }
     }
 
-    fn classify(&self, (resp, _): &Self::Response) -> (u16, ResponseClass) {
+    fn classify(&self, resp: &Self::Response) -> (u16, ResponseClass) {
         let class = self.classifier.classify(
             &self.parts.method,
             resp.status(),

@@ -1,15 +1,13 @@
 //! A client's connections to its endpoints: HTTP/1.1 over TCP, kept alive
 //! between requests, by endpoint address.
 //!
-//! Written on hyper's connection API rather than hyper-util's pooled
-//! client, which a client per concrete name does not need: that client
-//! keys its pool by scheme and authority (hashing the authority a byte at
-//! a time with SipHash, twice per request), boxes each request future, and
-//! carries a connector and executor per client. Here a checkout is a lock
-//! and a `Vec::pop` on the endpoint's idle list, and a connection goes back
-//! to the list when its response body has been read to the end (the
-//! router's response body reports that). Drop a response early and its
-//! connection closes, as HTTP/1.1 requires.
+//! A checkout is a lock and a `Vec::pop` on the endpoint's idle list (and
+//! a look at whether the endpoint closed the connection meanwhile, which
+//! costs no system call unless the socket has something to read); the
+//! request is written and its response read on the request's own task
+//! ([`crate::http1::wire`]), and the connection goes back to the list when
+//! its response body has been read to the end. Drop a response early and
+//! its connection closes, as HTTP/1.1 requires.
 //!
 //! `hostConnectionPool.maxSize` bounds the connections to one endpoint,
 //! busy and idle together, as Finagle's pool does: a request that finds
@@ -25,20 +23,14 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http::{Request, Response};
-use hyper::body::Incoming;
-use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use http::Response;
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::client::ReqBody;
 use crate::descriptors::IdleSlot;
+use crate::http1::wire::{self, Io, RequestHead, Unanswered, Wire, WireError};
 use crate::tls_client::TlsConnect;
-
-/// The most a backend connection buffers while reading (response heads
-/// included: larger heads are refused).
-const RESPONSE_READ_BUFFER: usize = 64 * 1024;
 
 /// Whether a connect error is this process's own shortage (`EMFILE`,
 /// `ENFILE`, `ENOBUFS`, `ENOMEM`, `EADDRNOTAVAIL`) rather than the
@@ -46,10 +38,6 @@ const RESPONSE_READ_BUFFER: usize = 64 * 1024;
 fn is_local(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(24 | 23 | 105 | 12 | 99))
 }
-
-/// How often a request waiting for a connection looks again at idle ones
-/// that were not ready (still sending another request's body).
-const NOT_READY_RECHECK: Duration = Duration::from_millis(10);
 
 /// The connections of one client.
 pub struct Pool {
@@ -83,25 +71,37 @@ impl HostConns {
 }
 
 struct Idle {
-    tx: SendRequest<ReqBody>,
-    permit: Option<OwnedSemaphorePermit>,
+    wire: Box<Wire>,
     since: Instant,
     /// Its place among the process's idle backend connections.
     _slot: IdleSlot,
 }
 
-/// A connection carrying one request; give it back with [`Pool::put`]
-/// once the response body has ended.
+/// A connection carrying one request; its response body gives it back to
+/// its pool once it has been read to the end. Two pointers: the
+/// connection's state is boxed once, when it is opened.
 pub struct Conn {
-    tx: SendRequest<ReqBody>,
-    permit: Option<OwnedSemaphorePermit>,
-    addr: SocketAddr,
+    pub(crate) wire: Box<Wire>,
+    pool: Arc<Pool>,
+}
+
+impl Conn {
+    /// The connection after a 101, for the upgrade's tunnel.
+    pub(crate) fn into_rewind(self) -> wire::Rewind {
+        self.wire.into_upgraded()
+    }
+
+    /// Back to the pool, to carry another request.
+    pub(crate) fn reuse(conn: Conn) {
+        let pool = Arc::clone(&conn.pool);
+        pool.put(conn);
+    }
 }
 
 /// What a checkout found.
 enum Checkout {
-    /// An idle connection (and its permit).
-    Idle(SendRequest<ReqBody>, Option<OwnedSemaphorePermit>),
+    /// An idle connection.
+    Idle(Box<Wire>),
     /// Room to open one (its permit, when bounded).
     Open(Option<OwnedSemaphorePermit>),
 }
@@ -112,8 +112,11 @@ pub enum SendError {
     /// Nothing was sent: no connection could be made, or the one made
     /// closed before the request was written. Safe to send elsewhere.
     NotSent(String),
-    /// The request was (or may have been) written.
+    /// The request was (or may have been) written (h2).
     Failed(hyper::Error),
+    /// The request was (or may have been) written (HTTP/1.1), or the
+    /// client's request body failed on the way.
+    Broken(WireError),
     /// Nothing was sent because this process ran short of resources
     /// (descriptors, buffers, local ports): not the endpoint's fault.
     Local(String),
@@ -141,61 +144,53 @@ impl Pool {
         self
     }
 
-    /// Sends `req` to `addr` on an idle connection, or a new one. A pooled
-    /// connection the endpoint closed while it was idle is dropped and the
-    /// request goes on the next (nothing was written on it).
+    /// Sends `req` to `addr` on an idle connection, or a new one, and
+    /// reads the response's head. A pooled connection the endpoint closed
+    /// while it was idle is dropped and the request goes on the next
+    /// (nothing was written on it).
     pub async fn send(
-        &self,
+        self: &Arc<Self>,
         addr: SocketAddr,
-        mut req: Request<ReqBody>,
-    ) -> Result<(Response<Incoming>, Conn), SendError> {
+        head: &RequestHead<'_>,
+        mut body: ReqBody,
+    ) -> Result<Response<wire::Body>, SendError> {
         loop {
-            let (mut tx, permit, reused) = match self.checkout(addr).await {
-                Checkout::Idle(tx, permit) => (tx, permit, true),
+            let (wire, reused) = match self.checkout(addr).await {
+                Checkout::Idle(wire) => (wire, true),
                 // Boxed: connecting (TCP, then a TLS handshake) is a ~3.6 KiB
                 // state machine, which would otherwise sit inside every
                 // request's future and be copied with it at each `.await`
                 // up the chain, though a kept-alive request never connects.
-                Checkout::Open(permit) => (Box::pin(self.connect(addr)).await?, permit, false),
+                Checkout::Open(permit) => (Box::pin(self.connect(addr, permit)).await?, false),
             };
-            // A connection is ready once it has read the end of the previous
-            // response; an error means it is closed.
-            let closed = tx.ready().await.is_err();
-            if closed {
-                if reused {
-                    continue;
+            let conn = Conn {
+                wire,
+                pool: Arc::clone(self),
+            };
+            match wire::exchange(conn, head, body).await {
+                Ok(resp) => return Ok(resp),
+                Err(Unanswered::Unsent(back, _)) if reused => body = back,
+                Err(Unanswered::Unsent(_, e)) => {
+                    return Err(SendError::NotSent(format!(
+                        "the connection to {addr} closed before the request was sent: {e}"
+                    )));
                 }
-                return Err(SendError::NotSent(
-                    "the connection closed before the request was sent".into(),
-                ));
-            }
-            match tx.try_send_request(req).await {
-                Ok(resp) => return Ok((resp, Conn { tx, permit, addr })),
-                Err(mut e) => match e.take_message() {
-                    Some(back) if reused => req = back,
-                    Some(_) => return Err(SendError::NotSent(e.into_error().to_string())),
-                    None => return Err(SendError::Failed(e.into_error())),
-                },
+                Err(Unanswered::Failed(e)) => return Err(SendError::Broken(e)),
             }
         }
     }
 
-    /// Takes back a connection whose response has ended. One still
-    /// sending its request body (the backend answered before reading it
-    /// all) waits in the idle list without being handed out until it is
-    /// ready: the next request never waits behind another client's upload.
-    pub fn put(&self, conn: Conn) {
-        if conn.tx.is_closed() {
-            return;
-        }
+    /// Takes back a connection whose response has ended (and whose
+    /// request was sent whole).
+    pub(crate) fn put(&self, conn: Conn) {
         let now = Instant::now();
         let mut endpoints = self.lock();
-        let ep = self.endpoint(&mut endpoints, conn.addr);
-        // Oldest first: expired and closed ones go from the front.
+        let ep = self.endpoint(&mut endpoints, conn.wire.addr);
+        // Oldest first: expired ones go from the front.
         let stale = ep
             .idle
             .iter()
-            .take_while(|i| i.tx.is_closed() || now - i.since >= self.idle_timeout)
+            .take_while(|i| now - i.since >= self.idle_timeout)
             .count();
         ep.idle.drain(..stale);
         // Over the process's cap of idle backend connections, it closes.
@@ -203,8 +198,7 @@ impl Pool {
             return;
         };
         ep.idle.push(Idle {
-            tx: conn.tx,
-            permit: conn.permit,
+            wire: conn.wire,
             since: now,
             _slot: slot,
         });
@@ -221,7 +215,7 @@ impl Pool {
                 ep.idle.clear();
             } else {
                 ep.idle
-                    .retain(|i| !i.tx.is_closed() && now - i.since < self.idle_timeout);
+                    .retain_mut(|i| now - i.since < self.idle_timeout && !i.wire.closed());
             }
             // An endpoint with busy connections keeps its bound.
             !ep.unused(max)
@@ -251,8 +245,7 @@ impl Pool {
                 return c;
             }
             // Every connection is busy: the first to come back idle, or a
-            // permit freed by one closing, or (every few milliseconds) one
-            // in the idle list that was still finishing its request.
+            // permit freed by one closing.
             tokio::select! {
                 () = &mut notified => {}
                 p = Arc::clone(&limit).acquire_owned() => {
@@ -260,7 +253,6 @@ impl Pool {
                         return Checkout::Open(Some(p));
                     }
                 }
-                () = tokio::time::sleep(NOT_READY_RECHECK) => {}
             }
         }
     }
@@ -270,14 +262,17 @@ impl Pool {
         let now = Instant::now();
         let mut endpoints = self.lock();
         let ep = self.endpoint(&mut endpoints, addr);
-        // Closed and expired ones go; the newest ready one is taken. One
-        // not ready yet stays (a request never waits on a connection that
-        // another request may still be using).
-        ep.idle
-            .retain(|i| !i.tx.is_closed() && now - i.since < self.idle_timeout);
-        if let Some(at) = ep.idle.iter().rposition(|i| i.tx.is_ready()) {
-            let i = ep.idle.remove(at);
-            return Ok(Checkout::Idle(i.tx, i.permit));
+        // Expired ones go; the newest the endpoint has not closed is taken.
+        let stale = ep
+            .idle
+            .iter()
+            .take_while(|i| now - i.since >= self.idle_timeout)
+            .count();
+        ep.idle.drain(..stale);
+        while let Some(mut i) = ep.idle.pop() {
+            if !i.wire.closed() {
+                return Ok(Checkout::Idle(i.wire));
+            }
         }
         let Some(limit) = &ep.limit else {
             return Ok(Checkout::Open(None));
@@ -307,16 +302,21 @@ impl Pool {
         })
     }
 
-    async fn connect(&self, addr: SocketAddr) -> Result<SendRequest<ReqBody>, SendError> {
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<Box<Wire>, SendError> {
         let deadline = tokio::time::Instant::now() + self.connect_timeout;
         let stream = connect_tcp(addr, deadline, self.connect_timeout).await?;
-        match &self.tls {
-            None => handshake(stream, addr).await,
+        let io = match &self.tls {
+            None => Io::Tcp(stream),
             Some(tls) => match tls.handshake(stream, addr, deadline).await {
-                Ok(s) => handshake(s, addr).await,
-                Err(why) => Err(SendError::Handshake(why)),
+                Ok(s) => Io::Tls(Box::new(s)),
+                Err(why) => return Err(SendError::Handshake(why)),
             },
-        }
+        };
+        Ok(Box::new(Wire::new(io, addr, permit)))
     }
 }
 
@@ -344,26 +344,4 @@ pub(crate) async fn connect_tcp(
     };
     let _ = stream.set_nodelay(true);
     Ok(stream)
-}
-
-/// HTTP/1.1 on a connected stream; its connection task is spawned.
-async fn handshake<T>(io: T, addr: SocketAddr) -> Result<SendRequest<ReqBody>, SendError>
-where
-    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
-{
-    let (tx, conn) = http1::Builder::new()
-        // A response body is read no faster than the client takes it,
-        // at most this much at a time (hyper's default lets the read
-        // buffer grow to ~400 KiB per connection: a slow reader of a
-        // large response would cost ~1 MiB of RSS).
-        .max_buf_size(RESPONSE_READ_BUFFER)
-        .handshake(TokioIo::new(io))
-        .await
-        .map_err(|e| SendError::NotSent(format!("connecting to {addr}: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.with_upgrades().await {
-            tracing::debug!(%addr, error = %e, "upstream connection ended with an error");
-        }
-    });
-    Ok(tx)
 }

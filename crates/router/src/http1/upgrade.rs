@@ -19,7 +19,6 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
 use super::{append_via, strip_hop_by_hop};
-use crate::pool::Conn;
 use crate::router::Body;
 use crate::stats::{Counter, Gauge, Registry, Scope};
 
@@ -85,14 +84,14 @@ fn upgrade_of(h: &HeaderMap) -> Option<HeaderValue> {
 /// dropped. The backend connection is the tunnel's now, never the pool's;
 /// the endpoint answered, a success.
 pub(super) fn tunnel(
-    mut resp: Response<Incoming>,
+    resp: Response<super::wire::Body>,
     asked: Asked,
-    conn: Conn,
     lease: strait_balancer::Lease,
 ) -> Response<Body> {
     lease.finish(Outcome::Success);
-    let backend_side = hyper::upgrade::on(&mut resp);
     let protocol = resp.headers().get(UPGRADE).cloned();
+    let (mut parts, body) = resp.into_parts();
+    let backend_side = body.into_upgraded();
     let Asked {
         client_side,
         idle_timeout,
@@ -100,17 +99,16 @@ pub(super) fn tunnel(
         ..
     } = asked;
     tokio::spawn(async move {
-        let _conn = conn;
-        let (client, backend) = tokio::join!(client_side, backend_side);
-        let (c, b) = match (client, backend) {
-            (Ok(c), Ok(b)) => (c, b),
-            (c, b) => {
-                tracing::debug!(client = ?c.err(), backend = ?b.err(), "upgrade failed");
+        let client = client_side.await;
+        let (c, conn) = match (client, backend_side) {
+            (Ok(c), Some(conn)) => (c, conn),
+            (c, _) => {
+                tracing::debug!(client = ?c.err(), "upgrade failed");
                 return;
             }
         };
         let _open = stats.open.enter();
-        let (mut c, mut b) = (TokioIo::new(c), TokioIo::new(b));
+        let (mut c, mut b) = (TokioIo::new(c), conn.into_rewind());
         match splice(&mut c, &mut b, idle_timeout).await {
             Ok(Ended::Done) => {}
             Ok(Ended::Idle) => {
@@ -124,7 +122,6 @@ pub(super) fn tunnel(
             Err(e) => tracing::debug!(error = %e, "upgraded connection ended with an error"),
         }
     });
-    let (mut parts, _) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     if let Some(p) = protocol {
         parts.headers.insert(UPGRADE, p);

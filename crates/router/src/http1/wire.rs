@@ -1,0 +1,975 @@
+//! The HTTP/1.1 client side of a router, on the request's own task.
+//!
+//! hyper's client connection runs in a task of its own: every request
+//! crossed two channels to reach it and a third to come back, and each
+//! crossing was a wake-up of one task by another (callgrind: ~18k of the
+//! ~55k instructions a proxied request cost went to that task). Here the
+//! request's task writes the request and reads the response itself: the
+//! head is written straight from the request's `HeaderMap` into a buffer the
+//! connection keeps, the response head is parsed by `httparse` (as hyper
+//! does) into a `HeaderMap` whose values share the read buffer, and the
+//! response body is read from the connection as the caller asks for it.
+//! When that body has been read to its end (and the request body was sent
+//! whole) the connection goes back to its pool.
+//!
+//! Framing follows RFC 9112 §6: a response to `HEAD`, a 1xx, 204 or 304 has
+//! no body; `Transfer-Encoding` whose last coding is `chunked` frames it
+//! (and wins over `Content-Length`); another `Transfer-Encoding`, or none
+//! and no `Content-Length`, reads to the connection's close; differing or
+//! invalid `Content-Length`s are refused. Interim responses (100, 102, 103)
+//! are skipped; a 101 hands the connection to the upgrade's tunnel. A
+//! request is framed by its body: `Content-Length` when its length is
+//! known, chunked otherwise.
+//!
+//! The request body is sent while the response is read: a backend may
+//! answer before it has read the whole body (a 413, a streaming echo), and
+//! the rest keeps going out as the response body is read. A response that
+//! ends before the request body was sent closes the connection.
+
+use std::future::Future as _;
+use std::io;
+use std::mem::MaybeUninit;
+use std::net::SocketAddr;
+use std::pin::{Pin, pin};
+use std::task::{Context, Poll, ready};
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::{Method, Response, StatusCode, Version};
+use http_body::{Body as _, Frame, SizeHint};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::client::TlsStream;
+
+use crate::body::ClientBodyError;
+use crate::client::ReqBody;
+use crate::pool::Conn;
+
+/// The most headers a response head may have.
+pub(crate) const MAX_HEADERS: usize = 100;
+
+/// The largest response head, and the most a read buffers.
+pub(crate) const MAX_HEAD: usize = 64 * 1024;
+
+/// How much a read asks for at least.
+const READ_CHUNK: usize = 8 * 1024;
+
+/// The longest chunk-size line (size, extensions) of a chunked body.
+const MAX_CHUNK_LINE: usize = 4 * 1024;
+
+/// A connection to an endpoint: TCP, or TLS over TCP.
+pub enum Io {
+    /// Plaintext.
+    Tcp(TcpStream),
+    /// TLS (boxed: its state is ~1 KiB, and most clients are plaintext).
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+            Io::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write(cx, b),
+            Io::Tls(s) => Pin::new(s).poll_write(cx, b),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        b: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_write_vectored(cx, b),
+            Io::Tls(s) => Pin::new(s).poll_write_vectored(cx, b),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_flush(cx),
+            Io::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+            Io::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+/// An open HTTP/1.1 connection between requests: the stream, what was
+/// read past the last response (nothing, on a reusable one), and the
+/// buffer request heads are written from.
+pub struct Wire {
+    io: Io,
+    rbuf: BytesMut,
+    wbuf: Vec<u8>,
+    /// The endpoint.
+    pub(crate) addr: SocketAddr,
+    /// Its place under `hostConnectionPool.maxSize`, when bounded.
+    permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What an attempt sends ahead of its body: borrowed from the request,
+/// which every attempt shares (nothing is copied per attempt).
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// Origin-form: path and query.
+    pub path_and_query: &'a str,
+    /// The headers, rewritten for the backend (framing headers off: the
+    /// body's own are added).
+    pub headers: &'a HeaderMap,
+}
+
+impl Wire {
+    /// A new connection to `addr` on `io`.
+    pub fn new(io: Io, addr: SocketAddr, permit: Option<OwnedSemaphorePermit>) -> Wire {
+        Wire {
+            io,
+            rbuf: BytesMut::new(),
+            wbuf: Vec::new(),
+            addr,
+            permit,
+        }
+    }
+
+    /// Whether the endpoint closed it (or sent something unasked) while
+    /// it was idle. Does not wait: a connection with nothing to read is
+    /// open.
+    pub fn closed(&mut self) -> bool {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut byte = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut byte);
+        // Ready: end of stream, an error, or bytes nobody asked for;
+        // either way it cannot carry a request.
+        Pin::new(&mut self.io)
+            .poll_read(&mut cx, &mut buf)
+            .is_ready()
+    }
+
+    /// The stream and anything read past the 101's head: the upgraded
+    /// protocol's first bytes.
+    pub(crate) fn into_upgraded(self) -> Rewind {
+        Rewind {
+            io: self.io,
+            pre: self.rbuf.freeze(),
+            _permit: self.permit,
+        }
+    }
+}
+
+/// Why an exchange failed.
+#[derive(Debug)]
+pub enum WireError {
+    /// Writing or reading failed.
+    Io(io::Error),
+    /// The endpoint closed the connection before its response was whole.
+    Closed,
+    /// The response could not be read as HTTP/1.1.
+    Malformed(String),
+    /// The client's request body failed (see [`ClientBodyError`]).
+    ClientBody(ClientBodyError),
+}
+
+impl std::fmt::Display for WireError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WireError::Io(e) => write!(f, "connection error: {e}"),
+            WireError::Closed => f.write_str("the endpoint closed the connection before the response was complete"),
+            WireError::Malformed(m) => write!(f, "invalid response: {m}"),
+            WireError::ClientBody(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for WireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            WireError::Io(e) => Some(e),
+            WireError::ClientBody(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How an exchange on a connection ended without a response.
+pub(crate) enum Unanswered {
+    /// Nothing was written (a reused connection the endpoint had
+    /// closed): the request, to send on another connection.
+    Unsent(ReqBody, WireError),
+    /// The request was, or may have been, written.
+    Failed(WireError),
+}
+
+/// Sends `req` on `conn` and reads the response's head; the response's
+/// body reads the rest, and gives the connection back to its pool when it
+/// can carry another request.
+pub(crate) async fn exchange(
+    mut conn: Conn,
+    head: &RequestHead<'_>,
+    body: ReqBody,
+) -> Result<Response<Body>, Unanswered> {
+    let wire = &mut conn.wire;
+    let head_only = *head.method == Method::HEAD;
+    let framing = encode_head(&mut wire.wbuf, head, &body);
+    let mut out = Outgoing {
+        body: Some(body),
+        framing,
+        written: 0,
+        data: Bytes::new(),
+        tail: b"",
+        wpos: 0,
+        done: false,
+        failed: None,
+    };
+    let head = std::future::poll_fn(|cx| {
+        let wire = &mut conn.wire;
+        loop {
+            if !out.done
+                && out.failed.is_none()
+                && let Poll::Ready(Err(e)) = out.poll(&mut wire.io, &mut wire.wbuf, cx)
+            {
+                match e {
+                    e @ WireError::ClientBody(_) => return Poll::Ready(Err(e)),
+                    // The endpoint may have answered and closed: read on.
+                    e => out.failed = Some(e),
+                }
+            }
+            match parse_head(&mut wire.rbuf) {
+                Ok(Some(head)) if head.interim() => continue,
+                Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                Ok(None) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            if wire.rbuf.len() >= MAX_HEAD {
+                return Poll::Ready(Err(WireError::Malformed(format!(
+                    "response head larger than {} KiB",
+                    MAX_HEAD / 1024
+                ))));
+            }
+            wire.rbuf.reserve(READ_CHUNK);
+            match ready!(pin!(wire.io.read_buf(&mut wire.rbuf)).poll(cx)) {
+                Ok(0) => {
+                    return Poll::Ready(Err(out.failed.take().unwrap_or(WireError::Closed)));
+                }
+                Ok(_) => {}
+                Err(e) => return Poll::Ready(Err(out.failed.take().unwrap_or(WireError::Io(e)))),
+            }
+        }
+    })
+    .await;
+    let head = match head {
+        Ok(h) => h,
+        Err(e) => {
+            if out.written == 0
+                && !matches!(e, WireError::ClientBody(_))
+                && let Some(body) = out.body.take()
+            {
+                return Err(Unanswered::Unsent(body, e));
+            }
+            return Err(Unanswered::Failed(e));
+        }
+    };
+    Ok(head.into_response(conn, out, head_only))
+}
+
+/// The request's body on its way out, with the head before it.
+struct Outgoing {
+    /// `None` once it has ended.
+    body: Option<ReqBody>,
+    framing: ReqFraming,
+    /// Bytes written so far (head included).
+    written: u64,
+    /// A body chunk being written, after what is left in the write buffer,
+    /// and before `tail` (a chunk's CRLF).
+    data: Bytes,
+    tail: &'static [u8],
+    wpos: usize,
+    /// Everything written and flushed.
+    done: bool,
+    /// Writing failed: the endpoint stopped reading.
+    failed: Option<WireError>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ReqFraming {
+    /// `Content-Length`: this many bytes still to come.
+    Length(u64),
+    Chunked,
+}
+
+impl Outgoing {
+    /// Writes what it can; `Ready(Ok)` once all is written and flushed.
+    fn poll(&mut self, io: &mut Io, wbuf: &mut Vec<u8>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+        loop {
+            let pending = wbuf.len() - self.wpos + self.data.len() + self.tail.len();
+            if pending == 0 {
+                wbuf.clear();
+                self.wpos = 0;
+                let Some(body) = &mut self.body else {
+                    ready!(Pin::new(&mut *io).poll_flush(cx)).map_err(WireError::Io)?;
+                    self.done = true;
+                    return Poll::Ready(Ok(()));
+                };
+                match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => {
+                        // Whatever was written so far goes out now (TLS buffers).
+                        ready!(Pin::new(&mut *io).poll_flush(cx)).map_err(WireError::Io)?;
+                        return Poll::Pending;
+                    }
+                    Poll::Ready(Some(Ok(frame))) => {
+                        let Ok(data) = frame.into_data() else {
+                            // Trailers of a chunked upload are not forwarded.
+                            continue;
+                        };
+                        self.queue(wbuf, data)?;
+                    }
+                    Poll::Ready(Some(Err(e))) => {
+                        return Poll::Ready(Err(match e.downcast::<ClientBodyError>() {
+                            Ok(e) => WireError::ClientBody(*e),
+                            Err(e) => WireError::Io(io::Error::other(e)),
+                        }));
+                    }
+                    Poll::Ready(None) => {
+                        self.body = None;
+                        match self.framing {
+                            ReqFraming::Chunked => wbuf.extend_from_slice(b"0\r\n\r\n"),
+                            ReqFraming::Length(0) => {}
+                            ReqFraming::Length(n) => {
+                                return Poll::Ready(Err(WireError::ClientBody(
+                                    ClientBodyError::Length(n),
+                                )));
+                            }
+                        }
+                    }
+                }
+                continue;
+            }
+            let n = {
+                let slices = [
+                    io::IoSlice::new(&wbuf[self.wpos..]),
+                    io::IoSlice::new(&self.data),
+                    io::IoSlice::new(self.tail),
+                ];
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices)).map_err(WireError::Io)?
+            };
+            if n == 0 {
+                return Poll::Ready(Err(WireError::Io(io::ErrorKind::WriteZero.into())));
+            }
+            self.written += n as u64;
+            let mut n = n;
+            let from_buf = n.min(wbuf.len() - self.wpos);
+            self.wpos += from_buf;
+            n -= from_buf;
+            let from_data = n.min(self.data.len());
+            let _ = self.data.split_to(from_data);
+            n -= from_data;
+            self.tail = &self.tail[n..];
+        }
+    }
+
+    /// Queues one chunk of body.
+    fn queue(&mut self, wbuf: &mut Vec<u8>, data: Bytes) -> Result<(), WireError> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        match &mut self.framing {
+            ReqFraming::Length(left) => {
+                let n = data.len() as u64;
+                if n > *left {
+                    return Err(WireError::ClientBody(ClientBodyError::Length(*left)));
+                }
+                *left -= n;
+            }
+            ReqFraming::Chunked => {
+                use std::io::Write as _;
+                let _ = write!(wbuf, "{:x}\r\n", data.len());
+                self.tail = b"\r\n";
+            }
+        }
+        self.data = data;
+        Ok(())
+    }
+}
+
+/// Writes the request line and headers of `parts` into `buf` (cleared
+/// first), with the framing header its body needs; returns that framing.
+fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) -> ReqFraming {
+    buf.clear();
+    buf.extend_from_slice(head.method.as_str().as_bytes());
+    buf.push(b' ');
+    buf.extend_from_slice(head.path_and_query.as_bytes());
+    buf.extend_from_slice(b" HTTP/1.1\r\n");
+    let h = head.headers;
+    for (name, value) in h {
+        buf.extend_from_slice(name.as_str().as_bytes());
+        buf.extend_from_slice(b": ");
+        buf.extend_from_slice(value.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+    }
+    let framing = match body.size_hint().exact() {
+        Some(n) => {
+            // The client's own `Content-Length` is the body's length (the
+            // server checked it); one is added only where needed.
+            if !h.contains_key(CONTENT_LENGTH)
+                && (n > 0 || matches!(*head.method, Method::POST | Method::PUT | Method::PATCH))
+            {
+                let mut b = [0; 20];
+                buf.extend_from_slice(b"content-length: ");
+                buf.extend_from_slice(itoa(&mut b, n));
+                buf.extend_from_slice(b"\r\n");
+            }
+            ReqFraming::Length(n)
+        }
+        None => {
+            buf.extend_from_slice(b"transfer-encoding: chunked\r\n");
+            ReqFraming::Chunked
+        }
+    };
+    buf.extend_from_slice(b"\r\n");
+    framing
+}
+
+/// `n` in decimal, in `b`.
+fn itoa(b: &mut [u8; 20], mut n: u64) -> &[u8] {
+    let mut i = b.len();
+    loop {
+        i -= 1;
+        b[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &b[i..];
+        }
+    }
+}
+
+/// A parsed response head, its bytes taken off the read buffer.
+struct Head {
+    status: StatusCode,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl Head {
+    /// 100 Continue, 102, 103: skipped (101 is not interim: it upgrades).
+    fn interim(&self) -> bool {
+        self.status.is_informational() && self.status != StatusCode::SWITCHING_PROTOCOLS
+    }
+
+    fn into_response(self, mut conn: Conn, out: Outgoing, head_only: bool) -> Response<Body> {
+        let Head {
+            status,
+            version,
+            headers,
+        } = self;
+        let mut keep_alive = version == Version::HTTP_11;
+        for v in headers.get_all(http::header::CONNECTION) {
+            for t in v.as_bytes().split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    keep_alive = false;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
+                    keep_alive = true;
+                }
+            }
+        }
+        let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
+            keep_alive = false;
+            Framing::Upgrade
+        } else if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+            Framing::Length(0)
+        } else {
+            match response_framing(&headers) {
+                Ok(f) => f,
+                Err(e) => Framing::Invalid(e),
+            }
+        };
+        if matches!(framing, Framing::Close) {
+            keep_alive = false;
+        }
+        let mut resp = Response::new(Body {
+            conn: None,
+            framing,
+            out: (!out.done).then(|| Box::new(out)),
+            keep_alive,
+            chunk: ChunkState::Size,
+        });
+        *resp.status_mut() = status;
+        *resp.version_mut() = version;
+        *resp.headers_mut() = headers;
+        let body = resp.body_mut();
+        if body.framing == Framing::Length(0) {
+            // Nothing to read: the connection is free now, unless the
+            // request body is still going out.
+            body.conn = Some(conn);
+            body.finish();
+        } else {
+            if body.framing == Framing::Upgrade {
+                conn.wire.wbuf = Vec::new();
+            }
+            body.conn = Some(conn);
+        }
+        resp
+    }
+}
+
+/// Parses a complete head off the front of `buf`; `None` until it is
+/// all there.
+fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
+    if buf.is_empty() {
+        return Ok(None);
+    }
+    // Not initialised: httparse writes the ones it fills.
+    let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+    let mut r = httparse::Response::new(&mut []);
+    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
+        &mut r, buf, &mut slots,
+    ) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(httparse::Error::TooManyHeaders) => {
+            return Err(WireError::Malformed(format!(
+                "more than {MAX_HEADERS} header fields"
+            )));
+        }
+        Err(e) => return Err(WireError::Malformed(e.to_string())),
+    };
+    let code = r.code.unwrap_or(0);
+    let version = if r.version == Some(0) {
+        Version::HTTP_10
+    } else {
+        Version::HTTP_11
+    };
+    let status = StatusCode::from_u16(code)
+        .map_err(|_| WireError::Malformed(format!("status code {code}")))?;
+    // Where each name and value sit in the head, so the values can share
+    // its bytes once it is split off.
+    let base = buf.as_ptr() as usize;
+    let mut at = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let n = r.headers.len();
+    for (slot, h) in at.iter_mut().zip(r.headers.iter()) {
+        let name = h.name.as_ptr() as usize - base;
+        let value = h.value.as_ptr() as usize - base;
+        *slot = (
+            name as u32,
+            (name + h.name.len()) as u32,
+            value as u32,
+            (value + h.value.len()) as u32,
+        );
+    }
+    let head = buf.split_to(len).freeze();
+    let mut headers = HeaderMap::with_capacity(n);
+    for &(ns, ne, vs, ve) in &at[..n] {
+        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+            .map_err(|_| WireError::Malformed("invalid header name".into()))?;
+        let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
+            .map_err(|_| WireError::Malformed(format!("invalid value of header {name}")))?;
+        headers.append(name, value);
+    }
+    Ok(Some(Head {
+        status,
+        version,
+        headers,
+    }))
+}
+
+/// How a response's body is delimited (RFC 9112 §6.3).
+fn response_framing(h: &HeaderMap) -> Result<Framing, String> {
+    if let Some(te) = h.get_all(TRANSFER_ENCODING).iter().next_back() {
+        let last = te
+            .as_bytes()
+            .rsplit(|&b| b == b',')
+            .next()
+            .map(<[u8]>::trim_ascii)
+            .unwrap_or_default();
+        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
+            Framing::Chunked
+        } else {
+            Framing::Close
+        });
+    }
+    let mut length: Option<u64> = None;
+    for v in h.get_all(CONTENT_LENGTH) {
+        for part in v.as_bytes().split(|&b| b == b',') {
+            let part = part.trim_ascii();
+            let n = std::str::from_utf8(part)
+                .ok()
+                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|s| s.parse::<u64>().ok())
+                .ok_or_else(|| "invalid Content-Length".to_string())?;
+            if length.is_some_and(|l| l != n) {
+                return Err("differing Content-Length values".into());
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length.map_or(Framing::Close, Framing::Length))
+}
+
+#[derive(Debug, PartialEq)]
+enum Framing {
+    /// This many bytes still to come.
+    Length(u64),
+    Chunked,
+    /// Until the endpoint closes.
+    Close,
+    /// A 101: the connection now belongs to the upgraded protocol.
+    Upgrade,
+    /// The head's framing cannot be trusted: the first read fails.
+    Invalid(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ChunkState {
+    /// At a chunk-size line.
+    Size,
+    /// Inside a chunk's data: this many bytes to go.
+    Data(u64),
+    /// At the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer fields, up to an empty line.
+    Trailers,
+}
+
+/// A response body read from its connection. Read to its end, it gives
+/// the connection back to the pool (when the response and the request
+/// allow another on it); dropped before, the connection closes.
+pub struct Body {
+    conn: Option<Conn>,
+    framing: Framing,
+    /// The request body, when the response started before it was all
+    /// sent (rare: boxed).
+    out: Option<Box<Outgoing>>,
+    keep_alive: bool,
+    chunk: ChunkState,
+}
+
+impl Body {
+    /// The body ended: the connection goes back to the pool if it can
+    /// carry another request.
+    fn finish(&mut self) {
+        self.framing = Framing::Length(0);
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        if self.keep_alive && self.out.is_none() && conn.wire.rbuf.is_empty() {
+            Conn::reuse(conn);
+        }
+    }
+
+    /// The connection of a 101 response, for the tunnel.
+    pub(crate) fn into_upgraded(mut self) -> Option<Conn> {
+        if self.framing == Framing::Upgrade {
+            self.conn.take()
+        } else {
+            None
+        }
+    }
+
+    /// Reads more into the connection's buffer; `Ok(false)` at its end.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<Result<bool, WireError>> {
+        if let Some(out) = &mut self.out
+            && let Some(conn) = &mut self.conn
+        {
+            match out.poll(&mut conn.wire.io, &mut conn.wire.wbuf, cx) {
+                Poll::Ready(Ok(())) => self.out = None,
+                Poll::Ready(Err(e @ WireError::ClientBody(_))) => return Poll::Ready(Err(e)),
+                // The endpoint stopped reading the request body: the
+                // response may still come whole; the connection will not
+                // be reused (`out` stays).
+                Poll::Ready(Err(_)) => out.done = true,
+                Poll::Pending => {}
+            }
+        }
+        let Some(conn) = &mut self.conn else {
+            return Poll::Ready(Ok(false));
+        };
+        let wire = &mut conn.wire;
+        wire.rbuf.reserve(READ_CHUNK);
+        match ready!(pin!(wire.io.read_buf(&mut wire.rbuf)).poll(cx)) {
+            Ok(0) => Poll::Ready(Ok(false)),
+            Ok(_) => Poll::Ready(Ok(true)),
+            Err(e) => Poll::Ready(Err(WireError::Io(e))),
+        }
+    }
+
+    /// What was read and not yet taken (empty once the connection is
+    /// gone).
+    fn buffered(&self) -> usize {
+        self.conn.as_ref().map_or(0, |c| c.wire.rbuf.len())
+    }
+
+    /// Takes `n` buffered bytes (`n <= buffered()`).
+    fn take(&mut self, n: usize) -> Bytes {
+        match &mut self.conn {
+            Some(c) => c.wire.rbuf.split_to(n).freeze(),
+            None => Bytes::new(),
+        }
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = WireError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, WireError>>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.framing {
+                Framing::Length(0) | Framing::Upgrade => {
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Framing::Invalid(m) => {
+                    let m = std::mem::take(m);
+                    this.conn = None;
+                    this.framing = Framing::Length(0);
+                    return Poll::Ready(Some(Err(WireError::Malformed(m))));
+                }
+                Framing::Length(left) => {
+                    let left = *left;
+                    let have = this.buffered();
+                    if have > 0 {
+                        let n = have.min(usize::try_from(left).unwrap_or(usize::MAX));
+                        let data = this.take(n);
+                        let left = left - n as u64;
+                        this.framing = Framing::Length(left);
+                        if left == 0 {
+                            this.finish();
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Framing::Close => {
+                    let have = this.buffered();
+                    if have > 0 {
+                        let data = this.take(have);
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                Framing::Chunked => match this.poll_chunk() {
+                    Ok(Some(frame)) => return Poll::Ready(Some(Ok(frame))),
+                    Ok(None) if this.framing == Framing::Length(0) => continue,
+                    Ok(None) => {}
+                    Err(e) => {
+                        this.conn = None;
+                        this.framing = Framing::Length(0);
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                },
+            }
+            match ready!(this.poll_fill(cx)) {
+                Ok(true) => {}
+                Ok(false) if this.framing == Framing::Close => {
+                    this.keep_alive = false;
+                    this.finish();
+                    return Poll::Ready(None);
+                }
+                Ok(false) => {
+                    this.conn = None;
+                    this.framing = Framing::Length(0);
+                    return Poll::Ready(Some(Err(WireError::Closed)));
+                }
+                Err(e) => {
+                    this.conn = None;
+                    this.framing = Framing::Length(0);
+                    return Poll::Ready(Some(Err(e)));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.framing, Framing::Length(0) | Framing::Upgrade)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.framing {
+            Framing::Length(n) => SizeHint::with_exact(n),
+            Framing::Upgrade => SizeHint::with_exact(0),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl Body {
+    /// Takes what it can of a chunked body from the buffer: a frame, or
+    /// `None` when it needs more bytes (or the body ended: `framing` is
+    /// then `Length(0)`).
+    fn poll_chunk(&mut self) -> Result<Option<Frame<Bytes>>, WireError> {
+        loop {
+            let state = self.chunk;
+            let Some(conn) = &mut self.conn else {
+                return Err(WireError::Closed);
+            };
+            let buf = &mut conn.wire.rbuf;
+            match state {
+                ChunkState::Size => {
+                    let Some(end) = find_crlf(buf, MAX_CHUNK_LINE)? else {
+                        return Ok(None);
+                    };
+                    let line = buf.split_to(end + 2);
+                    let size = chunk_size(&line[..end])?;
+                    self.chunk = if size == 0 {
+                        ChunkState::Trailers
+                    } else {
+                        ChunkState::Data(size)
+                    };
+                }
+                ChunkState::Data(left) => {
+                    if buf.is_empty() {
+                        return Ok(None);
+                    }
+                    let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                    let data = buf.split_to(n).freeze();
+                    let left = left - n as u64;
+                    self.chunk = if left == 0 {
+                        ChunkState::DataEnd
+                    } else {
+                        ChunkState::Data(left)
+                    };
+                    return Ok(Some(Frame::data(data)));
+                }
+                ChunkState::DataEnd => {
+                    if buf.len() < 2 {
+                        return Ok(None);
+                    }
+                    if &buf[..2] != b"\r\n" {
+                        return Err(WireError::Malformed(
+                            "chunk data not followed by CRLF".into(),
+                        ));
+                    }
+                    let _ = buf.split_to(2);
+                    self.chunk = ChunkState::Size;
+                }
+                ChunkState::Trailers => {
+                    if buf.starts_with(b"\r\n") {
+                        let _ = buf.split_to(2);
+                        self.finish();
+                        return Ok(None);
+                    }
+                    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                    let (len, trailers) = match httparse::parse_headers(buf, &mut slots) {
+                        Ok(httparse::Status::Complete((len, fields))) => {
+                            let mut t = HeaderMap::with_capacity(fields.len());
+                            for f in fields {
+                                if let (Ok(n), Ok(v)) = (
+                                    HeaderName::from_bytes(f.name.as_bytes()),
+                                    HeaderValue::from_bytes(f.value),
+                                ) {
+                                    t.append(n, v);
+                                }
+                            }
+                            (len, t)
+                        }
+                        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
+                        Ok(httparse::Status::Partial) => {
+                            return Err(WireError::Malformed("trailers too large".into()));
+                        }
+                        Err(e) => return Err(WireError::Malformed(format!("trailers: {e}"))),
+                    };
+                    let _ = buf.split_to(len);
+                    self.finish();
+                    return Ok(Some(Frame::trailers(trailers)));
+                }
+            }
+        }
+    }
+}
+
+/// Where the first CRLF of `buf` is; an error when there is none within
+/// `max` bytes, or a bare LF comes first.
+fn find_crlf(buf: &[u8], max: usize) -> Result<Option<usize>, WireError> {
+    match buf.iter().position(|&b| b == b'\n') {
+        Some(0) => Err(WireError::Malformed("bare LF in chunked body".into())),
+        Some(i) if buf[i - 1] == b'\r' => Ok(Some(i - 1)),
+        Some(_) => Err(WireError::Malformed("bare LF in chunked body".into())),
+        None if buf.len() > max => Err(WireError::Malformed("chunk-size line too long".into())),
+        None => Ok(None),
+    }
+}
+
+/// A chunk-size line's size (hex, at most 16 digits); extensions after
+/// `;` are ignored.
+fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
+    let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+    let digits = digits.trim_ascii_end();
+    if digits.is_empty() || digits.len() > 16 {
+        return Err(WireError::Malformed("invalid chunk size".into()));
+    }
+    let mut n = 0u64;
+    for &d in digits {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'a'..=b'f' => d - b'a' + 10,
+            b'A'..=b'F' => d - b'A' + 10,
+            _ => return Err(WireError::Malformed("invalid chunk size".into())),
+        };
+        n = (n << 4) | u64::from(v);
+    }
+    Ok(n)
+}
+
+
+/// A backend connection after its 101: what was read past the head comes
+/// first, then the stream. Holds the connection's place under
+/// `hostConnectionPool.maxSize` while the tunnel lasts.
+pub(crate) struct Rewind {
+    io: Io,
+    pre: Bytes,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+impl AsyncRead for Rewind {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.pre.is_empty() {
+            let n = this.pre.len().min(buf.remaining());
+            buf.put_slice(&this.pre.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Rewind {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, b)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
