@@ -41,10 +41,7 @@ impl From<crate::http1::wire::Body> for Inner {
 }
 
 impl Inner {
-    fn poll_frame(
-        &mut self,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self {
             Inner::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             Inner::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),

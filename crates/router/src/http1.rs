@@ -258,10 +258,7 @@ impl<'a> Http1<'a> {
     /// balancer and gives the connection back to the pool; hop-by-hop
     /// headers off, `Via` on, `setHost`'s host pointed back at the
     /// caller's.
-    pub(crate) fn finish(
-        &mut self,
-        answered: Answered<Response<wire::Body>>,
-    ) -> Response<Body> {
+    pub(crate) fn finish(&mut self, answered: Answered<Response<wire::Body>>) -> Response<Body> {
         let Answered {
             response: resp,
             lease,

@@ -196,7 +196,9 @@ impl std::fmt::Display for WireError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             WireError::Io(e) => write!(f, "connection error: {e}"),
-            WireError::Closed => f.write_str("the endpoint closed the connection before the response was complete"),
+            WireError::Closed => {
+                f.write_str("the endpoint closed the connection before the response was complete")
+            }
             WireError::Malformed(m) => write!(f, "invalid response: {m}"),
             WireError::ClientBody(e) => e.fmt(f),
         }
@@ -321,7 +323,12 @@ enum ReqFraming {
 
 impl Outgoing {
     /// Writes what it can; `Ready(Ok)` once all is written and flushed.
-    fn poll(&mut self, io: &mut Io, wbuf: &mut Vec<u8>, cx: &mut Context<'_>) -> Poll<Result<(), WireError>> {
+    fn poll(
+        &mut self,
+        io: &mut Io,
+        wbuf: &mut Vec<u8>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), WireError>> {
         loop {
             let pending = wbuf.len() - self.wpos + self.data.len() + self.tail.len();
             if pending == 0 {
@@ -372,7 +379,8 @@ impl Outgoing {
                     io::IoSlice::new(&self.data),
                     io::IoSlice::new(self.tail),
                 ];
-                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices)).map_err(WireError::Io)?
+                ready!(Pin::new(&mut *io).poll_write_vectored(cx, &slices))
+                    .map_err(WireError::Io)?
             };
             if n == 0 {
                 return Poll::Ready(Err(WireError::Io(io::ErrorKind::WriteZero.into())));
@@ -497,7 +505,10 @@ impl Head {
         let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
             keep_alive = false;
             Framing::Upgrade
-        } else if head_only || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED {
+        } else if head_only
+            || status == StatusCode::NO_CONTENT
+            || status == StatusCode::NOT_MODIFIED
+        {
             Framing::Length(0)
         } else {
             match response_framing(&headers) {
@@ -543,9 +554,9 @@ fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
     // Not initialised: httparse writes the ones it fills.
     let mut slots = [const { MaybeUninit::uninit() }; MAX_HEADERS];
     let mut r = httparse::Response::new(&mut []);
-    let len = match httparse::ParserConfig::default().parse_response_with_uninit_headers(
-        &mut r, buf, &mut slots,
-    ) {
+    let len = match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut r, buf, &mut slots)
+    {
         Ok(httparse::Status::Complete(n)) => n,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
@@ -934,7 +945,6 @@ fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
     Ok(n)
 }
 
-
 /// A backend connection after its 101: what was read past the head comes
 /// first, then the stream. Holds the connection's place under
 /// `hostConnectionPool.maxSize` while the tunnel lasts.
@@ -973,3 +983,7 @@ impl AsyncWrite for Rewind {
         Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+#[path = "wire_tests.rs"]
+mod tests;

@@ -1,0 +1,443 @@
+//! The HTTP/1.1 client side against a raw TCP backend: what it writes, how
+//! it frames what it reads (RFC 9112 §6), when a connection is reused;
+//! and property tests: any head it writes parses back the same, and any
+//! response body comes out whole however the bytes are split into reads.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method};
+use http_body_util::{BodyExt, Either, Full};
+use proptest::prelude::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::*;
+use crate::pool::Pool;
+
+/// What a backend that answers one request with `pieces` (written one by
+/// one, flushed apart) saw, and what the client made of the response.
+struct Seen {
+    request: Vec<u8>,
+    status: u16,
+    headers: HeaderMap,
+    body: Result<Vec<u8>, String>,
+    trailers: Option<HeaderMap>,
+    /// Connections idle in the pool afterwards (1: reused).
+    idle: usize,
+}
+
+async fn exchange_raw(method: Method, body: &'static [u8], pieces: Vec<Vec<u8>>) -> Seen {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let backend = tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let mut req = Vec::new();
+        let mut chunk = [0u8; 4096];
+        // The head, then as many body bytes as announced (tests send
+        // bodies with a Content-Length or chunked ending in 0\r\n\r\n).
+        loop {
+            let n = s.read(&mut chunk).await.unwrap();
+            req.extend_from_slice(&chunk[..n]);
+            if let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&req[..end]).to_ascii_lowercase();
+                let want = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map(|v| v.trim().parse::<usize>().unwrap());
+                let done = match want {
+                    Some(n) => req.len() >= end + 4 + n,
+                    None if head.contains("transfer-encoding: chunked") => {
+                        req.ends_with(b"0\r\n\r\n")
+                    }
+                    None => true,
+                };
+                if done {
+                    break;
+                }
+            }
+            if n == 0 {
+                break;
+            }
+        }
+        for p in pieces {
+            s.write_all(&p).await.unwrap();
+            s.flush().await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        // Then it closes: what was written is still read first.
+        req
+    });
+    let pool = Arc::new(Pool::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        None,
+    ));
+    let mut headers = HeaderMap::new();
+    headers.insert(http::header::HOST, HeaderValue::from_static("backend"));
+    let head = RequestHead {
+        method: &method,
+        path_and_query: "/p?q=1",
+        headers: &headers,
+    };
+    let req_body: crate::client::ReqBody = Either::Right(Full::new(Bytes::from_static(body)));
+    let resp = pool.send(addr, &head, req_body).await.unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut b = resp.into_body();
+    let mut data = Vec::new();
+    let mut trailers = None;
+    let mut err = None;
+    while let Some(f) = b.frame().await {
+        match f {
+            Ok(f) => match f.into_data() {
+                Ok(d) => data.extend_from_slice(&d),
+                Err(f) => trailers = f.into_trailers().ok(),
+            },
+            Err(e) => {
+                err = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    drop(b);
+    let request = backend.await.unwrap();
+    Seen {
+        request,
+        status,
+        headers,
+        body: err.map_or(Ok(data), Err),
+        trailers,
+        idle: pool.idle_count(),
+    }
+}
+
+fn piece(s: &str) -> Vec<u8> {
+    s.as_bytes().to_vec()
+}
+
+#[tokio::test]
+async fn a_get_is_written_with_its_headers_and_no_framing() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")],
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(seen.request).unwrap(),
+        "GET /p?q=1 HTTP/1.1\r\nhost: backend\r\n\r\n"
+    );
+    assert_eq!(seen.status, 200);
+    assert_eq!(seen.body.unwrap(), b"ok");
+    assert_eq!(seen.idle, 1, "read to the end: the connection is reused");
+}
+
+#[tokio::test]
+async fn a_body_gets_its_content_length() {
+    let seen = exchange_raw(
+        Method::POST,
+        b"hello",
+        vec![piece("HTTP/1.1 201 Created\r\ncontent-length: 0\r\n\r\n")],
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8(seen.request).unwrap(),
+        "POST /p?q=1 HTTP/1.1\r\nhost: backend\r\ncontent-length: 5\r\n\r\nhello"
+    );
+    assert_eq!(seen.status, 201);
+    assert_eq!(seen.idle, 1);
+}
+
+#[tokio::test]
+async fn chunked_with_extensions_and_trailers_split_anywhere() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![
+            piece("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5;ext=1\r\nhel"),
+            piece("lo\r\n"),
+            piece("6\r\n world\r\n0\r\nx-sum: 42\r\n"),
+            piece("\r\n"),
+        ],
+    )
+    .await;
+    assert_eq!(seen.body.unwrap(), b"hello world");
+    assert_eq!(seen.trailers.unwrap()["x-sum"], "42");
+    assert_eq!(seen.idle, 1);
+}
+
+#[tokio::test]
+async fn transfer_encoding_wins_over_content_length() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece(
+            "HTTP/1.1 200 OK\r\ncontent-length: 100\r\ntransfer-encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        )],
+    )
+    .await;
+    assert_eq!(seen.body.unwrap(), b"ok");
+}
+
+#[tokio::test]
+async fn no_length_reads_to_the_close_and_is_not_reused() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece("HTTP/1.1 200 OK\r\n\r\nuntil the end")],
+    )
+    .await;
+    // The backend task ends (closing) after its pause.
+    assert_eq!(seen.body.unwrap(), b"until the end");
+    assert_eq!(seen.idle, 0);
+}
+
+#[tokio::test]
+async fn head_204_and_304_have_no_body_whatever_their_length_says() {
+    let seen = exchange_raw(
+        Method::HEAD,
+        b"",
+        vec![piece("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n")],
+    )
+    .await;
+    assert_eq!(seen.headers["content-length"], "1000");
+    assert_eq!(seen.body.unwrap(), b"");
+    assert_eq!(seen.idle, 1);
+    for status in ["204 No Content", "304 Not Modified"] {
+        let seen = exchange_raw(
+            Method::GET,
+            b"",
+            vec![piece(&format!("HTTP/1.1 {status}\r\n\r\n"))],
+        )
+        .await;
+        assert_eq!(seen.body.unwrap(), b"");
+        assert_eq!(seen.idle, 1, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn interim_responses_are_skipped() {
+    let seen = exchange_raw(
+        Method::POST,
+        b"x",
+        vec![
+            piece("HTTP/1.1 100 Continue\r\n\r\n"),
+            piece("HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\nHTTP/1.1 200 OK\r\ncontent-length: 1\r\n\r\ny"),
+        ],
+    )
+    .await;
+    assert_eq!(seen.status, 200);
+    assert!(!seen.headers.contains_key("link"));
+    assert_eq!(seen.body.unwrap(), b"y");
+}
+
+#[tokio::test]
+async fn connection_close_and_http_1_0_are_not_reused() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece(
+            "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\na",
+        )],
+    )
+    .await;
+    assert_eq!(seen.body.unwrap(), b"a");
+    assert_eq!(seen.idle, 0);
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece("HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\na")],
+    )
+    .await;
+    assert_eq!(seen.idle, 0);
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece(
+            "HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\na",
+        )],
+    )
+    .await;
+    assert_eq!(seen.idle, 1, "HTTP/1.0 with keep-alive is reused");
+}
+
+#[tokio::test]
+async fn bad_framing_fails_the_body_and_closes() {
+    for (resp, why) in [
+        (
+            "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
+            "differing",
+        ),
+        ("HTTP/1.1 200 OK\r\ncontent-length: +2\r\n\r\nab", "invalid"),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
+            "chunk size",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\nab\r\n",
+            "bare LF",
+        ),
+        (
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n2\r\nabX\r\n",
+            "CRLF",
+        ),
+    ] {
+        let seen = exchange_raw(Method::GET, b"", vec![piece(resp)]).await;
+        let err = seen.body.expect_err(resp);
+        assert!(err.contains(why), "{resp:?}: {err}");
+        assert_eq!(seen.idle, 0);
+    }
+    // Cut short: the backend closes mid-body.
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece("HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc")],
+    )
+    .await;
+    assert!(seen.body.unwrap_err().contains("closed"));
+}
+
+#[tokio::test]
+async fn identical_repeated_content_lengths_are_one() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece(
+            "HTTP/1.1 200 OK\r\ncontent-length: 2, 2\r\ncontent-length: 2\r\n\r\nok",
+        )],
+    )
+    .await;
+    assert_eq!(seen.body.unwrap(), b"ok");
+}
+
+#[test]
+fn chunk_sizes() {
+    assert_eq!(chunk_size(b"0").unwrap(), 0);
+    assert_eq!(chunk_size(b"1aF").unwrap(), 0x1af);
+    assert_eq!(chunk_size(b"10 ;name=value").unwrap(), 16);
+    assert_eq!(chunk_size(b"ffffffffffffffff").unwrap(), u64::MAX);
+    for bad in [&b""[..], b"-1", b"0x10", b"fffffffffffffffff", b" 1", b"g"] {
+        assert!(chunk_size(bad).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn a_head_larger_than_the_limit_is_refused() {
+    let mut buf = BytesMut::from(&b"HTTP/1.1 200 OK\r\n"[..]);
+    for i in 0..MAX_HEADERS + 1 {
+        buf.extend_from_slice(format!("x-{i}: v\r\n").as_bytes());
+    }
+    buf.extend_from_slice(b"\r\n");
+    let Err(e) = parse_head(&mut buf) else {
+        panic!("more than {MAX_HEADERS} headers parsed");
+    };
+    assert!(e.to_string().contains("more than 100 header fields"), "{e}");
+}
+
+fn token() -> impl Strategy<Value = String> {
+    "[a-z][a-z0-9-]{0,15}"
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Any request head written parses back (with httparse, as a backend
+    /// would) to the same method, target and headers, in order, plus
+    /// exactly the framing header its body needs.
+    #[test]
+    fn written_heads_parse_back_the_same(
+        method in prop::sample::select(vec!["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "PURGE"]),
+        path in "/[a-zA-Z0-9/._~%-]{0,40}(\\?[a-z0-9=&]{0,20})?",
+        fields in prop::collection::vec((token(), "[ -~]{0,30}"), 0..12),
+        body_len in 0usize..100,
+    ) {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let mut headers = HeaderMap::new();
+        for (n, v) in &fields {
+            // Values as a client sends them: no leading or trailing space.
+            let v = v.trim();
+            if n == "content-length" || n == "transfer-encoding" {
+                continue;
+            }
+            headers.append(
+                http::HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        let body: crate::client::ReqBody = Either::Right(Full::new(Bytes::from(vec![b'x'; body_len])));
+        let head = RequestHead { method: &method, path_and_query: &path, headers: &headers };
+        let mut buf = Vec::new();
+        let framing = encode_head(&mut buf, &head, &body);
+        let mut slots = [httparse::EMPTY_HEADER; 64];
+        let mut req = httparse::Request::new(&mut slots);
+        let n = req.parse(&buf).unwrap();
+        prop_assert_eq!(n, httparse::Status::Complete(buf.len()));
+        prop_assert_eq!(req.method, Some(method.as_str()));
+        prop_assert_eq!(req.path, Some(path.as_str()));
+        prop_assert_eq!(req.version, Some(1));
+        let parsed: Vec<(String, Vec<u8>)> = req
+            .headers
+            .iter()
+            .map(|h| (h.name.to_string(), h.value.to_vec()))
+            .collect();
+        let mut want: Vec<(String, Vec<u8>)> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str().to_string(), v.as_bytes().to_vec()))
+            .collect();
+        let n = body_len;
+        if n > 0 || matches!(method, Method::POST | Method::PUT | Method::PATCH) {
+            want.push(("content-length".into(), n.to_string().into_bytes()));
+        }
+        prop_assert_eq!(parsed, want);
+        prop_assert_eq!(framing, ReqFraming::Length(n as u64));
+    }
+
+    /// A response body, chunked or with a length, comes out byte for byte
+    /// however its bytes are split into reads, and the connection is
+    /// reused after it.
+    #[test]
+    fn bodies_survive_any_split(
+        body in prop::collection::vec(any::<u8>(), 0..3000),
+        chunks in prop::collection::vec(1usize..700, 1..8),
+        cuts in prop::collection::vec(1usize..400, 0..12),
+        chunked in any::<bool>(),
+    ) {
+        let mut wire = b"HTTP/1.1 200 OK\r\n".to_vec();
+        if chunked {
+            wire.extend_from_slice(b"transfer-encoding: chunked\r\n\r\n");
+            let mut rest = &body[..];
+            let mut sizes = chunks.iter().cycle();
+            while !rest.is_empty() {
+                let n = (*sizes.next().unwrap()).min(rest.len());
+                wire.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+                wire.extend_from_slice(&rest[..n]);
+                wire.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+            }
+            wire.extend_from_slice(b"0\r\n\r\n");
+        } else {
+            wire.extend_from_slice(format!("content-length: {}\r\n\r\n", body.len()).as_bytes());
+            wire.extend_from_slice(&body);
+        }
+        let mut pieces = Vec::new();
+        let mut rest = &wire[..];
+        for c in &cuts {
+            if rest.is_empty() {
+                break;
+            }
+            let n = (*c).min(rest.len());
+            pieces.push(rest[..n].to_vec());
+            rest = &rest[n..];
+        }
+        if !rest.is_empty() {
+            pieces.push(rest.to_vec());
+        }
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let seen = rt.block_on(exchange_raw(Method::GET, b"", pieces));
+        prop_assert_eq!(seen.body.unwrap(), body);
+        prop_assert_eq!(seen.idle, 1);
+    }
+}
