@@ -2,7 +2,9 @@
 //! request (Host header token, `io.l5d.methodAndHost`, `io.l5d.path`),
 //! picking an endpoint from a balancer of 3, 100 and 1,000 endpoints (p2c,
 //! ewma, round robin; pick + finish, as a request does), and the header
-//! rewrites applied to a realistic request on its way through.
+//! rewrites applied to a realistic request on its way through; and the
+//! HTTP/1 client side (`http1::wire`): writing a request head, parsing a
+//! response head, and a whole exchange with a backend over loopback.
 //! Run with `cargo bench -p strait-router --bench hot_path`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
@@ -211,5 +213,90 @@ fn header_rewrites(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, identify, balancer, header_rewrites);
+/// A typical backend response head (nginx's, with a JSON body).
+const RESPONSE_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\n\
+Date: Mon, 07 Dec 2026 10:00:00 GMT\r\nContent-Type: application/json\r\n\
+Content-Length: 64\r\nConnection: keep-alive\r\nETag: \"6571a2b0-40\"\r\n\
+Accept-Ranges: bytes\r\n\r\n";
+
+fn wire(c: &mut Criterion) {
+    use bytes::{Bytes, BytesMut};
+    use http_body_util::{BodyExt, Either, Full};
+    use strait_router::http1::wire::{self, RequestHead};
+
+    let mut g = c.benchmark_group("http1 client");
+    let mut headers = realistic_headers();
+    http1::strip_hop_by_hop(&mut headers);
+    let head = RequestHead {
+        method: &http::Method::GET,
+        path_and_query: "/api/v1/users/42?expand=true",
+        headers: &headers,
+        lines: None,
+    };
+    let empty: strait_router::client::ReqBody = Either::Right(Full::new(Bytes::new()));
+    let mut buf = Vec::with_capacity(1024);
+    g.bench_function("write a request head (13 headers)", |b| {
+        b.iter(|| black_box(wire::encode_head(&mut buf, black_box(&head), &empty)))
+    });
+    g.bench_function("parse a response head (8 headers)", |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(RESPONSE_HEAD),
+            |buf| black_box(wire::parse_head(buf).unwrap().unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+
+    // One exchange on a kept-alive connection to a backend on loopback
+    // that answers every request with RESPONSE_HEAD and 64 bytes: the
+    // client's whole per-request path, system calls included.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut answer = RESPONSE_HEAD.to_vec();
+                    answer.extend_from_slice(&[b'x'; 64]);
+                    let mut req = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        match s.read(&mut chunk).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => req.extend_from_slice(&chunk[..n]),
+                        }
+                        while let Some(end) = req.windows(4).position(|w| w == b"\r\n\r\n") {
+                            req.drain(..end + 4);
+                            if s.write_all(&answer).await.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    });
+    let pool = Arc::new(strait_router::pool::Pool::new(
+        std::time::Duration::from_secs(1),
+        std::time::Duration::from_secs(60),
+        None,
+    ));
+    g.bench_function("exchange over loopback (GET, 64-byte body)", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let body = Either::Right(Full::new(Bytes::new()));
+                let resp = pool.send(addr, &head, body).await.unwrap();
+                black_box(resp.into_body().collect().await.unwrap());
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, identify, balancer, header_rewrites, wire);
 criterion_main!(benches);

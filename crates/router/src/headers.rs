@@ -138,6 +138,48 @@ pub fn set_l5d(
     }
 }
 
+/// Removes the request's own `l5d-dst-*`, `l5d-ctx-dtab` and `l5d-reqid`
+/// (the HTTP/1 client writes this hop's as header lines with
+/// [`write_l5d_lines`] and [`crate::trace::Trace::write_lines`]). One pass
+/// over the names finds whether any is there (usually none).
+pub fn strip_own_l5d(h: &mut HeaderMap) {
+    const NAMES: [HeaderName; 5] = [
+        L5D_DST_SERVICE,
+        L5D_DST_CLIENT,
+        L5D_DST_RESIDUAL,
+        L5D_CTX_DTAB,
+        HeaderName::from_static("l5d-reqid"),
+    ];
+    if h.keys().any(|k| NAMES.contains(k)) {
+        for n in NAMES {
+            h.remove(n);
+        }
+    }
+}
+
+/// What [`set_l5d`] sets, as header lines appended to `buf`.
+pub fn write_l5d_lines(
+    buf: &mut Vec<u8>,
+    service: Option<&HeaderValue>,
+    client: Option<&HeaderValue>,
+    residual: Option<&HeaderValue>,
+    local: Option<&HeaderValue>,
+) {
+    for (name, v) in [
+        (L5D_DST_SERVICE, service),
+        (L5D_DST_CLIENT, client),
+        (L5D_DST_RESIDUAL, residual),
+        (L5D_CTX_DTAB, local),
+    ] {
+        if let Some(v) = v {
+            buf.extend_from_slice(name.as_str().as_bytes());
+            buf.extend_from_slice(b": ");
+            buf.extend_from_slice(v.as_bytes());
+            buf.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
 /// Points `Location` and `Refresh` back at the host the caller asked for
 /// after the request's `Host` was rewritten to `new` (Consul's `setHost`,
 /// as Linkerd 1's `RewriteHostHeader` does).

@@ -151,6 +151,8 @@ pub fn absolute_to_origin_form<B>(req: &mut Request<B>) {
 pub(crate) struct Http1<'a> {
     client: &'a Arc<Client>,
     classifier: Classifier,
+    /// What this hop adds to the request's headers.
+    lines: Lines<'a>,
     parts: Parts,
     /// Origin-form: each connection is to the endpoint itself.
     pq: PathAndQuery,
@@ -183,7 +185,6 @@ impl<'a> Http1<'a> {
             h.insert(UPGRADE, asked.protocol.clone());
             h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         }
-        append_via(h);
         if fwd.server.add_forwarded {
             headers::add_forwarded(h, fwd.remote, fwd.server.local);
         }
@@ -196,14 +197,18 @@ impl<'a> Http1<'a> {
             .host
             .as_ref()
             .and_then(|new| Some((new.clone(), h.insert(HOST, new.clone())?)));
-        headers::set_l5d(
-            h,
-            route.service.l5d_dst.as_ref(),
-            client.l5d_dst.as_ref(),
-            &route.residual,
-            fwd.local.map(|l| &*l.text),
-        );
-        fwd.trace.write(h);
+        // `Via`, `l5d-dst-*`, `l5d-ctx-dtab` and the trace headers are
+        // written as lines after the request's headers (see `Lines`).
+        headers::strip_own_l5d(h);
+        let lines = Lines {
+            service: route.service.l5d_dst.as_ref(),
+            client: client.l5d_dst.as_ref(),
+            residual: (!route.residual.is_empty())
+                .then(|| HeaderValue::from_str(&route.residual.show()).ok())
+                .flatten(),
+            dtab: fwd.local.and_then(|l| HeaderValue::from_str(&l.text).ok()),
+            trace: fwd.trace.clone(),
+        };
         deadline::write(h, fwd.deadline, fwd.total);
         let pq = parts
             .uri
@@ -222,6 +227,7 @@ impl<'a> Http1<'a> {
         Http1 {
             client,
             classifier: route.service.policy.classifier,
+            lines,
             parts,
             pq,
             body,
@@ -313,6 +319,7 @@ impl Exchange for Http1<'_> {
             method: &self.parts.method,
             path_and_query: self.pq.as_str(),
             headers: &self.parts.headers,
+            lines: Some(&self.lines),
         };
         let pool = &self.client.pool;
         async move {
@@ -351,6 +358,36 @@ impl Exchange for Http1<'_> {
     fn classify_error(&self) -> ResponseClass {
         self.classifier
             .classify_error(&self.parts.method, self.body.kept())
+    }
+}
+
+/// The headers this hop adds to every attempt, written as header lines
+/// straight into the request head after the request's own (no
+/// `HeaderMap` insert, no allocation): `Via`, `l5d-dst-service`,
+/// `l5d-dst-client`, `l5d-dst-residual`, `l5d-ctx-dtab` and the trace
+/// headers. The request's own headers of those names (but `Via`, which is
+/// a list) were taken off.
+struct Lines<'a> {
+    service: Option<&'a HeaderValue>,
+    client: Option<&'a HeaderValue>,
+    residual: Option<HeaderValue>,
+    dtab: Option<HeaderValue>,
+    trace: crate::trace::Trace,
+}
+
+impl wire::Lines for Lines<'_> {
+    fn write(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(b"via: ");
+        buf.extend_from_slice(VIA_VALUE.as_bytes());
+        buf.extend_from_slice(b"\r\n");
+        headers::write_l5d_lines(
+            buf,
+            self.service,
+            self.client,
+            self.residual.as_ref(),
+            self.dtab.as_ref(),
+        );
+        self.trace.write_lines(buf);
     }
 }
 

@@ -338,37 +338,56 @@ impl Trace {
     /// Sets the outgoing trace headers: `l5d-ctx-trace` and `l5d-reqid`
     /// always; `traceparent` and B3 when they came in.
     pub fn write(&self, h: &mut HeaderMap) {
+        self.each(|name, v| insert(h, name, Some(v)));
+    }
+
+    /// The outgoing trace headers as header lines (`name: value\r\n`)
+    /// appended to `buf`: the HTTP/1 client writes them straight into the
+    /// request head, with no `HeaderMap` insert and no allocation. The
+    /// request's own headers of these names must be gone: [`Trace::take`]
+    /// took the incoming trace headers off, and `l5d-reqid` goes with
+    /// [`crate::headers::strip_own_l5d`].
+    pub fn write_lines(&self, buf: &mut Vec<u8>) {
+        self.each(|name, v| {
+            buf.extend_from_slice(name.as_str().as_bytes());
+            buf.extend_from_slice(b": ");
+            buf.extend_from_slice(v);
+            buf.extend_from_slice(b"\r\n");
+        });
+    }
+
+    /// Each outgoing trace header, its name and value.
+    fn each(&self, mut f: impl FnMut(HeaderName, &[u8])) {
         let mut ctx = [0u8; 56];
         let n = self.l5d_ctx_trace(&mut ctx);
-        insert(h, L5D_CTX_TRACE, ctx.get(..n));
+        f(L5D_CTX_TRACE, ctx.get(..n).unwrap_or_default());
         let mut reqid = [0u8; 16];
         write_hex64(self.id.lo, &mut reqid);
-        insert(h, L5D_REQID, Some(&reqid));
+        f(L5D_REQID, &reqid);
         if let Some(flags) = self.w3c {
             let mut tp = [0u8; 55];
             self.traceparent(flags, &mut tp);
-            insert(h, TRACEPARENT, Some(&tp));
+            f(TRACEPARENT, &tp);
         }
         match self.b3 {
             None => {}
             Some(B3Style::Single) => {
                 let mut buf = [0u8; 68];
                 let n = self.b3_single(&mut buf);
-                insert(h, B3, buf.get(..n));
+                f(B3, buf.get(..n).unwrap_or_default());
             }
             Some(B3Style::Multi) => {
                 let id = self.id.hex();
-                insert(h, X_B3_TRACEID, Some(id.as_str().as_bytes()));
+                f(X_B3_TRACEID, id.as_str().as_bytes());
                 let mut span = [0u8; 16];
                 write_hex64(self.span, &mut span);
-                insert(h, X_B3_SPANID, Some(&span));
+                f(X_B3_SPANID, &span);
                 write_hex64(self.parent, &mut span);
-                insert(h, X_B3_PARENTSPANID, Some(&span));
+                f(X_B3_PARENTSPANID, &span);
                 if self.debug {
-                    h.insert(X_B3_FLAGS, HeaderValue::from_static("1"));
+                    f(X_B3_FLAGS, b"1");
                 } else if let Some(s) = self.sampled {
-                    let v = if s { "1" } else { "0" };
-                    h.insert(X_B3_SAMPLED, HeaderValue::from_static(v));
+                    f(X_B3_SAMPLED, if s { b"1" } else { b"0" });
                 }
             }
         }

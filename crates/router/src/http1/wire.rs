@@ -140,6 +140,14 @@ pub struct RequestHead<'a> {
     /// The headers, rewritten for the backend (framing headers off: the
     /// body's own are added).
     pub headers: &'a HeaderMap,
+    /// Header lines written after them.
+    pub lines: Option<&'a (dyn Lines + Sync)>,
+}
+
+/// Header lines a router adds to a request, written straight into its head.
+pub trait Lines {
+    /// Appends `name: value\r\n` lines to `buf`.
+    fn write(&self, buf: &mut Vec<u8>);
 }
 
 impl Wire {
@@ -314,10 +322,12 @@ struct Outgoing {
     failed: Option<WireError>,
 }
 
+/// How a request body is framed on the wire.
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum ReqFraming {
+pub enum ReqFraming {
     /// `Content-Length`: this many bytes still to come.
     Length(u64),
+    /// `Transfer-Encoding: chunked`.
     Chunked,
 }
 
@@ -423,7 +433,7 @@ impl Outgoing {
 
 /// Writes the request line and headers of `parts` into `buf` (cleared
 /// first), with the framing header its body needs; returns that framing.
-fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) -> ReqFraming {
+pub fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) -> ReqFraming {
     buf.clear();
     buf.extend_from_slice(head.method.as_str().as_bytes());
     buf.push(b' ');
@@ -435,6 +445,9 @@ fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) -> Req
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
+    }
+    if let Some(lines) = head.lines {
+        lines.write(buf);
     }
     let framing = match body.size_hint().exact() {
         Some(n) => {
@@ -473,10 +486,13 @@ fn itoa(b: &mut [u8; 20], mut n: u64) -> &[u8] {
 }
 
 /// A parsed response head, its bytes taken off the read buffer.
-struct Head {
-    status: StatusCode,
-    version: Version,
-    headers: HeaderMap,
+pub struct Head {
+    /// The status code.
+    pub status: StatusCode,
+    /// HTTP/1.0 or HTTP/1.1.
+    pub version: Version,
+    /// The header fields (values share the read buffer's bytes).
+    pub headers: HeaderMap,
 }
 
 impl Head {
@@ -547,7 +563,7 @@ impl Head {
 
 /// Parses a complete head off the front of `buf`; `None` until it is
 /// all there.
-fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
+pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
     if buf.is_empty() {
         return Ok(None);
     }
