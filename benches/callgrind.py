@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Instructions per proxied request, counted exactly by callgrind.
 
-    python3 benches/callgrind.py target/release/strait [other/strait ...]
+    python3 benches/callgrind.py target/release/strait [other/strait ...] [nginx]
 
 Each binary runs under `valgrind --tool=callgrind` with one tokio worker
 (TOKIO_WORKER_THREADS=1) in front of a Python backend that answers a 64-byte
@@ -10,6 +10,10 @@ of 1,000 and 4,000 requests: (I(4,000) - I(1,000)) / 3,000 is what one more
 request costs, with start-up, shutdown and warm-up cancelled out. Counts of
 instructions do not drift with the machine's load, so two binaries compare
 within a fraction of a percent.
+
+The argument `nginx` measures nginx (/usr/sbin/nginx: one worker, no master,
+`proxy_pass` to the same backend with `keepalive 64`, HTTP/1.1 upstream, no
+access log) the same way, in the same run.
 """
 
 import http.client
@@ -41,6 +45,29 @@ s.serve_forever()
 '''
 
 
+NGINX = """daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    client_body_temp_path {dir}/nginx-body;
+    proxy_temp_path {dir}/nginx-proxy;
+    upstream backend {{ server 127.0.0.1:{bport}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }}
+    }}
+}}
+"""
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -69,18 +96,23 @@ def instructions(binary, config, port, n, out_dir):
     out_dir = os.environ.get("CALLGRIND_KEEP", out_dir)
     out = os.path.join(out_dir, f"callgrind.{os.path.basename(binary)}.{n}.{time.time_ns()}")
     env = dict(os.environ, TOKIO_WORKER_THREADS="1", RUST_LOG="warn")
+    if binary == "nginx":
+        cmd = ["/usr/sbin/nginx", "-p", os.path.dirname(config), "-c", config]
+    else:
+        cmd = [binary, "run", "--config", config]
     p = subprocess.Popen(
-        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", binary, "run", "--config", config],
+        ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
     )
-    for line in p.stdout:
-        if "admin listening" in line:
-            break
-    else:
-        raise SystemExit(f"{binary} exited before listening (code {p.wait()})")
+    if binary != "nginx":
+        for line in p.stdout:
+            if "admin listening" in line:
+                break
+        else:
+            raise SystemExit(f"{binary} exited before listening (code {p.wait()})")
     deadline = time.time() + 60
     while True:
         try:
@@ -114,13 +146,18 @@ def main():
             print(f"machine: {os.cpu_count()} cores; {open('/proc/cpuinfo').read().split('model name')[1].split(':')[1].splitlines()[0].strip()}")
             for binary in binaries:
                 port, admin = free_port(), free_port()
-                config = os.path.join(tmp, "linkerd.yaml")
-                with open(config, "w") as f:
-                    f.write(
-                        f"admin:\n  port: {admin}\nnamers:\n- kind: io.l5d.fs\n  rootDir: {disco}\n"
-                        f"routers:\n- protocol: http\n  dtab: /svc => /#/io.l5d.fs;\n"
-                        f"  servers:\n  - port: {port}\n"
-                    )
+                if binary == "nginx":
+                    config = os.path.join(tmp, "nginx.conf")
+                    with open(config, "w") as f:
+                        f.write(NGINX.format(dir=tmp, port=port, bport=bport))
+                else:
+                    config = os.path.join(tmp, "linkerd.yaml")
+                    with open(config, "w") as f:
+                        f.write(
+                            f"admin:\n  port: {admin}\nnamers:\n- kind: io.l5d.fs\n  rootDir: {disco}\n"
+                            f"routers:\n- protocol: http\n  dtab: /svc => /#/io.l5d.fs;\n"
+                            f"  servers:\n  - port: {port}\n"
+                        )
                 small = instructions(binary, config, port, 1000, tmp)
                 large = instructions(binary, config, port, 4000, tmp)
                 print(f"{binary}: {(large - small) / 3000:,.0f} instructions per request "

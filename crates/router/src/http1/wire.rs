@@ -213,15 +213,9 @@ impl std::fmt::Display for WireError {
     }
 }
 
-impl std::error::Error for WireError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            WireError::Io(e) => Some(e),
-            WireError::ClientBody(e) => Some(e),
-            _ => None,
-        }
-    }
-}
+/// No `source`: the message already says it all (a chain would repeat
+/// the cause in `l5d-err`).
+impl std::error::Error for WireError {}
 
 /// How an exchange on a connection ended without a response.
 pub(crate) enum Unanswered {
@@ -737,6 +731,9 @@ impl Body {
         match ready!(pin!(wire.io.read_buf(&mut wire.rbuf)).poll(cx)) {
             Ok(0) => Poll::Ready(Ok(false)),
             Ok(_) => Poll::Ready(Ok(true)),
+            // A TLS peer that closes without close_notify: the end (a
+            // body it cuts short is still an error for its framing).
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Poll::Ready(Ok(false)),
             Err(e) => Poll::Ready(Err(WireError::Io(e))),
         }
     }
