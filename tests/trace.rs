@@ -16,7 +16,7 @@ use strait_test_kit::{Proc, Strait, curl};
 const BIN: &str = env!("CARGO_BIN_EXE_strait");
 
 /// A backend whose body is the request's header lines, `name: value`,
-/// names lower-cased.
+/// names lower-cased (one line per header line received).
 const ECHO_HEADERS: &str = r#"
 from http.server import ThreadingHTTPServer, BaseHTTPRequestHandler
 class H(BaseHTTPRequestHandler):
@@ -24,7 +24,8 @@ class H(BaseHTTPRequestHandler):
     def log_message(self, *a): pass
     def do_GET(self):
         body = "".join("%s: %s\n" % (k.lower(), v) for k, v in self.headers.items()).encode()
-        self.send_response(200)
+        # /reason answers with a reason phrase of its own.
+        self.send_response(200, "Fine Thanks" if self.path == "/reason" else None)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -303,4 +304,56 @@ fn clear_context_starts_a_new_trace_but_keeps_w3c() {
     );
     let tp = echoed(&r.body, "traceparent").unwrap();
     assert!(tp.starts_with(&format!("00-{TRACE}-")), "{tp}");
+}
+
+#[test]
+fn this_hops_headers_replace_the_callers_once_each_and_the_reason_phrase_comes_back() {
+    let (_b, backend) = echo_backend();
+    let mesh = Mesh::start(backend, "");
+    let url = format!("http://{}/x", mesh.strait.router());
+    // A caller that forges what Strait writes: its own l5d-reqid and
+    // l5d-dst-*, and a Via from a proxy before.
+    let r = curl(
+        &[
+            &url,
+            "-H",
+            "Host: echo",
+            "-H",
+            "l5d-reqid: forged",
+            "-H",
+            "l5d-dst-service: /svc/forged",
+            "-H",
+            "l5d-dst-client: /#/forged",
+            "-H",
+            "Via: 1.0 upstream",
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let lines = |name: &str| -> Vec<String> {
+        r.body
+            .lines()
+            .filter_map(|l| l.strip_prefix(name)?.strip_prefix(": "))
+            .map(str::to_owned)
+            .collect()
+    };
+    assert_eq!(lines("l5d-dst-service"), ["/svc/echo"], "{}", r.body);
+    assert_eq!(lines("l5d-dst-client"), ["/#/io.l5d.fs/echo"], "{}", r.body);
+    let reqid = lines("l5d-reqid");
+    assert_eq!(reqid.len(), 1, "{}", r.body);
+    assert_ne!(reqid[0], "forged");
+    assert_eq!(lines("l5d-ctx-trace").len(), 1, "{}", r.body);
+    // Via is a list: the caller's entry stays, this hop's follows it.
+    assert_eq!(lines("via"), ["1.0 upstream", "1.1 strait"], "{}", r.body);
+    assert_eq!(lines("host"), ["echo"], "{}", r.body);
+
+    // A backend's own reason phrase reaches the caller.
+    let answer = raw(
+        mesh.strait.router(),
+        b"GET /reason HTTP/1.1\r\nHost: echo\r\nConnection: close\r\n\r\n",
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 200 Fine Thanks\r\n"),
+        "{answer}"
+    );
 }

@@ -487,6 +487,8 @@ pub struct Head {
     pub version: Version,
     /// The header fields (values share the read buffer's bytes).
     pub headers: HeaderMap,
+    /// The reason phrase, when it is not the status's usual one.
+    pub reason: Option<hyper::ext::ReasonPhrase>,
 }
 
 impl Head {
@@ -500,6 +502,7 @@ impl Head {
             status,
             version,
             headers,
+            reason,
         } = self;
         let mut keep_alive = version == Version::HTTP_11;
         for v in headers.get_all(http::header::CONNECTION) {
@@ -539,6 +542,9 @@ impl Head {
         *resp.status_mut() = status;
         *resp.version_mut() = version;
         *resp.headers_mut() = headers;
+        if let Some(r) = reason {
+            resp.extensions_mut().insert(r);
+        }
         let body = resp.body_mut();
         if body.framing == Framing::Length(0) {
             // Nothing to read: the connection is free now, unless the
@@ -584,6 +590,12 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
     };
     let status = StatusCode::from_u16(code)
         .map_err(|_| WireError::Malformed(format!("status code {code}")))?;
+    // A reason phrase of its own (`200 Fine`) is passed on, as hyper's
+    // server writes it from this extension.
+    let reason = r
+        .reason
+        .filter(|r| Some(*r) != status.canonical_reason())
+        .and_then(|r| hyper::ext::ReasonPhrase::try_from(r.as_bytes().to_vec()).ok());
     // Where each name and value sit in the head, so the values can share
     // its bytes once it is split off.
     let base = buf.as_ptr() as usize;
@@ -612,6 +624,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
         status,
         version,
         headers,
+        reason,
     }))
 }
 

@@ -22,6 +22,7 @@ use crate::pool::Pool;
 struct Seen {
     request: Vec<u8>,
     status: u16,
+    reason: Option<String>,
     headers: HeaderMap,
     body: Result<Vec<u8>, String>,
     trailers: Option<HeaderMap>,
@@ -86,6 +87,10 @@ async fn exchange_raw(method: Method, body: &'static [u8], pieces: Vec<Vec<u8>>)
     let req_body: crate::client::ReqBody = Either::Right(Full::new(Bytes::from_static(body)));
     let resp = pool.send(addr, &head, req_body).await.unwrap();
     let status = resp.status().as_u16();
+    let reason = resp
+        .extensions()
+        .get::<hyper::ext::ReasonPhrase>()
+        .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
     let headers = resp.headers().clone();
     let mut b = resp.into_body();
     let mut data = Vec::new();
@@ -108,6 +113,7 @@ async fn exchange_raw(method: Method, body: &'static [u8], pieces: Vec<Vec<u8>>)
     Seen {
         request,
         status,
+        reason,
         headers,
         body: err.map_or(Ok(data), Err),
         trailers,
@@ -134,6 +140,26 @@ async fn a_get_is_written_with_its_headers_and_no_framing() {
     assert_eq!(seen.status, 200);
     assert_eq!(seen.body.unwrap(), b"ok");
     assert_eq!(seen.idle, 1, "read to the end: the connection is reused");
+}
+
+#[tokio::test]
+async fn a_reason_phrase_of_its_own_is_kept_for_the_caller() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece(
+            "HTTP/1.1 200 Fine Thanks\r\ncontent-length: 0\r\n\r\n",
+        )],
+    )
+    .await;
+    assert_eq!(seen.reason.as_deref(), Some("Fine Thanks"));
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece("HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n")],
+    )
+    .await;
+    assert_eq!(seen.reason, None, "the usual phrase needs nothing kept");
 }
 
 #[tokio::test]
