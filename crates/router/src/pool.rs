@@ -186,13 +186,7 @@ impl Pool {
         let now = Instant::now();
         let mut endpoints = self.lock();
         let ep = self.endpoint(&mut endpoints, conn.wire.addr);
-        // Oldest first: expired ones go from the front.
-        let stale = ep
-            .idle
-            .iter()
-            .take_while(|i| now - i.since >= self.idle_timeout)
-            .count();
-        ep.idle.drain(..stale);
+        self.drop_expired(ep, now);
         // Over the process's cap of idle backend connections, it closes.
         let Some(slot) = IdleSlot::take() else {
             return;
@@ -263,12 +257,7 @@ impl Pool {
         let mut endpoints = self.lock();
         let ep = self.endpoint(&mut endpoints, addr);
         // Expired ones go; the newest the endpoint has not closed is taken.
-        let stale = ep
-            .idle
-            .iter()
-            .take_while(|i| now - i.since >= self.idle_timeout)
-            .count();
-        ep.idle.drain(..stale);
+        self.drop_expired(ep, now);
         while let Some(mut i) = ep.idle.pop() {
             if !i.wire.closed() {
                 return Ok(Checkout::Idle(i.wire));
@@ -281,6 +270,17 @@ impl Pool {
             Ok(p) => Ok(Checkout::Open(Some(p))),
             Err(_) => Err((Arc::clone(&ep.returned), Arc::clone(limit))),
         }
+    }
+
+    /// Drops `ep`'s connections idle for `idleTimeMs` or more (oldest
+    /// first: they go from the front).
+    fn drop_expired(&self, ep: &mut HostConns, now: Instant) {
+        let stale = ep
+            .idle
+            .iter()
+            .take_while(|i| now - i.since >= self.idle_timeout)
+            .count();
+        ep.idle.drain(..stale);
     }
 
     fn lock(
