@@ -282,14 +282,9 @@ impl<'a> Http1<'a> {
                 l.finish(if ok { outcome } else { Outcome::Failure });
             }
         });
+        // The client side left the hop-by-hop fields (and a
+        // Content-Length beside Transfer-Encoding) out of the head.
         let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
-        // RFC 9112 §6.3: with both, Transfer-Encoding frames the body (hyper
-        // read it so) and Content-Length must go, or the client would read
-        // the body cut at that length.
-        if resp.headers().contains_key(TRANSFER_ENCODING) {
-            resp.headers_mut().remove(CONTENT_LENGTH);
-        }
-        strip_hop_by_hop(resp.headers_mut());
         append_via(resp.headers_mut());
         if let Some((new, original)) = &self.rewritten {
             headers::restore_host(resp.headers_mut(), new, original);

@@ -34,7 +34,7 @@ use std::pin::{Pin, pin};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue, TRANSFER_ENCODING};
+use http::header::{CONTENT_LENGTH, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Response, StatusCode, Version};
 use http_body::{Body as _, Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
@@ -489,6 +489,9 @@ pub struct Head {
     pub headers: HeaderMap,
     /// The reason phrase, when it is not the status's usual one.
     pub reason: Option<hyper::ext::ReasonPhrase>,
+    /// Framing and reuse, from the hop-by-hop fields (which `headers`
+    /// no longer has, but on a 101).
+    meta: Meta,
 }
 
 impl Head {
@@ -503,18 +506,9 @@ impl Head {
             version,
             headers,
             reason,
+            meta,
         } = self;
-        let mut keep_alive = version == Version::HTTP_11;
-        for v in headers.get_all(http::header::CONNECTION) {
-            for t in v.as_bytes().split(|&b| b == b',') {
-                let t = t.trim_ascii();
-                if t.eq_ignore_ascii_case(b"close") {
-                    keep_alive = false;
-                } else if t.eq_ignore_ascii_case(b"keep-alive") && version == Version::HTTP_10 {
-                    keep_alive = true;
-                }
-            }
-        }
+        let mut keep_alive = !meta.close && (version == Version::HTTP_11 || meta.keep_alive);
         let framing = if status == StatusCode::SWITCHING_PROTOCOLS {
             keep_alive = false;
             Framing::Upgrade
@@ -524,9 +518,13 @@ impl Head {
         {
             Framing::Length(0)
         } else {
-            match response_framing(&headers) {
-                Ok(f) => f,
-                Err(e) => Framing::Invalid(e),
+            // RFC 9112 §6.3: Transfer-Encoding frames it (chunked last),
+            // or the connection's close; then Content-Length; else the close.
+            match (meta.chunked, meta.length) {
+                (Some(true), _) => Framing::Chunked,
+                (Some(false), _) | (None, Ok(None)) => Framing::Close,
+                (None, Ok(Some(n))) => Framing::Length(n),
+                (None, Err(e)) => Framing::Invalid(e),
             }
         };
         if matches!(framing, Framing::Close) {
@@ -611,54 +609,127 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
             (value + h.value.len()) as u32,
         );
     }
+    // What framing and the connection's reuse need, read before the map
+    // is built: the hop-by-hop fields never go into it (a 101 keeps them
+    // all, for the tunnel).
+    let mut meta = Meta::default();
+    let mut named: Vec<HeaderName> = Vec::new();
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
+    for h in r.headers.iter() {
+        let name = h.name.as_bytes();
+        if name.eq_ignore_ascii_case(b"connection") {
+            for t in h.value.split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if t.eq_ignore_ascii_case(b"close") {
+                    meta.close = true;
+                } else if t.eq_ignore_ascii_case(b"keep-alive") {
+                    meta.keep_alive = true;
+                } else if !t.is_empty()
+                    && !t.eq_ignore_ascii_case(b"host")
+                    && let Ok(n) = HeaderName::from_bytes(t)
+                {
+                    named.push(n);
+                }
+            }
+        } else if name.eq_ignore_ascii_case(b"transfer-encoding") {
+            let last = h.value.rsplit(|&b| b == b',').next().unwrap_or_default();
+            meta.chunked = Some(last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+        } else if name.eq_ignore_ascii_case(b"content-length") && meta.length.is_ok() {
+            meta.length = content_length(h.value, meta.length);
+        }
+    }
     let head = buf.split_to(len).freeze();
     let mut headers = HeaderMap::with_capacity(n);
     for &(ns, ne, vs, ve) in &at[..n] {
-        let name = HeaderName::from_bytes(&head[ns as usize..ne as usize])
+        let raw = &head[ns as usize..ne as usize];
+        if !upgrade
+            && (hop_by_hop(raw)
+                || (meta.chunked.is_some() && raw.eq_ignore_ascii_case(b"content-length")))
+        {
+            // RFC 9112 §6.3: with Transfer-Encoding, Content-Length goes
+            // too (the caller would read the body cut at that length).
+            continue;
+        }
+        let name = HeaderName::from_bytes(raw)
             .map_err(|_| WireError::Malformed("invalid header name".into()))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
             .map_err(|_| WireError::Malformed(format!("invalid value of header {name}")))?;
         headers.append(name, value);
+    }
+    if !upgrade {
+        for n in named {
+            headers.remove(n);
+        }
     }
     Ok(Some(Head {
         status,
         version,
         headers,
         reason,
+        meta,
     }))
 }
 
-/// How a response's body is delimited (RFC 9112 §6.3).
-fn response_framing(h: &HeaderMap) -> Result<Framing, String> {
-    if let Some(te) = h.get_all(TRANSFER_ENCODING).iter().next_back() {
-        let last = te
-            .as_bytes()
-            .rsplit(|&b| b == b',')
-            .next()
-            .map(<[u8]>::trim_ascii)
-            .unwrap_or_default();
-        return Ok(if last.eq_ignore_ascii_case(b"chunked") {
-            Framing::Chunked
-        } else {
-            Framing::Close
-        });
-    }
-    let mut length: Option<u64> = None;
-    for v in h.get_all(CONTENT_LENGTH) {
-        for part in v.as_bytes().split(|&b| b == b',') {
-            let part = part.trim_ascii();
-            let n = std::str::from_utf8(part)
-                .ok()
-                .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-                .and_then(|s| s.parse::<u64>().ok())
-                .ok_or_else(|| "invalid Content-Length".to_string())?;
-            if length.is_some_and(|l| l != n) {
-                return Err("differing Content-Length values".into());
-            }
-            length = Some(n);
+/// What a response head says of its framing and its connection.
+#[derive(Debug)]
+pub(crate) struct Meta {
+    /// `Connection: close`.
+    close: bool,
+    /// `Connection: keep-alive` (what an HTTP/1.0 response needs).
+    keep_alive: bool,
+    /// `Transfer-Encoding`, and whether its last coding is `chunked`.
+    chunked: Option<bool>,
+    /// `Content-Length`, or why it cannot be trusted.
+    length: Result<Option<u64>, String>,
+}
+
+impl Default for Meta {
+    fn default() -> Meta {
+        Meta {
+            close: false,
+            keep_alive: false,
+            chunked: None,
+            length: Ok(None),
         }
     }
-    Ok(length.map_or(Framing::Close, Framing::Length))
+}
+
+/// `Content-Length` after `value` (a list of equal lengths is one; differing
+/// or invalid ones are an error).
+fn content_length(
+    value: &[u8],
+    before: Result<Option<u64>, String>,
+) -> Result<Option<u64>, String> {
+    let mut length = before?;
+    for part in value.split(|&b| b == b',') {
+        let part = part.trim_ascii();
+        let n = std::str::from_utf8(part)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| "invalid Content-Length".to_string())?;
+        if length.is_some_and(|l| l != n) {
+            return Err("differing Content-Length values".into());
+        }
+        length = Some(n);
+    }
+    Ok(length)
+}
+
+/// Whether `name` is a hop-by-hop field (RFC 9110 §7.6.1), matched by
+/// length first.
+fn hop_by_hop(name: &[u8]) -> bool {
+    let candidates: &[&[u8]] = match name.len() {
+        2 => &[b"te"],
+        7 => &[b"trailer", b"upgrade"],
+        10 => &[b"connection", b"keep-alive"],
+        16 => &[b"proxy-connection"],
+        17 => &[b"transfer-encoding"],
+        18 => &[b"proxy-authenticate"],
+        19 => &[b"proxy-authorization"],
+        _ => return false,
+    };
+    candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
 }
 
 #[derive(Debug, PartialEq)]

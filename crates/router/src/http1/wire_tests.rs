@@ -163,6 +163,29 @@ async fn a_reason_phrase_of_its_own_is_kept_for_the_caller() {
 }
 
 #[tokio::test]
+async fn hop_by_hop_fields_never_reach_the_caller() {
+    let seen = exchange_raw(
+        Method::GET,
+        b"",
+        vec![piece(
+            "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Secret\r\nX-Secret: 1\r\n\
+             Keep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\nTrailer: x-sum\r\n\
+             Upgrade: h2c\r\nContent-Length: 99\r\nTransfer-Encoding: chunked\r\n\
+             X-Keep: 1\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+        )],
+    )
+    .await;
+    let names: Vec<&str> = seen.headers.keys().map(|k| k.as_str()).collect();
+    assert_eq!(names, ["x-keep"], "only end-to-end fields are left");
+    assert_eq!(
+        seen.body.unwrap(),
+        b"ok",
+        "chunked framed it, not the length"
+    );
+    assert_eq!(seen.idle, 1, "keep-alive: reused");
+}
+
+#[tokio::test]
 async fn a_body_gets_its_content_length() {
     let seen = exchange_raw(
         Method::POST,
