@@ -315,6 +315,33 @@ fn a_response_with_both_framings_reaches_the_client_whole() {
     assert_ne!(r.header("content-length"), Some("3"), "{r:?}");
 }
 
+/// A response whose length cannot be trusted (two different
+/// `Content-Length`s: which one frames it depends on who reads it) is not
+/// passed on: the caller gets a 502 saying why, not a head and a guess.
+#[test]
+fn a_response_with_differing_lengths_is_a_502() {
+    let (_b, addr) = raw_backend(
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nContent-Length: 5\\r\\n\\r\\nhello",
+        When::AfterBody,
+    );
+    let mesh = start(&[("h", &[addr])], "", "");
+    let r = curl(
+        &[
+            "-H",
+            "Host: h",
+            &format!("http://{}/", mesh.strait.router()),
+        ],
+        &[],
+    );
+    assert_eq!(r.status, 502, "{r:?}");
+    assert!(
+        r.body
+            .contains("invalid response: differing Content-Length values"),
+        "{r:?}"
+    );
+    assert!(r.header("l5d-err").is_some(), "{r:?}");
+}
+
 /// Finding 6: bodies the client breaks (malformed chunked framing) are the
 /// client's fault: 400, and the healthy endpoints are never ejected.
 #[test]

@@ -295,7 +295,10 @@ pub(crate) async fn exchange(
             return Err(Unanswered::Failed(e));
         }
     };
-    Ok(head.into_response(conn, out, head_only))
+    // A response whose framing cannot be trusted is not passed on at all
+    // (a 502 for the caller), rather than its head and then a cut body.
+    head.into_response(conn, out, head_only)
+        .map_err(Unanswered::Failed)
 }
 
 /// The request's body on its way out, with the head before it.
@@ -500,7 +503,12 @@ impl Head {
         self.status.is_informational() && self.status != StatusCode::SWITCHING_PROTOCOLS
     }
 
-    fn into_response(self, mut conn: Conn, out: Outgoing, head_only: bool) -> Response<Body> {
+    fn into_response(
+        self,
+        mut conn: Conn,
+        out: Outgoing,
+        head_only: bool,
+    ) -> Result<Response<Body>, WireError> {
         let Head {
             status,
             version,
@@ -524,7 +532,7 @@ impl Head {
                 (Some(true), _) => Framing::Chunked,
                 (Some(false), _) | (None, Ok(None)) => Framing::Close,
                 (None, Ok(Some(n))) => Framing::Length(n),
-                (None, Err(e)) => Framing::Invalid(e),
+                (None, Err(e)) => return Err(WireError::Malformed(e)),
             }
         };
         if matches!(framing, Framing::Close) {
@@ -555,7 +563,7 @@ impl Head {
             }
             body.conn = Some(conn);
         }
-        resp
+        Ok(resp)
     }
 }
 
@@ -741,8 +749,6 @@ enum Framing {
     Close,
     /// A 101: the connection now belongs to the upgraded protocol.
     Upgrade,
-    /// The head's framing cannot be trusted: the first read fails.
-    Invalid(String),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -851,12 +857,6 @@ impl http_body::Body for Body {
                 Framing::Length(0) | Framing::Upgrade => {
                     this.finish();
                     return Poll::Ready(None);
-                }
-                Framing::Invalid(m) => {
-                    let m = std::mem::take(m);
-                    this.conn = None;
-                    this.framing = Framing::Length(0);
-                    return Poll::Ready(Some(Err(WireError::Malformed(m))));
                 }
                 Framing::Length(left) => {
                     let left = *left;

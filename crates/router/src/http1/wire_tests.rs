@@ -85,7 +85,22 @@ async fn exchange_raw(method: Method, body: &'static [u8], pieces: Vec<Vec<u8>>)
         lines: None,
     };
     let req_body: crate::client::ReqBody = Either::Right(Full::new(Bytes::from_static(body)));
-    let resp = pool.send(addr, &head, req_body).await.unwrap();
+    let resp = match pool.send(addr, &head, req_body).await {
+        Ok(resp) => resp,
+        // No response passed on: status 0, the error as the body's.
+        Err(e) => {
+            let request = backend.await.unwrap();
+            return Seen {
+                request,
+                status: 0,
+                reason: None,
+                headers: HeaderMap::new(),
+                body: Err(format!("{e:?}")),
+                trailers: None,
+                idle: pool.idle_count(),
+            };
+        }
+    };
     let status = resp.status().as_u16();
     let reason = resp
         .extensions()
@@ -315,13 +330,29 @@ async fn connection_close_and_http_1_0_are_not_reused() {
 }
 
 #[tokio::test]
-async fn bad_framing_fails_the_body_and_closes() {
+async fn untrustworthy_lengths_fail_the_exchange_before_any_head_is_passed_on() {
     for (resp, why) in [
         (
             "HTTP/1.1 200 OK\r\ncontent-length: 2\r\ncontent-length: 3\r\n\r\nabc",
             "differing",
         ),
         ("HTTP/1.1 200 OK\r\ncontent-length: +2\r\n\r\nab", "invalid"),
+        (
+            "HTTP/1.1 200 OK\r\ncontent-length: 2, 3\r\n\r\nabc",
+            "differing",
+        ),
+    ] {
+        let seen = exchange_raw(Method::GET, b"", vec![piece(resp)]).await;
+        assert_eq!(seen.status, 0, "{resp:?}: no response");
+        let err = seen.body.expect_err(resp);
+        assert!(err.contains(why), "{resp:?}: {err}");
+        assert_eq!(seen.idle, 0);
+    }
+}
+
+#[tokio::test]
+async fn bad_chunked_framing_fails_the_body_and_closes() {
+    for (resp, why) in [
         (
             "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n",
             "chunk size",
