@@ -292,23 +292,28 @@ fn transfer_codings_other_than_chunked_are_not_implemented() {
     assert_eq!(status_of(&ok), 200, "plain chunked passes: {ok}");
 }
 
-/// Finding 7: a backend response with both `Content-Length` and
-/// `Transfer-Encoding: chunked` is framed by the chunked coding (RFC 9112
-/// §6.3); the client gets the whole body, never one cut at the length.
-#[test]
-fn a_response_with_both_framings_reaches_the_client_whole() {
-    let (_b, addr) = raw_backend(
-        "HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\r\\n0\\r\\n\\r\\n",
-        When::AfterBody,
-    );
+/// `GET /` through a Strait routing `h` to a backend that answers `reply`
+/// (a Python string literal) after reading the request.
+fn get_through_raw_backend(reply: &str) -> strait_test_kit::Response {
+    let (_b, addr) = raw_backend(reply, When::AfterBody);
     let mesh = start(&[("h", &[addr])], "", "");
-    let r = curl(
+    curl(
         &[
             "-H",
             "Host: h",
             &format!("http://{}/", mesh.strait.router()),
         ],
         &[],
+    )
+}
+
+/// Finding 7: a backend response with both `Content-Length` and
+/// `Transfer-Encoding: chunked` is framed by the chunked coding (RFC 9112
+/// §6.3); the client gets the whole body, never one cut at the length.
+#[test]
+fn a_response_with_both_framings_reaches_the_client_whole() {
+    let r = get_through_raw_backend(
+        "HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nTransfer-Encoding: chunked\\r\\n\\r\\n5\\r\\nhello\\r\\n0\\r\\n\\r\\n",
     );
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body, "hello", "{r:?}");
@@ -320,18 +325,8 @@ fn a_response_with_both_framings_reaches_the_client_whole() {
 /// passed on: the caller gets a 502 saying why, not a head and a guess.
 #[test]
 fn a_response_with_differing_lengths_is_a_502() {
-    let (_b, addr) = raw_backend(
+    let r = get_through_raw_backend(
         "HTTP/1.1 200 OK\\r\\nContent-Length: 3\\r\\nContent-Length: 5\\r\\n\\r\\nhello",
-        When::AfterBody,
-    );
-    let mesh = start(&[("h", &[addr])], "", "");
-    let r = curl(
-        &[
-            "-H",
-            "Host: h",
-            &format!("http://{}/", mesh.strait.router()),
-        ],
-        &[],
     );
     assert_eq!(r.status, 502, "{r:?}");
     assert!(

@@ -724,20 +724,13 @@ fn content_length(
     Ok(length)
 }
 
-/// Whether `name` is a hop-by-hop field (RFC 9110 §7.6.1), matched by
-/// length first.
+/// Whether `name` is a hop-by-hop field (RFC 9110 §7.6.1): the list
+/// `strip_hop_by_hop` uses, the length compared first.
 fn hop_by_hop(name: &[u8]) -> bool {
-    let candidates: &[&[u8]] = match name.len() {
-        2 => &[b"te"],
-        7 => &[b"trailer", b"upgrade"],
-        10 => &[b"connection", b"keep-alive"],
-        16 => &[b"proxy-connection"],
-        17 => &[b"transfer-encoding"],
-        18 => &[b"proxy-authenticate"],
-        19 => &[b"proxy-authorization"],
-        _ => return false,
-    };
-    candidates.iter().any(|c| name.eq_ignore_ascii_case(c))
+    super::HOP_BY_HOP.iter().any(|n| {
+        let n = n.as_str().as_bytes();
+        n.len() == name.len() && name.eq_ignore_ascii_case(n)
+    })
 }
 
 #[derive(Debug, PartialEq)]
