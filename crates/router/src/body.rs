@@ -157,12 +157,61 @@ impl Drop for Observed {
     }
 }
 
+/// A client's request body as its server read it: none, HTTP/1.1 from
+/// the connection, or hyper's h2 stream.
+pub enum RequestBody {
+    /// No body (a GET; a request without `Content-Length` or chunked).
+    Empty,
+    /// Read from an HTTP/1.1 connection as it is asked for.
+    H1(crate::http1::serve::Body),
+    /// An HTTP/2 stream's DATA frames.
+    H2(Incoming),
+}
+
+impl From<Incoming> for RequestBody {
+    fn from(b: Incoming) -> RequestBody {
+        RequestBody::H2(b)
+    }
+}
+
+impl Body for RequestBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match self.get_mut() {
+            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+            RequestBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match self {
+            RequestBody::Empty => true,
+            RequestBody::H1(b) => b.is_end_stream(),
+            RequestBody::H2(b) => b.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::H1(b) => b.size_hint(),
+            RequestBody::H2(b) => b.size_hint(),
+        }
+    }
+}
+
 /// A client's request body on its way to a backend. Its errors are the
 /// client's (an upload broken off, malformed chunked framing, a pause
 /// longer than `requestBodyIdleTimeoutMs`, more than `maxRequestBodyKB`),
 /// kept apart from the backend's so that no endpoint is blamed for them.
 pub struct ClientBody {
-    inner: Incoming,
+    inner: RequestBody,
     idle: Duration,
     pause: Option<Pin<Box<tokio::time::Sleep>>>,
     max: Option<u64>,
@@ -172,7 +221,7 @@ pub struct ClientBody {
 impl ClientBody {
     /// `inner`, which may pause at most `idle` between frames and carry at
     /// most `max` bytes.
-    pub fn new(inner: Incoming, idle: Duration, max: Option<u64>) -> ClientBody {
+    pub fn new(inner: RequestBody, idle: Duration, max: Option<u64>) -> ClientBody {
         ClientBody {
             inner,
             idle,
@@ -187,7 +236,7 @@ impl ClientBody {
 #[derive(Debug)]
 pub enum ClientBodyError {
     /// Reading it failed (broken off, bad framing).
-    Failed(hyper::Error),
+    Failed(BoxError),
     /// Nothing arrived for this long.
     Idle(Duration),
     /// It went past this many bytes.
@@ -221,7 +270,7 @@ impl std::fmt::Display for ClientBodyError {
 impl std::error::Error for ClientBodyError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            ClientBodyError::Failed(e) => Some(e),
+            ClientBodyError::Failed(e) => Some(&**e),
             _ => None,
         }
     }

@@ -24,6 +24,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::body::RequestBody;
 use http::header::{HOST, TE};
 use http::request::Parts;
 use http::uri::{Authority, PathAndQuery, Scheme};
@@ -123,7 +124,7 @@ impl<'a> H2<'a> {
     /// off but `te: trailers`, `via`, `Forwarded`, `l5d-*`, trace, the
     /// deadline); `pool` is the client's h2 pool.
     pub(crate) fn new(
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         route: &'a Route,
         pool: &'a H2Pool,
         fwd: &Forwarding<'_>,

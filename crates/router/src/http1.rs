@@ -21,12 +21,11 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
-use hyper::body::Incoming;
 use strait_balancer::Outcome;
 
 use crate::attempt::{Answered, Exchange, SendFailure};
 use crate::binding::Route;
-use crate::body::{ClientBody, Observed};
+use crate::body::{ClientBody, Observed, RequestBody};
 use crate::client::{Client, ReqBody};
 use crate::error::RouteError;
 use crate::pool::SendError;
@@ -35,6 +34,7 @@ use crate::router::{Body, Forwarding};
 use crate::{deadline, headers};
 
 mod checks;
+pub mod serve;
 mod upgrade;
 pub mod wire;
 
@@ -169,7 +169,7 @@ impl<'a> Http1<'a> {
     /// `Forwarded`, `setHost`, `l5d-*`, the deadline). A body small enough
     /// to send again is read by [`Http1::keep_body`].
     pub(crate) fn new(
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         route: &'a Route,
         fwd: &Forwarding<'_>,
     ) -> Http1<'a> {

@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::body::RequestBody;
 use bytes::Bytes;
 use http::{Request, Response};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
 use strait_dtab::{Dtab, Path};
 use strait_naming::{Addr, Interpreter};
 
@@ -175,7 +175,7 @@ impl Router {
     /// or by the router, gets its one access-log line here.
     pub async fn route(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         server: &ServerParams,
         stats: &Arc<RequestStats>,
         upgrades: &Arc<UpgradeStats>,
@@ -248,7 +248,7 @@ impl Router {
     /// carries its [`Sample`] in its extensions to [`Router::forward`].
     fn sample(
         &self,
-        req: &mut Request<Incoming>,
+        req: &mut Request<RequestBody>,
         trace: &Trace,
         server: &ServerParams,
         remote: SocketAddr,
@@ -268,7 +268,7 @@ impl Router {
     /// routing it (`maxConcurrentRequests`, an opened CONNECT tunnel).
     pub(crate) fn log_answered(
         &self,
-        req: &mut Request<Incoming>,
+        req: &mut Request<RequestBody>,
         remote: SocketAddr,
         resp: &Response<Body>,
     ) {
@@ -292,7 +292,7 @@ impl Router {
     #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         server: &ServerParams,
         server_stats: &Arc<RequestStats>,
         upgrades: &Arc<UpgradeStats>,
@@ -403,7 +403,7 @@ impl Router {
     /// sets the URI an identifier rewrote.
     fn identify(
         &self,
-        req: &mut Request<Incoming>,
+        req: &mut Request<RequestBody>,
         remote: SocketAddr,
     ) -> Result<Path, RouteError> {
         let mut first_err = None;
@@ -431,7 +431,7 @@ impl Router {
     /// `logged` takes the request as the backend sees it (`setHost`).
     async fn send(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         route: &Route,
         fwd: &Forwarding<'_>,
         dst: &Path,
@@ -481,7 +481,7 @@ impl Router {
     #[allow(clippy::too_many_arguments)]
     async fn send_h2(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         route: &Route,
         pool: &h2::H2Pool,
         fwd: &Forwarding<'_>,

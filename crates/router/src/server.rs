@@ -7,15 +7,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use hyper::server::conn::http1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::body::RequestBody;
 use crate::clients::ClientNetworks;
 use crate::descriptors;
 use crate::error::RouteError;
-use crate::http1::UpgradeStats;
+use crate::http1::{UpgradeStats, serve};
 use crate::params::Protocol;
 use crate::router::{Body, Router, ServerParams};
 use crate::service::RequestStats;
@@ -215,42 +215,39 @@ impl Server {
         self: &Arc<Self>,
         io: I,
         remote: SocketAddr,
-    ) -> http1::UpgradeableConnection<TokioIo<I>, Handler>
+    ) -> impl std::future::Future<Output = ()> + Send + 'static
     where
         I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
-        self.serve_io(io, remote, false)
+        let server = Arc::clone(self);
+        async move { server.serve_h1(Box::new(io), remote, false, None).await }
     }
 
-    /// [`Server::connection`]; `tunnelled` for one inside a CONNECT
-    /// tunnel, which may not open another (tunnels in tunnels would let
-    /// one client stack tasks and buffers without end).
-    fn serve_io<I>(
+    /// Serves HTTP/1.1 on `io` until it ends, or (with `draining`)
+    /// between requests once `draining` turns true; `tunnelled` for one
+    /// inside a CONNECT tunnel, which may not open another (tunnels in
+    /// tunnels would let one client stack tasks and buffers without end).
+    async fn serve_h1(
         self: &Arc<Self>,
-        io: I,
+        io: serve::BoxStream,
         remote: SocketAddr,
         tunnelled: bool,
-    ) -> http1::UpgradeableConnection<TokioIo<I>, Handler>
-    where
-        I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    {
-        let limits = &self.state.load().params.limits;
-        http1::Builder::new()
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .max_headers(limits.max_header_count)
-            .max_buf_size(self.max_buf)
-            .serve_connection(
-                TokioIo::new(io),
-                Handler {
-                    server: Arc::clone(self),
-                    remote,
-                    tunnelled,
-                    activity: None,
-                },
-            )
-            .with_upgrades()
+        draining: Option<&mut watch::Receiver<bool>>,
+    ) {
+        let limits = {
+            let l = &self.state.load().params.limits;
+            serve::Limits {
+                header_timeout: l.header_timeout,
+                max_headers: l.max_header_count,
+                max_head: self.max_buf,
+            }
+        };
+        let svc = H1 {
+            server: Arc::clone(self),
+            remote,
+            tunnelled,
+        };
+        serve::serve(&svc, io, limits, draining).await;
     }
 
     /// Serves `listener` until `shutdown` turns true, then stops accepting
@@ -383,22 +380,8 @@ impl Server {
         if self.speaks_h2() {
             return self.drive_h2(io, remote, draining).await;
         }
-        let conn = self.connection(io, remote);
-        let mut conn = std::pin::pin!(conn);
-        let ended = tokio::select! {
-            r = conn.as_mut() => Some(r),
-            _ = draining.wait_for(|d| *d) => None,
-        };
-        let ended = match ended {
-            Some(r) => r,
-            None => {
-                conn.as_mut().graceful_shutdown();
-                conn.await
-            }
-        };
-        if let Err(e) = ended {
-            tracing::debug!(error = %e, "connection ended with an error");
-        }
+        self.serve_h1(Box::new(io), remote, false, Some(draining))
+            .await;
     }
 
     /// Serves one HTTP/2 connection: each stream is a request routed on
@@ -424,12 +407,10 @@ impl Server {
         if let Some(n) = s.max_header_list {
             b.max_header_list_size(n);
         }
-        // `tunnelled`: an h2 CONNECT is never a tunnel here (405).
         let activity = Arc::new(Activity::new());
         let handler = Handler {
             server: Arc::clone(self),
             remote,
-            tunnelled: true,
             activity: Some(Arc::clone(&activity)),
         };
         let conn = b.serve_connection(TokioIo::new(io), handler);
@@ -498,7 +479,7 @@ impl Server {
     /// request inside is routed like any other. Any other CONNECT: 405.
     async fn connect(
         self: &Arc<Self>,
-        req: &mut hyper::Request<hyper::body::Incoming>,
+        req: &mut hyper::Request<RequestBody>,
         remote: SocketAddr,
         state: &ServerState,
     ) -> Option<hyper::Response<Body>> {
@@ -506,17 +487,13 @@ impl Server {
         if !state.router.routes(&authority).await {
             return None;
         }
-        let tunnel = hyper::upgrade::on(req);
+        let tunnel = req.extensions_mut().remove::<serve::OnUpgrade>()?;
         let server = Arc::clone(self);
         tokio::spawn(async move {
             // The tunnel is a client connection like any other.
             let _open = server.connections.enter();
-            match tunnel.await {
-                Ok(io) => {
-                    if let Err(e) = server.serve_io(TokioIo::new(io), remote, true).await {
-                        tracing::debug!(error = %e, "CONNECT tunnel ended with an error");
-                    }
-                }
+            match tunnel.upgraded().await {
+                Ok(io) => server.serve_h1(Box::new(io), remote, true, None).await,
                 Err(e) => tracing::debug!(error = %e, "CONNECT tunnel not opened"),
             }
         });
@@ -529,7 +506,7 @@ impl Server {
 
     async fn handle(
         self: &Arc<Self>,
-        mut req: hyper::Request<hyper::body::Incoming>,
+        mut req: hyper::Request<RequestBody>,
         remote: SocketAddr,
         tunnelled: bool,
     ) -> hyper::Response<Body> {
@@ -572,13 +549,31 @@ impl Server {
     }
 }
 
-/// The service of a client connection: each request goes to the server's
-/// current router.
-pub struct Handler {
+/// The service of an HTTP/1.1 client connection: each request goes to
+/// the server's current router.
+struct H1 {
     server: Arc<Server>,
     remote: SocketAddr,
     /// Inside a CONNECT tunnel: no CONNECT again.
     tunnelled: bool,
+}
+
+impl serve::Service for H1 {
+    type Body = Body;
+
+    fn call(
+        &self,
+        req: hyper::Request<RequestBody>,
+    ) -> impl std::future::Future<Output = hyper::Response<Body>> + Send {
+        self.server.handle(req, self.remote, self.tunnelled)
+    }
+}
+
+/// The service of an HTTP/2 client connection: each stream goes to the
+/// server's current router.
+pub struct Handler {
+    server: Arc<Server>,
+    remote: SocketAddr,
     /// An h2 connection's last request (for its idle timeout).
     activity: Option<Arc<Activity>>,
 }
@@ -622,8 +617,9 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler 
         if let Some(a) = &self.activity {
             a.touch();
         }
-        let (server, remote, tunnelled) = (Arc::clone(&self.server), self.remote, self.tunnelled);
-        Box::pin(async move { Ok(server.handle(req, remote, tunnelled).await) })
+        let (server, remote) = (Arc::clone(&self.server), self.remote);
+        // An h2 CONNECT is never a tunnel here (405).
+        Box::pin(async move { Ok(server.handle(req.map(RequestBody::H2), remote, true).await) })
     }
 }
 

@@ -12,13 +12,13 @@ use bytes::Bytes;
 use http::header::{CONNECTION, HeaderMap, HeaderValue, UPGRADE};
 use http::{Request, Response};
 use http_body_util::{Either, Full};
-use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use strait_balancer::Outcome;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::time::Instant;
 
+use super::serve::OnUpgrade;
 use super::{append_via, strip_hop_by_hop};
+use crate::body::RequestBody;
 use crate::router::Body;
 use crate::stats::{Counter, Gauge, Registry, Scope};
 
@@ -48,21 +48,23 @@ impl UpgradeStats {
 /// upgrade`), until the backend answers.
 pub(super) struct Asked {
     pub(super) protocol: HeaderValue,
-    client_side: hyper::upgrade::OnUpgrade,
+    client_side: OnUpgrade,
     idle_timeout: Duration,
     stats: Arc<UpgradeStats>,
 }
 
 /// The upgrade `req` asks for, if any; its connection is kept to tunnel.
 pub(super) fn asked(
-    req: &mut Request<Incoming>,
+    req: &mut Request<RequestBody>,
     idle_timeout: Duration,
     stats: &Arc<UpgradeStats>,
 ) -> Option<Asked> {
     let protocol = upgrade_of(req.headers())?;
+    // Only a server that can hand its connection over marks the request.
+    let client_side = req.extensions_mut().remove::<OnUpgrade>()?;
     Some(Asked {
         protocol,
-        client_side: hyper::upgrade::on(req),
+        client_side,
         idle_timeout,
         stats: Arc::clone(stats),
     })
@@ -99,7 +101,7 @@ pub(super) fn tunnel(
         ..
     } = asked;
     tokio::spawn(async move {
-        let client = client_side.await;
+        let client = client_side.upgraded().await;
         let (c, conn) = match (client, backend_side) {
             (Ok(c), Some(conn)) => (c, conn),
             (c, _) => {
@@ -108,7 +110,7 @@ pub(super) fn tunnel(
             }
         };
         let _open = stats.open.enter();
-        let (mut c, mut b) = (TokioIo::new(c), conn.into_rewind());
+        let (mut c, mut b) = (c, conn.into_rewind());
         match splice(&mut c, &mut b, idle_timeout).await {
             Ok(Ended::Done) => {}
             Ok(Ended::Idle) => {

@@ -470,7 +470,7 @@ pub fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) ->
 }
 
 /// `n` in decimal, in `b`.
-fn itoa(b: &mut [u8; 20], mut n: u64) -> &[u8] {
+pub(super) fn itoa(b: &mut [u8; 20], mut n: u64) -> &[u8] {
     let mut i = b.len();
     loop {
         i -= 1;
@@ -704,7 +704,7 @@ impl Default for Meta {
 
 /// `Content-Length` after `value` (a list of equal lengths is one; differing
 /// or invalid ones are an error).
-fn content_length(
+pub(super) fn content_length(
     value: &[u8],
     before: Result<Option<u64>, String>,
 ) -> Result<Option<u64>, String> {
@@ -745,7 +745,7 @@ enum Framing {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum ChunkState {
+pub(super) enum ChunkState {
     /// At a chunk-size line.
     Size,
     /// Inside a chunk's data: this many bytes to go.
@@ -754,6 +754,8 @@ enum ChunkState {
     DataEnd,
     /// After the last chunk: trailer fields, up to an empty line.
     Trailers,
+    /// The body has ended.
+    Done,
 }
 
 /// A response body read from its connection. Read to its end, it gives
@@ -922,81 +924,96 @@ impl Body {
     /// `None` when it needs more bytes (or the body ended: `framing` is
     /// then `Length(0)`).
     fn poll_chunk(&mut self) -> Result<Option<Frame<Bytes>>, WireError> {
-        loop {
-            let state = self.chunk;
-            let Some(conn) = &mut self.conn else {
-                return Err(WireError::Closed);
-            };
-            let buf = &mut conn.wire.rbuf;
-            match state {
-                ChunkState::Size => {
-                    let Some(end) = find_crlf(buf, MAX_CHUNK_LINE)? else {
-                        return Ok(None);
-                    };
-                    let line = buf.split_to(end + 2);
-                    let size = chunk_size(&line[..end])?;
-                    self.chunk = if size == 0 {
-                        ChunkState::Trailers
-                    } else {
-                        ChunkState::Data(size)
-                    };
+        let Some(conn) = &mut self.conn else {
+            return Err(WireError::Closed);
+        };
+        let frame = decode_chunked(&mut self.chunk, &mut conn.wire.rbuf)?;
+        if self.chunk == ChunkState::Done {
+            self.finish();
+        }
+        Ok(frame)
+    }
+}
+
+/// Takes what it can of a chunked body (RFC 9112 §7.1) off the front of
+/// `buf`: a frame of data or of trailers, or `None` when it needs more
+/// bytes or the body has ended (`state` is then `Done`). Strict: CRLF
+/// everywhere, a size of at most 16 hex digits, a size line of at most
+/// 4 KiB, trailers of at most 64 KiB.
+pub(super) fn decode_chunked(
+    state: &mut ChunkState,
+    buf: &mut BytesMut,
+) -> Result<Option<Frame<Bytes>>, WireError> {
+    loop {
+        match *state {
+            ChunkState::Done => return Ok(None),
+            ChunkState::Size => {
+                let Some(end) = find_crlf(buf, MAX_CHUNK_LINE)? else {
+                    return Ok(None);
+                };
+                let line = buf.split_to(end + 2);
+                let size = chunk_size(&line[..end])?;
+                *state = if size == 0 {
+                    ChunkState::Trailers
+                } else {
+                    ChunkState::Data(size)
+                };
+            }
+            ChunkState::Data(left) => {
+                if buf.is_empty() {
+                    return Ok(None);
                 }
-                ChunkState::Data(left) => {
-                    if buf.is_empty() {
-                        return Ok(None);
-                    }
-                    let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-                    let data = buf.split_to(n).freeze();
-                    let left = left - n as u64;
-                    self.chunk = if left == 0 {
-                        ChunkState::DataEnd
-                    } else {
-                        ChunkState::Data(left)
-                    };
-                    return Ok(Some(Frame::data(data)));
+                let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let data = buf.split_to(n).freeze();
+                let left = left - n as u64;
+                *state = if left == 0 {
+                    ChunkState::DataEnd
+                } else {
+                    ChunkState::Data(left)
+                };
+                return Ok(Some(Frame::data(data)));
+            }
+            ChunkState::DataEnd => {
+                if buf.len() < 2 {
+                    return Ok(None);
                 }
-                ChunkState::DataEnd => {
-                    if buf.len() < 2 {
-                        return Ok(None);
-                    }
-                    if &buf[..2] != b"\r\n" {
-                        return Err(WireError::Malformed(
-                            "chunk data not followed by CRLF".into(),
-                        ));
-                    }
+                if &buf[..2] != b"\r\n" {
+                    return Err(WireError::Malformed(
+                        "chunk data not followed by CRLF".into(),
+                    ));
+                }
+                let _ = buf.split_to(2);
+                *state = ChunkState::Size;
+            }
+            ChunkState::Trailers => {
+                if buf.starts_with(b"\r\n") {
                     let _ = buf.split_to(2);
-                    self.chunk = ChunkState::Size;
+                    *state = ChunkState::Done;
+                    return Ok(None);
                 }
-                ChunkState::Trailers => {
-                    if buf.starts_with(b"\r\n") {
-                        let _ = buf.split_to(2);
-                        self.finish();
-                        return Ok(None);
-                    }
-                    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
-                    let (len, trailers) = match httparse::parse_headers(buf, &mut slots) {
-                        Ok(httparse::Status::Complete((len, fields))) => {
-                            let mut t = HeaderMap::with_capacity(fields.len());
-                            for f in fields {
-                                if let (Ok(n), Ok(v)) = (
-                                    HeaderName::from_bytes(f.name.as_bytes()),
-                                    HeaderValue::from_bytes(f.value),
-                                ) {
-                                    t.append(n, v);
-                                }
+                let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+                let (len, trailers) = match httparse::parse_headers(buf, &mut slots) {
+                    Ok(httparse::Status::Complete((len, fields))) => {
+                        let mut t = HeaderMap::with_capacity(fields.len());
+                        for f in fields {
+                            if let (Ok(n), Ok(v)) = (
+                                HeaderName::from_bytes(f.name.as_bytes()),
+                                HeaderValue::from_bytes(f.value),
+                            ) {
+                                t.append(n, v);
                             }
-                            (len, t)
                         }
-                        Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
-                        Ok(httparse::Status::Partial) => {
-                            return Err(WireError::Malformed("trailers too large".into()));
-                        }
-                        Err(e) => return Err(WireError::Malformed(format!("trailers: {e}"))),
-                    };
-                    let _ = buf.split_to(len);
-                    self.finish();
-                    return Ok(Some(Frame::trailers(trailers)));
-                }
+                        (len, t)
+                    }
+                    Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => return Ok(None),
+                    Ok(httparse::Status::Partial) => {
+                        return Err(WireError::Malformed("trailers too large".into()));
+                    }
+                    Err(e) => return Err(WireError::Malformed(format!("trailers: {e}"))),
+                };
+                let _ = buf.split_to(len);
+                *state = ChunkState::Done;
+                return Ok(Some(Frame::trailers(trailers)));
             }
         }
     }
