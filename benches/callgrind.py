@@ -14,6 +14,10 @@ within a fraction of a percent.
 The argument `nginx` measures nginx (/usr/sbin/nginx: one worker, no master,
 `proxy_pass` to the same backend with `keepalive 64`, HTTP/1.1 upstream, no
 access log) the same way, in the same run.
+
+`STRAIT_ARGS` is appended to each Strait's command line (for example
+`STRAIT_ARGS='--workers 1'`: one current-thread runtime instead of tokio's
+work-stealing one).
 """
 
 import http.client
@@ -99,7 +103,7 @@ def instructions(binary, config, port, n, out_dir):
     if binary == "nginx":
         cmd = ["/usr/sbin/nginx", "-p", os.path.dirname(config), "-c", config]
     else:
-        cmd = [binary, "run", "--config", config]
+        cmd = [binary, "run", "--config", config, *os.environ.get("STRAIT_ARGS", "").split()]
     p = subprocess.Popen(
         ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", *cmd],
         env=env,

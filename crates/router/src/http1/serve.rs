@@ -361,7 +361,9 @@ fn parse_with(
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
         .map_err(|_| Some(bad("the request target is not a valid URI")))?;
-    let mut headers = HeaderMap::with_capacity(n);
+    // Room for what the router adds (`Forwarded`, `l5d-ctx-deadline`, a
+    // `Host`) without growing the map.
+    let mut headers = HeaderMap::with_capacity(n + 3);
     let at = at_stack[..n.min(STACK_HEADERS)].iter().chain(&at_heap);
     for &(ns, ne, vs, ve) in at {
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);

@@ -647,7 +647,8 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
         }
     }
     let head = buf.split_to(len).freeze();
-    let mut headers = HeaderMap::with_capacity(n);
+    // Room for this hop's `Via` without growing the map.
+    let mut headers = HeaderMap::with_capacity(n + 1);
     for &(ns, ne, vs, ve) in &at[..n] {
         let raw = &head[ns as usize..ne as usize];
         if !upgrade
