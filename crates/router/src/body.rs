@@ -63,10 +63,20 @@ impl Inner {
     }
 }
 
+/// What a response body's end tells.
+enum End {
+    /// The balancer's lease on the endpoint: finished with the outcome
+    /// (a failure, if the body fails or is dropped early). Most bodies:
+    /// no allocation.
+    Lease(strait_balancer::Lease, strait_balancer::Outcome),
+    /// Anything else.
+    Hook(OnEnd),
+}
+
 /// A backend's response body, with a hook for its end.
 pub struct Observed {
     inner: Inner,
-    on_end: Option<OnEnd>,
+    on_end: Option<End>,
     /// A gRPC call's deadline: when it passes before the stream ends,
     /// the stream is cut and ended with `grpc-status: 4`.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
@@ -79,7 +89,22 @@ impl Observed {
     pub fn new(inner: impl Into<Inner>, on_end: OnEnd) -> Self {
         Observed {
             inner: inner.into(),
-            on_end: Some(on_end),
+            on_end: Some(End::Hook(on_end)),
+            deadline: None,
+            expired: false,
+        }
+    }
+
+    /// Wraps `inner`; its end finishes `lease` with `outcome` (or a
+    /// failure, when the body fails or is dropped before its end).
+    pub fn with_lease(
+        inner: impl Into<Inner>,
+        lease: strait_balancer::Lease,
+        outcome: strait_balancer::Outcome,
+    ) -> Self {
+        Observed {
+            inner: inner.into(),
+            on_end: Some(End::Lease(lease, outcome)),
             deadline: None,
             expired: false,
         }
@@ -94,8 +119,16 @@ impl Observed {
     }
 
     fn end(&mut self, ok: bool, trailers: Option<&http::HeaderMap>) {
-        if let Some(f) = self.on_end.take() {
-            f(ok, trailers);
+        match self.on_end.take() {
+            Some(End::Lease(lease, outcome)) => {
+                lease.finish(if ok {
+                    outcome
+                } else {
+                    strait_balancer::Outcome::Failure
+                });
+            }
+            Some(End::Hook(f)) => f(ok, trailers),
+            None => {}
         }
     }
 }

@@ -21,7 +21,6 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use http_body::Body as _;
 use http_body_util::{BodyExt, Either, Full};
-use strait_balancer::Outcome;
 
 use crate::attempt::{Answered, Exchange, SendFailure};
 use crate::binding::Route;
@@ -275,16 +274,10 @@ impl<'a> Http1<'a> {
         {
             return tunnel(resp, asked, lease);
         }
-        let mut lease = Some(lease);
         // Read to the end, the body gives its connection back itself.
-        let on_end: crate::body::OnEnd = Box::new(move |ok, _| {
-            if let Some(l) = lease.take() {
-                l.finish(if ok { outcome } else { Outcome::Failure });
-            }
-        });
         // The client side left the hop-by-hop fields (and a
         // Content-Length beside Transfer-Encoding) out of the head.
-        let mut resp = resp.map(|b| Either::Left(Observed::new(b, on_end)));
+        let mut resp = resp.map(|b| Either::Left(Observed::with_lease(b, lease, outcome)));
         append_via(resp.headers_mut());
         if let Some((new, original)) = &self.rewritten {
             headers::restore_host(resp.headers_mut(), new, original);

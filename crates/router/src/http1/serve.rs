@@ -382,7 +382,8 @@ fn parse_with(
         headers,
         framing,
         keep_alive,
-        expect: expect && framing != Framing::None,
+        // RFC 9110 §10.1.1: never a 100 to an HTTP/1.0 client.
+        expect: expect && framing != Framing::None && version == Version::HTTP_11,
         upgrade,
         trailers,
     }))
@@ -517,7 +518,10 @@ async fn read_head(
     mut timer: Pin<&mut tokio::time::Sleep>,
     mut draining: Option<&mut watch::Receiver<bool>>,
 ) -> Result<Option<Head>, Refusal> {
-    let mut armed = false;
+    // When this head is due: the timer is reset to it only when it fires
+    // early (it still holds an earlier head's deadline), so a busy
+    // connection does not re-register a timer for every request.
+    let mut due: Option<tokio::time::Instant> = None;
     loop {
         let idle = {
             let mut c = lock(shared);
@@ -536,12 +540,8 @@ async fn read_head(
         let read = match poll_fn(|cx| Poll::Ready(lock(shared).poll_fill(cx))).await {
             Poll::Ready(r) => r,
             Poll::Pending => {
-                if !armed {
-                    armed = true;
-                    timer
-                        .as_mut()
-                        .reset(tokio::time::Instant::now() + limits.header_timeout);
-                }
+                let due =
+                    *due.get_or_insert_with(|| tokio::time::Instant::now() + limits.header_timeout);
                 let drain = async {
                     match draining.as_deref_mut() {
                         Some(d) if idle => {
@@ -555,7 +555,13 @@ async fn read_head(
                     if let Poll::Ready(r) = lock(shared).poll_fill(cx) {
                         return Poll::Ready(Some(r));
                     }
-                    if timer.as_mut().poll(cx).is_ready() || drain.as_mut().poll(cx).is_ready() {
+                    while timer.as_mut().poll(cx).is_ready() {
+                        if tokio::time::Instant::now() >= due {
+                            return Poll::Ready(None);
+                        }
+                        timer.as_mut().reset(due);
+                    }
+                    if drain.as_mut().poll(cx).is_ready() {
                         return Poll::Ready(None);
                     }
                     Poll::Pending
