@@ -164,6 +164,9 @@ fn router(backend: SocketAddr) -> Arc<Server> {
         max_call_depth: 1000,
         access_log: None,
         policies: Default::default(),
+        protocol: strait_router::Protocol::Http1,
+        interpreter: None,
+        telemeters: None,
     };
     let router = Router::new(params, interp, registry.clone());
     let r = Arc::clone(&router);
@@ -187,6 +190,7 @@ fn router(backend: SocketAddr) -> Arc<Server> {
         ))),
         client_networks: std::sync::Arc::new(strait_router::clients::ClientNetworks::any()),
         limits: Default::default(),
+        h2: Default::default(),
     };
     Server::new(sp, router, &registry, None, 12 * 1024)
 }
