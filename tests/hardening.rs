@@ -1008,3 +1008,70 @@ fn a_connection_flood_past_the_descriptor_limit_serves_everyone_in_turn() {
     );
     assert!(!stderr.contains("Too many open files"), "{stderr}");
 }
+
+/// The router's own HTTP/1.1 server (issue 13): a request whose framing
+/// two parsers could read differently (request smuggling: a length beside
+/// chunked, two lengths, chunked not last, chunked on HTTP/1.0) gets a 400
+/// that says why and never reaches a backend; pipelined requests are each
+/// routed and answered in order; `Expect: 100-continue` gets its 100 when
+/// the body is wanted, and the body then reaches the backend.
+#[test]
+fn smuggling_framings_never_reach_a_backend_and_pipelines_are_answered_in_order() {
+    let b = Backend::scripted("b", Behavior::Ok);
+    let mesh = start(&[("h", &[b.addr])], "", "");
+    let router = mesh.strait.router();
+    let wait = Duration::from_secs(5);
+    for (req, why) in [
+        (
+            &b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\nHost: h\r\n\r\n"[..],
+            "Content-Length with Transfer-Encoding",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello",
+            "differing Content-Length",
+        ),
+        (
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
+            "chunked must be the last coding",
+        ),
+        (
+            b"POST / HTTP/1.0\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "HTTP/1.0",
+        ),
+    ] {
+        let answer = raw(router, req, wait);
+        assert_eq!(status_of(&answer), 400, "{why}: {answer}");
+        assert!(answer.contains(why), "{why}: {answer}");
+        assert_eq!(
+            answer.matches("HTTP/1.1 ").count(),
+            1,
+            "nothing after it is read: {answer}"
+        );
+    }
+    assert_eq!(b.count(), 0, "no refused request reached the backend");
+
+    let answer = raw(
+        router,
+        b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+        wait,
+    );
+    assert_eq!(
+        answer.matches("HTTP/1.1 200 OK").count(),
+        3,
+        "three pipelined requests, three answers: {answer}"
+    );
+    assert_eq!(b.count(), 3);
+
+    let mut s = TcpStream::connect(router).unwrap();
+    s.set_read_timeout(Some(wait)).unwrap();
+    s.write_all(
+        b"PUT / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 4\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert_eq!(read_head(&mut s), "HTTP/1.1 100 Continue\r\n\r\n");
+    s.write_all(b"body").unwrap();
+    let mut rest = String::new();
+    let _ = s.read_to_string(&mut rest);
+    assert_eq!(status_of(&rest), 200, "{rest}");
+    assert_eq!(b.count(), 4, "the body's request reached the backend");
+}
