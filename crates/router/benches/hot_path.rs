@@ -298,5 +298,68 @@ fn wire(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, identify, balancer, header_rewrites, wire);
+criterion_group!(benches, identify, balancer, header_rewrites, wire, server);
+/// A request head as curl sends it through `http_proxy`, with a few
+/// service headers.
+const REQUEST_HEAD: &[u8] = b"GET /api/v1/users/42?expand=true HTTP/1.1\r\nHost: users\r\n\
+User-Agent: curl/8.5.0\r\nAccept: */*\r\nAuthorization: Bearer abcdefghijklmnop\r\n\
+X-Request-Id: 5f2b8c1e-8d2a-4a57-9e0b-6f1f3b2a9c11\r\nAccept-Encoding: gzip\r\n\
+Cookie: session=0123456789abcdef\r\nConnection: keep-alive\r\n\r\n";
+
+/// The router's HTTP/1.1 server side: the head parser, and one request
+/// served on an in-memory connection by a service answering 64 bytes.
+fn server(c: &mut Criterion) {
+    use bytes::{Bytes, BytesMut};
+    use http_body_util::Full;
+    use http1::serve;
+    let mut g = c.benchmark_group("http1 server");
+    let limits = serve::Limits {
+        header_timeout: std::time::Duration::from_secs(30),
+        max_headers: 100,
+        max_head: 64 * 1024,
+    };
+    g.bench_function("parse a request head (8 headers)", |b| {
+        b.iter_batched_ref(
+            || BytesMut::from(REQUEST_HEAD),
+            |buf| black_box(serve::parse_head(buf, &limits).unwrap().unwrap()),
+            BatchSize::SmallInput,
+        )
+    });
+
+    struct Ok64;
+    impl serve::Service for Ok64 {
+        type Body = Full<Bytes>;
+        fn call(
+            &self,
+            _: Request<strait_router::body::RequestBody>,
+        ) -> impl std::future::Future<Output = http::Response<Full<Bytes>>> + Send {
+            std::future::ready(http::Response::new(Full::new(Bytes::from_static(
+                &[b'x'; 64],
+            ))))
+        }
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (mut client, server) = tokio::io::duplex(64 * 1024);
+    rt.spawn(async move { serve::serve(&Ok64, Box::new(server), limits, None).await });
+    let mut answer = vec![0u8; 4096];
+    g.bench_function("serve a GET in memory (parse, answer, 64-byte body)", |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                client.write_all(REQUEST_HEAD).await.unwrap();
+                let mut got = 0;
+                // The head and the 64 bytes, in one write.
+                while got == 0 || !answer[..got].ends_with(&[b'x'; 64]) {
+                    got += client.read(&mut answer[got..]).await.unwrap();
+                }
+                black_box(got)
+            })
+        })
+    });
+    g.finish();
+}
+
 criterion_main!(benches);

@@ -128,8 +128,10 @@ impl Conn {
 
 /// Why a head is refused: the status and what the client is told.
 #[derive(Debug, PartialEq)]
-pub(crate) struct Refusal {
+pub struct Refusal {
+    /// 400, 408, 414 or 431.
     pub status: StatusCode,
+    /// What the client is told.
     pub message: String,
 }
 
@@ -146,19 +148,27 @@ fn bad(message: impl Into<String>) -> Refusal {
 
 /// How a request's body is framed.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) enum Framing {
+pub enum Framing {
+    /// No body.
     None,
+    /// `Content-Length`.
     Length(u64),
+    /// `Transfer-Encoding: chunked`.
     Chunked,
 }
 
 /// A parsed request head, and what the connection needs of it.
 #[derive(Debug)]
-pub(crate) struct Head {
+pub struct Head {
+    /// The method.
     pub method: Method,
+    /// The request target.
     pub uri: Uri,
+    /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
+    /// The header fields (values share the connection's read buffer).
     pub headers: HeaderMap,
+    /// How its body is framed.
     pub framing: Framing,
     /// The client may send another request on the connection.
     pub keep_alive: bool,
@@ -172,7 +182,7 @@ pub(crate) struct Head {
 
 /// Parses a complete request head off the front of `buf`; `None` until it
 /// is all there (or a refusal once it is too large to be).
-pub(crate) fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, Refusal> {
+pub fn parse_head(buf: &mut BytesMut, limits: &Limits) -> Result<Option<Head>, Refusal> {
     match parse_with(buf, limits, false) {
         Err(None) => {
             // More fields than the stack holds: again, with all the room allowed.
