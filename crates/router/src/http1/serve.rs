@@ -435,7 +435,7 @@ pub async fn serve<S: Service>(
             Err(r) => {
                 tracing::debug!(status = r.status.as_u16(), error = %r.message, "request refused");
                 write_refusal(&shared, &mut wbuf, &r).await;
-                break;
+                return close(&shared, true).await;
             }
         };
         let (req, mut asked) = request(&shared, head);
@@ -460,6 +460,7 @@ pub async fn serve<S: Service>(
         match write_response(&shared, &mut wbuf, resp, &mut asked, closing).await {
             Next::KeepAlive => {}
             Next::Close => break,
+            Next::CloseUnread => return close(&shared, true).await,
             Next::Upgrade => {
                 let mut c = lock(&shared);
                 let pre = c.rbuf.split().freeze();
@@ -470,9 +471,36 @@ pub async fn serve<S: Service>(
             }
         }
     }
-    let io = lock(&shared).io.take();
-    if let Some(mut io) = io {
-        let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+    close(&shared, false).await;
+}
+
+/// How long a connection closed with a request's bytes unread keeps
+/// reading (and dropping) them, and how many it reads at most.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 1 << 20;
+
+/// Shuts the connection down. With `unread` (a refused head, a body not
+/// read to its end) what the client still sends is read and dropped for a
+/// moment first, as nginx's lingering close: closing a socket with bytes
+/// unread resets the connection, and the client could lose the answer.
+async fn close(shared: &Shared, unread: bool) {
+    let io = lock(shared).io.take();
+    let Some(mut io) = io else {
+        return;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+    if unread {
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            let mut read = 0;
+            while read < LINGER_BYTES {
+                match io.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => read += n,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, drain).await;
     }
 }
 
@@ -644,6 +672,8 @@ fn request(shared: &Shared, head: Head) -> (Request<RequestBody>, Asked) {
 enum Next {
     KeepAlive,
     Close,
+    /// Close, with the request's body not read to its end.
+    CloseUnread,
     Upgrade,
 }
 
@@ -818,7 +848,10 @@ where
     if short || out == Out::Close {
         return Next::Close;
     }
-    if !keep || (asked.has_body && !lock(shared).body_done) {
+    if asked.has_body && !lock(shared).body_done {
+        return Next::CloseUnread;
+    }
+    if !keep {
         return Next::Close;
     }
     Next::KeepAlive

@@ -201,6 +201,7 @@ async fn run_with(mode: Mode, limits: Limits, pieces: &[&[u8]]) -> String {
         .await
         .expect("the server closed the connection")
         .unwrap();
+    drop(c);
     task.await.unwrap();
     String::from_utf8_lossy(&out).into_owned()
 }
@@ -289,6 +290,7 @@ async fn smuggling_and_bad_framing_are_refused_with_400() {
         c.write_all(req).await.unwrap();
         let mut out = String::new();
         c.read_to_string(&mut out).await.unwrap();
+        drop(c);
         let svc = task.await.unwrap();
         assert_eq!(status(&out), 400, "{why}: {out}");
         assert!(out.contains(why), "{why}: {out}");
