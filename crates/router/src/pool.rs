@@ -87,7 +87,7 @@ pub struct Conn {
 
 impl Conn {
     /// The connection after a 101, for the upgrade's tunnel.
-    pub(crate) fn into_rewind(self) -> wire::Rewind {
+    pub(crate) fn into_rewind(self) -> wire::Rewind<wire::Io> {
         self.wire.into_upgraded()
     }
 

@@ -37,7 +37,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_LENGTH, DATE, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri, Version};
 use http_body::{Frame, SizeHint};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
 use super::wire::{self, ChunkState};
@@ -465,7 +465,7 @@ pub async fn serve<S: Service>(
                 let mut c = lock(&shared);
                 let pre = c.rbuf.split().freeze();
                 if let (Some(io), Some(tx)) = (c.io.take(), asked.upgrade.take()) {
-                    let _ = tx.send(Upgraded { io, pre });
+                    let _ = tx.send(Upgraded::new(io, pre, None));
                 }
                 return;
             }
@@ -1049,10 +1049,7 @@ impl http_body::Body for Body {
 
 /// A request's connection once upgraded (a 101, or a 2xx to CONNECT):
 /// what the client sent past the head comes first, then the stream.
-pub struct Upgraded {
-    io: BoxStream,
-    pre: Bytes,
-}
+pub type Upgraded = wire::Rewind<BoxStream>;
 
 /// The upgraded connection of a request that asked for an upgrade, once
 /// its response is out. A request extension, on upgrade requests only
@@ -1075,36 +1072,6 @@ impl OnUpgrade {
             Some(rx) => rx.await.map_err(|_| not()),
             None => Err(not()),
         }
-    }
-}
-
-impl AsyncRead for Upgraded {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.pre.is_empty() {
-            let n = this.pre.len().min(buf.remaining());
-            buf.put_slice(&this.pre.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.io).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Upgraded {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, b)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
     }
 }
 

@@ -178,12 +178,8 @@ impl Wire {
 
     /// The stream and anything read past the 101's head: the upgraded
     /// protocol's first bytes.
-    pub(crate) fn into_upgraded(self) -> Rewind {
-        Rewind {
-            io: self.io,
-            pre: self.rbuf.freeze(),
-            _permit: self.permit,
-        }
+    pub(crate) fn into_upgraded(self) -> Rewind<Io> {
+        Rewind::new(self.io, self.rbuf.freeze(), self.permit)
     }
 }
 
@@ -1053,16 +1049,28 @@ fn chunk_size(line: &[u8]) -> Result<u64, WireError> {
     Ok(n)
 }
 
-/// A backend connection after its 101: what was read past the head comes
-/// first, then the stream. Holds the connection's place under
-/// `hostConnectionPool.maxSize` while the tunnel lasts.
-pub(crate) struct Rewind {
-    io: Io,
+/// A connection after its 101 (or a client's after a 2xx to CONNECT):
+/// what was read past the head comes first, then the stream. `hold`
+/// lasts as long as it does (a backend connection's place under
+/// `hostConnectionPool.maxSize`).
+pub struct Rewind<T> {
+    io: T,
     pre: Bytes,
-    _permit: Option<OwnedSemaphorePermit>,
+    _hold: Option<OwnedSemaphorePermit>,
 }
 
-impl AsyncRead for Rewind {
+impl<T> Rewind<T> {
+    /// `io`, with `pre` read from it already.
+    pub(crate) fn new(io: T, pre: Bytes, hold: Option<OwnedSemaphorePermit>) -> Rewind<T> {
+        Rewind {
+            io,
+            pre,
+            _hold: hold,
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Rewind<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -1078,7 +1086,7 @@ impl AsyncRead for Rewind {
     }
 }
 
-impl AsyncWrite for Rewind {
+impl<T: AsyncWrite + Unpin> AsyncWrite for Rewind<T> {
     fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, b: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().io).poll_write(cx, b)
     }
