@@ -560,13 +560,20 @@ async fn read_head(
     // early (it still holds an earlier head's deadline), so a busy
     // connection does not re-register a timer for every request.
     let mut due: Option<tokio::time::Instant> = None;
+    // Once a head has come in part, how far the buffer has been searched
+    // for its end: it is parsed again only when its end may be there (or
+    // it outgrew the limit), so a head trickled a byte at a time costs
+    // one pass, not one parse per read.
+    let mut searched: Option<usize> = None;
     loop {
         let idle = {
             let mut c = lock(shared);
-            if !c.rbuf.is_empty()
-                && let Some(head) = parse_head(&mut c.rbuf, limits)?
-            {
-                return Ok(Some(head));
+            let len = c.rbuf.len();
+            if worth_parsing(&c.rbuf, searched, limits.max_head) {
+                match parse_head(&mut c.rbuf, limits)? {
+                    Some(head) => return Ok(Some(head)),
+                    None => searched = Some(len),
+                }
             }
             c.rbuf.is_empty()
         };
@@ -624,6 +631,22 @@ async fn read_head(
         match read {
             Ok(0) | Err(_) => return Ok(None),
             Ok(_) => {}
+        }
+    }
+}
+
+/// Whether `buf` is worth parsing as a head: it is not empty, and when
+/// it was searched up to `searched` before (a head in part), the bytes
+/// since may complete the blank line that ends a head (CRLF or, as
+/// httparse also accepts, bare LF line ends), or it outgrew `max_head`.
+fn worth_parsing(buf: &[u8], searched: Option<usize>, max_head: usize) -> bool {
+    match searched {
+        None => !buf.is_empty(),
+        Some(from) => {
+            let new = buf.get(from.saturating_sub(3)..).unwrap_or_default();
+            buf.len() > max_head
+                || new.windows(2).any(|w| w == b"\n\n")
+                || new.windows(3).any(|w| w == b"\n\r\n")
         }
     }
 }

@@ -373,6 +373,54 @@ async fn heads_past_the_limits_get_431_and_414() {
 }
 
 #[tokio::test]
+async fn a_head_trickled_a_byte_at_a_time_is_read_whole() {
+    // CRLF and bare-LF line ends; more fields than the stack's slots.
+    let many: String = (0..70).map(|i| format!("X-{i}: {i}\r\n")).collect();
+    let wide = Limits {
+        max_headers: 100,
+        ..LIMITS
+    };
+    for head in [
+        format!("GET /t HTTP/1.1\r\nHost: h\r\n{many}Connection: close\r\n\r\n"),
+        "GET /lf HTTP/1.1\nHost: h\nConnection: close\n\n".to_string(),
+    ] {
+        let bytes: Vec<&[u8]> = head.as_bytes().chunks(1).collect();
+        let out = run_with(Mode::Echo, wide, &bytes).await;
+        assert_eq!(status(&out), 200, "{out}");
+        assert!(out.contains("connection: close\n\n"), "{out}");
+    }
+}
+
+#[test]
+fn a_partial_head_is_parsed_again_only_when_its_end_may_have_come() {
+    let head = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n";
+    let end = head.len();
+    // Nothing searched yet: any bytes are worth a parse.
+    assert!(worth_parsing(&head[..1], None, 8192));
+    assert!(!worth_parsing(b"", None, 8192));
+    // Searched up to each point, then one more byte: only the byte that
+    // completes the blank line is worth it, even split across reads.
+    for at in 1..end {
+        let want = at == end - 1;
+        assert_eq!(
+            worth_parsing(&head[..at + 1], Some(at), 8192),
+            want,
+            "searched to {at}"
+        );
+    }
+    // The blank line arriving whole after a partial search.
+    assert!(worth_parsing(head, Some(end - 4), 8192));
+    // Bare LF line ends.
+    assert!(worth_parsing(
+        b"GET / HTTP/1.1\nHost: h\n\n",
+        Some(22),
+        8192
+    ));
+    // Past the limit: parsed, so that it is refused.
+    assert!(worth_parsing(&[b'a'; 20], Some(19), 16));
+}
+
+#[tokio::test]
 async fn continue_is_sent_only_when_the_body_is_read() {
     // Read: 100 first, then the answer.
     let (mut c, task) = connect(svc(Mode::Echo), LIMITS);
