@@ -51,7 +51,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Stream for T {}
 /// A client connection's stream, boxed once when it is accepted.
 pub type BoxStream = Box<dyn Stream>;
 
-/// How much a read asks for at least.
+/// A connection's first read buffer, and the most body copied into the
+/// write buffer beside a head (larger chunks are written from where they are).
 const READ_CHUNK: usize = 8 * 1024;
 
 /// Header slots parsed on the stack; a head with more is parsed again
@@ -103,7 +104,7 @@ impl Conn {
         let Some(io) = &mut self.io else {
             return Poll::Ready(Ok(0));
         };
-        self.rbuf.reserve(READ_CHUNK);
+        wire::make_room(&mut self.rbuf);
         pin!(io.read_buf(&mut self.rbuf)).poll(cx)
     }
 

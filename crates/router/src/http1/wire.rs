@@ -52,8 +52,21 @@ pub(crate) const MAX_HEADERS: usize = 100;
 /// The largest response head, and the most a read buffers.
 pub(crate) const MAX_HEAD: usize = 64 * 1024;
 
-/// How much a read asks for at least.
+/// How much room a read buffer gets when it runs low.
 const READ_CHUNK: usize = 8 * 1024;
+
+/// Below this much room, a read buffer gets [`READ_CHUNK`] more. Heads
+/// split off a buffer keep its bytes (header values share them), so
+/// asking for a full chunk before every read would allocate a new buffer
+/// for every message; reading into what is left serves a few dozen.
+const READ_LOW: usize = 4 * 1024;
+
+/// Room for the next read in `buf`, allocated only when it runs low.
+pub(super) fn make_room(buf: &mut BytesMut) {
+    if buf.capacity() - buf.len() < READ_LOW {
+        buf.reserve(READ_CHUNK);
+    }
+}
 
 /// The longest chunk-size line (size, extensions) of a chunked body.
 const MAX_CHUNK_LINE: usize = 4 * 1024;
@@ -268,7 +281,7 @@ pub(crate) async fn exchange(
                     MAX_HEAD / 1024
                 ))));
             }
-            wire.rbuf.reserve(READ_CHUNK);
+            make_room(&mut wire.rbuf);
             match ready!(pin!(wire.io.read_buf(&mut wire.rbuf)).poll(cx)) {
                 Ok(0) => {
                     return Poll::Ready(Err(out.failed.take().unwrap_or(WireError::Closed)));
@@ -809,7 +822,7 @@ impl Body {
             return Poll::Ready(Ok(false));
         };
         let wire = &mut conn.wire;
-        wire.rbuf.reserve(READ_CHUNK);
+        make_room(&mut wire.rbuf);
         match ready!(pin!(wire.io.read_buf(&mut wire.rbuf)).poll(cx)) {
             Ok(0) => Poll::Ready(Ok(false)),
             Ok(_) => Poll::Ready(Ok(true)),
