@@ -744,19 +744,26 @@ where
         None => wbuf.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes()),
     }
     wbuf.extend_from_slice(b"\r\n");
+    // `Date` and `Content-Length` are noticed while the fields are
+    // written (standard names compare without hashing).
+    let (mut has_date, mut declared, mut seen_length) = (false, None, false);
     for (name, value) in &parts.headers {
+        if *name == DATE {
+            has_date = true;
+        } else if *name == CONTENT_LENGTH && !seen_length {
+            seen_length = true;
+            declared = std::str::from_utf8(value.as_bytes())
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok());
+        }
         wbuf.extend_from_slice(name.as_str().as_bytes());
         wbuf.extend_from_slice(b": ");
         wbuf.extend_from_slice(value.as_bytes());
         wbuf.extend_from_slice(b"\r\n");
     }
-    if !parts.headers.contains_key(DATE) {
+    if !has_date {
         date::write(wbuf);
     }
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| std::str::from_utf8(v.as_bytes()).ok()?.parse::<u64>().ok());
     let mut out = if no_body {
         Out::None
     } else if let Some(n) = declared {

@@ -446,7 +446,9 @@ pub fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) ->
     buf.extend_from_slice(head.path_and_query.as_bytes());
     buf.extend_from_slice(b" HTTP/1.1\r\n");
     let h = head.headers;
+    let mut has_length = false;
     for (name, value) in h {
+        has_length |= *name == CONTENT_LENGTH;
         buf.extend_from_slice(name.as_str().as_bytes());
         buf.extend_from_slice(b": ");
         buf.extend_from_slice(value.as_bytes());
@@ -459,7 +461,7 @@ pub fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) ->
         Some(n) => {
             // The client's own `Content-Length` is the body's length (the
             // server checked it); one is added only where needed.
-            if !h.contains_key(CONTENT_LENGTH)
+            if !has_length
                 && (n > 0 || matches!(*head.method, Method::POST | Method::PUT | Method::PATCH))
             {
                 let mut b = [0; 20];
