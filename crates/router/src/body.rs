@@ -11,6 +11,8 @@ use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 
+use crate::http1::seen::Seen;
+
 /// Called once when the body ends (`true`, with its trailers if it had
 /// any) or fails or is dropped early (`false`).
 pub type OnEnd = Box<dyn FnOnce(bool, Option<&http::HeaderMap>) + Send>;
@@ -193,12 +195,25 @@ impl Drop for Observed {
 /// A client's request body as its server read it: none, HTTP/1.1 from
 /// the connection, or hyper's h2 stream.
 pub enum RequestBody {
-    /// No body (a GET; a request without `Content-Length` or chunked).
-    Empty,
+    /// No body (a GET; a request without `Content-Length` or chunked),
+    /// and what its head held.
+    Empty(Seen),
     /// Read from an HTTP/1.1 connection as it is asked for.
     H1(crate::http1::serve::Body),
     /// An HTTP/2 stream's DATA frames.
     H2(Incoming),
+}
+
+impl RequestBody {
+    /// The header families the client's head held, as its HTTP/1 server
+    /// noted them; [`Seen::ALL`] for h2.
+    pub fn seen(&self) -> Seen {
+        match self {
+            RequestBody::Empty(s) => *s,
+            RequestBody::H1(b) => b.seen,
+            RequestBody::H2(_) => Seen::ALL,
+        }
+    }
 }
 
 impl From<Incoming> for RequestBody {
@@ -216,7 +231,7 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            RequestBody::Empty => Poll::Ready(None),
+            RequestBody::Empty(_) => Poll::Ready(None),
             RequestBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             RequestBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
@@ -224,7 +239,7 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RequestBody::Empty => true,
+            RequestBody::Empty(_) => true,
             RequestBody::H1(b) => b.is_end_stream(),
             RequestBody::H2(b) => b.is_end_stream(),
         }
@@ -232,7 +247,7 @@ impl Body for RequestBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RequestBody::Empty => SizeHint::with_exact(0),
+            RequestBody::Empty(_) => SizeHint::with_exact(0),
             RequestBody::H1(b) => b.size_hint(),
             RequestBody::H2(b) => b.size_hint(),
         }

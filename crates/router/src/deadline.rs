@@ -59,15 +59,20 @@ fn total_timeout_at(
 }
 
 /// Replaces the header with the strictest of `deadline` and the end of
-/// `timeout` from now.
-pub fn write(h: &mut HeaderMap, deadline: Option<u128>, timeout: Option<Duration>) {
+/// `timeout` from now; `present`: the request may carry one already.
+pub fn write(h: &mut HeaderMap, deadline: Option<u128>, timeout: Option<Duration>, present: bool) {
+    if present {
+        h.remove(&L5D_CTX_DEADLINE);
+    }
+    if deadline.is_none() && timeout.is_none() {
+        return;
+    }
     let now = now_ns();
     let from_timeout = timeout.map(|t| now + t.as_nanos());
     let strictest = match (deadline, from_timeout) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
-    h.remove(&L5D_CTX_DEADLINE);
     if let Some(v) = strictest.and_then(|d| HeaderValue::from_str(&format!("{now} {d}")).ok()) {
         h.insert(L5D_CTX_DEADLINE, v);
     }
@@ -107,7 +112,9 @@ mod tests {
     fn written_deadline_is_the_earlier_of_the_incoming_one_and_the_timeout() {
         let mut h = HeaderMap::new();
         let far = now_ns() + 60_000_000_000;
-        write(&mut h, Some(far), Some(Duration::from_secs(1)));
+        h.insert(L5D_CTX_DEADLINE, HeaderValue::from_static("1 2"));
+        write(&mut h, Some(far), Some(Duration::from_secs(1)), true);
+        assert_eq!(h.get_all(&L5D_CTX_DEADLINE).iter().count(), 1, "replaced");
         let d = read(&h).unwrap_or(0);
         assert!(
             d < far && remaining(d) <= Duration::from_secs(1),
@@ -118,5 +125,9 @@ mod tests {
             Duration::ZERO,
             "a past deadline leaves nothing"
         );
+        // Neither a deadline nor a timeout: the incoming one goes, none
+        // is written.
+        write(&mut h, None, None, true);
+        assert_eq!(read(&h), None);
     }
 }

@@ -154,7 +154,7 @@ impl<'a> H2<'a> {
             fwd.local.map(|l| &*l.text),
         );
         fwd.trace.write(h);
-        deadline::write(h, fwd.deadline, fwd.total);
+        deadline::write(h, fwd.deadline, fwd.total, true);
         let authority = parts.uri.authority().cloned().or_else(|| {
             h.get(HOST)
                 .and_then(|v| Authority::try_from(v.as_bytes()).ok())

@@ -33,11 +33,12 @@ use crate::router::{Body, Forwarding};
 use crate::{deadline, headers};
 
 mod checks;
+pub mod seen;
 pub mod serve;
 mod upgrade;
 pub mod wire;
 
-pub(crate) use checks::check_request;
+pub(crate) use checks::{Checked, check_request};
 pub use upgrade::UpgradeStats;
 use upgrade::{Asked, tunnel};
 
@@ -177,9 +178,12 @@ impl<'a> Http1<'a> {
         // to the backend, and the client's connection is kept to tunnel.
         let limits = &fwd.server.limits;
         let upgrade = upgrade::asked(&mut req, limits.upgrade_idle_timeout, fwd.upgrades);
+        let seen = req.body().seen();
         let (mut parts, body) = req.into_parts();
         let h = &mut parts.headers;
-        strip_hop_by_hop(h);
+        if seen.hop() {
+            strip_hop_by_hop(h);
+        }
         if let Some(asked) = &upgrade {
             h.insert(UPGRADE, asked.protocol.clone());
             h.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -198,7 +202,9 @@ impl<'a> Http1<'a> {
             .and_then(|new| Some((new.clone(), h.insert(HOST, new.clone())?)));
         // `Via`, `l5d-dst-*`, `l5d-ctx-dtab` and the trace headers are
         // written as lines after the request's headers (see `Lines`).
-        headers::strip_own_l5d(h);
+        if seen.l5d() {
+            headers::strip_own_l5d(h);
+        }
         let lines = Lines {
             service: route.service.l5d_dst.as_ref(),
             client: client.l5d_dst.as_ref(),
@@ -208,7 +214,7 @@ impl<'a> Http1<'a> {
             dtab: fwd.local.and_then(|l| HeaderValue::from_str(&l.text).ok()),
             trace: fwd.trace.clone(),
         };
-        deadline::write(h, fwd.deadline, fwd.total);
+        deadline::write(h, fwd.deadline, fwd.total, seen.l5d());
         let pq = parts
             .uri
             .path_and_query()

@@ -184,10 +184,16 @@ impl Router {
         let clear = server.clear_context;
         let h2 = self.params.protocol == Protocol::H2;
         let grpc = h2 && grpc::is_grpc(req.headers());
-        if clear {
+        // What the client's head held: what it did not, nothing looks for.
+        let seen = req.body().seen();
+        if clear && seen.l5d() {
             headers::strip_l5d(req.headers_mut());
         }
-        let trace = Trace::take(req.headers_mut());
+        let trace = if seen.trace() {
+            Trace::take(req.headers_mut())
+        } else {
+            Trace::fresh()
+        };
         let sample = self.sample(&mut req, &trace, server, remote);
         let mut logged = self.params.access_log.as_ref().map(|_| {
             Fields::of(req.method(), req.uri().clone(), req.headers()).version(req.version())
@@ -303,7 +309,8 @@ impl Router {
         if is_connect(&req) {
             return Err(RouteError::Connect);
         }
-        if http1::via_depth(req.headers()) > self.params.max_call_depth as usize {
+        let seen = req.body().seen();
+        if seen.via() && http1::via_depth(req.headers()) > self.params.max_call_depth as usize {
             return Err(RouteError::CallDepth(self.params.max_call_depth));
         }
         let h2 = self.params.protocol == Protocol::H2;
@@ -311,22 +318,36 @@ impl Router {
             // HTTP/2's framing has none of HTTP/1's ambiguities, and hyper
             // bounds its header list (maxHeaderListBytes).
             let limits = &server.limits;
+            let checked = seen.checked_block().map(|block| http1::Checked {
+                block,
+                // Before any of the body is read: what the head declared.
+                length: http_body::Body::size_hint(req.body()).exact(),
+            });
             http1::check_request(
                 &req,
+                checked,
                 self.params.max_initial_line_bytes,
                 self.params.max_headers_bytes,
                 limits.max_body_bytes,
             )?;
             http1::absolute_to_origin_form(&mut req);
         }
-        let local = if server.dtab_override.is_some() {
-            headers::take_local_dtab_within(
+        let local = match (&server.dtab_override, seen.l5d()) {
+            (_, false) => None,
+            (Some(_), true) => headers::take_local_dtab_within(
                 req.headers_mut(),
                 self.params.binding_limits.max_dtab_header_bytes,
             )
-            .map_err(RouteError::BadDtab)?
+            .map_err(RouteError::BadDtab)?,
+            (None, true) => {
+                headers::drop_local_dtab(req.headers_mut());
+                None
+            }
+        };
+        // Read before the binding is awaited: `seen` need not be kept.
+        let incoming = if seen.l5d() {
+            deadline::read(req.headers())
         } else {
-            headers::drop_local_dtab(req.headers_mut());
             None
         };
         let dst = self.identify(&mut req, remote);
@@ -359,7 +380,7 @@ impl Router {
             l.client.clone_from(&route.client.l5d_dst);
         }
         let pending = svc.stats.pending.enter();
-        let mut incoming = deadline::read(req.headers());
+        let mut incoming = incoming;
         // gRPC's own deadline: the call's total timeout is cut to it,
         // and each attempt carries what is left of it.
         let grpc_deadline = if h2 {

@@ -271,6 +271,21 @@ impl Trace {
         )
     }
 
+    /// The trace of a request that brought no trace context (no
+    /// `traceparent`, B3, `l5d-ctx-trace` or `l5d-sample`): a new root,
+    /// what [`Trace::take`] makes of such a request.
+    pub fn fresh() -> Trace {
+        Trace::decide(
+            None,
+            None,
+            None,
+            None,
+            nonzero_u64(),
+            nonzero_u64(),
+            fastrand::f64(),
+        )
+    }
+
     /// The request's trace from what came in: `traceparent` first, then
     /// B3, then `l5d-ctx-trace`, else a new root `fresh`; `span` is this
     /// hop's span; `rate` (`l5d-sample`) decides sampling against `coin`.
@@ -672,37 +687,36 @@ pub fn parse_sample(s: &[u8]) -> Option<f64> {
 
 const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-/// Standard base64 with padding; the length written.
+/// Standard base64 with padding; the length written (whole quads only:
+/// what fits in `out`).
 fn base64_encode(src: &[u8], out: &mut [u8]) -> usize {
+    let quad = |v: u32| [18, 12, 6, 0].map(|shift| B64[(v >> shift) as usize & 63]);
     let mut n = 0;
-    for chunk in src.chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let v = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        let quad = [
-            B64[(v >> 18) as usize & 63],
-            B64[(v >> 12) as usize & 63],
-            if chunk.len() > 1 {
-                B64[(v >> 6) as usize & 63]
-            } else {
-                b'='
-            },
-            if chunk.len() > 2 {
-                B64[v as usize & 63]
-            } else {
-                b'='
-            },
-        ];
-        let Some(dst) = out.get_mut(n..n + 4) else {
+    let mut whole = src.chunks_exact(3);
+    let mut room = out.chunks_exact_mut(4);
+    for c in &mut whole {
+        let Some(dst) = room.next() else {
             return n;
         };
-        dst.copy_from_slice(&quad);
+        let v = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
+        dst.copy_from_slice(&quad(v));
         n += 4;
     }
-    n
+    let rest = whole.remainder();
+    if rest.is_empty() {
+        return n;
+    }
+    let Some(dst) = room.next() else {
+        return n;
+    };
+    let v = u32::from(rest[0]) << 16 | u32::from(rest.get(1).copied().unwrap_or(0)) << 8;
+    let mut q = quad(v);
+    q[3] = b'=';
+    if rest.len() == 1 {
+        q[2] = b'=';
+    }
+    dst.copy_from_slice(&q);
+    n + 4
 }
 
 fn b64_value(c: u8) -> Option<u32> {

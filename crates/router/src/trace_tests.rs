@@ -433,6 +433,9 @@ fn hex_and_base64_helpers() {
         (b"f", "Zg=="),
         (b"fo", "Zm8="),
         (b"foo", "Zm9v"),
+        (b"foob", "Zm9vYg=="),
+        (b"fooba", "Zm9vYmE="),
+        (b"foobar", "Zm9vYmFy"),
     ] {
         let n = base64_encode(src, &mut out);
         assert_eq!(&out[..n], enc.as_bytes());

@@ -5,6 +5,16 @@ use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
 
 use crate::error::RouteError;
 
+/// What [`check_request`] needs of a head whose fields passed the checks
+/// while Strait's HTTP/1 server parsed it (see [`super::seen`]).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Checked {
+    /// `Name: value\r\n` of every field, in bytes.
+    pub block: usize,
+    /// Its body's declared length.
+    pub length: Option<u64>,
+}
+
 /// Refuses what a proxy must not forward (RFC 9112 §3.2, §6.1, §7): more
 /// than one `Host`, a `Host` that is not `host[:port]`, userinfo in an
 /// absolute-form URI (400), and a transfer coding other than `chunked`,
@@ -15,8 +25,12 @@ use crate::error::RouteError;
 /// the request line within `maxInitialLineKB` (414), the header block
 /// within `maxHeadersKB` (431), a declared body within `maxRequestBodyKB`
 /// (413).
+///
+/// `checked`: the figures of a head whose fields passed as it was parsed;
+/// the field checks are then not made again.
 pub(crate) fn check_request<B>(
     req: &Request<B>,
+    checked: Option<Checked>,
     max_line: usize,
     max_headers: usize,
     max_body: Option<u64>,
@@ -38,21 +52,44 @@ pub(crate) fn check_request<B>(
         ));
     }
     // `Name: value\r\n` each.
-    let block: usize = h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let block = match checked {
+        Some(c) => c.block,
+        None => h.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum(),
+    };
     if block > max_headers {
         return Err(refuse(
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!("the request headers are {block} bytes; maxHeadersKB allows {max_headers}"),
         ));
     }
-    let declared = h
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let declared = match checked {
+        Some(c) => c.length,
+        None => h
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok()),
+    };
     if let Some((max, len)) = max_body.zip(declared).filter(|(max, len)| len > max) {
         return Err(refuse(
             http::StatusCode::PAYLOAD_TOO_LARGE,
             format!("Content-Length: {len} bytes; maxRequestBodyKB allows {max}"),
         ));
+    }
+    let userinfo = || {
+        let user = req
+            .uri()
+            .authority()
+            .is_some_and(|a| a.as_str().contains('@'));
+        if user {
+            Err(bad(
+                "request target: userinfo (user@host) is not allowed in a request to a proxy"
+                    .into(),
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    if checked.is_some() {
+        return userinfo();
     }
     let mut hosts = h.get_all(HOST).iter();
     if let Some(host) = hosts.next() {
@@ -66,15 +103,7 @@ pub(crate) fn check_request<B>(
             )));
         }
     }
-    if req
-        .uri()
-        .authority()
-        .is_some_and(|a| a.as_str().contains('@'))
-    {
-        return Err(bad(
-            "request target: userinfo (user@host) is not allowed in a request to a proxy".into(),
-        ));
-    }
+    userinfo()?;
     for v in h.get_all(TRANSFER_ENCODING) {
         let codings = String::from_utf8_lossy(v.as_bytes());
         if codings

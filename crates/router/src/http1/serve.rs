@@ -40,6 +40,7 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
+use super::seen::{Noter, Seen};
 use super::wire::{self, ChunkState};
 use crate::body::RequestBody;
 
@@ -179,6 +180,8 @@ pub struct Head {
     pub upgrade: bool,
     /// `TE: trailers`: a chunked response may carry trailers.
     pub trailers: bool,
+    /// The header families it held.
+    pub seen: Seen,
 }
 
 /// Parses a complete request head off the front of `buf`; `None` until it
@@ -300,8 +303,10 @@ fn parse_with(
     // usual few fields.
     let mut at_stack = [(0u32, 0u32, 0u32, 0u32); STACK_HEADERS];
     let mut at_heap = Vec::new();
+    let mut noter = Noter::new();
     for (i, h) in r.headers.iter().enumerate() {
         let name = h.name.as_bytes();
+        noter.field(name, h.value);
         let (ns, ne) = span(name);
         let (vs, ve) = span(h.value);
         let offsets = (ns as u32, ne as u32, vs as u32, ve as u32);
@@ -345,6 +350,7 @@ fn parse_with(
             _ => {}
         }
     }
+    let seen = noter.finish();
     let framing = if te {
         if version == Version::HTTP_10 {
             return Err(Some(bad(
@@ -397,6 +403,7 @@ fn parse_with(
         expect: expect && framing != Framing::None && version == Version::HTTP_11,
         upgrade,
         trailers,
+        seen,
     }))
 }
 
@@ -655,7 +662,7 @@ fn worth_parsing(buf: &[u8], searched: Option<usize>, max_head: usize) -> bool {
 /// The request for `head`, its body reading from the connection.
 fn request(shared: &Shared, head: Head) -> (Request<RequestBody>, Asked) {
     let body = match head.framing {
-        Framing::None => RequestBody::Empty,
+        Framing::None => RequestBody::Empty(head.seen),
         framing => {
             lock(shared).body_done = false;
             RequestBody::H1(Body {
@@ -665,6 +672,7 @@ fn request(shared: &Shared, head: Head) -> (Request<RequestBody>, Asked) {
                     _ => Decode::Chunked(ChunkState::Size),
                 },
                 continue_at: if head.expect { 0 } else { CONTINUE.len() },
+                seen: head.seen,
             })
         }
     };
@@ -960,6 +968,8 @@ pub struct Body {
     /// How much of `100 Continue` has been written (all of it when none
     /// was asked for).
     continue_at: usize,
+    /// The header families of its request's head.
+    pub(crate) seen: Seen,
 }
 
 /// Reading a client's request body failed.

@@ -1,0 +1,209 @@
+//! What a request's head held, noted while the server parsed it, so that
+//! the router does not look for what is not there.
+//!
+//! Every header the router reads, strips or checks would otherwise cost a
+//! hash of its name and a probe of the map per request, and most requests
+//! carry none of them (no `l5d-*`, no trace context, no `Via`, no
+//! hop-by-hop field but perhaps `Connection: keep-alive`). The parse pass
+//! looks at every name anyway; noting the few families here is a length
+//! switch per field. A request not parsed by Strait's HTTP/1 server (h2)
+//! is [`Seen::ALL`]: every family may be there, every check is made.
+
+use super::checks;
+
+/// The header families of one request head (eight bytes: it rides in
+/// every request's body, which the routing futures hold and move).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Seen {
+    bits: u8,
+    /// `Name: value\r\n` of every field, in bytes (saturated).
+    block: u32,
+}
+
+const L5D: u8 = 1;
+const TRACE: u8 = 2;
+const VIA: u8 = 4;
+const HOP: u8 = 8;
+/// The head passed the checks that need every field: one valid `Host` at
+/// most, only `chunked` as a transfer coding.
+const CHECKED: u8 = 16;
+
+impl Seen {
+    /// Nothing noted: every family may be present.
+    pub const ALL: Seen = Seen {
+        bits: L5D | TRACE | VIA | HOP,
+        block: 0,
+    };
+
+    /// A name starting `l5d-` (Linkerd's context, dtab, destination and
+    /// request-id headers).
+    pub fn l5d(&self) -> bool {
+        self.bits & L5D != 0
+    }
+
+    /// `traceparent`, `tracestate`, `b3` or `x-b3-*`, or an `l5d-*` (which
+    /// may be `l5d-ctx-trace` or `l5d-sample`).
+    pub fn trace(&self) -> bool {
+        self.bits & (TRACE | L5D) != 0
+    }
+
+    /// `Via`.
+    pub fn via(&self) -> bool {
+        self.bits & VIA != 0
+    }
+
+    /// A hop-by-hop field: `Connection`, `Keep-Alive`, `Proxy-Connection`,
+    /// `TE`, `Trailer`, `Transfer-Encoding`, `Upgrade`,
+    /// `Proxy-Authenticate`, `Proxy-Authorization`.
+    pub fn hop(&self) -> bool {
+        self.bits & HOP != 0
+    }
+
+    /// The size of the header block (`Name: value\r\n` each) of a head
+    /// that passed the field checks, if it did: the limits that remain
+    /// need only this figure and the declared length.
+    pub fn checked_block(&self) -> Option<usize> {
+        (self.bits & CHECKED != 0).then_some(self.block as usize)
+    }
+}
+
+/// Notes a head's fields one at a time.
+#[derive(Debug)]
+pub(super) struct Noter {
+    bits: u8,
+    block: usize,
+    hosts: usize,
+    fields_ok: bool,
+}
+
+impl Noter {
+    pub(super) fn new() -> Noter {
+        Noter {
+            bits: 0,
+            block: 0,
+            hosts: 0,
+            fields_ok: true,
+        }
+    }
+
+    /// Notes one field.
+    pub(super) fn field(&mut self, name: &[u8], value: &[u8]) {
+        self.block += name.len() + value.len() + 4;
+        if name.len() > 4 && name[..4].eq_ignore_ascii_case(b"l5d-") {
+            self.bits |= L5D;
+            return;
+        }
+        let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+        self.bits |= match name.len() {
+            2 if is(b"te") => HOP,
+            2 if is(b"b3") => TRACE,
+            3 if is(b"via") => VIA,
+            4 if is(b"host") => {
+                self.hosts += 1;
+                self.fields_ok &= self.hosts == 1 && checks::is_host(value);
+                0
+            }
+            7 if is(b"trailer") || is(b"upgrade") => HOP,
+            10 if is(b"connection") || is(b"keep-alive") => HOP,
+            10 if is(b"tracestate") => TRACE,
+            11 if is(b"traceparent") => TRACE,
+            16 if is(b"proxy-connection") => HOP,
+            17 if is(b"transfer-encoding") => {
+                // Only `chunked` may be passed on (else 501, with the
+                // field in the message: the full check makes it).
+                self.fields_ok &= value
+                    .split(|&b| b == b',')
+                    .all(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+                HOP
+            }
+            18 if is(b"proxy-authenticate") => HOP,
+            19 if is(b"proxy-authorization") => HOP,
+            n if n > 5 && name[..5].eq_ignore_ascii_case(b"x-b3-") => TRACE,
+            _ => 0,
+        };
+    }
+
+    /// What was noted.
+    pub(super) fn finish(self) -> Seen {
+        Seen {
+            bits: self.bits | if self.fields_ok { CHECKED } else { 0 },
+            block: u32::try_from(self.block).unwrap_or(u32::MAX),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(fields: &[(&str, &str)]) -> Seen {
+        let mut n = Noter::new();
+        for (k, v) in fields {
+            n.field(k.as_bytes(), v.as_bytes());
+        }
+        n.finish()
+    }
+
+    #[test]
+    fn a_plain_head_has_no_family() {
+        let s = seen(&[("Host", "hello"), ("User-Agent", "curl"), ("Accept", "*/*")]);
+        assert!(!s.l5d() && !s.trace() && !s.via() && !s.hop());
+        let block = "Host".len() + "hello".len() + "User-Agent".len() + "curl".len();
+        let block = block + "Accept".len() + "*/*".len() + 3 * 4;
+        assert_eq!(s.checked_block(), Some(block));
+    }
+
+    #[test]
+    fn each_family_is_noted_whatever_the_case() {
+        assert!(seen(&[("L5D-Dtab", "/a=>/b")]).l5d());
+        assert!(seen(&[("l5d-ctx-deadline", "1 2")]).trace());
+        assert!(!seen(&[("l5d", "x")]).l5d());
+        for t in [
+            "traceparent",
+            "TraceState",
+            "b3",
+            "X-B3-TraceId",
+            "x-b3-sampled",
+        ] {
+            let s = seen(&[(t, "1")]);
+            assert!(s.trace() && !s.l5d(), "{t}");
+        }
+        assert!(seen(&[("VIA", "1.1 a")]).via());
+        for h in [
+            "Connection",
+            "keep-alive",
+            "Proxy-Connection",
+            "TE",
+            "Trailer",
+            "Transfer-Encoding",
+            "Upgrade",
+            "Proxy-Authenticate",
+            "proxy-authorization",
+        ] {
+            let s = seen(&[(h, "chunked")]);
+            assert!(s.hop() && !s.trace() && !s.via(), "{h}");
+        }
+        assert_eq!(Seen::ALL.checked_block(), None);
+        assert!(Seen::ALL.l5d() && Seen::ALL.trace() && Seen::ALL.via() && Seen::ALL.hop());
+    }
+
+    #[test]
+    fn a_head_the_full_check_must_see_is_not_checked() {
+        assert_eq!(seen(&[("Host", "a"), ("Host", "b")]).checked_block(), None);
+        assert_eq!(seen(&[("Host", "a b")]).checked_block(), None);
+        assert_eq!(
+            seen(&[("Transfer-Encoding", "gzip, chunked")]).checked_block(),
+            None
+        );
+        assert_eq!(
+            seen(&[("Transfer-Encoding", ", chunked")]).checked_block(),
+            None
+        );
+        assert!(
+            seen(&[("Transfer-Encoding", "Chunked")])
+                .checked_block()
+                .is_some()
+        );
+        assert!(seen(&[]).checked_block().is_some());
+    }
+}
