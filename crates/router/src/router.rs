@@ -40,6 +40,20 @@ pub type Body = Either<Observed, Full<Bytes>>;
 
 pub use crate::params::{RouterParams, ServerLimits, ServerParams};
 
+/// What [`Router::begin`] keeps of a request for [`Router::finish`].
+pub struct Routing {
+    /// When the server had the request (the service's latency counts
+    /// from it).
+    start: Instant,
+    grpc: bool,
+    clear: bool,
+    trace: Trace,
+    sample: Option<Arc<Sample>>,
+    /// The access-log fields (when there is an access log), following
+    /// the request's rewrites.
+    logged: Option<Fields>,
+}
+
 /// One router.
 pub struct Router {
     params: RouterParams,
@@ -170,23 +184,27 @@ impl Router {
         false
     }
 
-    /// Handles one request from a client of `server`, whose upgraded
-    /// connections `upgrades` counts. Every request, answered by a backend
-    /// or by the router, gets its one access-log line here.
-    pub async fn route(
+    /// Starts handling one request from a client of `server`: strips what
+    /// the server does not take from clients, reads the trace context,
+    /// samples. [`Router::forward`] then sends the request and
+    /// [`Router::finish`] makes the response; every request, answered by a
+    /// backend or by the router, gets its one access-log line there.
+    ///
+    /// Three calls rather than one `async fn`: the caller awaits `forward`
+    /// in its own state, so the request's future is one level shallower
+    /// (each level is a copy of the whole state machine when it starts).
+    pub fn begin(
         &self,
-        mut req: Request<RequestBody>,
+        req: &mut Request<RequestBody>,
         server: &ServerParams,
-        stats: &Arc<RequestStats>,
-        upgrades: &Arc<UpgradeStats>,
         remote: SocketAddr,
-    ) -> Response<Body> {
-        let clear = server.clear_context;
+        start: Instant,
+    ) -> Routing {
         let h2 = self.params.protocol == Protocol::H2;
         let grpc = h2 && grpc::is_grpc(req.headers());
         // What the client's head held: what it did not, nothing looks for.
         let seen = req.body().seen();
-        if clear && seen.l5d() {
+        if server.clear_context && seen.l5d() {
             headers::strip_l5d(req.headers_mut());
         }
         let trace = if seen.trace() {
@@ -194,14 +212,38 @@ impl Router {
         } else {
             Trace::fresh()
         };
-        let sample = self.sample(&mut req, &trace, server, remote);
-        let mut logged = self.params.access_log.as_ref().map(|_| {
+        let sample = self.sample(req, &trace, server, remote);
+        let logged = self.params.access_log.as_ref().map(|_| {
             Fields::of(req.method(), req.uri().clone(), req.headers()).version(req.version())
         });
-        let resp = match self
-            .forward(req, server, stats, upgrades, remote, &trace, &mut logged)
-            .await
-        {
+        Routing {
+            start,
+            grpc,
+            clear: server.clear_context,
+            trace,
+            sample,
+            logged,
+        }
+    }
+
+    /// The response to a request [`Router::begin`] started, from what
+    /// [`Router::forward`] came to; its access-log line and telemetry.
+    pub fn finish(
+        &self,
+        routing: Routing,
+        result: Result<Response<Body>, RouteError>,
+        remote: SocketAddr,
+    ) -> Response<Body> {
+        let Routing {
+            start: _,
+            grpc,
+            clear,
+            trace,
+            sample,
+            logged,
+        } = routing;
+        let h2 = self.params.protocol == Protocol::H2;
+        let resp = match result {
             Ok(mut resp) => {
                 if clear {
                     headers::strip_l5d(resp.headers_mut());
@@ -296,16 +338,16 @@ impl Router {
     /// total timeout; counts it in the service's stats. `logged` (when
     /// there is an access log) follows the request's rewrites.
     #[allow(clippy::too_many_arguments)]
-    async fn forward(
+    pub async fn forward(
         &self,
         mut req: Request<RequestBody>,
         server: &ServerParams,
         server_stats: &Arc<RequestStats>,
         upgrades: &Arc<UpgradeStats>,
         remote: SocketAddr,
-        trace: &Trace,
-        logged: &mut Option<Fields>,
+        routing: &mut Routing,
     ) -> Result<Response<Body>, RouteError> {
+        let (trace, logged) = (&routing.trace, &mut routing.logged);
         if is_connect(&req) {
             return Err(RouteError::Connect);
         }
@@ -360,7 +402,7 @@ impl Router {
         if let Some(s) = &sample {
             s.set_logical(&dst);
         }
-        let start = Instant::now();
+        let start = routing.start;
         let route = match self.cache.route(&dst, local.as_ref()).await {
             Ok(route) => route,
             Err(e) => {

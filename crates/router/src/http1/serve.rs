@@ -299,21 +299,15 @@ fn parse_with(
     let (mut close, mut keep_alive, mut upgrade_token, mut has_upgrade) =
         (false, false, false, false);
     let (mut expect, mut trailers) = (false, false);
-    // Offsets (u32: a head is far smaller than 4 GiB) on the stack for the
-    // usual few fields.
-    let mut at_stack = [(0u32, 0u32, 0u32, 0u32); STACK_HEADERS];
-    let mut at_heap = Vec::new();
+    let mut at = wire::Spans::new();
     let mut noter = Noter::new();
-    for (i, h) in r.headers.iter().enumerate() {
+    for h in r.headers.iter() {
         let name = h.name.as_bytes();
         noter.field(name, h.value);
         let (ns, ne) = span(name);
         let (vs, ve) = span(h.value);
         let offsets = (ns as u32, ne as u32, vs as u32, ve as u32);
-        match at_stack.get_mut(i) {
-            Some(slot) => *slot = offsets,
-            None => at_heap.push(offsets),
-        }
+        at.push(offsets);
         match name.len() {
             10 if name.eq_ignore_ascii_case(b"connection") => {
                 for t in h.value.split(|&b| b == b',') {
@@ -381,8 +375,7 @@ fn parse_with(
     // Room for what the router adds (`Forwarded`, `l5d-ctx-deadline`, a
     // `Host`) without growing the map.
     let mut headers = HeaderMap::with_capacity(n + 3);
-    let at = at_stack[..n.min(STACK_HEADERS)].iter().chain(&at_heap);
-    for &(ns, ne, vs, ve) in at {
+    for (ns, ne, vs, ve) in at.iter() {
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne])
             .map_err(|_| Some(bad("a header name is not a token")))?;

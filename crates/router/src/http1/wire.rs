@@ -578,6 +578,45 @@ impl Head {
     }
 }
 
+/// Where a head's names and values sit in its buffer (start and end of
+/// each, as `u32`: a head is far smaller than 4 GiB), noted while
+/// `httparse`'s borrow of the buffer lasts, so the values can share its
+/// bytes once the head is split off. The usual few fields stay on the
+/// stack (a small array: zeroing one sized for the most fields allowed
+/// cost more than the rest of the bookkeeping).
+pub(crate) struct Spans {
+    stack: [(u32, u32, u32, u32); SPANS_ON_STACK],
+    len: usize,
+    more: Vec<(u32, u32, u32, u32)>,
+}
+
+const SPANS_ON_STACK: usize = 24;
+
+impl Spans {
+    pub(crate) fn new() -> Spans {
+        Spans {
+            stack: [(0, 0, 0, 0); SPANS_ON_STACK],
+            len: 0,
+            more: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, span: (u32, u32, u32, u32)) {
+        match self.stack.get_mut(self.len) {
+            Some(slot) => {
+                *slot = span;
+                self.len += 1;
+            }
+            None => self.more.push(span),
+        }
+    }
+
+    /// In the order pushed.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
+        self.stack[..self.len].iter().chain(&self.more).copied()
+    }
+}
+
 /// Parses a complete head off the front of `buf`; `None` until it is
 /// all there.
 pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
@@ -616,17 +655,17 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
     // Where each name and value sit in the head, so the values can share
     // its bytes once it is split off.
     let base = buf.as_ptr() as usize;
-    let mut at = [(0u32, 0u32, 0u32, 0u32); MAX_HEADERS];
+    let mut at = Spans::new();
     let n = r.headers.len();
-    for (slot, h) in at.iter_mut().zip(r.headers.iter()) {
+    for h in r.headers.iter() {
         let name = h.name.as_ptr() as usize - base;
         let value = h.value.as_ptr() as usize - base;
-        *slot = (
+        at.push((
             name as u32,
             (name + h.name.len()) as u32,
             value as u32,
             (value + h.value.len()) as u32,
-        );
+        ));
     }
     // What framing and the connection's reuse need, read before the map
     // is built: the hop-by-hop fields never go into it (a 101 keeps them
@@ -660,7 +699,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
     let head = buf.split_to(len).freeze();
     // Room for this hop's `Via` without growing the map.
     let mut headers = HeaderMap::with_capacity(n + 1);
-    for &(ns, ne, vs, ve) in &at[..n] {
+    for (ns, ne, vs, ve) in at.iter() {
         let raw = &head[ns as usize..ne as usize];
         if !upgrade
             && (hop_by_hop(raw)
