@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::HeaderValue;
 use strait_dtab::{BindLimits, Dtab, LimitExceeded, NameTree, Path, State};
@@ -107,7 +107,7 @@ pub(crate) struct CacheParams {
 
 /// The cached bindings and the stored dtab they were bound under.
 struct Bindings {
-    map: HashMap<BindKey, Arc<BindEntry>, foldhash::fast::RandomState>,
+    map: hashbrown::HashMap<BindKey, Arc<BindEntry>, foldhash::fast::RandomState>,
     /// The interpreter's stored dtab: checked (one atomic load) on every
     /// lookup, under the lock the lookup takes anyway.
     stored: Option<watch::Receiver<StoredDtab>>,
@@ -139,7 +139,6 @@ pub(crate) struct BindingCache {
     /// Bindings of requests with a local dtab run on the blocking pool, at
     /// most this many at once (one per CPU).
     binders: Arc<Semaphore>,
-    epoch: Instant,
     stats: CacheStats,
 }
 
@@ -175,6 +174,21 @@ struct BindKey {
     dst: Path,
 }
 
+/// A [`BindKey`] borrowed from the request: a cached binding is found
+/// without copying the name. It hashes as the key it stands for (the same
+/// fields in the same order: `Arc<str>` and `&str` hash as `str`).
+#[derive(Hash)]
+struct BindKeyRef<'a> {
+    local: Option<&'a str>,
+    dst: &'a Path,
+}
+
+impl hashbrown::Equivalent<BindKey> for BindKeyRef<'_> {
+    fn equivalent(&self, key: &BindKey) -> bool {
+        self.local == key.local.as_deref() && *self.dst == key.dst
+    }
+}
+
 struct BindEntry {
     binding: Binding,
     clients: Vec<Arc<Client>>,
@@ -189,7 +203,7 @@ struct BindEntry {
 impl BindingCache {
     pub(crate) fn new(params: CacheParams, interp: Interpreter, registry: Registry) -> Self {
         let bindings = Bindings {
-            map: HashMap::default(),
+            map: hashbrown::HashMap::default(),
             current: params
                 .stored
                 .as_ref()
@@ -208,7 +222,6 @@ impl BindingCache {
             binders: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             )),
-            epoch: Instant::now(),
         }
     }
 
@@ -223,12 +236,14 @@ impl BindingCache {
 
     /// The route of `dst` under the request's local dtab: its binding (from
     /// the cache while fresh), then one bound name picked from the tree.
+    /// `now`: the request's [`crate::clock`] stamp, for idle expiry.
     pub(crate) async fn route(
         &self,
         dst: &Path,
         local: Option<&LocalDtab>,
+        now: u64,
     ) -> Result<Route, BindError> {
-        let entry = self.bind(dst, local).await?;
+        let entry = self.bind(dst, local, now).await?;
         let tree = match &entry.binding.state {
             State::Ok(t) => t,
             State::Failed(m) => return Err(BindError::Failed(m.clone())),
@@ -242,8 +257,8 @@ impl BindingCache {
             .iter()
             .find(|c| c.id == bound.id)
             .ok_or(BindError::NoRoute)?;
-        client.touch();
-        service.touch();
+        client.touch_at(now);
+        service.touch_at(now);
         Ok(Route {
             service: Arc::clone(service),
             client: Arc::clone(client),
@@ -258,15 +273,15 @@ impl BindingCache {
         &self,
         dst: &Path,
         local: Option<&LocalDtab>,
+        now: u64,
     ) -> Result<Arc<BindEntry>, BindError> {
-        let key = BindKey {
-            local: local.map(|l| Arc::clone(&l.text)),
-            dst: dst.clone(),
-        };
-        let now = self.now_ms();
         let (stored, waiting) = {
             let mut bindings = lock(&self.bindings);
             let version = bindings.stored_now().version;
+            let key = BindKeyRef {
+                local: local.map(|l| &*l.text),
+                dst,
+            };
             if let Some(e) = bindings.map.get(&key).filter(|e| {
                 e.stored_version == version
                     && !e.binding.is_stale()
@@ -312,6 +327,10 @@ impl BindingCache {
         }
         self.stats.path_misses.incr();
         let entry = self.entry(binding, dst, now, stored.version);
+        let key = BindKey {
+            local: local.map(|l| Arc::clone(&l.text)),
+            dst: dst.clone(),
+        };
         self.insert(key, Arc::clone(&entry));
         Ok(entry)
     }
@@ -491,10 +510,6 @@ impl BindingCache {
             id: id.show().into(),
         }
     }
-
-    fn now_ms(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64
-    }
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -523,5 +538,40 @@ fn choose(tree: &NameTree<BoundName>) -> Option<&BoundName> {
         }
         NameTree::Alt(ts) => ts.iter().find_map(choose),
         NameTree::Neg | NameTree::Fail | NameTree::Empty => None,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use super::*;
+
+    #[test]
+    fn a_borrowed_key_finds_the_binding_its_owned_key_holds() {
+        let hasher = foldhash::fast::RandomState::default();
+        let mut map: hashbrown::HashMap<BindKey, u8, _> =
+            hashbrown::HashMap::with_hasher(hasher.clone());
+        let dst = Path::read("/svc/hello").unwrap();
+        let other = Path::read("/svc/other").unwrap();
+        let text: Arc<str> = Arc::from("/svc=>/#/io.l5d.fs");
+        for (i, local) in [None, Some(Arc::clone(&text))].into_iter().enumerate() {
+            let key = BindKey {
+                local,
+                dst: dst.clone(),
+            };
+            let borrowed = BindKeyRef {
+                local: key.local.as_deref(),
+                dst: &dst,
+            };
+            assert_eq!(hasher.hash_one(&key), hasher.hash_one(&borrowed));
+            map.insert(key, i as u8);
+        }
+        let find = |local: Option<&str>, dst: &Path| map.get(&BindKeyRef { local, dst }).copied();
+        assert_eq!(find(None, &dst), Some(0));
+        assert_eq!(find(Some(&text), &dst), Some(1));
+        assert_eq!(find(Some("/svc=>/$/inet"), &dst), None);
+        assert_eq!(find(None, &other), None);
     }
 }

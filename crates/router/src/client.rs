@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use strait_balancer::{Balancer, SystemClock};
@@ -44,10 +44,10 @@ pub struct Client {
     /// `requeueBudget`.
     pub requeue_budget: Budget,
     addr: ArcSwap<Addr>,
+    /// When it was last used ([`crate::clock`] milliseconds).
     last_used: AtomicU64,
-    epoch: Instant,
-    /// Connect failures since the last log line, and when (ms after
-    /// `epoch`; 0 = never) that line was written.
+    /// Connect failures since the last log line, and when
+    /// ([`crate::clock`] milliseconds; 0 = never) that line was written.
     connect_burst: AtomicU64,
     connect_logged: AtomicU64,
     /// Stats under `rt/<router>/client/<id>/`.
@@ -191,8 +191,7 @@ impl Client {
             h2,
             requeue_budget,
             addr: ArcSwap::from_pointee(Addr::Pending),
-            last_used: AtomicU64::new(0),
-            epoch: Instant::now(),
+            last_used: AtomicU64::new(crate::clock::now_ms()),
             connect_burst: AtomicU64::new(0),
             connect_logged: AtomicU64::new(0),
             stats: ClientStats::new(registry, &scope),
@@ -269,7 +268,7 @@ impl Client {
     /// then at most one line every ten seconds per client, with how many
     /// failed since the last line (`connect_failures` counts them all).
     pub fn connect_failed(&self, addr: SocketAddr, why: Option<&str>) {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = crate::clock::now_ms();
         let n = self.connect_burst.fetch_add(1, Relaxed) + 1;
         let last = self.connect_logged.load(Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= CONNECT_LOG_EVERY_MS;
@@ -293,13 +292,17 @@ impl Client {
 
     /// Marks the client used now (for idle expiry).
     pub fn touch(&self) {
-        self.last_used
-            .store(self.epoch.elapsed().as_millis() as u64, Relaxed);
+        self.touch_at(crate::clock::now_ms());
+    }
+
+    /// Marks the client used at `ms` ([`crate::clock`]).
+    pub(crate) fn touch_at(&self, ms: u64) {
+        self.last_used.store(ms, Relaxed);
     }
 
     /// How long since the client was last used.
     pub fn idle_for(&self) -> Duration {
-        let now = self.epoch.elapsed().as_millis() as u64;
+        let now = crate::clock::now_ms();
         Duration::from_millis(now.saturating_sub(self.last_used.load(Relaxed)))
     }
 }

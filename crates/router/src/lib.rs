@@ -34,6 +34,7 @@ mod binding;
 pub mod body;
 pub mod client;
 pub mod clients;
+mod clock;
 pub mod deadline;
 pub mod descriptors;
 pub mod error;

@@ -178,7 +178,11 @@ impl Router {
         };
         for id in &self.params.identifiers {
             if let Ok(i) = id.identify(&self.params.dst_prefix, &req) {
-                return self.cache.route(&i.dst, None).await.is_ok();
+                return self
+                    .cache
+                    .route(&i.dst, None, crate::clock::now_ms())
+                    .await
+                    .is_ok();
             }
         }
         false
@@ -403,7 +407,11 @@ impl Router {
             s.set_logical(&dst);
         }
         let start = routing.start;
-        let route = match self.cache.route(&dst, local.as_ref()).await {
+        let route = match self
+            .cache
+            .route(&dst, local.as_ref(), crate::clock::ms(start))
+            .await
+        {
             Ok(route) => route,
             Err(e) => {
                 if let Some(l) = logged {

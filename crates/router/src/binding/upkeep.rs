@@ -66,7 +66,7 @@ impl BindingCache {
     /// their metrics.
     pub(crate) fn expire_idle(&self) {
         let ttl = self.params.idle_ttl.as_millis() as u64;
-        let now = self.now_ms();
+        let now = crate::clock::now_ms();
         lock(&self.bindings)
             .map
             .retain(|_, e| now.saturating_sub(e.last_used.load(Relaxed)) < ttl);

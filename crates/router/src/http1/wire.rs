@@ -761,12 +761,7 @@ pub(super) fn content_length(
 ) -> Result<Option<u64>, String> {
     let mut length = before?;
     for part in value.split(|&b| b == b',') {
-        let part = part.trim_ascii();
-        let n = std::str::from_utf8(part)
-            .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
-            .and_then(|s| s.parse::<u64>().ok())
-            .ok_or_else(|| "invalid Content-Length".to_string())?;
+        let n = digits(part.trim_ascii()).ok_or_else(|| "invalid Content-Length".to_string())?;
         if length.is_some_and(|l| l != n) {
             return Err("differing Content-Length values".into());
         }
@@ -775,13 +770,33 @@ pub(super) fn content_length(
     Ok(length)
 }
 
+/// A non-empty run of ASCII digits as a `u64`; `None` for anything else,
+/// or past `u64::MAX`.
+fn digits(s: &[u8]) -> Option<u64> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u64, |n, &b| {
+        let d = b.wrapping_sub(b'0');
+        (d <= 9).then_some(())?;
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
 /// Whether `name` is a hop-by-hop field (RFC 9110 §7.6.1): the list
 /// `strip_hop_by_hop` uses, the length compared first.
 fn hop_by_hop(name: &[u8]) -> bool {
-    super::HOP_BY_HOP.iter().any(|n| {
-        let n = n.as_str().as_bytes();
-        n.len() == name.len() && name.eq_ignore_ascii_case(n)
-    })
+    let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
+    match name.len() {
+        2 => is(b"te"),
+        7 => is(b"trailer") || is(b"upgrade"),
+        10 => is(b"connection") || is(b"keep-alive"),
+        16 => is(b"proxy-connection"),
+        17 => is(b"transfer-encoding"),
+        18 => is(b"proxy-authenticate"),
+        19 => is(b"proxy-authorization"),
+        _ => false,
+    }
 }
 
 #[derive(Debug, PartialEq)]

@@ -522,3 +522,40 @@ proptest! {
         prop_assert_eq!(seen.idle, 1);
     }
 }
+
+#[test]
+fn hop_by_hop_names_are_the_list_strip_hop_by_hop_uses() {
+    for n in crate::http1::HOP_BY_HOP {
+        let name = n.as_str();
+        assert!(hop_by_hop(name.as_bytes()), "{name}");
+        assert!(hop_by_hop(name.to_ascii_uppercase().as_bytes()), "{name}");
+        let longer = format!("{name}x");
+        assert!(!hop_by_hop(longer.as_bytes()), "{longer}");
+    }
+    for other in ["host", "content-length", "tee", "connectionx", "via", ""] {
+        assert!(!hop_by_hop(other.as_bytes()), "{other}");
+    }
+}
+
+#[test]
+fn content_lengths_are_digits_within_u64() {
+    assert_eq!(content_length(b"64", Ok(None)), Ok(Some(64)));
+    assert_eq!(content_length(b" 0 , 0", Ok(None)), Ok(Some(0)));
+    assert_eq!(
+        content_length(b"18446744073709551615", Ok(None)),
+        Ok(Some(u64::MAX))
+    );
+    for bad in [
+        &b"18446744073709551616"[..],
+        b"",
+        b"+5",
+        b"-1",
+        b"5a",
+        b"0x10",
+        b"1 2",
+        b",",
+    ] {
+        assert!(content_length(bad, Ok(None)).is_err(), "{bad:?}");
+    }
+    assert!(content_length(b"5", Ok(Some(6))).is_err(), "differing");
+}
