@@ -40,24 +40,26 @@ impl StatusCounters {
         if let Some(c) = self.classes.get(usize::from(code / 100).wrapping_sub(1)) {
             c.incr();
         }
-        let found = {
+        {
+            // The usual case: a status seen before, counted under the
+            // read lock (no reference taken and dropped).
             let codes = self.codes.read().unwrap_or_else(|e| e.into_inner());
-            codes
-                .iter()
-                .find(|(k, _)| *k == code)
-                .map(|(_, c)| Arc::clone(c))
-        };
-        let counter = found.unwrap_or_else(|| {
-            let c = self
-                .registry
-                .counter(&self.scope, &format!("status/{code}"));
-            self.codes
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((code, Arc::clone(&c)));
-            c
-        });
-        counter.incr();
+            if let Some((_, c)) = codes.iter().find(|(k, _)| *k == code) {
+                c.incr();
+                return;
+            }
+        }
+        let mut codes = self.codes.write().unwrap_or_else(|e| e.into_inner());
+        // Another request may have added it meanwhile.
+        if let Some((_, c)) = codes.iter().find(|(k, _)| *k == code) {
+            c.incr();
+            return;
+        }
+        let c = self
+            .registry
+            .counter(&self.scope, &format!("status/{code}"));
+        c.incr();
+        codes.push((code, c));
     }
 }
 
@@ -147,9 +149,8 @@ pub struct Service {
     pub per_request: Arc<Histogram>,
     /// The `l5d-dst-service` value (the logical name), made once.
     pub l5d_dst: Option<http::HeaderValue>,
-    /// When the service was made; `last_used` counts from here.
-    epoch: std::time::Instant,
-    /// Milliseconds after `epoch` of the last request routed to it.
+    /// When a request was last routed to it ([`crate::clock`]
+    /// milliseconds).
     last_used: std::sync::atomic::AtomicU64,
 }
 
@@ -172,8 +173,7 @@ impl Service {
             budget_exhausted: registry.counter(scope, "retries/budget_exhausted"),
             per_request: registry.histogram(scope, "retries/per_request"),
             l5d_dst: http::HeaderValue::from_str(&name.show()).ok(),
-            epoch: std::time::Instant::now(),
-            last_used: std::sync::atomic::AtomicU64::new(0),
+            last_used: std::sync::atomic::AtomicU64::new(crate::clock::now_ms()),
         });
         let weak = Arc::downgrade(&svc);
         registry.read_fn(
@@ -190,15 +190,20 @@ impl Service {
     /// idle for the router's idle TTL, so its series stay put.
     #[inline]
     pub fn touch(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.touch_at(crate::clock::now_ms());
+    }
+
+    /// Marks the service used at `ms` ([`crate::clock`]).
+    #[inline]
+    pub(crate) fn touch_at(&self, ms: u64) {
         self.last_used
-            .store(now, std::sync::atomic::Ordering::Relaxed);
+            .store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// How long since a request was last routed to the service (or since
     /// it was made).
     pub fn idle_for(&self) -> std::time::Duration {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let now = crate::clock::now_ms();
         let last = self.last_used.load(std::sync::atomic::Ordering::Relaxed);
         std::time::Duration::from_millis(now.saturating_sub(last))
     }
