@@ -322,10 +322,21 @@ impl Histogram {
         }
         self.count.fetch_add(1, Relaxed);
         self.sum_us.fetch_add(us, Relaxed);
-        self.max_us.fetch_max(us, Relaxed);
-        self.min_us.fetch_min(us, Relaxed);
-        self.minute_max_us.fetch_max(us, Relaxed);
-        self.minute_min_us.fetch_min(us, Relaxed);
+        // The extremes rarely move: a plain load first, the locked
+        // read-modify-write (a compare-and-swap loop) only when they do.
+        for (m, higher) in [
+            (&self.max_us, true),
+            (&self.min_us, false),
+            (&self.minute_max_us, true),
+            (&self.minute_min_us, false),
+        ] {
+            let now = m.load(Relaxed);
+            if higher && us > now {
+                m.fetch_max(us, Relaxed);
+            } else if !higher && us < now {
+                m.fetch_min(us, Relaxed);
+            }
+        }
     }
 
     /// The Prometheus buckets, cumulative (`le` order, the last is
