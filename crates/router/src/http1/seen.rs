@@ -86,29 +86,32 @@ impl Noter {
         }
     }
 
-    /// Notes one field.
+    /// Notes one field: its first letter and length pick the one or two
+    /// names it could be, so a field of no family costs two compares.
     pub(super) fn field(&mut self, name: &[u8], value: &[u8]) {
         self.block += name.len() + value.len() + 4;
-        if name.len() > 4 && name[..4].eq_ignore_ascii_case(b"l5d-") {
-            self.bits |= L5D;
+        let Some(&first) = name.first() else {
             return;
-        }
+        };
         let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
-        self.bits |= match name.len() {
-            2 if is(b"te") => HOP,
-            2 if is(b"b3") => TRACE,
-            3 if is(b"via") => VIA,
-            4 if is(b"host") => {
+        let starts = |p: &[u8]| {
+            name.get(..p.len())
+                .is_some_and(|h| h.eq_ignore_ascii_case(p))
+        };
+        // ASCII letters to lower case; `-` and digits have the bit already.
+        self.bits |= match (first | 0x20, name.len()) {
+            (b'l', 5..) if starts(b"l5d-") => L5D,
+            (b'x', 6..) if starts(b"x-b3-") => TRACE,
+            (b'b', 2) if is(b"b3") => TRACE,
+            (b't', 10) if is(b"tracestate") => TRACE,
+            (b't', 11) if is(b"traceparent") => TRACE,
+            (b'v', 3) if is(b"via") => VIA,
+            (b'h', 4) if is(b"host") => {
                 self.hosts += 1;
                 self.fields_ok &= self.hosts == 1 && checks::is_host(value);
                 0
             }
-            7 if is(b"trailer") || is(b"upgrade") => HOP,
-            10 if is(b"connection") || is(b"keep-alive") => HOP,
-            10 if is(b"tracestate") => TRACE,
-            11 if is(b"traceparent") => TRACE,
-            16 if is(b"proxy-connection") => HOP,
-            17 if is(b"transfer-encoding") => {
+            (b't', 17) if is(b"transfer-encoding") => {
                 // Only `chunked` may be passed on (else 501, with the
                 // field in the message: the full check makes it).
                 self.fields_ok &= value
@@ -116,9 +119,14 @@ impl Noter {
                     .all(|c| c.trim_ascii().eq_ignore_ascii_case(b"chunked"));
                 HOP
             }
-            18 if is(b"proxy-authenticate") => HOP,
-            19 if is(b"proxy-authorization") => HOP,
-            n if n > 5 && name[..5].eq_ignore_ascii_case(b"x-b3-") => TRACE,
+            (b't', 2) if is(b"te") => HOP,
+            (b't', 7) if is(b"trailer") => HOP,
+            (b'u', 7) if is(b"upgrade") => HOP,
+            (b'c', 10) if is(b"connection") => HOP,
+            (b'k', 10) if is(b"keep-alive") => HOP,
+            (b'p', 16) if is(b"proxy-connection") => HOP,
+            (b'p', 18) if is(b"proxy-authenticate") => HOP,
+            (b'p', 19) if is(b"proxy-authorization") => HOP,
             _ => 0,
         };
     }
@@ -158,6 +166,18 @@ mod tests {
         assert!(seen(&[("L5D-Dtab", "/a=>/b")]).l5d());
         assert!(seen(&[("l5d-ctx-deadline", "1 2")]).trace());
         assert!(!seen(&[("l5d", "x")]).l5d());
+        assert!(!seen(&[("l5d-", "x")]).l5d(), "a prefix alone is no name");
+        for other in [
+            "x-b3",
+            "tracestateX",
+            "Host2",
+            "proxy-connectio",
+            "content-type",
+            "b4",
+        ] {
+            let s = seen(&[(other, "1")]);
+            assert!(!s.l5d() && !s.trace() && !s.via() && !s.hop(), "{other}");
+        }
         for t in [
             "traceparent",
             "TraceState",
