@@ -7,7 +7,9 @@
 //! [`fs::DEBOUNCE`] after an event and every [`fs::RESCAN_INTERVAL`] in
 //! case an event was lost. A good read publishes the dtab; a deleted file
 //! is pending and invalid content is an error, both keeping the last good
-//! dtab (logged loudly, shown in the admin's interpreter state).
+//! dtab (logged loudly, shown in the admin's interpreter state). An empty
+//! file (a valid, empty dtab) is taken only once it has stayed empty for
+//! a quarter of a second: a file rewritten in place is empty for a moment.
 //!
 //! [`fs::DEBOUNCE`]: crate::fs::DEBOUNCE
 //! [`fs::RESCAN_INTERVAL`]: crate::fs::RESCAN_INTERVAL
@@ -142,6 +144,15 @@ fn apply(store: &DtabStore, file: &FsPath, read: std::io::Result<String>) {
     }
 }
 
+/// How long an empty read waits to be confirmed (see [`run`]).
+const SETTLE: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Reads `file` on the blocking pool.
+async fn read_file(file: &Arc<PathBuf>) -> Result<std::io::Result<String>, tokio::task::JoinError> {
+    let path = Arc::clone(file);
+    tokio::task::spawn_blocking(move || std::fs::read_to_string(&*path)).await
+}
+
 /// Re-reads the file after events and every [`RESCAN_INTERVAL`].
 async fn run(file: Arc<PathBuf>, store: Weak<DtabStore>, wake: Arc<Notify>) {
     let mut tick = tokio::time::interval(RESCAN_INTERVAL);
@@ -152,8 +163,15 @@ async fn run(file: Arc<PathBuf>, store: Weak<DtabStore>, wake: Arc<Notify>) {
             () = wake.notified() => tokio::time::sleep(DEBOUNCE).await,
             _ = tick.tick() => {}
         }
-        let path = Arc::clone(&file);
-        let read = tokio::task::spawn_blocking(move || std::fs::read_to_string(&*path)).await;
+        let mut read = read_file(&file).await;
+        // A file rewritten in place (a shell's `>`, `std::fs::write`) is
+        // empty between its truncation and the write; a busy writer can
+        // stall there past the debounce. An empty read counts only if the
+        // file is still empty a moment later.
+        if matches!(&read, Ok(Ok(text)) if text.trim().is_empty()) {
+            tokio::time::sleep(SETTLE).await;
+            read = read_file(&file).await;
+        }
         let Some(store) = store.upgrade() else {
             return;
         };
@@ -227,5 +245,18 @@ mod tests {
         }
         assert_eq!(interp.state()[&key]["state"], "Still pending");
         assert_eq!(rx.borrow().version, 2, "the last good dtab stays");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_emptied_file_is_an_empty_dtab_once_it_stays_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("dtab");
+        std::fs::write(&file, "/svc => /#/io.l5d.fs;").unwrap();
+        let interp = FsDtabInterpreter::new(&file).unwrap();
+        let mut rx = interp.subscribe();
+        std::fs::write(&file, "").unwrap();
+        until(&mut rx, 2).await;
+        assert_eq!(rx.borrow().dtab.show(), "");
+        assert_eq!(rx.borrow().version, 2);
     }
 }
