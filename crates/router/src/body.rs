@@ -120,6 +120,23 @@ impl Observed {
         self
     }
 
+    /// The HTTP/1 client's body inside, which holds the response's
+    /// end-to-end fields until the server writes them.
+    pub fn h1(&self) -> Option<&crate::http1::wire::Body> {
+        match &self.inner {
+            Inner::H1(b) => Some(b),
+            Inner::H2(_) => None,
+        }
+    }
+
+    /// [`Observed::h1`], to change.
+    pub fn h1_mut(&mut self) -> Option<&mut crate::http1::wire::Body> {
+        match &mut self.inner {
+            Inner::H1(b) => Some(b),
+            Inner::H2(_) => None,
+        }
+    }
+
     fn end(&mut self, ok: bool, trailers: Option<&http::HeaderMap>) {
         match self.on_end.take() {
             Some(End::Lease(lease, outcome)) => {

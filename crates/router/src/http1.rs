@@ -33,6 +33,7 @@ use crate::router::{Body, Forwarding};
 use crate::{deadline, headers};
 
 mod checks;
+mod fields;
 pub mod seen;
 pub mod serve;
 mod upgrade;
@@ -283,12 +284,19 @@ impl<'a> Http1<'a> {
         // Read to the end, the body gives its connection back itself.
         // The client side left the hop-by-hop fields (and a
         // Content-Length beside Transfer-Encoding) out of the head.
-        let mut resp = resp.map(|b| Either::Left(Observed::with_lease(b, lease, outcome)));
-        append_via(resp.headers_mut());
+        let mut resp = resp;
         if let Some((new, original)) = &self.rewritten {
+            // `Location` and the like are rewritten in a map.
+            if let Some(fields) = resp.body_mut().take_fields() {
+                fields.into_map(resp.headers_mut());
+            }
             headers::restore_host(resp.headers_mut(), new, original);
         }
-        resp
+        match resp.body_mut().fields_mut() {
+            Some(fields) => fields.add_via(),
+            None => append_via(resp.headers_mut()),
+        }
+        resp.map(|b| Either::Left(Observed::with_lease(b, lease, outcome)))
     }
 }
 
@@ -296,6 +304,8 @@ impl<'a> Http1<'a> {
 pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
+
+const RETRYABLE: HeaderName = HeaderName::from_static("l5d-retryable");
 
 impl Exchange for Http1<'_> {
     type Response = Response<wire::Body>;
@@ -340,10 +350,14 @@ impl Exchange for Http1<'_> {
     }
 
     fn classify(&self, resp: &Self::Response) -> (u16, ResponseClass) {
-        let class = self.classifier.classify(
+        let marked = || match resp.body().fields() {
+            Some(f) => f.get(b"l5d-retryable"),
+            None => resp.headers().get(RETRYABLE).map(HeaderValue::as_bytes),
+        };
+        let class = self.classifier.classify_with(
             &self.parts.method,
             resp.status(),
-            resp.headers(),
+            marked,
             self.body.kept(),
         );
         (resp.status().as_u16(), class)

@@ -139,12 +139,27 @@ impl Classifier {
         headers: &HeaderMap,
         replayable: bool,
     ) -> ResponseClass {
+        self.classify_with(
+            method,
+            status,
+            || headers.get("l5d-retryable").map(|v| v.as_bytes()),
+            replayable,
+        )
+    }
+
+    /// [`Classifier::classify`], `l5d-retryable`'s value read by `marked`
+    /// (only for a 5xx).
+    pub fn classify_with<'a>(
+        self,
+        method: &Method,
+        status: StatusCode,
+        marked: impl FnOnce() -> Option<&'a [u8]>,
+        replayable: bool,
+    ) -> ResponseClass {
         if self == Classifier::AllSuccessful || !status.is_server_error() {
             return ResponseClass::Success;
         }
-        let marked = headers
-            .get("l5d-retryable")
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"true"));
+        let marked = marked().is_some_and(|v| v.eq_ignore_ascii_case(b"true"));
         ResponseClass::Failure {
             retryable: replayable && (marked || self.retryable_method(method)),
         }

@@ -249,6 +249,12 @@ impl Router {
         let h2 = self.params.protocol == Protocol::H2;
         let resp = match result {
             Ok(mut resp) => {
+                // An HTTP/1 backend's fields are written as they came, by
+                // the HTTP/1 server; a map only when they must change or
+                // another protocol writes them.
+                if h2 || (clear && fields(&resp).is_some_and(http1::wire::Fields::has_l5d)) {
+                    materialize(&mut resp);
+                }
                 if clear {
                     headers::strip_l5d(resp.headers_mut());
                 }
@@ -661,8 +667,29 @@ impl Router {
 /// `Content-Length`, or the size of a body the router made.
 fn body_bytes(resp: &Response<Body>) -> Option<u64> {
     use http_body::Body as _;
+    if let Some(f) = fields(resp) {
+        return f.length();
+    }
     http1::content_length(resp.headers()).or_else(|| match resp.body() {
         Either::Right(b) => b.size_hint().exact(),
         Either::Left(_) => None,
     })
+}
+
+/// An HTTP/1 backend's response fields, still as written (not in the
+/// response's map).
+pub(crate) fn fields(resp: &Response<Body>) -> Option<&http1::wire::Fields> {
+    match resp.body() {
+        Either::Left(b) => b.h1()?.fields(),
+        Either::Right(_) => None,
+    }
+}
+
+/// Moves an HTTP/1 backend's response fields into the response's map.
+pub(crate) fn materialize(resp: &mut Response<Body>) {
+    if let Either::Left(b) = resp.body_mut()
+        && let Some(f) = b.h1_mut().and_then(|b| b.take_fields())
+    {
+        f.into_map(resp.headers_mut());
+    }
 }

@@ -576,6 +576,13 @@ impl serve::Service for H1 {
     ) -> impl std::future::Future<Output = hyper::Response<Body>> + Send {
         self.server.handle(req, self.remote, self.tunnelled)
     }
+
+    fn take_fields(body: &mut Body) -> Option<crate::http1::wire::Fields> {
+        match body {
+            http_body_util::Either::Left(b) => b.h1_mut()?.take_fields(),
+            http_body_util::Either::Right(_) => None,
+        }
+    }
 }
 
 /// The service of an HTTP/2 client connection: each stream goes to the

@@ -40,6 +40,7 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
+use super::fields::Fields;
 use super::seen::{Noter, Seen};
 use super::wire::{self, ChunkState};
 use crate::body::RequestBody;
@@ -79,6 +80,12 @@ pub trait Service {
     type Body: http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin;
     /// Answers `req`.
     fn call(&self, req: Request<RequestBody>) -> impl Future<Output = Response<Self::Body>> + Send;
+
+    /// Takes the end-to-end fields a response's body holds as its backend
+    /// wrote them (an HTTP/1 backend's: not in the response's map).
+    fn take_fields(_body: &mut Self::Body) -> Option<Fields> {
+        None
+    }
 }
 
 /// The connection's stream and what was read from it, shared by the
@@ -458,7 +465,9 @@ pub async fn serve<S: Service>(
             break;
         };
         let closing = draining.as_ref().is_some_and(|d| *d.borrow());
-        match write_response(&shared, &mut wbuf, resp, &mut asked, closing).await {
+        let mut resp = resp;
+        let fields = S::take_fields(resp.body_mut());
+        match write_response(&shared, &mut wbuf, resp, fields, &mut asked, closing).await {
             Next::KeepAlive => {}
             Next::Close => break,
             Next::CloseUnread => return close(&shared, true).await,
@@ -719,6 +728,7 @@ async fn write_response<B>(
     shared: &Shared,
     wbuf: &mut Vec<u8>,
     resp: Response<B>,
+    fields: Option<Fields>,
     asked: &mut Asked,
     closing: bool,
 ) -> Next
@@ -748,6 +758,12 @@ where
     // `Date` and `Content-Length` are noticed while the fields are
     // written (standard names compare without hashing).
     let (mut has_date, mut declared, mut seen_length) = (false, None, false);
+    if let Some(f) = &fields {
+        f.write(wbuf);
+        has_date = f.has_date();
+        declared = f.length();
+        seen_length = declared.is_some();
+    }
     for (name, value) in &parts.headers {
         if *name == DATE {
             has_date = true;

@@ -46,6 +46,8 @@ use crate::body::ClientBodyError;
 use crate::client::ReqBody;
 use crate::pool::Conn;
 
+pub use super::fields::Fields;
+
 /// The most headers a response head may have.
 pub(crate) const MAX_HEADERS: usize = 100;
 
@@ -499,8 +501,11 @@ pub struct Head {
     pub status: StatusCode,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
-    /// The header fields (values share the read buffer's bytes).
+    /// A 101's header fields, all of them (values share the read
+    /// buffer's bytes).
     pub headers: HeaderMap,
+    /// Any other response's end-to-end fields, as written.
+    pub fields: Option<Fields>,
     /// The reason phrase, when it is not the status's usual one.
     pub reason: Option<hyper::ext::ReasonPhrase>,
     /// Framing and reuse, from the hop-by-hop fields (which `headers`
@@ -524,6 +529,7 @@ impl Head {
             status,
             version,
             headers,
+            fields,
             reason,
             meta,
         } = self;
@@ -555,6 +561,7 @@ impl Head {
             out: (!out.done).then(|| Box::new(out)),
             keep_alive,
             chunk: ChunkState::Size,
+            fields,
         });
         *resp.status_mut() = status;
         *resp.version_mut() = version;
@@ -612,7 +619,7 @@ impl Spans {
     }
 
     /// In the order pushed.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + Clone + '_ {
         self.stack[..self.len].iter().chain(&self.more).copied()
     }
 }
@@ -697,33 +704,46 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
         }
     }
     let head = buf.split_to(len).freeze();
-    // Room for this hop's `Via` without growing the map.
+    if !upgrade {
+        // RFC 9112 §6.3: with Transfer-Encoding, Content-Length goes too
+        // (the caller would read the body cut at that length).
+        let chunked = meta.chunked.is_some();
+        let keep = |raw: &[u8]| {
+            !(hop_by_hop(raw)
+                || (chunked && raw.eq_ignore_ascii_case(b"content-length"))
+                || named
+                    .iter()
+                    .any(|n| raw.eq_ignore_ascii_case(n.as_str().as_bytes())))
+        };
+        let length = match (&meta.length, chunked) {
+            (Ok(n), false) => *n,
+            _ => None,
+        };
+        let fields = Fields::new(&head, at.iter(), keep, length);
+        return Ok(Some(Head {
+            status,
+            version,
+            headers: HeaderMap::new(),
+            fields: Some(fields),
+            reason,
+            meta,
+        }));
+    }
+    // A 101 keeps every field, for the tunnel (room for this hop's `Via`).
     let mut headers = HeaderMap::with_capacity(n + 1);
     for (ns, ne, vs, ve) in at.iter() {
         let raw = &head[ns as usize..ne as usize];
-        if !upgrade
-            && (hop_by_hop(raw)
-                || (meta.chunked.is_some() && raw.eq_ignore_ascii_case(b"content-length")))
-        {
-            // RFC 9112 §6.3: with Transfer-Encoding, Content-Length goes
-            // too (the caller would read the body cut at that length).
-            continue;
-        }
         let name = HeaderName::from_bytes(raw)
             .map_err(|_| WireError::Malformed("invalid header name".into()))?;
         let value = HeaderValue::from_maybe_shared(head.slice(vs as usize..ve as usize))
             .map_err(|_| WireError::Malformed(format!("invalid value of header {name}")))?;
         headers.append(name, value);
     }
-    if !upgrade {
-        for n in named {
-            headers.remove(n);
-        }
-    }
     Ok(Some(Head {
         status,
         version,
         headers,
+        fields: None,
         reason,
         meta,
     }))
@@ -835,9 +855,27 @@ pub struct Body {
     out: Option<Box<Outgoing>>,
     keep_alive: bool,
     chunk: ChunkState,
+    /// The response's end-to-end fields, until the server writes them.
+    fields: Option<Fields>,
 }
 
 impl Body {
+    /// The response's end-to-end fields (none for a 101, whose response
+    /// holds them all, or once taken).
+    pub fn fields(&self) -> Option<&Fields> {
+        self.fields.as_ref()
+    }
+
+    /// [`Body::fields`], to change.
+    pub fn fields_mut(&mut self) -> Option<&mut Fields> {
+        self.fields.as_mut()
+    }
+
+    /// Takes the response's end-to-end fields.
+    pub fn take_fields(&mut self) -> Option<Fields> {
+        self.fields.take()
+    }
+
     /// The body ended: the connection goes back to the pool if it can
     /// carry another request.
     fn finish(&mut self) {

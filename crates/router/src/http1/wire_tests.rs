@@ -106,8 +106,11 @@ async fn exchange_raw(method: Method, body: &'static [u8], pieces: Vec<Vec<u8>>)
         .extensions()
         .get::<hyper::ext::ReasonPhrase>()
         .map(|r| String::from_utf8_lossy(r.as_bytes()).into_owned());
-    let headers = resp.headers().clone();
+    let mut headers = resp.headers().clone();
     let mut b = resp.into_body();
+    if let Some(f) = b.take_fields() {
+        f.into_map(&mut headers);
+    }
     let mut data = Vec::new();
     let mut trailers = None;
     let mut err = None;

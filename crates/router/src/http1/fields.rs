@@ -1,0 +1,356 @@
+//! A response's end-to-end header fields, kept as the backend wrote them.
+//!
+//! Most responses pass through a router unchanged but for their hop-by-hop
+//! fields (dropped) and `Via` (added). Building a `HeaderMap` of every
+//! response (a name lookup, a hash and an insert per field, an allocation
+//! per map) only for the server to walk it and write each field back out
+//! cost ~2.5k instructions per request (callgrind), as much as parsing the
+//! head. So the HTTP/1 client keeps the fields' bytes instead: the head's
+//! own lines when they are one run of CRLF-ended lines (the usual case: a
+//! slice of the read buffer, no copy), or the kept fields re-written as
+//! `name: value` lines when a dropped field sits between kept ones, or
+//! the head ended its lines with bare LFs. The server writes the block as
+//! it is; a map is built only where something reads or changes the fields
+//! ([`Fields::into_map`]: `clearContext` with `l5d-*` fields, `setHost`'s
+//! `Location` rewrite, a caller that is not HTTP/1).
+//!
+//! Names keep the case the backend wrote them in (nginx and HAProxy pass
+//! them the same way); values are what `httparse` accepted, which is what
+//! `HeaderValue` accepts (tab, visible ASCII, obs-text).
+
+use bytes::{Bytes, BytesMut};
+use http::header::{HeaderMap, HeaderName, HeaderValue, VIA};
+
+use super::VIA_VALUE;
+
+/// The end-to-end fields of a response head.
+#[derive(Debug, Default)]
+pub struct Fields {
+    /// The fields, each a `name: value\r\n` line.
+    block: Bytes,
+    /// The `Content-Length` the response declared, when [`HAS_LENGTH`]
+    /// (none with `Transfer-Encoding`).
+    length: u64,
+    /// [`HAS_LENGTH`], [`DATE`], [`L5D`], [`VIA_LINE`] (packed: the fields
+    /// ride in every response body, and each move copies them).
+    flags: u8,
+}
+
+/// `Fields::length` holds the declared `Content-Length`.
+const HAS_LENGTH: u8 = 1;
+/// A `Date` field is among them.
+const DATE: u8 = 2;
+/// An `l5d-*` field is among them.
+const L5D: u8 = 4;
+/// This hop's `Via` goes after them.
+const VIA_LINE: u8 = 8;
+
+impl Fields {
+    /// The fields of `head` (the bytes `spans` index: each field's name
+    /// and value, start and end) that `keep` keeps; `length` is the
+    /// declared `Content-Length`.
+    pub(crate) fn new(
+        head: &Bytes,
+        spans: impl Iterator<Item = (u32, u32, u32, u32)> + Clone,
+        keep: impl Fn(&[u8]) -> bool,
+        length: Option<u64>,
+    ) -> Fields {
+        let mut f = Fields {
+            length: length.unwrap_or(0),
+            flags: if length.is_some() { HAS_LENGTH } else { 0 },
+            ..Fields::default()
+        };
+        // The fields end where the blank line that ends the head starts.
+        let crlf_head = head.ends_with(b"\r\n\r\n");
+        let end_of_fields = head.len().saturating_sub(2) as u32;
+        // One pass: are the kept fields one run of CRLF-ended lines?
+        let (mut first, mut last) = (None, 0u32);
+        let mut gap = false;
+        let mut dropped = false;
+        let mut clean = crlf_head;
+        let mut it = spans.clone().peekable();
+        while let Some((ns, ne, _, _)) = it.next() {
+            let line_end = it.peek().map_or(end_of_fields, |n| n.0);
+            let name = head.get(ns as usize..ne as usize).unwrap_or_default();
+            if keep(name) {
+                clean &= line_end >= 2
+                    && head.get(line_end as usize - 2..line_end as usize) == Some(b"\r\n");
+                gap |= dropped && first.is_some();
+                first.get_or_insert(ns);
+                last = line_end;
+                f.note(name);
+            } else {
+                dropped = true;
+            }
+        }
+        f.block = match first {
+            None => Bytes::new(),
+            Some(first) if clean && !gap => head.slice(first as usize..last as usize),
+            Some(_) => {
+                let mut b = BytesMut::with_capacity(head.len());
+                for (ns, ne, vs, ve) in spans {
+                    let name = head.get(ns as usize..ne as usize).unwrap_or_default();
+                    if keep(name) {
+                        b.extend_from_slice(name);
+                        b.extend_from_slice(b": ");
+                        b.extend_from_slice(head.get(vs as usize..ve as usize).unwrap_or_default());
+                        b.extend_from_slice(b"\r\n");
+                    }
+                }
+                b.freeze()
+            }
+        };
+        f
+    }
+
+    fn note(&mut self, name: &[u8]) {
+        match name.len() {
+            4 if name.eq_ignore_ascii_case(b"date") => self.flags |= DATE,
+            5.. if name[..4].eq_ignore_ascii_case(b"l5d-") => self.flags |= L5D,
+            _ => {}
+        }
+    }
+
+    /// Each field's name and value, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
+        self.block.split(|&b| b == b'\n').filter_map(|line| {
+            let line = line.strip_suffix(b"\r")?;
+            let colon = line.iter().position(|&b| b == b':')?;
+            Some((&line[..colon], line[colon + 1..].trim_ascii()))
+        })
+    }
+
+    /// The first value of `name` (any case).
+    pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
+        self.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// The declared `Content-Length`.
+    pub fn length(&self) -> Option<u64> {
+        (self.flags & HAS_LENGTH != 0).then_some(self.length)
+    }
+
+    /// Whether a `Date` field is among them.
+    pub fn has_date(&self) -> bool {
+        self.flags & DATE != 0
+    }
+
+    /// Whether an `l5d-*` field is among them.
+    pub fn has_l5d(&self) -> bool {
+        self.flags & L5D != 0
+    }
+
+    /// Appends this hop's `Via` (`1.1 strait`) after the fields.
+    pub fn add_via(&mut self) {
+        self.flags |= VIA_LINE;
+    }
+
+    /// Writes the fields, each line ending in CRLF.
+    pub fn write(&self, buf: &mut Vec<u8>) {
+        buf.extend_from_slice(&self.block);
+        if self.flags & VIA_LINE != 0 {
+            buf.extend_from_slice(b"via: ");
+            buf.extend_from_slice(VIA_VALUE.as_bytes());
+            buf.extend_from_slice(b"\r\n");
+        }
+    }
+
+    /// The fields as a map, followed by what `map` held (the values share
+    /// the head's bytes).
+    pub fn into_map(self, map: &mut HeaderMap) {
+        let mut out = HeaderMap::with_capacity(map.len() + 8);
+        for (name, value) in self.iter() {
+            // httparse accepted both: neither can fail here.
+            let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name),
+                HeaderValue::from_maybe_shared(self.block.slice_ref(value)),
+            ) else {
+                continue;
+            };
+            out.append(n, v);
+        }
+        if self.flags & VIA_LINE != 0 {
+            out.append(VIA, HeaderValue::from_static(VIA_VALUE));
+        }
+        let mut last = None;
+        for (name, value) in std::mem::take(map) {
+            if let Some(n) = name {
+                last = Some(n);
+            }
+            if let Some(n) = &last {
+                out.append(n.clone(), value);
+            }
+        }
+        *map = out;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use bytes::BytesMut;
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::http1::wire::parse_head;
+
+    fn fields(head: &[u8]) -> (Fields, Bytes) {
+        let mut buf = BytesMut::from(head);
+        let base = buf.as_ptr() as usize;
+        let h = parse_head(&mut buf).unwrap().unwrap();
+        assert!(h.headers.is_empty(), "{:?}", h.headers);
+        let f = h.fields.unwrap();
+        // The block, and whether it is the head's own bytes (no copy).
+        let shared =
+            f.block.is_empty() || (base..base + head.len()).contains(&(f.block.as_ptr() as usize));
+        let tag = Bytes::from_static(if shared { b"shared" } else { b"copied" });
+        (f, tag)
+    }
+
+    fn written(f: &Fields) -> String {
+        let mut out = Vec::new();
+        f.write(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn a_clean_head_is_passed_on_as_its_own_bytes() {
+        let (f, tag) = fields(
+            b"HTTP/1.1 200 OK\r\nServer: x\r\nDate: Mon, 07 Dec 2026 18:00:00 GMT\r\n\
+              Content-Length: 64\r\nConnection: keep-alive\r\n\r\n",
+        );
+        assert_eq!(tag, "shared");
+        assert_eq!(
+            written(&f),
+            "Server: x\r\nDate: Mon, 07 Dec 2026 18:00:00 GMT\r\nContent-Length: 64\r\n"
+        );
+        assert!(f.has_date());
+        assert!(!f.has_l5d());
+        assert_eq!(f.length(), Some(64));
+        assert_eq!(f.get(b"server"), Some(&b"x"[..]));
+        assert_eq!(f.get(b"connection"), None);
+    }
+
+    #[test]
+    fn a_dropped_field_between_kept_ones_is_left_out_of_a_copy() {
+        let (mut f, tag) = fields(
+            b"HTTP/1.1 200 OK\r\nA: 1\r\nConnection: x-secret, close\r\nX-Secret: s\r\n\
+              Transfer-Encoding: chunked\r\nContent-Length: 5\r\nl5d-retryable: true\r\nB:  2 \r\n\r\n",
+        );
+        assert_eq!(tag, "copied");
+        assert_eq!(f.length(), None, "chunked: no length");
+        assert!(f.has_l5d());
+        f.add_via();
+        assert_eq!(
+            written(&f),
+            "A: 1\r\nl5d-retryable: true\r\nB: 2\r\nvia: 1.1 strait\r\n"
+        );
+        assert_eq!(f.get(b"L5D-Retryable"), Some(&b"true"[..]));
+    }
+
+    #[test]
+    fn bare_line_feeds_are_written_as_crlf() {
+        let (f, tag) = fields(b"HTTP/1.1 204 No Content\nA: 1\nB: 2\n\n");
+        assert_eq!(tag, "copied");
+        assert_eq!(written(&f), "A: 1\r\nB: 2\r\n");
+        let (f, _) = fields(b"HTTP/1.1 204 No Content\r\nA: 1\r\nB: 2\n\r\n");
+        assert_eq!(written(&f), "A: 1\r\nB: 2\r\n");
+    }
+
+    #[test]
+    fn no_fields_is_an_empty_block() {
+        let (f, _) = fields(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n");
+        assert_eq!(written(&f), "");
+        let (f, _) = fields(b"HTTP/1.1 204 No Content\r\n\r\n");
+        assert_eq!(written(&f), "");
+    }
+
+    #[test]
+    fn the_map_has_the_fields_first_then_its_own() {
+        let (mut f, _) = fields(b"HTTP/1.1 200 OK\r\nVia: 1.1 up\r\nLocation: /a\r\n\r\n");
+        f.add_via();
+        let mut map = HeaderMap::new();
+        map.append("x-own", HeaderValue::from_static("1"));
+        map.append("x-own", HeaderValue::from_static("2"));
+        f.into_map(&mut map);
+        let all: Vec<(String, String)> = map
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        let want = [
+            ("via", "1.1 up"),
+            ("via", "1.1 strait"),
+            ("location", "/a"),
+            ("x-own", "1"),
+            ("x-own", "2"),
+        ];
+        let mut all = all;
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut want: Vec<(String, String)> = want
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        want.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(all, want);
+    }
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z][A-Za-z0-9-]{0,12}",
+            Just("Connection".to_string()),
+            Just("Keep-Alive".to_string()),
+            Just("TE".to_string()),
+            Just("Upgrade".to_string()),
+            Just("Transfer-Encoding".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the head, the block is well-formed CRLF lines that
+        /// parse (with httparse, as the next hop would) to the head's
+        /// end-to-end fields, in order, with their values.
+        #[test]
+        fn the_block_is_the_end_to_end_fields_in_order(
+            list in prop::collection::vec((name(), "[ -~]{0,20}"), 0..10),
+            bare_lf in any::<bool>(),
+        ) {
+            let eol = if bare_lf { "\n" } else { "\r\n" };
+            let mut head = format!("HTTP/1.1 200 OK{eol}");
+            for (n, v) in &list {
+                let v = if n.eq_ignore_ascii_case("transfer-encoding") { "gzip" } else { v.as_str() };
+                head.push_str(&format!("{n}: {v}{eol}"));
+            }
+            head.push_str(eol);
+            let mut buf = BytesMut::from(head.as_bytes());
+            let h = parse_head(&mut buf).unwrap().unwrap();
+            let f = h.fields.unwrap();
+            let mut block = Vec::new();
+            f.write(&mut block);
+            block.extend_from_slice(b"\r\n");
+            let mut slots = [httparse::EMPTY_HEADER; 16];
+            let mut parsed = httparse::Request::new(&mut slots);
+            let mut req = b"GET / HTTP/1.1\r\n".to_vec();
+            req.extend_from_slice(&block);
+            prop_assert!(parsed.parse(&req).unwrap().is_complete());
+            let got: Vec<(String, String)> = parsed
+                .headers
+                .iter()
+                .map(|h| (h.name.to_string(), String::from_utf8(h.value.to_vec()).unwrap()))
+                .collect();
+            let hop = ["connection", "keep-alive", "te", "upgrade", "transfer-encoding"];
+            let want: Vec<(String, String)> = list
+                .iter()
+                .filter(|(n, _)| !hop.contains(&n.to_ascii_lowercase().as_str()))
+                .filter(|(n, _)| !list.iter().any(|(c, v)| c.eq_ignore_ascii_case("connection")
+                    && v.split(',').any(|t| t.trim().eq_ignore_ascii_case(n))
+                    && !n.eq_ignore_ascii_case("host")))
+                .map(|(n, v)| (n.clone(), v.trim().to_string()))
+                .collect();
+            prop_assert_eq!(got, want);
+        }
+    }
+}
