@@ -606,8 +606,15 @@ async fn read_head(
                     }
                 };
                 let mut drain = pin!(drain);
+                // The read just came back pending (its waker is this
+                // task's): it is tried again once the task is woken, not
+                // at once (a socket polled while not ready costs ~250
+                // instructions in tokio's registration, once per request).
+                let mut woken = false;
                 let read = poll_fn(|cx| {
-                    if let Poll::Ready(r) = lock(shared).poll_fill(cx) {
+                    if std::mem::replace(&mut woken, true)
+                        && let Poll::Ready(r) = lock(shared).poll_fill(cx)
+                    {
                         return Poll::Ready(Some(r));
                     }
                     while timer.as_mut().poll(cx).is_ready() {
