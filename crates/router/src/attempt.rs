@@ -13,7 +13,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use strait_balancer::{Lease, Outcome};
 
@@ -261,9 +261,10 @@ pub async fn run<E: Exchange>(
     guard: Option<&OverrideGuard>,
 ) -> Result<Answered<E::Response>, AttemptError> {
     // One clock read for both budgets.
-    let now = std::time::Instant::now();
-    svc.budget.deposit_at(now);
-    client.requeue_budget.deposit_at(now);
+    // (tokio's clock: the attempt's timer runs on it.)
+    let now = tokio::time::Instant::now();
+    svc.budget.deposit_at(now.into_std());
+    client.requeue_budget.deposit_at(now.into_std());
     let backoff = &svc.policy.backoff;
     let mut budgets = Live {
         client,
@@ -271,6 +272,7 @@ pub async fn run<E: Exchange>(
     };
     let mut tries = Tries::default();
     let mut avoid = None;
+    let mut first = true;
     loop {
         let lease = client
             .balancer
@@ -285,7 +287,13 @@ pub async fn run<E: Exchange>(
             return Err(AttemptError::Forbidden(why));
         }
         avoid = Some(addr);
-        let pause = match attempt(ex, client, addr).await {
+        // The first attempt starts at the clock reading the budgets took.
+        let start = if std::mem::take(&mut first) {
+            now
+        } else {
+            tokio::time::Instant::now()
+        };
+        let pause = match attempt(ex, client, addr, start).await {
             Ok((response, class)) => {
                 let attempted = Attempted::Responded(class);
                 match decide(
@@ -365,18 +373,24 @@ async fn attempt<E: Exchange>(
     ex: &mut E,
     client: &Client,
     addr: SocketAddr,
+    start: tokio::time::Instant,
 ) -> Result<(E::Response, ResponseClass), (Attempted, AttemptError)> {
     let stats = &client.stats;
     let pending = stats.pending.enter();
-    let start = Instant::now();
-    let sent = ex.send(addr);
     // Both bound the wait for the response head: the shorter one cuts it.
     let policy = &client.policy;
     let (limit, cut): (_, fn(Duration) -> AttemptError) = match policy.attempt_timeout {
         Some(t) if t <= policy.response_timeout => (t, AttemptError::TimedOut),
         _ => (policy.response_timeout, AttemptError::NoResponse),
     };
-    let res = tokio::time::timeout(limit, sent).await.map_err(|_| limit);
+    let res = {
+        // Pinned where it is: the timeout holds a pointer to it, not a
+        // copy of its state.
+        let sent = std::pin::pin!(ex.send(addr));
+        tokio::time::timeout_at(start + limit, sent)
+            .await
+            .map_err(|_| limit)
+    };
     drop(pending);
     stats.requests.incr();
     let failed = |attempted, e| {

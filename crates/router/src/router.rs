@@ -458,7 +458,10 @@ impl Router {
             server_stats,
             sample: sample.as_deref(),
         };
-        let sent = self.send(req, &route, &fwd, &dst, logged, grpc_deadline.and(incoming));
+        // Pinned in place: awaited (or timed) through a pointer, not
+        // copied into the awaiting state.
+        let sent =
+            std::pin::pin!(self.send(req, &route, &fwd, &dst, logged, grpc_deadline.and(incoming)));
         let result = match fwd.total {
             None => sent.await,
             Some(t) => tokio::time::timeout(t, sent).await.unwrap_or_else(|_| {

@@ -541,16 +541,15 @@ impl Server {
         let pending = self.stats.pending.enter();
         let router = &state.router;
         let mut routing = router.begin(&mut req, &state.params, remote, start);
-        let result = router
-            .forward(
-                req,
-                &state.params,
-                &self.stats,
-                &self.upgrades,
-                remote,
-                &mut routing,
-            )
-            .await;
+        let result = std::pin::pin!(router.forward(
+            req,
+            &state.params,
+            &self.stats,
+            &self.upgrades,
+            remote,
+            &mut routing,
+        ))
+        .await;
         let resp = router.finish(routing, result, remote);
         drop(pending);
         crate::h2::record(&self.stats, &resp, start.elapsed());

@@ -363,7 +363,22 @@ impl Trace {
     /// took the incoming trace headers off, and `l5d-reqid` goes with
     /// [`crate::headers::strip_own_l5d`].
     pub fn write_lines(&self, buf: &mut Vec<u8>) {
-        self.each(|name, v| {
+        // The two lines every request carries are put together on the
+        // stack and written at once.
+        const CTX: &[u8] = b"l5d-ctx-trace: ";
+        const REQID: &[u8] = b"\r\nl5d-reqid: ";
+        let mut lines = [0u8; CTX.len() + 56 + REQID.len() + 16 + 2];
+        let (ctx, rest) = lines.split_at_mut(CTX.len());
+        ctx.copy_from_slice(CTX);
+        let (value, rest) = rest.split_at_mut(56);
+        let n = self.l5d_ctx_trace(value);
+        let (reqid, rest) = rest.split_at_mut(REQID.len());
+        reqid.copy_from_slice(REQID);
+        write_hex64(self.id.lo, rest);
+        rest[16..].copy_from_slice(b"\r\n");
+        buf.extend_from_slice(&lines[..CTX.len() + n]);
+        buf.extend_from_slice(&lines[CTX.len() + 56..]);
+        self.each_optional(|name, v| {
             buf.extend_from_slice(name.as_str().as_bytes());
             buf.extend_from_slice(b": ");
             buf.extend_from_slice(v);
@@ -379,6 +394,11 @@ impl Trace {
         let mut reqid = [0u8; 16];
         write_hex64(self.id.lo, &mut reqid);
         f(L5D_REQID, &reqid);
+        self.each_optional(f);
+    }
+
+    /// The outgoing trace headers a configuration asks for (W3C, B3).
+    fn each_optional(&self, mut f: impl FnMut(HeaderName, &[u8])) {
         if let Some(flags) = self.w3c {
             let mut tp = [0u8; 55];
             self.traceparent(flags, &mut tp);
@@ -410,7 +430,7 @@ impl Trace {
 
     /// This hop's `l5d-ctx-trace` (base64 of 32 or 40 bytes) into `out`;
     /// its length.
-    fn l5d_ctx_trace(&self, out: &mut [u8; 56]) -> usize {
+    fn l5d_ctx_trace(&self, out: &mut [u8]) -> usize {
         let mut raw = [0u8; 40];
         raw[..8].copy_from_slice(&self.span.to_be_bytes());
         raw[8..16].copy_from_slice(&self.parent.to_be_bytes());
@@ -692,18 +712,15 @@ const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz012
 fn base64_encode(src: &[u8], out: &mut [u8]) -> usize {
     let quad = |v: u32| [18, 12, 6, 0].map(|shift| B64[(v >> shift) as usize & 63]);
     let mut n = 0;
-    let mut whole = src.chunks_exact(3);
+    let whole = src.chunks_exact(3);
+    let rest = whole.remainder();
     let mut room = out.chunks_exact_mut(4);
-    for c in &mut whole {
-        let Some(dst) = room.next() else {
-            return n;
-        };
+    for (c, dst) in whole.zip(&mut room) {
         let v = u32::from(c[0]) << 16 | u32::from(c[1]) << 8 | u32::from(c[2]);
         dst.copy_from_slice(&quad(v));
         n += 4;
     }
-    let rest = whole.remainder();
-    if rest.is_empty() {
+    if n < src.len() / 3 * 4 || rest.is_empty() {
         return n;
     }
     let Some(dst) = room.next() else {

@@ -444,3 +444,51 @@ fn hex_and_base64_helpers() {
         assert_eq!(&dec[..m], src);
     }
 }
+
+/// The HTTP/1 client writes the trace as header lines: the same fields
+/// and values as the map an h2 request gets, whatever the incoming form.
+#[test]
+fn trace_lines_are_the_headers_the_map_gets() {
+    let incoming: [&[(&str, &str)]; 6] = [
+        &[],
+        &[("traceparent", TP)],
+        &[(
+            "b3",
+            "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1-05e3ac9a4f6e3b90",
+        )],
+        &[("b3", "d")],
+        &[
+            ("X-B3-TraceId", "463ac35c9f6413ad"),
+            ("X-B3-SpanId", "a2fb4a1d1a96d312"),
+            ("X-B3-Sampled", "0"),
+        ],
+        &[(
+            "l5d-ctx-trace",
+            "AAAAAAAAAAEAAAAAAAAAAgAAAAAAAAADAAAAAAAAAAYAAAAAAAAABA==",
+        )],
+    ];
+    for pairs in incoming {
+        let mut h = headers(pairs);
+        let t = Trace::take(&mut h);
+        let mut map = HeaderMap::new();
+        t.write(&mut map);
+        let mut lines = Vec::new();
+        t.write_lines(&mut lines);
+        let text = String::from_utf8(lines).unwrap();
+        let mut got: Vec<(String, String)> = text
+            .split_terminator("\r\n")
+            .map(|l| {
+                let (n, v) = l.split_once(": ").unwrap();
+                (n.to_string(), v.to_string())
+            })
+            .collect();
+        let mut want: Vec<(String, String)> = map
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_string()))
+            .collect();
+        got.sort();
+        want.sort();
+        assert_eq!(got, want, "incoming {pairs:?}");
+        assert!(text.ends_with("\r\n"));
+    }
+}

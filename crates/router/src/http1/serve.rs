@@ -460,12 +460,11 @@ pub async fn serve<S: Service>(
                 }
             }
         };
-        let Some(resp) = resp else {
+        let Some(mut resp) = resp else {
             tracing::debug!("the client closed its connection with its request in flight");
             break;
         };
         let closing = draining.as_ref().is_some_and(|d| *d.borrow());
-        let mut resp = resp;
         let fields = S::take_fields(resp.body_mut());
         match write_response(&shared, &mut wbuf, resp, fields, &mut asked, closing).await {
             Next::KeepAlive => {}
