@@ -178,8 +178,13 @@ impl<'a> Http1<'a> {
         // An upgrade (a WebSocket): `Upgrade` and `Connection: upgrade` go
         // to the backend, and the client's connection is kept to tunnel.
         let limits = &fwd.server.limits;
-        let upgrade = upgrade::asked(&mut req, limits.upgrade_idle_timeout, fwd.upgrades);
         let seen = req.body().seen();
+        // (`Connection: upgrade` is a hop-by-hop field.)
+        let upgrade = if seen.hop() {
+            upgrade::asked(&mut req, limits.upgrade_idle_timeout, fwd.upgrades)
+        } else {
+            None
+        };
         let (mut parts, body) = req.into_parts();
         let h = &mut parts.headers;
         if seen.hop() {
@@ -192,7 +197,7 @@ impl<'a> Http1<'a> {
         if fwd.server.add_forwarded {
             headers::add_forwarded(h, fwd.remote, fwd.server.local);
         }
-        if h.get(HOST).is_none() {
+        if !seen.host() && h.get(HOST).is_none() {
             h.insert(HOST, HeaderValue::from_static(""));
         }
         // setHost: the backend sees the namer's host; redirects it sends

@@ -27,6 +27,8 @@ const HOP: u8 = 8;
 /// The head passed the checks that need every field: one valid `Host` at
 /// most, only `chunked` as a transfer coding.
 const CHECKED: u8 = 16;
+/// A `Host` field is there (never set in [`Seen::ALL`]: "may be missing").
+const HOST: u8 = 32;
 
 impl Seen {
     /// Nothing noted: every family may be present.
@@ -45,6 +47,11 @@ impl Seen {
     /// may be `l5d-ctx-trace` or `l5d-sample`).
     pub fn trace(&self) -> bool {
         self.bits & (TRACE | L5D) != 0
+    }
+
+    /// A `Host` field is certainly there (`false`: it may be missing).
+    pub fn host(&self) -> bool {
+        self.bits & HOST != 0
     }
 
     /// `Via`.
@@ -109,7 +116,7 @@ impl Noter {
             (b'h', 4) if is(b"host") => {
                 self.hosts += 1;
                 self.fields_ok &= self.hosts == 1 && checks::is_host(value);
-                0
+                HOST
             }
             (b't', 17) if is(b"transfer-encoding") => {
                 // Only `chunked` may be passed on (else 501, with the
@@ -205,6 +212,15 @@ mod tests {
         }
         assert_eq!(Seen::ALL.checked_block(), None);
         assert!(Seen::ALL.l5d() && Seen::ALL.trace() && Seen::ALL.via() && Seen::ALL.hop());
+    }
+
+    #[test]
+    fn a_host_field_is_noted_and_all_means_it_may_be_missing() {
+        assert!(seen(&[("HOST", "a")]).host());
+        assert!(seen(&[("Accept", "*/*"), ("host", "a")]).host());
+        assert!(!seen(&[("Accept", "*/*"), ("Hosts", "a")]).host());
+        assert!(!seen(&[]).host());
+        assert!(!Seen::ALL.host());
     }
 
     #[test]
