@@ -97,7 +97,7 @@ def load(port, n, conns=4):
 
 
 def instructions(binary, config, port, n, out_dir):
-    out_dir = os.environ.get("CALLGRIND_KEEP", out_dir)
+    out_dir = os.environ.get("CALLGRIND_KEEP") or out_dir
     out = os.path.join(out_dir, f"callgrind.{os.path.basename(binary)}.{n}.{time.time_ns()}")
     env = dict(os.environ, TOKIO_WORKER_THREADS="1", RUST_LOG="warn")
     if binary == "nginx":

@@ -245,6 +245,25 @@ fn wire(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // What the server writes of it: the end-to-end fields, as they came.
+    let mut out = Vec::with_capacity(1024);
+    g.bench_function(
+        "parse a response head and write its fields back (8 headers)",
+        |b| {
+            b.iter_batched_ref(
+                || BytesMut::from(RESPONSE_HEAD),
+                |buf| {
+                    let head = wire::parse_head(buf).unwrap().unwrap();
+                    out.clear();
+                    if let Some(f) = &head.fields {
+                        f.write(&mut out);
+                    }
+                    black_box(out.len())
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
 
     // One exchange on a kept-alive connection to a backend on loopback
     // that answers every request with RESPONSE_HEAD and 64 bytes: the

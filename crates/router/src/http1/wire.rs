@@ -7,7 +7,8 @@
 //! request's task writes the request and reads the response itself: the
 //! head is written straight from the request's `HeaderMap` into a buffer the
 //! connection keeps, the response head is parsed by `httparse` (as hyper
-//! does) into a `HeaderMap` whose values share the read buffer, and the
+//! does) and its end-to-end fields kept as the bytes the backend wrote
+//! ([`Fields`]; a 101's go into a `HeaderMap`, for the tunnel), and the
 //! response body is read from the connection as the caller asks for it.
 //! When that body has been read to its end (and the request body was sent
 //! whole) the connection goes back to its pool.
