@@ -14,7 +14,12 @@
 //! ```
 //!
 //! Any malformed line makes the whole service [`Addr::Failed`], quoting the
-//! line; an empty file is an empty bound set; a missing file is `Neg`.
+//! line; an empty file is an empty bound set; a missing file is `Neg`. A
+//! file that had addresses and reads empty is taken as empty only if it is
+//! still empty [`SETTLE`] later: a file rewritten in place (a shell's `>`,
+//! most tools' plain write) is empty between its truncation and the write,
+//! and a writer stalled there would otherwise leave the service with no
+//! endpoints for a moment.
 //!
 //! The directory is watched with inotify (one recursive watcher): changes,
 //! including files renamed into place, apply within [`DEBOUNCE`] plus a
@@ -48,6 +53,10 @@ pub const DEBOUNCE: Duration = Duration::from_millis(20);
 
 /// How often everything watched is re-read even without events.
 pub const RESCAN_INTERVAL: Duration = Duration::from_secs(5);
+
+/// How long a file that had addresses and reads empty must stay empty to
+/// be taken as empty.
+pub const SETTLE: Duration = Duration::from_millis(250);
 
 /// How long resolving one host name may take.
 pub const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -301,6 +310,13 @@ enum Content {
     Failed(Arc<str>),
     /// The addresses, in file order.
     Lines(Arc<[Line]>),
+}
+
+impl Content {
+    /// Read, and no addresses in it (empty, or comments only).
+    fn is_empty(&self) -> bool {
+        matches!(self, Content::Lines(l) if l.is_empty())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -722,6 +738,44 @@ async fn scan(shared: &Arc<Shared>, refresh: bool) {
             return;
         }
     };
+    // A file that had addresses and now reads empty may be half-written
+    // (truncated, not yet written): it counts as empty only if it still is
+    // a moment later.
+    let emptied: Vec<Path> = {
+        let services = shared.lock();
+        contents
+            .iter()
+            .filter(|(file, c)| {
+                c.is_empty()
+                    && services
+                        .files
+                        .get(*file)
+                        .is_some_and(|e| matches!(&e.content, Content::Lines(l) if !l.is_empty()))
+            })
+            .map(|(file, _)| file.clone())
+            .collect()
+    };
+    if !emptied.is_empty() {
+        tokio::time::sleep(SETTLE).await;
+        let root = shared.root.clone();
+        let again = tokio::task::spawn_blocking(move || {
+            emptied
+                .into_iter()
+                .map(|f| {
+                    let c = read_service(&root, &f);
+                    (f, c)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await;
+        match again {
+            Ok(again) => contents.extend(again),
+            Err(e) => {
+                tracing::warn!(error = %e, "io.l5d.fs: scan failed");
+                return;
+            }
+        }
+    }
 
     let mut services = shared.lock();
     let Services { lookups, files, .. } = &mut *services;

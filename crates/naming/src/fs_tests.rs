@@ -188,6 +188,55 @@ async fn an_empty_file_is_an_empty_bound_set() {
     }
 }
 
+/// A file rewritten in place is empty for a moment (truncated, then
+/// written): the service never loses its endpoints in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_in_place_never_reads_as_no_endpoints() {
+    let (dir, namer) = setup();
+    let file = dir.path().join("hello");
+    std::fs::write(&file, "127.0.0.1 8080\n").unwrap();
+    let act = namer.lookup(&prefix(), &path("/hello"));
+    let state = act.borrow().clone();
+    let mut var = bound(&state).addr.clone();
+    assert_eq!(addrs(&var.borrow_and_update()), ["127.0.0.1:8080"]);
+    // A writer that stalls between truncating and writing: the watcher
+    // reads the empty file (after its debounce) before the write.
+    std::fs::File::create(&file).unwrap();
+    tokio::time::sleep(DEBOUNCE * 4).await;
+    std::fs::write(&file, "127.0.0.1 8081\n").unwrap();
+    let mut seen = Vec::new();
+    let addr = wait_addr(&mut var, "the rewrite", |a| {
+        seen.push(a.clone());
+        matches!(a, Addr::Bound(e) if e.len() == 1 && addrs(a) == ["127.0.0.1:8081"])
+    })
+    .await;
+    assert_eq!(addrs(&addr), ["127.0.0.1:8081"]);
+    assert!(
+        !seen
+            .iter()
+            .any(|a| matches!(a, Addr::Bound(e) if e.is_empty())),
+        "the half-written file was never taken as empty: {seen:?}"
+    );
+}
+
+/// Emptied on purpose, it is empty once it stays empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_emptied_file_is_an_empty_set_once_it_stays_empty() {
+    let (dir, namer) = setup();
+    let file = dir.path().join("hello");
+    std::fs::write(&file, "127.0.0.1 8080\n").unwrap();
+    let act = namer.lookup(&prefix(), &path("/hello"));
+    let state = act.borrow().clone();
+    let mut var = bound(&state).addr.clone();
+    std::fs::write(&file, "# drained\n").unwrap();
+    wait_addr(
+        &mut var,
+        "the emptied file",
+        |a| matches!(a, Addr::Bound(e) if e.is_empty()),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn host_names_are_resolved_when_read() {
     let (dir, namer) = setup();
