@@ -310,8 +310,6 @@ pub(crate) fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
-const RETRYABLE: HeaderName = HeaderName::from_static("l5d-retryable");
-
 impl Exchange for Http1<'_> {
     type Response = Response<wire::Body>;
 
@@ -355,16 +353,17 @@ impl Exchange for Http1<'_> {
     }
 
     fn classify(&self, resp: &Self::Response) -> (u16, ResponseClass) {
-        let marked = || match resp.body().fields() {
-            Some(f) => f.get(b"l5d-retryable"),
-            None => resp.headers().get(RETRYABLE).map(HeaderValue::as_bytes),
+        let (method, status, kept) = (&self.parts.method, resp.status(), self.body.kept());
+        // The fields as written, or a 101's map.
+        let class = match resp.body().fields() {
+            Some(f) => {
+                self.classifier
+                    .classify_with(method, status, || f.get(b"l5d-retryable"), kept)
+            }
+            None => self
+                .classifier
+                .classify(method, status, resp.headers(), kept),
         };
-        let class = self.classifier.classify_with(
-            &self.parts.method,
-            resp.status(),
-            marked,
-            self.body.kept(),
-        );
         (resp.status().as_u16(), class)
     }
 

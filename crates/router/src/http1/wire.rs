@@ -660,28 +660,27 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
         .reason
         .filter(|r| Some(*r) != status.canonical_reason())
         .and_then(|r| hyper::ext::ReasonPhrase::try_from(r.as_bytes().to_vec()).ok());
-    // Where each name and value sit in the head, so the values can share
-    // its bytes once it is split off.
+    // In one pass: where each name and value sit in the head (so the
+    // values can share its bytes once it is split off), and what framing
+    // and the connection's reuse need (the hop-by-hop fields are not
+    // passed on, but by a 101, for the tunnel).
     let base = buf.as_ptr() as usize;
     let mut at = Spans::new();
     let n = r.headers.len();
-    for h in r.headers.iter() {
-        let name = h.name.as_ptr() as usize - base;
-        let value = h.value.as_ptr() as usize - base;
-        at.push((
-            name as u32,
-            (name + h.name.len()) as u32,
-            value as u32,
-            (value + h.value.len()) as u32,
-        ));
-    }
-    // What framing and the connection's reuse need, read before the map
-    // is built: the hop-by-hop fields never go into it (a 101 keeps them
-    // all, for the tunnel).
     let mut meta = Meta::default();
     let mut named: Vec<HeaderName> = Vec::new();
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS;
     for h in r.headers.iter() {
+        let (name_at, value_at) = (
+            h.name.as_ptr() as usize - base,
+            h.value.as_ptr() as usize - base,
+        );
+        at.push((
+            name_at as u32,
+            (name_at + h.name.len()) as u32,
+            value_at as u32,
+            (value_at + h.value.len()) as u32,
+        ));
         let name = h.name.as_bytes();
         if name.eq_ignore_ascii_case(b"connection") {
             for t in h.value.split(|&b| b == b',') {
