@@ -256,9 +256,12 @@ fn a_size_roll_policy_rolls_to_linkerds_names_and_loses_no_line() {
 fn the_json_format_names_service_client_and_endpoint() {
     let s = setup("  httpAccessLogFormat: json\n");
     let url = format!("http://{}/a?b=c", s.strait.router());
-    let r = curl(&["-H", "Host: hello", "-A", "t/1", &url], &[]);
+    let r = curl(
+        &["-H", "Host: hello", "-A", "t/1", "-e", "http://r/1", &url],
+        &[],
+    );
     assert_eq!(r.status, 200, "{r:?}");
-    let r = curl(&["-H", "Host: nosuch", &url], &[]);
+    let r = curl(&["-H", "Host: nosuch", "-A", "t/2", &url], &[]);
     assert_eq!(r.status, 502, "{r:?}");
     let (_, files) = s.settled_lines();
     let lines = &files[0].1;
@@ -270,9 +273,12 @@ fn the_json_format_names_service_client_and_endpoint() {
     assert_eq!(ok["uri"], "/a?b=c");
     assert_eq!(ok["status"], 200);
     assert_eq!(ok["user_agent"], "t/1");
+    assert_eq!(ok["referer"], "http://r/1");
     assert!(ok["duration_ms"].as_f64().unwrap() > 0.0, "{ok}");
     let failed: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
     assert_eq!(failed["status"], 502, "{failed}");
     assert_eq!(failed["service"], "/svc/nosuch", "{failed}");
     assert!(failed["endpoint"].is_null(), "{failed}");
+    assert_eq!(failed["user_agent"], "t/2", "{failed}");
+    assert!(failed["referer"].is_null(), "{failed}");
 }

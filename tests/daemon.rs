@@ -212,18 +212,7 @@ fn headers_downstream_name_the_route_and_hop_by_hop_headers_are_stripped() {
     let a = Backend::start("a");
     // Python's http.server echoes nothing, so look at what Strait sends with
     // a raw listener standing in for the backend.
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr: SocketAddr = listener.local_addr().unwrap();
-    let disco = tempfile::tempdir().unwrap();
-    std::fs::write(
-        disco.path().join("echo"),
-        format!("{} {}\n", addr.ip(), addr.port()),
-    )
-    .unwrap();
-    let conf_dir = tempfile::tempdir().unwrap();
-    let conf = conf_dir.path().join("l.yaml");
-    std::fs::write(&conf, config(disco.path(), "", "    dtabOverride: true\n")).unwrap();
-    let strait = Strait::start(BIN, &conf);
+    let (listener, strait, _dirs) = routed_to_listener("    dtabOverride: true\n");
     let url = format!("http://{}/x", strait.router());
     let t = std::thread::spawn(move || {
         curl(
@@ -241,21 +230,7 @@ fn headers_downstream_name_the_route_and_hop_by_hop_headers_are_stripped() {
             &[],
         )
     });
-    let (mut sock, _) = listener.accept().unwrap();
-    sock.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut buf = vec![0u8; 8192];
-    let mut got = String::new();
-    while !got.contains("\r\n\r\n") {
-        let n = std::io::Read::read(&mut sock, &mut buf).unwrap();
-        assert!(n > 0, "backend connection closed early");
-        got.push_str(&String::from_utf8_lossy(&buf[..n]));
-    }
-    std::io::Write::write_all(
-        &mut sock,
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
-    )
-    .unwrap();
+    let got = first_head(listener);
     let r = t.join().unwrap();
     assert_eq!(r.status, 200);
     let lower = got.to_ascii_lowercase();
@@ -289,6 +264,125 @@ fn headers_downstream_name_the_route_and_hop_by_hop_headers_are_stripped() {
         "headers named by Connection are hop-by-hop: {got}"
     );
     drop(a);
+}
+
+/// Strait (with `extra_server` keys) routing `echo` to a listener that
+/// stands in for its backend; the directories it reads live as long as
+/// the third value.
+fn routed_to_listener(
+    extra_server: &str,
+) -> (std::net::TcpListener, Strait, [tempfile::TempDir; 2]) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr: SocketAddr = listener.local_addr().unwrap();
+    let disco = tempfile::tempdir().unwrap();
+    std::fs::write(
+        disco.path().join("echo"),
+        format!("{} {}\n", addr.ip(), addr.port()),
+    )
+    .unwrap();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let conf = conf_dir.path().join("l.yaml");
+    std::fs::write(&conf, config(disco.path(), "", extra_server)).unwrap();
+    let strait = Strait::start(BIN, &conf);
+    (listener, strait, [disco, conf_dir])
+}
+
+/// A listener standing in for a backend: the head of the first request
+/// it gets, answered `200 ok`.
+fn first_head(listener: std::net::TcpListener) -> String {
+    let (mut sock, _) = listener.accept().unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = vec![0u8; 8192];
+    let mut got = String::new();
+    while !got.contains("\r\n\r\n") {
+        let n = std::io::Read::read(&mut sock, &mut buf).unwrap();
+        assert!(n > 0, "backend connection closed early");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    std::io::Write::write_all(
+        &mut sock,
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+    )
+    .unwrap();
+    got
+}
+
+/// Writes `req` on a fresh connection to `addr`; the whole answer (the
+/// router closes after it: the request says `Connection: close`).
+fn raw_exchange(addr: SocketAddr, req: &str) -> String {
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    std::io::Write::write_all(&mut c, req.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut c, &mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[test]
+fn fields_the_router_does_not_read_reach_the_backend_as_written() {
+    let (listener, strait, _dirs) = routed_to_listener("");
+    let backend = std::thread::spawn(move || first_head(listener));
+    // Names in their own case, a value with the spaces around it, two
+    // fields of one name with Forwarded (which the router reads) between.
+    let answer = raw_exchange(
+        strait.router(),
+        "GET /x?y=1 HTTP/1.1\r\nUser-Agent: raw/1\r\nHost: echo\r\nX-Request-ID:   abc  \r\n\
+         Cookie: a=1\r\nForwarded: for=5.6.7.8\r\n\
+         Cookie: b=2\r\nForwarded: for=1.2.3.4\r\nACCEPT: */*\r\nConnection: close\r\n\r\n",
+    );
+    let got = backend.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    for line in [
+        "\r\nUser-Agent: raw/1\r\n",
+        "\r\nACCEPT: */*\r\n",
+        "\r\nhost: echo\r\n",
+        "\r\nvia: 1.1 strait\r\n",
+    ] {
+        assert!(got.contains(line), "{line:?} reaches the backend: {got}");
+    }
+    assert!(
+        got.starts_with("GET /x?y=1 HTTP/1.1\r\n"),
+        "the request line: {got}"
+    );
+    let id: Vec<&str> = got
+        .lines()
+        .filter_map(|l| Some(l.strip_prefix("X-Request-ID:")?.trim()))
+        .collect();
+    assert_eq!(id, ["abc"], "the name in its case: {got}");
+    let cookies: Vec<&str> = got.lines().filter(|l| l.starts_with("Cookie")).collect();
+    assert_eq!(cookies, ["Cookie: a=1", "Cookie: b=2"], "in order: {got}");
+    let forwarded: Vec<&str> = got.lines().filter(|l| l.starts_with("forwarded")).collect();
+    assert_eq!(
+        forwarded,
+        ["forwarded: for=5.6.7.8", "forwarded: for=1.2.3.4"],
+        "in order: {got}"
+    );
+    assert_eq!(
+        got.matches("\r\n").count(),
+        got.lines().count(),
+        "CRLF lines: {got}"
+    );
+    assert!(
+        !got.to_ascii_lowercase().contains("connection: close"),
+        "the client's Connection is hop-by-hop: {got}"
+    );
+}
+
+#[test]
+fn a_header_identifier_finds_any_field() {
+    let a = Backend::start("a");
+    let mesh = Mesh::start_with(
+        &[("hello", &[&a])],
+        "  identifier:\n    kind: io.l5d.header.token\n    header: X-Service\n",
+        "",
+    );
+    let r = curl(&["-H", "x-service: hello", &mesh.url("/")], &[]);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body, "instance a\n");
+    let r = curl(&["-H", "X-Servic: hello", &mesh.url("/")], &[]);
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(l5d_err(&r).contains("x-service header is absent"), "{r:?}");
 }
 
 #[test]

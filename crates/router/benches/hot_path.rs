@@ -231,6 +231,7 @@ fn wire(c: &mut Criterion) {
         method: &http::Method::GET,
         path_and_query: "/api/v1/users/42?expand=true",
         headers: &headers,
+        opaque: &[],
         lines: None,
     };
     let empty: strait_router::client::ReqBody = Either::Right(Full::new(Bytes::new()));
@@ -366,10 +367,10 @@ l5d-ctx-trace: AAAAAAAAAAEAAAAAAAAAAgAAAAAAAAADAAAAAAAAAAA=\r\nl5d-reqid: 000000
         type Body = Full<Bytes>;
         fn call(
             &self,
-            _: Request<strait_router::body::RequestBody>,
-        ) -> impl std::future::Future<Output = http::Response<Full<Bytes>>> + Send {
-            std::future::ready(http::Response::new(Full::new(Bytes::from_static(
-                &[b'x'; 64],
+            _: Box<Request<strait_router::body::RequestBody>>,
+        ) -> impl std::future::Future<Output = Box<http::Response<Full<Bytes>>>> + Send {
+            std::future::ready(Box::new(http::Response::new(Full::new(
+                Bytes::from_static(&[b'x'; 64]),
             ))))
         }
     }

@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use http::header::{HOST, HeaderMap, HeaderValue, REFERER, USER_AGENT};
 use http::{Method, Uri, Version};
 use tokio::sync::mpsc;
@@ -320,6 +321,26 @@ impl Fields {
             client: None,
             endpoint: None,
         }
+    }
+
+    /// With `Referer` and `User-Agent` from the fields a request's HTTP/1
+    /// server passed on as written (`name: value\r\n` lines), when its
+    /// map has neither.
+    pub(crate) fn opaque(mut self, block: &Bytes) -> Fields {
+        if block.is_empty() {
+            return self;
+        }
+        let value = |name: &[u8]| {
+            let v = crate::http1::field(block, name)?;
+            HeaderValue::from_maybe_shared(block.slice_ref(v)).ok()
+        };
+        if self.referer.is_none() {
+            self.referer = value(b"referer");
+        }
+        if self.user_agent.is_none() {
+            self.user_agent = value(b"user-agent");
+        }
+        self
     }
 
     /// With the request's HTTP version.

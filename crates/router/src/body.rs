@@ -213,8 +213,9 @@ impl Drop for Observed {
 /// the connection, or hyper's h2 stream.
 pub enum RequestBody {
     /// No body (a GET; a request without `Content-Length` or chunked),
-    /// and what its head held.
-    Empty(Seen),
+    /// what its head held, and its fields the router does not read (as
+    /// the client wrote them).
+    Empty(Seen, Bytes),
     /// Read from an HTTP/1.1 connection as it is asked for.
     H1(crate::http1::serve::Body),
     /// An HTTP/2 stream's DATA frames.
@@ -226,12 +227,51 @@ impl RequestBody {
     /// noted them; [`Seen::ALL`] for h2.
     pub fn seen(&self) -> Seen {
         match self {
-            RequestBody::Empty(s) => *s,
+            RequestBody::Empty(s, _) => *s,
             RequestBody::H1(b) => b.seen,
             RequestBody::H2(_) => Seen::ALL,
         }
     }
+
+    /// The head's fields the router does not read, as `name: value\r\n`
+    /// lines the client wrote (empty for h2, whose map has them all). A
+    /// reader of an arbitrary field looks here after the map.
+    pub fn opaque(&self) -> &Bytes {
+        static NONE: Bytes = Bytes::new();
+        match self {
+            RequestBody::Empty(_, o) => o,
+            RequestBody::H1(b) => &b.opaque,
+            RequestBody::H2(_) => &NONE,
+        }
+    }
+
+    /// Takes [`RequestBody::opaque`]'s fields, to be written to a backend.
+    pub fn take_opaque(&mut self) -> Bytes {
+        match self {
+            RequestBody::Empty(_, o) => std::mem::take(o),
+            RequestBody::H1(b) => std::mem::take(&mut b.opaque),
+            RequestBody::H2(_) => Bytes::new(),
+        }
+    }
 }
+
+/// A request body that may carry its head's fields the router does not
+/// read ([`RequestBody::opaque`]): what an identifier looks in for a
+/// header that is not in the map.
+pub trait Opaque {
+    /// Those fields, as `name: value\r\n` lines.
+    fn opaque_fields(&self) -> &[u8] {
+        &[]
+    }
+}
+
+impl Opaque for RequestBody {
+    fn opaque_fields(&self) -> &[u8] {
+        self.opaque()
+    }
+}
+
+impl Opaque for () {}
 
 impl From<Incoming> for RequestBody {
     fn from(b: Incoming) -> RequestBody {
@@ -248,7 +288,7 @@ impl Body for RequestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match self.get_mut() {
-            RequestBody::Empty(_) => Poll::Ready(None),
+            RequestBody::Empty(..) => Poll::Ready(None),
             RequestBody::H1(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
             RequestBody::H2(b) => Pin::new(b).poll_frame(cx).map_err(Into::into),
         }
@@ -256,7 +296,7 @@ impl Body for RequestBody {
 
     fn is_end_stream(&self) -> bool {
         match self {
-            RequestBody::Empty(_) => true,
+            RequestBody::Empty(..) => true,
             RequestBody::H1(b) => b.is_end_stream(),
             RequestBody::H2(b) => b.is_end_stream(),
         }
@@ -264,7 +304,7 @@ impl Body for RequestBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            RequestBody::Empty(_) => SizeHint::with_exact(0),
+            RequestBody::Empty(..) => SizeHint::with_exact(0),
             RequestBody::H1(b) => b.size_hint(),
             RequestBody::H2(b) => b.size_hint(),
         }

@@ -124,15 +124,18 @@ impl<'a> H2<'a> {
     /// off but `te: trailers`, `via`, `Forwarded`, `l5d-*`, trace, the
     /// deadline); `pool` is the client's h2 pool.
     pub(crate) fn new(
-        req: Request<RequestBody>,
+        req: Box<Request<RequestBody>>,
         route: &'a Route,
         pool: &'a H2Pool,
         fwd: &Forwarding<'_>,
         grpc_deadline: Option<u128>,
     ) -> H2<'a> {
         let client = &route.client;
-        let (mut parts, body) = req.into_parts();
+        let (mut parts, mut body) = (*req).into_parts();
         let h = &mut parts.headers;
+        // A request read by the HTTP/1 server (not today: an HTTP/1
+        // router's clients are HTTP/1) has fields passed on as written.
+        http1::append_fields(&body.take_opaque(), h);
         // gRPC needs `te: trailers` end to end; nothing else of TE may
         // cross an HTTP/2 hop.
         let trailers = h

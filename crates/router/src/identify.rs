@@ -5,6 +5,8 @@ use http::header::HOST;
 use http::{HeaderName, Method, Request, Uri, Version};
 use strait_dtab::Path;
 
+use crate::body::Opaque;
+
 /// One of Linkerd 1's HTTP identifiers.
 #[derive(Clone, Debug)]
 pub enum Identifier {
@@ -104,7 +106,7 @@ impl Field {
     }
 
     /// Its value in `req`, if present and not empty.
-    pub fn value<'r, B>(&self, req: &'r Request<B>) -> Option<&'r [u8]> {
+    pub fn value<'r, B: Opaque>(&self, req: &'r Request<B>) -> Option<&'r [u8]> {
         let v = match self {
             Field::Authority => match req.uri().authority() {
                 Some(a) => a.as_str().as_bytes(),
@@ -113,7 +115,7 @@ impl Field {
             Field::Path => req.uri().path_and_query()?.as_str().as_bytes(),
             Field::Method => req.method().as_str().as_bytes(),
             Field::Scheme => req.uri().scheme_str()?.as_bytes(),
-            Field::Header(h) => req.headers().get(h)?.as_bytes(),
+            Field::Header(h) => header(req, h)?,
         };
         (!v.is_empty()).then_some(v)
     }
@@ -131,7 +133,11 @@ pub struct Identified {
 
 impl Identifier {
     /// Names `req`, or says why it cannot.
-    pub fn identify<B>(&self, prefix: &Path, req: &Request<B>) -> Result<Identified, String> {
+    pub fn identify<B: Opaque>(
+        &self,
+        prefix: &Path,
+        req: &Request<B>,
+    ) -> Result<Identified, String> {
         let dst = |p: Path| Identified {
             dst: prefix.concat(&p),
             uri: None,
@@ -244,11 +250,23 @@ impl Identifier {
 
 /// The header's value; missing or empty is Linkerd's "`<header>` header is
 /// absent".
-fn header_value<'r, B>(req: &'r Request<B>, header: &HeaderName) -> Result<&'r [u8], String> {
-    match req.headers().get(header).map(|v| v.as_bytes()) {
+fn header_value<'r, B: Opaque>(
+    req: &'r Request<B>,
+    header: &HeaderName,
+) -> Result<&'r [u8], String> {
+    match self::header(req, header) {
         Some(v) if !v.is_empty() => Ok(v),
         _ if header == HOST => Err("Host header is absent".to_owned()),
         _ => Err(format!("{header} header is absent")),
+    }
+}
+
+/// The first value of `name`: in the map, else among the fields the
+/// request's HTTP/1 server passed on as written.
+fn header<'r, B: Opaque>(req: &'r Request<B>, name: &HeaderName) -> Option<&'r [u8]> {
+    match req.headers().get(name) {
+        Some(v) => Some(v.as_bytes()),
+        None => crate::http1::field(req.body().opaque_fields(), name.as_str().as_bytes()),
     }
 }
 

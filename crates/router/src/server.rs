@@ -506,10 +506,10 @@ impl Server {
 
     async fn handle(
         self: &Arc<Self>,
-        mut req: hyper::Request<RequestBody>,
+        mut req: Box<hyper::Request<RequestBody>>,
         remote: SocketAddr,
         tunnelled: bool,
-    ) -> hyper::Response<Body> {
+    ) -> Box<hyper::Response<Body>> {
         let start = Instant::now();
         let state = self.state.load_full();
         if req.method() == http::Method::CONNECT
@@ -517,7 +517,7 @@ impl Server {
             && let Some(resp) = self.connect(&mut req, remote, &state).await
         {
             state.router.log_answered(&mut req, remote, &resp);
-            return resp;
+            return Box::new(resp);
         }
         let _permit = match &state.limit {
             None => None,
@@ -534,7 +534,7 @@ impl Server {
                         .map(|b| http_body_util::Either::Right(http_body_util::Full::new(b)));
                     self.stats.record(resp.status().as_u16(), start.elapsed());
                     state.router.log_answered(&mut req, remote, &resp);
-                    return resp;
+                    return Box::new(resp);
                 }
             },
         };
@@ -571,8 +571,8 @@ impl serve::Service for H1 {
 
     fn call(
         &self,
-        req: hyper::Request<RequestBody>,
-    ) -> impl std::future::Future<Output = hyper::Response<Body>> + Send {
+        req: Box<hyper::Request<RequestBody>>,
+    ) -> impl std::future::Future<Output = Box<hyper::Response<Body>>> + Send {
         self.server.handle(req, self.remote, self.tunnelled)
     }
 
@@ -634,7 +634,10 @@ impl hyper::service::Service<hyper::Request<hyper::body::Incoming>> for Handler 
         }
         let (server, remote) = (Arc::clone(&self.server), self.remote);
         // An h2 CONNECT is never a tunnel here (405).
-        Box::pin(async move { Ok(server.handle(req.map(RequestBody::H2), remote, true).await) })
+        Box::pin(async move {
+            let req = Box::new(req.map(RequestBody::H2));
+            Ok(*server.handle(req, remote, true).await)
+        })
     }
 }
 

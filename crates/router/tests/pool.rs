@@ -61,6 +61,7 @@ async fn get(pool: &Arc<Pool>, addr: SocketAddr) -> Result<Sent, SendError> {
         method: &http::Method::GET,
         path_and_query: "/",
         headers: &headers,
+        opaque: &[],
         lines: None,
     };
     let body: ReqBody = Either::Right(Full::new(Bytes::new()));

@@ -1,4 +1,5 @@
-//! A response's end-to-end header fields, kept as the backend wrote them.
+//! Header fields kept as the peer wrote them: a response's end-to-end
+//! fields, and a request's fields the router never reads.
 //!
 //! Most responses pass through a router unchanged but for their hop-by-hop
 //! fields (dropped) and `Via` (added). Building a `HeaderMap` of every
@@ -14,7 +15,16 @@
 //! ([`Fields::into_map`]: `clearContext` with `l5d-*` fields, `setHost`'s
 //! `Location` rewrite, a caller that is not HTTP/1).
 //!
-//! Names keep the case the backend wrote them in (nginx and HAProxy pass
+//! A request is split the same way by the HTTP/1 server ([`kept_block`]):
+//! the fields the router reads or changes (`Host`, `l5d-*`, trace context,
+//! `Via`, hop-by-hop fields, `Content-Length`, `Expect`, `Forwarded`) go in
+//! its map, the others (`User-Agent`, `Accept`, `Cookie`, ...: ~350
+//! instructions each in a map) ride with its body as written and the
+//! HTTP/1 client writes them after the map's. What reads an arbitrary
+//! field looks in both ([`get`]: an identifier's `header`, the access
+//! log's `Referer` and `User-Agent`).
+//!
+//! Names keep the case the peer wrote them in (nginx and HAProxy pass
 //! them the same way); values are what `httparse` accepted, which is what
 //! `HeaderValue` accepts (tab, visible ASCII, obs-text).
 
@@ -45,6 +55,96 @@ const L5D: u8 = 4;
 /// This hop's `Via` goes after them.
 const VIA_LINE: u8 = 8;
 
+/// The flags a kept field's name sets.
+fn note(name: &[u8]) -> u8 {
+    match name.len() {
+        4 if name.eq_ignore_ascii_case(b"date") => DATE,
+        5.. if name[..4].eq_ignore_ascii_case(b"l5d-") => L5D,
+        _ => 0,
+    }
+}
+
+/// The fields of `head` (the bytes `spans` index: each field's name and
+/// value, start and end) that `keep` keeps (given each field's index and
+/// name), as `name: value\r\n` lines: a slice of `head` when they are one
+/// run of CRLF-ended lines, else a copy.
+pub(crate) fn kept_block(
+    head: &Bytes,
+    spans: impl Iterator<Item = (u32, u32, u32, u32)> + Clone,
+    mut keep: impl FnMut(usize, &[u8]) -> bool,
+) -> Bytes {
+    // The fields end where the blank line that ends the head starts.
+    let crlf_head = head.ends_with(b"\r\n\r\n");
+    let end_of_fields = head.len().saturating_sub(2) as u32;
+    // One pass: are the kept fields one run of CRLF-ended lines?
+    let (mut first, mut last) = (None, 0u32);
+    let mut gap = false;
+    let mut dropped = false;
+    let mut clean = crlf_head;
+    let mut it = spans.clone().enumerate().peekable();
+    while let Some((i, (ns, ne, _, _))) = it.next() {
+        let line_end = it.peek().map_or(end_of_fields, |(_, n)| n.0);
+        let name = head.get(ns as usize..ne as usize).unwrap_or_default();
+        if keep(i, name) {
+            clean &= line_end >= 2
+                && head.get(line_end as usize - 2..line_end as usize) == Some(b"\r\n");
+            gap |= dropped;
+            first.get_or_insert(ns);
+            last = line_end;
+        } else {
+            // Fields dropped before the first kept one leave no gap.
+            dropped = first.is_some();
+        }
+    }
+    match first {
+        None => Bytes::new(),
+        Some(first) if clean && !gap => head.slice(first as usize..last as usize),
+        Some(_) => {
+            let mut b = BytesMut::with_capacity(head.len());
+            for (i, (ns, ne, vs, ve)) in spans.enumerate() {
+                let name = head.get(ns as usize..ne as usize).unwrap_or_default();
+                if keep(i, name) {
+                    b.extend_from_slice(name);
+                    b.extend_from_slice(b": ");
+                    b.extend_from_slice(head.get(vs as usize..ve as usize).unwrap_or_default());
+                    b.extend_from_slice(b"\r\n");
+                }
+            }
+            b.freeze()
+        }
+    }
+}
+
+/// Each `name: value\r\n` line of `block`: its name and value.
+pub(crate) fn lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    block.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r")?;
+        let colon = line.iter().position(|&b| b == b':')?;
+        Some((&line[..colon], line[colon + 1..].trim_ascii()))
+    })
+}
+
+/// The first value of `name` (any case) among `block`'s lines.
+pub(crate) fn get<'b>(block: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
+    lines(block)
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v)
+}
+
+/// `block`'s lines appended to `map` (the values share `block`'s bytes).
+pub(crate) fn append_to(block: &Bytes, map: &mut HeaderMap) {
+    for (name, value) in lines(block) {
+        // httparse accepted both: neither can fail here.
+        let (Ok(n), Ok(v)) = (
+            HeaderName::from_bytes(name),
+            HeaderValue::from_maybe_shared(block.slice_ref(value)),
+        ) else {
+            continue;
+        };
+        map.append(n, v);
+    }
+}
+
 impl Fields {
     /// The fields of `head` (the bytes `spans` index: each field's name
     /// and value, start and end) that `keep` keeps; `length` is the
@@ -60,71 +160,26 @@ impl Fields {
             flags: if length.is_some() { HAS_LENGTH } else { 0 },
             ..Fields::default()
         };
-        // The fields end where the blank line that ends the head starts.
-        let crlf_head = head.ends_with(b"\r\n\r\n");
-        let end_of_fields = head.len().saturating_sub(2) as u32;
-        // One pass: are the kept fields one run of CRLF-ended lines?
-        let (mut first, mut last) = (None, 0u32);
-        let mut gap = false;
-        let mut dropped = false;
-        let mut clean = crlf_head;
-        let mut it = spans.clone().peekable();
-        while let Some((ns, ne, _, _)) = it.next() {
-            let line_end = it.peek().map_or(end_of_fields, |n| n.0);
-            let name = head.get(ns as usize..ne as usize).unwrap_or_default();
-            if keep(name) {
-                clean &= line_end >= 2
-                    && head.get(line_end as usize - 2..line_end as usize) == Some(b"\r\n");
-                gap |= dropped && first.is_some();
-                first.get_or_insert(ns);
-                last = line_end;
-                f.note(name);
-            } else {
-                dropped = true;
+        let mut flags = 0;
+        f.block = kept_block(head, spans, |_, name| {
+            let kept = keep(name);
+            if kept {
+                flags |= note(name);
             }
-        }
-        f.block = match first {
-            None => Bytes::new(),
-            Some(first) if clean && !gap => head.slice(first as usize..last as usize),
-            Some(_) => {
-                let mut b = BytesMut::with_capacity(head.len());
-                for (ns, ne, vs, ve) in spans {
-                    let name = head.get(ns as usize..ne as usize).unwrap_or_default();
-                    if keep(name) {
-                        b.extend_from_slice(name);
-                        b.extend_from_slice(b": ");
-                        b.extend_from_slice(head.get(vs as usize..ve as usize).unwrap_or_default());
-                        b.extend_from_slice(b"\r\n");
-                    }
-                }
-                b.freeze()
-            }
-        };
+            kept
+        });
+        f.flags |= flags;
         f
-    }
-
-    fn note(&mut self, name: &[u8]) {
-        match name.len() {
-            4 if name.eq_ignore_ascii_case(b"date") => self.flags |= DATE,
-            5.. if name[..4].eq_ignore_ascii_case(b"l5d-") => self.flags |= L5D,
-            _ => {}
-        }
     }
 
     /// Each field's name and value, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
-        self.block.split(|&b| b == b'\n').filter_map(|line| {
-            let line = line.strip_suffix(b"\r")?;
-            let colon = line.iter().position(|&b| b == b':')?;
-            Some((&line[..colon], line[colon + 1..].trim_ascii()))
-        })
+        lines(&self.block)
     }
 
     /// The first value of `name` (any case).
     pub fn get(&self, name: &[u8]) -> Option<&[u8]> {
-        self.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v)
+        get(&self.block, name)
     }
 
     /// The declared `Content-Length`.
@@ -161,16 +216,7 @@ impl Fields {
     /// the head's bytes).
     pub fn into_map(self, map: &mut HeaderMap) {
         let mut out = HeaderMap::with_capacity(map.len() + 8);
-        for (name, value) in self.iter() {
-            // httparse accepted both: neither can fail here.
-            let (Ok(n), Ok(v)) = (
-                HeaderName::from_bytes(name),
-                HeaderValue::from_maybe_shared(self.block.slice_ref(value)),
-            ) else {
-                continue;
-            };
-            out.append(n, v);
-        }
+        append_to(&self.block, &mut out);
         if self.flags & VIA_LINE != 0 {
             out.append(VIA, HeaderValue::from_static(VIA_VALUE));
         }
@@ -231,6 +277,16 @@ mod tests {
         assert_eq!(f.length(), Some(64));
         assert_eq!(f.get(b"server"), Some(&b"x"[..]));
         assert_eq!(f.get(b"connection"), None);
+    }
+
+    #[test]
+    fn fields_dropped_before_or_after_the_kept_run_leave_it_shared() {
+        let (f, tag) = fields(
+            b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nServer: x\r\nContent-Length: 0\r\n\
+              Keep-Alive: timeout=5\r\n\r\n",
+        );
+        assert_eq!(tag, "shared");
+        assert_eq!(written(&f), "Server: x\r\nContent-Length: 0\r\n");
     }
 
     #[test]

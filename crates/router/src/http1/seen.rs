@@ -29,6 +29,8 @@ const HOP: u8 = 8;
 const CHECKED: u8 = 16;
 /// A `Host` field is there (never set in [`Seen::ALL`]: "may be missing").
 const HOST: u8 = 32;
+/// Not a family, but a field the router reads (never kept in [`Seen`]).
+const READ: u8 = 128;
 
 impl Seen {
     /// Nothing noted: every family may be present.
@@ -95,10 +97,15 @@ impl Noter {
 
     /// Notes one field: its first letter and length pick the one or two
     /// names it could be, so a field of no family costs two compares.
-    pub(super) fn field(&mut self, name: &[u8], value: &[u8]) {
+    ///
+    /// Whether the router reads or changes it (a family above, or
+    /// `Content-Length`, `Expect`, `Forwarded`): those go in the request's
+    /// map, the others are passed on as written (see
+    /// [`super::fields::kept_block`]).
+    pub(super) fn field(&mut self, name: &[u8], value: &[u8]) -> bool {
         self.block += name.len() + value.len() + 4;
         let Some(&first) = name.first() else {
-            return;
+            return false;
         };
         let is = |n: &[u8]| name.eq_ignore_ascii_case(n);
         let starts = |p: &[u8]| {
@@ -106,7 +113,7 @@ impl Noter {
                 .is_some_and(|h| h.eq_ignore_ascii_case(p))
         };
         // ASCII letters to lower case; `-` and digits have the bit already.
-        self.bits |= match (first | 0x20, name.len()) {
+        let bits = match (first | 0x20, name.len()) {
             (b'l', 5..) if starts(b"l5d-") => L5D,
             (b'x', 6..) if starts(b"x-b3-") => TRACE,
             (b'b', 2) if is(b"b3") => TRACE,
@@ -134,8 +141,13 @@ impl Noter {
             (b'p', 16) if is(b"proxy-connection") => HOP,
             (b'p', 18) if is(b"proxy-authenticate") => HOP,
             (b'p', 19) if is(b"proxy-authorization") => HOP,
-            _ => 0,
+            (b'c', 14) if is(b"content-length") => READ,
+            (b'e', 6) if is(b"expect") => READ,
+            (b'f', 9) if is(b"forwarded") => READ,
+            _ => return false,
         };
+        self.bits |= bits & !READ;
+        true
     }
 
     /// What was noted.
@@ -212,6 +224,37 @@ mod tests {
         }
         assert_eq!(Seen::ALL.checked_block(), None);
         assert!(Seen::ALL.l5d() && Seen::ALL.trace() && Seen::ALL.via() && Seen::ALL.hop());
+    }
+
+    #[test]
+    fn the_fields_the_router_reads_are_told_apart() {
+        let mut n = Noter::new();
+        for read in [
+            "Host",
+            "l5d-dtab",
+            "X-B3-TraceId",
+            "traceparent",
+            "Via",
+            "connection",
+            "Transfer-Encoding",
+            "Content-Length",
+            "EXPECT",
+            "Forwarded",
+        ] {
+            assert!(n.field(read.as_bytes(), b"1"), "{read}");
+        }
+        for other in [
+            "User-Agent",
+            "Accept",
+            "Cookie",
+            "X-Forwarded-For",
+            "Content-Type",
+            "Hosts",
+            "l5d",
+            "",
+        ] {
+            assert!(!n.field(other.as_bytes(), b"1"), "{other}");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ use http_body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
-use super::fields::Fields;
+use super::fields::{self, Fields};
 use super::seen::{Noter, Seen};
 use super::wire::{self, ChunkState};
 use crate::body::RequestBody;
@@ -79,7 +79,10 @@ pub trait Service {
     /// The body of its responses.
     type Body: http_body::Body<Data = Bytes, Error: std::fmt::Display> + Send + Unpin;
     /// Answers `req`.
-    fn call(&self, req: Request<RequestBody>) -> impl Future<Output = Response<Self::Body>> + Send;
+    fn call(
+        &self,
+        req: Box<Request<RequestBody>>,
+    ) -> impl Future<Output = Box<Response<Self::Body>>> + Send;
 
     /// Takes the end-to-end fields a response's body holds as its backend
     /// wrote them (an HTTP/1 backend's: not in the response's map).
@@ -175,8 +178,11 @@ pub struct Head {
     pub uri: Uri,
     /// HTTP/1.0 or HTTP/1.1.
     pub version: Version,
-    /// The header fields (values share the connection's read buffer).
+    /// The header fields the router reads (values share the connection's
+    /// read buffer).
     pub headers: HeaderMap,
+    /// The others, as the client wrote them (`name: value\r\n` lines).
+    pub opaque: Bytes,
     /// How its body is framed.
     pub framing: Framing,
     /// The client may send another request on the connection.
@@ -308,9 +314,16 @@ fn parse_with(
     let (mut expect, mut trailers) = (false, false);
     let mut at = wire::Spans::new();
     let mut noter = Noter::new();
-    for h in r.headers.iter() {
+    // Bit `i`: field `i` is one the router never reads, passed on as
+    // written (see `fields::kept_block`).
+    let mut opaque = 0u64;
+    // `Connection` names a field to drop: every field goes in the map.
+    let mut names_fields = false;
+    for (i, h) in r.headers.iter().enumerate() {
         let name = h.name.as_bytes();
-        noter.field(name, h.value);
+        if !noter.field(name, h.value) {
+            opaque |= 1u64.checked_shl(i as u32).unwrap_or(0);
+        }
         let (ns, ne) = span(name);
         let (vs, ve) = span(h.value);
         let offsets = (ns as u32, ne as u32, vs as u32, ve as u32);
@@ -321,7 +334,12 @@ fn parse_with(
                     let t = t.trim_ascii();
                     close |= t.eq_ignore_ascii_case(b"close");
                     keep_alive |= t.eq_ignore_ascii_case(b"keep-alive");
-                    upgrade_token |= t.eq_ignore_ascii_case(b"upgrade");
+                    let upgrade = t.eq_ignore_ascii_case(b"upgrade");
+                    upgrade_token |= upgrade;
+                    names_fields |= !(t.is_empty()
+                        || upgrade
+                        || t.eq_ignore_ascii_case(b"close")
+                        || t.eq_ignore_ascii_case(b"keep-alive"));
                 }
             }
             14 if length.is_ok() && name.eq_ignore_ascii_case(b"content-length") => {
@@ -352,6 +370,12 @@ fn parse_with(
         }
     }
     let seen = noter.finish();
+    // The router reads every field of a head it checks in full (and
+    // refuses), or whose `Connection` names fields to drop; a bit per
+    // field is kept for the first 64 only.
+    if names_fields || seen.checked_block().is_none() || n > 64 {
+        opaque = 0;
+    }
     let framing = if te {
         if version == Version::HTTP_10 {
             return Err(Some(bad(
@@ -379,10 +403,19 @@ fn parse_with(
     let head = buf.split_to(len).freeze();
     let uri = Uri::from_maybe_shared(head.slice(target.0..target.1))
         .map_err(|_| Some(bad("the request target is not a valid URI")))?;
+    let passed = |i: usize| opaque.checked_shr(i as u32).unwrap_or(0) & 1 == 1;
+    let opaque_block = if opaque == 0 {
+        Bytes::new()
+    } else {
+        fields::kept_block(&head, at.iter(), |i, _| passed(i))
+    };
     // Room for what the router adds (`Forwarded`, `l5d-ctx-deadline`, a
     // `Host`) without growing the map.
-    let mut headers = HeaderMap::with_capacity(n + 3);
-    for (ns, ne, vs, ve) in at.iter() {
+    let mut headers = HeaderMap::with_capacity(n - opaque.count_ones() as usize + 3);
+    for (i, (ns, ne, vs, ve)) in at.iter().enumerate() {
+        if passed(i) {
+            continue;
+        }
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
         let name = HeaderName::from_bytes(&head[ns..ne])
             .map_err(|_| Some(bad("a header name is not a token")))?;
@@ -397,6 +430,7 @@ fn parse_with(
         uri,
         version,
         headers,
+        opaque: opaque_block,
         framing,
         keep_alive,
         // RFC 9110 §10.1.1: never a 100 to an HTTP/1.0 client.
@@ -668,9 +702,9 @@ fn worth_parsing(buf: &[u8], searched: Option<usize>, max_head: usize) -> bool {
 }
 
 /// The request for `head`, its body reading from the connection.
-fn request(shared: &Shared, head: Head) -> (Request<RequestBody>, Asked) {
+fn request(shared: &Shared, head: Head) -> (Box<Request<RequestBody>>, Asked) {
     let body = match head.framing {
-        Framing::None => RequestBody::Empty(head.seen),
+        Framing::None => RequestBody::Empty(head.seen, head.opaque),
         framing => {
             lock(shared).body_done = false;
             RequestBody::H1(Body {
@@ -681,10 +715,13 @@ fn request(shared: &Shared, head: Head) -> (Request<RequestBody>, Asked) {
                 },
                 continue_at: if head.expect { 0 } else { CONTINUE.len() },
                 seen: head.seen,
+                opaque: head.opaque,
             })
         }
     };
-    let mut req = Request::new(body);
+    // Boxed once here: the routing layers pass a pointer, not the ~300
+    // bytes of a request (each move of it was a `memcpy`).
+    let mut req = Box::new(Request::new(body));
     let mut asked = Asked {
         head: head.method == Method::HEAD,
         connect: head.method == Method::CONNECT,
@@ -733,7 +770,7 @@ enum Out {
 async fn write_response<B>(
     shared: &Shared,
     wbuf: &mut Vec<u8>,
-    resp: Response<B>,
+    resp: Box<Response<B>>,
     fields: Option<Fields>,
     asked: &mut Asked,
     closing: bool,
@@ -741,7 +778,7 @@ async fn write_response<B>(
 where
     B: http_body::Body<Data = Bytes, Error: std::fmt::Display> + Unpin,
 {
-    let (parts, mut body) = resp.into_parts();
+    let (parts, mut body) = (*resp).into_parts();
     let status = parts.status;
     let upgrading = asked.upgrade.is_some()
         && (status == StatusCode::SWITCHING_PROTOCOLS || (asked.connect && status.is_success()));
@@ -985,6 +1022,8 @@ pub struct Body {
     continue_at: usize,
     /// The header families of its request's head.
     pub(crate) seen: Seen,
+    /// Its head's fields the router does not read, as written.
+    pub(crate) opaque: Bytes,
 }
 
 /// Reading a client's request body failed.

@@ -80,11 +80,16 @@ impl Drop for DropCount {
 
 /// What a request looked like to the router: method, target, version,
 /// each header, then the body (or its error).
-async fn describe(req: Request<RequestBody>) -> String {
-    let (parts, body) = req.into_parts();
+async fn describe(req: Box<Request<RequestBody>>) -> String {
+    let (parts, body) = (*req).into_parts();
     let mut out = format!("{} {} {:?}\n", parts.method, parts.uri, parts.version);
     for (n, v) in &parts.headers {
         out.push_str(&format!("{n}: {}\n", String::from_utf8_lossy(v.as_bytes())));
+    }
+    // The fields the router does not read, as the client wrote them.
+    for (n, v) in crate::http1::fields::lines(body.opaque()) {
+        let (n, v) = (String::from_utf8_lossy(n), String::from_utf8_lossy(v));
+        out.push_str(&format!("{n}: {v}\n"));
     }
     out.push('\n');
     match body.collect().await {
@@ -105,7 +110,10 @@ async fn describe(req: Request<RequestBody>) -> String {
 impl Service for Svc {
     type Body = Frames;
 
-    fn call(&self, req: Request<RequestBody>) -> impl Future<Output = Response<Frames>> + Send {
+    fn call(
+        &self,
+        req: Box<Request<RequestBody>>,
+    ) -> impl Future<Output = Box<Response<Frames>>> + Send {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let (mode, dropped) = (self.mode, Arc::clone(&self.dropped));
         async move {
@@ -156,7 +164,7 @@ impl Service for Svc {
                 Mode::Hang => std::future::pending().await,
             };
             guard.1 = true;
-            resp
+            Box::new(resp)
         }
     }
 }
@@ -231,11 +239,73 @@ async fn a_get_is_answered_and_the_connection_carries_the_next() {
     assert!(responses[0].contains("content-length: "), "{out}");
     assert!(!responses[0].contains("connection: close"), "{out}");
     assert!(
-        responses[0].contains("GET /a?x=1 HTTP/1.1\nhost: h\nx-a: 1\nx-a: 2\n\n"),
+        responses[0].contains("GET /a?x=1 HTTP/1.1\nhost: h\nX-A: 1\nX-A: 2\n\n"),
         "{out}"
     );
     assert!(responses[1].contains("connection: close\r\n"), "{out}");
     assert!(responses[1].contains("GET /b HTTP/1.1\n"), "{out}");
+}
+
+/// `head` parsed: the names in its map, its passed-on block, and whether
+/// the block is the head's own bytes (no copy).
+fn split(head: &[u8]) -> (Vec<String>, String, bool) {
+    let mut buf = BytesMut::from(head);
+    let base = buf.as_ptr() as usize;
+    let h = parse_head(&mut buf, &LIMITS).unwrap().unwrap();
+    let names = h.headers.keys().map(|k| k.to_string()).collect();
+    let at = h.opaque.as_ptr() as usize;
+    let shared = h.opaque.is_empty() || (base..base + head.len()).contains(&at);
+    (names, String::from_utf8(h.opaque.to_vec()).unwrap(), shared)
+}
+
+#[test]
+fn fields_the_router_does_not_read_are_kept_as_written() {
+    // The usual head: Host first, the rest one run of lines: no copy.
+    let (names, block, shared) =
+        split(b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8\r\nAccept:  */* \r\n\r\n");
+    assert_eq!(names, ["host"]);
+    assert_eq!(block, "User-Agent: curl/8\r\nAccept:  */* \r\n");
+    assert!(shared);
+    // Every field the router reads goes in the map; the others are
+    // copied when those sit between them.
+    let (names, block, shared) = split(
+        b"POST / HTTP/1.1\r\nA: 1\r\nl5d-dtab: /a=>/b\r\nB: 2\r\nContent-Length: 0\r\n\
+          Via: 1.1 x\r\nExpect: 100-continue\r\nForwarded: for=x\r\ntraceparent: t\r\n\
+          Connection: keep-alive\r\nHost: h\r\nC: 3\n\r\n",
+    );
+    let mut names = names;
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "connection",
+            "content-length",
+            "expect",
+            "forwarded",
+            "host",
+            "l5d-dtab",
+            "traceparent",
+            "via"
+        ]
+    );
+    assert_eq!(block, "A: 1\r\nB: 2\r\nC: 3\r\n");
+    assert!(!shared);
+    // `Connection` naming a field, and a head the router checks in full
+    // (two Hosts: refused there): every field in the map.
+    for head in [
+        &b"GET / HTTP/1.1\r\nHost: h\r\nConnection: x-a\r\nX-A: 1\r\nX-B: 2\r\n\r\n"[..],
+        b"GET / HTTP/1.1\r\nHost: h\r\nHost: i\r\nX-B: 2\r\n\r\n",
+    ] {
+        let (names, block, _) = split(head);
+        assert!(names.contains(&"x-b".to_owned()), "{names:?}");
+        assert_eq!(block, "");
+    }
+    // `Connection: close, upgrade` names no field.
+    let (_, block, _) = split(
+        b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Key: k\r\n\r\n",
+    );
+    assert_eq!(block, "Sec-WebSocket-Key: k\r\n");
 }
 
 #[tokio::test]
@@ -642,27 +712,40 @@ proptest! {
         let pieces: Vec<&[u8]> = bytes.chunks(split).collect();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let out = rt.block_on(run(Mode::Echo, &pieces));
-        let mut want = format!("{method} {path} HTTP/1.1\nhost: h\n");
-        // A `HeaderMap` keeps each name's values together, in order.
-        let mut names: Vec<&str> = Vec::new();
-        for (n, _) in &fields {
-            if !names.contains(&n.as_str()) {
-                names.push(n);
-            }
-        }
-        for name in names {
-            for (_, v) in fields.iter().filter(|(n, _)| n == name) {
-                want.push_str(&format!("{name}: {v}\n"));
-            }
+        // Each name's values, in order (the map keeps a name's values
+        // together; the fields the router does not read follow it).
+        let mut want: Vec<(String, Vec<String>)> = Vec::new();
+        let mut add = |n: &str, v: &str| match want.iter_mut().find(|(k, _)| k == n) {
+            Some((_, vs)) => vs.push(v.to_owned()),
+            None => want.push((n.to_owned(), vec![v.to_owned()])),
+        };
+        add("host", "h");
+        for (n, v) in &fields {
+            add(n, v);
         }
         if chunked {
-            want.push_str("transfer-encoding: chunked\n");
+            add("transfer-encoding", "chunked");
         } else {
-            want.push_str(&format!("content-length: {}\n", body.len()));
+            add("content-length", &body.len().to_string());
         }
-        want.push_str("connection: close\n\n");
-        want.push_str(&String::from_utf8_lossy(&body));
+        add("connection", "close");
+        want.sort();
+        let echoed = body_of(&out);
+        let (head, echoed_body) = echoed.split_once("\n\n").unwrap();
+        let mut lines = head.lines();
+        let line = format!("{method} {path} HTTP/1.1");
+        prop_assert_eq!(lines.next(), Some(line.as_str()));
+        let mut got: Vec<(String, Vec<String>)> = Vec::new();
+        for line in lines {
+            let (n, v) = line.split_once(": ").unwrap_or((line.trim_end_matches(':'), ""));
+            match got.iter_mut().find(|(k, _)| k == n) {
+                Some((_, vs)) => vs.push(v.to_owned()),
+                None => got.push((n.to_owned(), vec![v.to_owned()])),
+            }
+        }
+        got.sort();
+        prop_assert_eq!(got, want);
+        prop_assert_eq!(echoed_body, String::from_utf8_lossy(&body));
         prop_assert_eq!(status(&out), 200);
-        prop_assert_eq!(body_of(&out), want.as_str());
     }
 }

@@ -156,6 +156,9 @@ pub struct RequestHead<'a> {
     /// The headers, rewritten for the backend (framing headers off: the
     /// body's own are added).
     pub headers: &'a HeaderMap,
+    /// Fields passed on as the client wrote them (`name: value\r\n`
+    /// lines), written after the map's.
+    pub opaque: &'a [u8],
     /// Header lines written after them.
     pub lines: Option<&'a (dyn Lines + Sync)>,
 }
@@ -457,6 +460,7 @@ pub fn encode_head(buf: &mut Vec<u8>, head: &RequestHead<'_>, body: &ReqBody) ->
         buf.extend_from_slice(value.as_bytes());
         buf.extend_from_slice(b"\r\n");
     }
+    buf.extend_from_slice(head.opaque);
     if let Some(lines) = head.lines {
         lines.write(buf);
     }

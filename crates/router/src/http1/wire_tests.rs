@@ -82,6 +82,7 @@ async fn exchange_raw(method: Method, body: &'static [u8], pieces: Vec<Vec<u8>>)
         method: &method,
         path_and_query: "/p?q=1",
         headers: &headers,
+        opaque: &[],
         lines: None,
     };
     let req_body: crate::client::ReqBody = Either::Right(Full::new(Bytes::from_static(body)));
@@ -452,7 +453,7 @@ proptest! {
             );
         }
         let body: crate::client::ReqBody = Either::Right(Full::new(Bytes::from(vec![b'x'; body_len])));
-        let head = RequestHead { method: &method, path_and_query: &path, headers: &headers, lines: None };
+        let head = RequestHead { method: &method, path_and_query: &path, headers: &headers, opaque: &[], lines: None };
         let mut buf = Vec::new();
         let framing = encode_head(&mut buf, &head, &body);
         let mut slots = [httparse::EMPTY_HEADER; 64];
