@@ -8,7 +8,9 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use strait_dtab::global::{self, InetAddr};
-use strait_dtab::{DEFAULT_MAX_DEPTH, Dtab, Name, NameTree, Path, State, bind};
+use strait_dtab::{
+    BindLimits, DEFAULT_MAX_DEPTH, Dtab, Name, NameTree, Path, State, bind, bind_path_within,
+};
 
 /// A realistic 100-dentry dtab in the shapes Linkerd 1 configs use:
 /// system-namer rewrites, configured namers, weighted splits, fallbacks,
@@ -104,5 +106,75 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(dtab_benches, benches);
+/// The worst dtabs of at most 4 KiB (the router's cap on `l5d-dtab`) we
+/// know of: bombs whose every level is a union of two paths to the next,
+/// padded with dentries that match nothing, everything, or wildcards.
+fn worst_dtabs() -> Vec<(&'static str, Dtab)> {
+    let pad = |s: &mut String, dentry: &str| {
+        while s.len() + dentry.len() < 4096 {
+            s.push(';');
+            s.push_str(dentry);
+        }
+    };
+    let bomb = |levels: usize, end: &str| {
+        let mut s = String::from("/svc=>/a0");
+        for i in 0..levels {
+            let n = i + 1;
+            s.push_str(&format!(";/a{i}=>/a{n} & /b{n};/b{i}=>/a{n} & /b{n}"));
+        }
+        if !end.is_empty() {
+            s.push_str(&format!(";/a{levels}=>{end};/b{levels}=>{end}"));
+        }
+        s
+    };
+    let mut same = String::from("/svc=>/a0");
+    for i in 0..20 {
+        same.push_str(&format!(";/a{i}=>/a{n} & /a{n}", n = i + 1));
+    }
+    same.push_str(";/a20=>/$/inet/127.0.0.1/8080");
+    let mut cases = vec![
+        ("identical_branches", same),
+        ("two_branches_to_a_leaf", bomb(20, "/$/inet/127.0.0.1/1")),
+        ("two_branches_to_neg", bomb(20, "")),
+    ];
+    let mut s = bomb(20, "");
+    pad(&mut s, "/z=>~");
+    cases.push(("two_branches_padded_with_misses", s));
+    let mut s = bomb(13, "");
+    pad(&mut s, "/*/*/*/*=>~");
+    cases.push(("two_branches_padded_with_wildcards", s));
+    let mut s = bomb(20, "");
+    pad(&mut s, "/=>~");
+    cases.push(("two_branches_padded_with_catch_alls", s));
+    let mut s = String::from("/svc=>/a0");
+    for i in 0..12 {
+        let n = i + 1;
+        let branches: Vec<String> = (0..8).map(|k| format!("/a{n}/{k}")).collect();
+        s.push_str(&format!(";/a{i}=>{}", branches.join("&")));
+    }
+    cases.push(("eight_way_growing_residuals", s));
+    cases
+        .into_iter()
+        .map(|(name, text)| {
+            assert!(text.len() <= 4096, "{name}: {} bytes", text.len());
+            (name, Dtab::read(&text).unwrap())
+        })
+        .collect()
+}
+
+/// Each worst dtab bound under the default limits (a path with a
+/// 1,000-byte residual): what one `l5d-dtab` can cost a router.
+fn worst(c: &mut Criterion) {
+    let dst = Path::read(&format!("/svc/{}", "x".repeat(1000))).unwrap();
+    let mut g = c.benchmark_group("bind_worst_4kib_dtab");
+    g.sample_size(10);
+    for (name, dtab) in worst_dtabs() {
+        g.bench_function(name, |b| {
+            b.iter(|| bind_path_within(black_box(&dtab), &dst, &BindLimits::default()));
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(dtab_benches, benches, worst);
 criterion_main!(dtab_benches);

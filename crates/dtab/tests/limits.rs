@@ -4,7 +4,7 @@
 //! to the next) expand into 2^levels leaves without them.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use strait_dtab::global::InetAddr;
 use strait_dtab::{
@@ -53,22 +53,17 @@ fn shown(s: &State<NameTree<Bound<InetAddr>>>) -> String {
 #[test]
 fn a_bomb_of_distinct_branches_stops_at_a_cap_quickly() {
     let d = two_branch_bomb(20);
-    // Depth first, the 1,001st leaf comes before the 10,001st node.
-    let start = Instant::now();
+    // Depth first, the 1,001st leaf comes before the 10,001st node; the
+    // 2^20 leaves (seconds of work) are never made. How long the worst
+    // dtabs take is measured in `benches/dtab.rs`, not asserted here.
     let r = bind_path_within(&d, &path("/svc/x"), &BindLimits::default());
-    let took = start.elapsed();
     assert_eq!(r.unwrap_err(), LimitExceeded::Leaves(DEFAULT_MAX_LEAVES));
-    // 2^20 leaves took seconds; the caps stop the work early.
-    assert!(took < Duration::from_millis(500), "took {took:?}");
     let limits = BindLimits {
         max_leaves: usize::MAX,
         ..BindLimits::default()
     };
-    let start = Instant::now();
     let r = bind_path_within(&d, &path("/svc/x"), &limits);
-    let took = start.elapsed();
     assert_eq!(r.unwrap_err(), LimitExceeded::Nodes(DEFAULT_MAX_NODES));
-    assert!(took < Duration::from_millis(500), "took {took:?}");
 }
 
 #[test]
@@ -88,9 +83,8 @@ fn a_bomb_of_identical_branches_binds_once_per_level() {
         max_nodes: 100,
         ..BindLimits::default()
     };
-    let start = Instant::now();
+    // Within 100 nodes: the 2^20 branches are never walked.
     let r = bind_path_within(&d, &path("/svc/x"), &limits).unwrap();
-    assert!(start.elapsed() < Duration::from_millis(100));
     let State::Ok(NameTree::Leaf(b)) = &r else {
         panic!("expected one leaf, got {}", shown(&r))
     };
@@ -158,10 +152,8 @@ fn binding_stops_at_its_deadline() {
         deadline: Some(Instant::now()),
         ..BindLimits::default()
     };
-    let start = Instant::now();
     let r = bind_path_within(&two_branch_bomb(20), &path("/svc"), &limits);
     assert_eq!(r.unwrap_err(), LimitExceeded::Deadline);
-    assert!(start.elapsed() < Duration::from_millis(100));
 }
 
 #[test]
@@ -199,86 +191,4 @@ fn dtabs_of_a_real_size_bind_well_within_the_caps() {
         panic!("{}", shown(&r))
     };
     assert_eq!(ws.len(), 10);
-}
-
-/// The worst dtabs of at most 4 KiB (the router's cap on `l5d-dtab`) that
-/// we know of, bound under the default limits: run with
-/// `cargo test --release -p strait-dtab --test limits -- --ignored --nocapture`.
-#[test]
-#[ignore = "a measurement: run in release"]
-fn worst_allowed_dtabs_bind_fast() {
-    let pad = |s: &mut String, dentry: &str| {
-        while s.len() + dentry.len() < 4096 {
-            s.push(';');
-            s.push_str(dentry);
-        }
-    };
-    let bomb = |levels: usize, end: &str| {
-        let mut s = String::from("/svc=>/a0");
-        for i in 0..levels {
-            let n = i + 1;
-            s.push_str(&format!(";/a{i}=>/a{n} & /b{n};/b{i}=>/a{n} & /b{n}"));
-        }
-        if !end.is_empty() {
-            s.push_str(&format!(";/a{levels}=>{end};/b{levels}=>{end}"));
-        }
-        s
-    };
-    let mut cases: Vec<(&str, String)> = Vec::new();
-    cases.push((
-        "the report's bomb (identical branches)",
-        same_branch_bomb(20).show(),
-    ));
-    cases.push((
-        "two-branch bomb to one leaf",
-        bomb(20, "/$/inet/127.0.0.1/1"),
-    ));
-    cases.push(("two-branch bomb to Neg", bomb(20, "")));
-    let mut s = bomb(20, "");
-    // Dentries that match nothing: every lookup scans them.
-    pad(&mut s, "/z=>~");
-    cases.push((
-        "two-branch bomb to Neg, padded with non-matching dentries",
-        s,
-    ));
-    let mut s = bomb(13, "");
-    pad(&mut s, "/*/*/*/*=>~");
-    cases.push(("two-branch bomb to Neg, padded with wildcards", s));
-    let mut s = bomb(20, "");
-    // Dentries that match everything: each lookup answers a big Alt.
-    pad(&mut s, "/=>~");
-    cases.push(("two-branch bomb, padded with catch-alls", s));
-    let mut s = String::from("/svc=>/a0");
-    for i in 0..12 {
-        let n = i + 1;
-        let branches: Vec<String> = (0..8).map(|k| format!("/a{n}/{k}")).collect();
-        s.push_str(&format!(";/a{i}=>{}", branches.join("&")));
-    }
-    cases.push(("eight-way bomb with growing residuals", s));
-    let long = "x".repeat(
-        std::env::var("RESIDUAL")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(1000),
-    );
-    for (name, d) in &cases {
-        let d = Dtab::read(d).unwrap();
-        let dst = path(&format!("/svc/{long}"));
-        let mut best = Duration::MAX;
-        let mut result = String::new();
-        for _ in 0..20 {
-            let start = Instant::now();
-            let r = bind_path_within(&d, &dst, &BindLimits::default());
-            best = best.min(start.elapsed());
-            result = match r {
-                Ok(s) => shown(&s).chars().take(60).collect(),
-                Err(e) => e.to_string(),
-            };
-        }
-        println!(
-            "{name} ({} dentries, {} bytes): {best:?}: {result}",
-            d.len(),
-            d.show().len()
-        );
-    }
 }
