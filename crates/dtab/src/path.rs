@@ -128,6 +128,19 @@ impl Path {
         Path { elems }
     }
 
+    /// `self ++ /elem` (`self` when `elem` is empty), in one allocation:
+    /// what an identifier makes of a router's prefix and a request's host.
+    pub fn join(&self, elem: impl Into<Bytes>) -> Path {
+        let elem = elem.into();
+        if elem.is_empty() {
+            return self.clone();
+        }
+        let mut elems = Vec::with_capacity(self.len() + 1);
+        elems.extend_from_slice(&self.elems);
+        elems.push(elem);
+        Path { elems }
+    }
+
     /// Appends one element (ignored when empty).
     pub fn push(&mut self, elem: impl Into<Bytes>) {
         let elem = elem.into();

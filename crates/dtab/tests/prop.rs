@@ -370,6 +370,18 @@ proptest! {
         prop_assert_eq!(p.concat(&q).take(p.len()), p);
     }
 
+    /// Rule: joining one element is concatenating the one-element path
+    /// (an empty element adds nothing).
+    #[test]
+    fn join_is_concat_of_one_element(p in path(), q in path()) {
+        for e in q.elems() {
+            let mut one = Path::empty();
+            one.push(e.clone());
+            prop_assert_eq!(p.join(e.clone()), p.concat(&one));
+        }
+        prop_assert_eq!(p.join(Bytes::new()), p.clone());
+    }
+
     /// Rule: for normal-form trees (no empty or single-child `Alt`/`Union`),
     /// `NameTree::read(t.show()) == t`.
     #[test]

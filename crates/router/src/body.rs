@@ -255,6 +255,20 @@ impl RequestBody {
     }
 }
 
+impl std::fmt::Debug for RequestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RequestBody::Empty(seen, opaque) => f
+                .debug_tuple("Empty")
+                .field(seen)
+                .field(&opaque.len())
+                .finish(),
+            RequestBody::H1(b) => f.debug_tuple("H1").field(&b.seen).finish(),
+            RequestBody::H2(b) => f.debug_tuple("H2").field(b).finish(),
+        }
+    }
+}
+
 /// A request body that may carry its head's fields the router does not
 /// read ([`RequestBody::opaque`]): what an identifier looks in for a
 /// header that is not in the map.

@@ -145,9 +145,10 @@ impl Identifier {
         match self {
             Identifier::HeaderToken { header } => {
                 let value = header_value(req, header)?;
-                let mut p = Path::empty();
-                p.push(Bytes::copy_from_slice(value));
-                Ok(dst(p))
+                Ok(Identified {
+                    dst: prefix.join(Bytes::copy_from_slice(value)),
+                    uri: None,
+                })
             }
             Identifier::MethodAndHost { uri_in_dst } => {
                 let mut p = Path::empty();
@@ -220,9 +221,10 @@ impl Identifier {
                 let value = field
                     .value(req)
                     .ok_or_else(|| format!("missing header: '{}'", field.name()))?;
-                let mut p = Path::empty();
-                p.push(Bytes::copy_from_slice(value));
-                Ok(dst(p))
+                Ok(Identified {
+                    dst: prefix.join(Bytes::copy_from_slice(value)),
+                    uri: None,
+                })
             }
             Identifier::HeaderPath { field, segments } => {
                 let value = field.value(req).unwrap_or_default();

@@ -550,9 +550,10 @@ impl Server {
             &mut routing,
         ))
         .await;
+        let took = routing.took();
         let resp = router.finish(routing, result, remote);
         drop(pending);
-        crate::h2::record(&self.stats, &resp, start.elapsed());
+        crate::h2::record(&self.stats, &resp, took);
         resp
     }
 }

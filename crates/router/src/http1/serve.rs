@@ -172,16 +172,14 @@ pub enum Framing {
 /// A parsed request head, and what the connection needs of it.
 #[derive(Debug)]
 pub struct Head {
-    /// The method.
-    pub method: Method,
-    /// The request target.
-    pub uri: Uri,
-    /// HTTP/1.0 or HTTP/1.1.
-    pub version: Version,
-    /// The header fields the router reads (values share the connection's
-    /// read buffer).
-    pub headers: HeaderMap,
-    /// The others, as the client wrote them (`name: value\r\n` lines).
+    /// The request: method, target, version and the header fields the
+    /// router reads (values share the connection's read buffer); its
+    /// body is set once the connection's part is known. Boxed once here:
+    /// the routing layers pass a pointer, not the ~300 bytes of a
+    /// request (each move of it was a `memcpy`).
+    pub req: Box<Request<RequestBody>>,
+    /// The other fields, as the client wrote them (`name: value\r\n`
+    /// lines).
     pub opaque: Bytes,
     /// How its body is framed.
     pub framing: Framing,
@@ -425,11 +423,13 @@ fn parse_with(
     }
     let keep_alive = !close && (version == Version::HTTP_11 || keep_alive);
     let upgrade = method == Method::CONNECT || (upgrade_token && has_upgrade);
+    let mut req = Box::new(Request::new(RequestBody::Empty(seen, Bytes::new())));
+    *req.method_mut() = method;
+    *req.uri_mut() = uri;
+    *req.version_mut() = version;
+    *req.headers_mut() = headers;
     Ok(Some(Head {
-        method,
-        uri,
-        version,
-        headers,
+        req,
         opaque: opaque_block,
         framing,
         keep_alive,
@@ -703,32 +703,30 @@ fn worth_parsing(buf: &[u8], searched: Option<usize>, max_head: usize) -> bool {
 
 /// The request for `head`, its body reading from the connection.
 fn request(shared: &Shared, head: Head) -> (Box<Request<RequestBody>>, Asked) {
-    let body = match head.framing {
-        Framing::None => RequestBody::Empty(head.seen, head.opaque),
-        framing => {
-            lock(shared).body_done = false;
-            RequestBody::H1(Body {
-                conn: Arc::clone(shared),
-                decode: match framing {
-                    Framing::Length(n) => Decode::Length(n),
-                    _ => Decode::Chunked(ChunkState::Size),
-                },
-                continue_at: if head.expect { 0 } else { CONTINUE.len() },
-                seen: head.seen,
-                opaque: head.opaque,
-            })
-        }
-    };
-    // Boxed once here: the routing layers pass a pointer, not the ~300
-    // bytes of a request (each move of it was a `memcpy`).
-    let mut req = Box::new(Request::new(body));
+    let mut req = head.req;
+    let has_body = head.framing != Framing::None;
+    if has_body {
+        lock(shared).body_done = false;
+        *req.body_mut() = RequestBody::H1(Body {
+            conn: Arc::clone(shared),
+            decode: match head.framing {
+                Framing::Length(n) => Decode::Length(n),
+                _ => Decode::Chunked(ChunkState::Size),
+            },
+            continue_at: if head.expect { 0 } else { CONTINUE.len() },
+            seen: head.seen,
+            opaque: head.opaque,
+        });
+    } else if !head.opaque.is_empty() {
+        *req.body_mut() = RequestBody::Empty(head.seen, head.opaque);
+    }
     let mut asked = Asked {
-        head: head.method == Method::HEAD,
-        connect: head.method == Method::CONNECT,
-        http10: head.version == Version::HTTP_10,
+        head: req.method() == Method::HEAD,
+        connect: req.method() == Method::CONNECT,
+        http10: req.version() == Version::HTTP_10,
         keep_alive: head.keep_alive,
         trailers: head.trailers,
-        has_body: head.framing != Framing::None,
+        has_body,
         upgrade: None,
     };
     if head.upgrade {
@@ -737,10 +735,6 @@ fn request(shared: &Shared, head: Head) -> (Box<Request<RequestBody>>, Asked) {
         req.extensions_mut()
             .insert(OnUpgrade(Arc::new(Mutex::new(Some(rx)))));
     }
-    *req.method_mut() = head.method;
-    *req.uri_mut() = head.uri;
-    *req.version_mut() = head.version;
-    *req.headers_mut() = head.headers;
     (req, asked)
 }
 

@@ -252,7 +252,7 @@ fn split(head: &[u8]) -> (Vec<String>, String, bool) {
     let mut buf = BytesMut::from(head);
     let base = buf.as_ptr() as usize;
     let h = parse_head(&mut buf, &LIMITS).unwrap().unwrap();
-    let names = h.headers.keys().map(|k| k.to_string()).collect();
+    let names = h.req.headers().keys().map(|k| k.to_string()).collect();
     let at = h.opaque.as_ptr() as usize;
     let shared = h.opaque.is_empty() || (base..base + head.len()).contains(&at);
     (names, String::from_utf8(h.opaque.to_vec()).unwrap(), shared)
