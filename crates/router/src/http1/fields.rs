@@ -70,7 +70,7 @@ fn note(name: &[u8]) -> u8 {
 /// run of CRLF-ended lines, else a copy.
 pub(crate) fn kept_block(
     head: &Bytes,
-    spans: impl Iterator<Item = (u32, u32, u32, u32)> + Clone,
+    spans: &[(u32, u32, u32, u32)],
     mut keep: impl FnMut(usize, &[u8]) -> bool,
 ) -> Bytes {
     // The fields end where the blank line that ends the head starts.
@@ -81,9 +81,8 @@ pub(crate) fn kept_block(
     let mut gap = false;
     let mut dropped = false;
     let mut clean = crlf_head;
-    let mut it = spans.clone().enumerate().peekable();
-    while let Some((i, (ns, ne, _, _))) = it.next() {
-        let line_end = it.peek().map_or(end_of_fields, |(_, n)| n.0);
+    for (i, &(ns, ne, _, _)) in spans.iter().enumerate() {
+        let line_end = spans.get(i + 1).map_or(end_of_fields, |n| n.0);
         let name = head.get(ns as usize..ne as usize).unwrap_or_default();
         if keep(i, name) {
             clean &= line_end >= 2
@@ -101,7 +100,7 @@ pub(crate) fn kept_block(
         Some(first) if clean && !gap => head.slice(first as usize..last as usize),
         Some(_) => {
             let mut b = BytesMut::with_capacity(head.len());
-            for (i, (ns, ne, vs, ve)) in spans.enumerate() {
+            for (i, &(ns, ne, vs, ve)) in spans.iter().enumerate() {
                 let name = head.get(ns as usize..ne as usize).unwrap_or_default();
                 if keep(i, name) {
                     b.extend_from_slice(name);
@@ -151,7 +150,7 @@ impl Fields {
     /// declared `Content-Length`.
     pub(crate) fn new(
         head: &Bytes,
-        spans: impl Iterator<Item = (u32, u32, u32, u32)> + Clone,
+        spans: &[(u32, u32, u32, u32)],
         keep: impl Fn(&[u8]) -> bool,
         length: Option<u64>,
     ) -> Fields {

@@ -9,6 +9,8 @@
 //! switch per field. A request not parsed by Strait's HTTP/1 server (h2)
 //! is [`Seen::ALL`]: every family may be there, every check is made.
 
+use http::header::{self, HeaderName};
+
 use super::checks;
 
 /// The header families of one request head (eight bytes: it rides in
@@ -73,6 +75,28 @@ impl Seen {
     /// need only this figure and the declared length.
     pub fn checked_block(&self) -> Option<usize> {
         (self.bits & CHECKED != 0).then_some(self.block as usize)
+    }
+}
+
+/// The name of a field the router reads that requests often carry, known
+/// without parsing it (`HeaderName::from_bytes` lower-cases the name into
+/// a buffer and matches it against every standard name: ~110
+/// instructions for `Host`); `None` for the others.
+pub(super) fn known(name: &[u8]) -> Option<HeaderName> {
+    // A token's bytes: `| 0x20` lower-cases a letter and leaves `-` be
+    // (no other token byte turns into a letter or `-` this way).
+    let is = |lower: &[u8]| name.iter().zip(lower).all(|(a, b)| a | 0x20 == *b);
+    match name.len() {
+        4 if is(b"host") => Some(header::HOST),
+        14 if is(b"content-length") => Some(header::CONTENT_LENGTH),
+        10 if is(b"connection") => Some(header::CONNECTION),
+        17 if is(b"transfer-encoding") => Some(header::TRANSFER_ENCODING),
+        2 if is(b"te") => Some(header::TE),
+        7 if is(b"upgrade") => Some(header::UPGRADE),
+        3 if is(b"via") => Some(header::VIA),
+        6 if is(b"expect") => Some(header::EXPECT),
+        9 if is(b"forwarded") => Some(header::FORWARDED),
+        _ => None,
     }
 }
 
@@ -254,6 +278,28 @@ mod tests {
             "",
         ] {
             assert!(!n.field(other.as_bytes(), b"1"), "{other}");
+        }
+    }
+
+    #[test]
+    fn known_names_are_the_standard_ones_in_any_case() {
+        for n in [
+            "HOST",
+            "Content-Length",
+            "connection",
+            "Transfer-Encoding",
+            "te",
+            "Upgrade",
+            "via",
+            "Expect",
+            "FORWARDED",
+        ] {
+            let parsed = HeaderName::from_bytes(n.as_bytes()).ok();
+            assert_eq!(known(n.as_bytes()), parsed, "{n}");
+            assert!(parsed.is_some(), "{n}");
+        }
+        for n in ["Hosts", "hast", "x-forwarded", "User-Agent", "trailer", ""] {
+            assert_eq!(known(n.as_bytes()), None, "{n}");
         }
     }
 

@@ -41,7 +41,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 
 use super::fields::{self, Fields};
-use super::seen::{Noter, Seen};
+use super::seen::{self, Noter, Seen};
 use super::wire::{self, ChunkState};
 use crate::body::RequestBody;
 
@@ -405,18 +405,22 @@ fn parse_with(
     let opaque_block = if opaque == 0 {
         Bytes::new()
     } else {
-        fields::kept_block(&head, at.iter(), |i, _| passed(i))
+        fields::kept_block(&head, at.as_slice(), |i, _| passed(i))
     };
     // Room for what the router adds (`Forwarded`, `l5d-ctx-deadline`, a
     // `Host`) without growing the map.
     let mut headers = HeaderMap::with_capacity(n - opaque.count_ones() as usize + 3);
-    for (i, (ns, ne, vs, ve)) in at.iter().enumerate() {
+    for (i, &(ns, ne, vs, ve)) in at.as_slice().iter().enumerate() {
         if passed(i) {
             continue;
         }
         let (ns, ne, vs, ve) = (ns as usize, ne as usize, vs as usize, ve as usize);
-        let name = HeaderName::from_bytes(&head[ns..ne])
-            .map_err(|_| Some(bad("a header name is not a token")))?;
+        let raw = head.get(ns..ne).unwrap_or_default();
+        let name = match seen::known(raw) {
+            Some(n) => n,
+            None => HeaderName::from_bytes(raw)
+                .map_err(|_| Some(bad("a header name is not a token")))?,
+        };
         let value = HeaderValue::from_maybe_shared(head.slice(vs..ve))
             .map_err(|_| Some(bad(format!("{name}: the value has a control character"))))?;
         headers.append(name, value);

@@ -619,13 +619,23 @@ impl Spans {
                 *slot = span;
                 self.len += 1;
             }
-            None => self.more.push(span),
+            None => {
+                // Past the stack: all of them on the heap, one slice still.
+                if self.more.is_empty() {
+                    self.more.extend_from_slice(&self.stack);
+                }
+                self.more.push(span);
+            }
         }
     }
 
     /// In the order pushed.
-    pub(crate) fn iter(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + Clone + '_ {
-        self.stack[..self.len].iter().chain(&self.more).copied()
+    pub(crate) fn as_slice(&self) -> &[(u32, u32, u32, u32)] {
+        if self.more.is_empty() {
+            self.stack.get(..self.len).unwrap_or_default()
+        } else {
+            &self.more
+        }
     }
 }
 
@@ -723,7 +733,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
             (Ok(n), false) => *n,
             _ => None,
         };
-        let fields = Fields::new(&head, at.iter(), keep, length);
+        let fields = Fields::new(&head, at.as_slice(), keep, length);
         return Ok(Some(Head {
             status,
             version,
@@ -735,7 +745,7 @@ pub fn parse_head(buf: &mut BytesMut) -> Result<Option<Head>, WireError> {
     }
     // A 101 keeps every field, for the tunnel (room for this hop's `Via`).
     let mut headers = HeaderMap::with_capacity(n + 1);
-    for (ns, ne, vs, ve) in at.iter() {
+    for &(ns, ne, vs, ve) in at.as_slice() {
         let raw = &head[ns as usize..ne as usize];
         let name = HeaderName::from_bytes(raw)
             .map_err(|_| WireError::Malformed("invalid header name".into()))?;

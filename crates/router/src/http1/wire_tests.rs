@@ -563,3 +563,15 @@ fn content_lengths_are_digits_within_u64() {
     }
     assert!(content_length(b"5", Ok(Some(6))).is_err(), "differing");
 }
+
+#[test]
+fn spans_past_the_stack_stay_one_slice_in_order() {
+    for n in [0u32, 1, 23, 24, 25, 100] {
+        let mut s = Spans::new();
+        for i in 0..n {
+            s.push((i, i + 1, i + 2, i + 3));
+        }
+        let want: Vec<(u32, u32, u32, u32)> = (0..n).map(|i| (i, i + 1, i + 2, i + 3)).collect();
+        assert_eq!(s.as_slice(), want.as_slice(), "{n} spans");
+    }
+}
