@@ -492,3 +492,23 @@ fn trace_lines_are_the_headers_the_map_gets() {
         assert!(text.ends_with("\r\n"));
     }
 }
+
+proptest::proptest! {
+    /// Any bytes encode to padded base64 of the standard length that
+    /// decodes back to them; a short `out` gets whole quads only.
+    #[test]
+    fn base64_round_trips(src in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64), room in 0usize..100) {
+        let mut out = [0u8; 100];
+        let n = base64_encode(&src, &mut out);
+        proptest::prop_assert_eq!(n, src.len().div_ceil(3) * 4);
+        let mut dec = [0u8; 64];
+        let m = base64_decode(&out[..n], &mut dec).unwrap();
+        proptest::prop_assert_eq!(&dec[..m], &src[..]);
+        let mut short = vec![0u8; room];
+        let k = base64_encode(&src, &mut short);
+        proptest::prop_assert_eq!(k % 4, 0);
+        proptest::prop_assert!(k <= room);
+        proptest::prop_assert_eq!(&short[..k], &out[..k]);
+        proptest::prop_assert!(k == n || k + 4 > room);
+    }
+}
