@@ -18,6 +18,15 @@ access log) the same way, in the same run.
 `STRAIT_ARGS` is appended to each Strait's command line (for example
 `STRAIT_ARGS='--workers 1'`: one current-thread runtime instead of tokio's
 work-stealing one).
+
+`CALLGRIND_HEADERS=browser` sends the fields a browser sends with each
+request (User-Agent, Accept, Cookie, ... eleven in all) instead of Python's
+two (Host, Accept-Encoding).
+
+Each line also gives the event loop's waits per request (calls of
+epoll_wait): a server faster than its clients finds nothing to do more
+often and waits more, and each wait costs a few hundred instructions, so
+two binaries' totals are compared together with their waits.
 """
 
 import http.client
@@ -78,11 +87,29 @@ def free_port():
         return s.getsockname()[1]
 
 
+BROWSER = {
+    "User-Agent": "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0",
+    "Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8",
+    "Accept-Language": "en-US,en;q=0.5",
+    "Referer": "http://hello/index.html",
+    "Cookie": "session=4f2a9c1e8b7d6a5f; theme=dark",
+    "Upgrade-Insecure-Requests": "1",
+    "Sec-Fetch-Dest": "document",
+    "Sec-Fetch-Mode": "navigate",
+    "Sec-Fetch-Site": "same-origin",
+    "Priority": "u=0, i",
+}
+
+
 def load(port, n, conns=4):
+    headers = {"Host": "hello"}
+    if os.environ.get("CALLGRIND_HEADERS") == "browser":
+        headers.update(BROWSER)
+
     def worker(k):
         c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         for _ in range(k):
-            c.request("GET", "/", headers={"Host": "hello"})
+            c.request("GET", "/", headers=headers)
             r = c.getresponse()
             body = r.read()
             if r.status != 200 or len(body) != 64:
@@ -129,12 +156,23 @@ def instructions(binary, config, port, n, out_dir):
     load(port, n)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=120)
+    total, waits, names, callee = None, 0, {}, None
     with open(out) as f:
         for line in f:
             m = re.match(r"(?:summary|totals):\s+(\d+)", line)
             if m:
-                return int(m.group(1))
-    raise SystemExit(f"no totals in {out}")
+                total = int(m.group(1))
+            m = re.match(r"(c?)fn=\((\d+)\)(?: (.*))?", line)
+            if m:
+                if m.group(3):
+                    names[m.group(2)] = m.group(3)
+                if m.group(1):
+                    callee = names.get(m.group(2), "")
+            elif line.startswith("calls=") and callee and callee.split("@")[0] == "epoll_wait":
+                waits += int(line[6:].split()[0])
+    if total is None:
+        raise SystemExit(f"no totals in {out}")
+    return total, waits
 
 
 def main():
@@ -162,10 +200,11 @@ def main():
                             f"routers:\n- protocol: http\n  dtab: /svc => /#/io.l5d.fs;\n"
                             f"  servers:\n  - port: {port}\n"
                         )
-                small = instructions(binary, config, port, 1000, tmp)
-                large = instructions(binary, config, port, 4000, tmp)
+                small, w_small = instructions(binary, config, port, 1000, tmp)
+                large, w_large = instructions(binary, config, port, 4000, tmp)
                 print(f"{binary}: {(large - small) / 3000:,.0f} instructions per request "
-                      f"(I(1,000) = {small:,}, I(4,000) = {large:,})")
+                      f"(I(1,000) = {small:,}, I(4,000) = {large:,}); "
+                      f"{(w_large - w_small) / 3000:.2f} epoll_wait per request")
         finally:
             backend.kill()
 

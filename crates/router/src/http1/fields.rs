@@ -75,21 +75,28 @@ pub(crate) fn kept_block(
 ) -> Bytes {
     // The fields end where the blank line that ends the head starts.
     let crlf_head = head.ends_with(b"\r\n\r\n");
-    let end_of_fields = head.len().saturating_sub(2) as u32;
+    let end_of_fields = head.len().saturating_sub(2);
+    // Field `i`'s line: where it ends, and whether in CRLF.
+    let line = |i: usize| {
+        let end = spans.get(i + 1).map_or(end_of_fields, |n| n.0 as usize);
+        let crlf = (i + 1 < spans.len() || crlf_head)
+            && end >= 2
+            && head.get(end - 2..end) == Some(b"\r\n");
+        (end, crlf)
+    };
     // One pass: are the kept fields one run of CRLF-ended lines?
-    let (mut first, mut last) = (None, 0u32);
+    let (mut first, mut last) = (None, 0);
     let mut gap = false;
     let mut dropped = false;
-    let mut clean = crlf_head;
+    let mut clean = true;
     for (i, &(ns, ne, _, _)) in spans.iter().enumerate() {
-        let line_end = spans.get(i + 1).map_or(end_of_fields, |n| n.0);
         let name = head.get(ns as usize..ne as usize).unwrap_or_default();
         if keep(i, name) {
-            clean &= line_end >= 2
-                && head.get(line_end as usize - 2..line_end as usize) == Some(b"\r\n");
+            let (end, crlf) = line(i);
+            clean &= crlf;
             gap |= dropped;
-            first.get_or_insert(ns);
-            last = line_end;
+            first.get_or_insert(ns as usize);
+            last = end;
         } else {
             // Fields dropped before the first kept one leave no gap.
             dropped = first.is_some();
@@ -97,18 +104,36 @@ pub(crate) fn kept_block(
     }
     match first {
         None => Bytes::new(),
-        Some(first) if clean && !gap => head.slice(first as usize..last as usize),
+        Some(first) if clean && !gap => head.slice(first..last),
         Some(_) => {
+            // Runs of kept CRLF lines are copied whole (a request's fields
+            // around its `Host`); a line ending in a bare LF is written
+            // again.
             let mut b = BytesMut::with_capacity(head.len());
+            let mut run: Option<(usize, usize)> = None;
+            let flush = |b: &mut BytesMut, run: &mut Option<(usize, usize)>| {
+                if let Some((from, to)) = run.take() {
+                    b.extend_from_slice(head.get(from..to).unwrap_or_default());
+                }
+            };
             for (i, &(ns, ne, vs, ve)) in spans.iter().enumerate() {
                 let name = head.get(ns as usize..ne as usize).unwrap_or_default();
-                if keep(i, name) {
-                    b.extend_from_slice(name);
-                    b.extend_from_slice(b": ");
-                    b.extend_from_slice(head.get(vs as usize..ve as usize).unwrap_or_default());
-                    b.extend_from_slice(b"\r\n");
+                if !keep(i, name) {
+                    flush(&mut b, &mut run);
+                    continue;
+                }
+                match line(i) {
+                    (end, true) => run = Some((run.map_or(ns as usize, |r| r.0), end)),
+                    (_, false) => {
+                        flush(&mut b, &mut run);
+                        b.extend_from_slice(name);
+                        b.extend_from_slice(b": ");
+                        b.extend_from_slice(head.get(vs as usize..ve as usize).unwrap_or_default());
+                        b.extend_from_slice(b"\r\n");
+                    }
                 }
             }
+            flush(&mut b, &mut run);
             b.freeze()
         }
     }
@@ -300,7 +325,7 @@ mod tests {
         f.add_via();
         assert_eq!(
             written(&f),
-            "A: 1\r\nl5d-retryable: true\r\nB: 2\r\nvia: 1.1 strait\r\n"
+            "A: 1\r\nl5d-retryable: true\r\nB:  2 \r\nvia: 1.1 strait\r\n"
         );
         assert_eq!(f.get(b"L5D-Retryable"), Some(&b"true"[..]));
     }
@@ -312,6 +337,12 @@ mod tests {
         assert_eq!(written(&f), "A: 1\r\nB: 2\r\n");
         let (f, _) = fields(b"HTTP/1.1 204 No Content\r\nA: 1\r\nB: 2\n\r\n");
         assert_eq!(written(&f), "A: 1\r\nB: 2\r\n");
+        // In a copy, runs of CRLF lines go whole (their spaces kept), a
+        // bare-LF line is written again.
+        let (f, tag) =
+            fields(b"HTTP/1.1 200 OK\r\nA: 1\r\nConnection: close\r\nB:  2 \r\nC: 3\nD: 4\r\n\r\n");
+        assert_eq!(tag, "copied");
+        assert_eq!(written(&f), "A: 1\r\nB:  2 \r\nC: 3\r\nD: 4\r\n");
     }
 
     #[test]
