@@ -70,6 +70,7 @@ fn default_router() -> RouterConfig {
             max_request_body_kb: None,
             max_header_count: Some(500),
             upgrade_idle_timeout: Some(Duration::from_secs(3600)),
+            response_send_timeout: Some(Duration::from_secs(60)),
             h2: Default::default(),
             max_concurrent_streams_per_connection: None,
             client_networks: None,
@@ -448,6 +449,7 @@ fn every_key_is_read_into_the_domain_types() {
             max_request_body_kb: None,
             max_header_count: Some(500),
             upgrade_idle_timeout: Some(Duration::from_secs(3600)),
+            response_send_timeout: Some(Duration::from_secs(60)),
             h2: Default::default(),
             max_concurrent_streams_per_connection: None,
             client_networks: None,
@@ -1119,6 +1121,29 @@ fn binding_limits_are_positive_integers_with_unknown_keys_refused() {
             "linkerd.yaml:3:43: routers[0].bindingLimits.maxLeaves: expected an integer from 1 to 4294967295, found -1",
             "linkerd.yaml:3:67: routers[0].bindingLimits.maxDtabHeaderBytes: expected an integer, found the quoted string \"4096\" (remove the quotes)",
             "linkerd.yaml:3:75: routers[0].bindingLimits.maxLeafs: unknown key 'maxLeafs'; did you mean 'maxLeaves'?",
+        ]
+    );
+}
+
+#[test]
+fn response_send_timeout_is_a_positive_number_of_milliseconds_on_http_servers() {
+    let c = ok("routers:\n- protocol: http\n  servers: [{responseSendTimeoutMs: 500}]\n");
+    assert_eq!(
+        c.routers[0].servers[0].response_send_timeout,
+        Some(Duration::from_millis(500))
+    );
+    let json = serde_json::to_value(&c).unwrap();
+    assert_eq!(
+        json["routers"][0]["servers"][0]["responseSendTimeoutMs"],
+        500
+    );
+    assert_eq!(
+        errors(
+            "routers:\n- protocol: http\n  servers:\n  - {responseSendTimeoutMs: 0}\n- protocol: h2\n  servers:\n  - {responseSendTimeoutMs: 500}\n"
+        ),
+        [
+            "linkerd.yaml:4:29: routers[0].servers[0].responseSendTimeoutMs: expected an integer from 1 to 18446744073709551615, found 0",
+            "linkerd.yaml:7:6: routers[1].servers[0].responseSendTimeoutMs: unknown key 'responseSendTimeoutMs' on an h2 router (HTTP/1 routers only)",
         ]
     );
 }

@@ -443,6 +443,62 @@ fn a_stalled_request_body_is_cut_with_408() {
     );
 }
 
+/// A client that stops reading a response is cut after
+/// `responseSendTimeoutMs` (nginx's `send_timeout`): it holds neither its
+/// connection nor the backend's for ever.
+#[test]
+fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
+    const BIG: usize = 64 << 20;
+    let (_b, addr) = python_server(&format!(
+        r#"
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", 0)); s.listen(64)
+print("Serving HTTP on 127.0.0.1 port %d (big)" % s.getsockname()[1], flush=True)
+BODY = b"x" * {BIG}
+def serve(c):
+    try:
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = c.recv(65536)
+            if not d: return
+            buf += d
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+    except OSError:
+        pass
+    finally:
+        c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#
+    ));
+    let mesh = start(&[("h", &[addr])], "", "    responseSendTimeoutMs: 300\n");
+    let mut c = std::net::TcpStream::connect(mesh.strait.router()).unwrap();
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
+    let mut first = [0u8; 1024];
+    c.read_exact(&mut first).unwrap();
+    assert!(first.starts_with(b"HTTP/1.1 200 OK\r\n"));
+    // Stop reading well past the timeout; then whatever the buffers held,
+    // and the end: the body is cut short.
+    std::thread::sleep(Duration::from_secs(2));
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest)
+        .expect("the router closed the connection");
+    assert!(
+        1024 + rest.len() < BIG,
+        "{} bytes arrived",
+        1024 + rest.len()
+    );
+    let m = metrics(&mesh);
+    for (k, v) in m.as_object().unwrap() {
+        if k.ends_with("/pending") || k.ends_with("/connections") {
+            assert_eq!(v.as_i64(), Some(0), "{k}");
+        }
+    }
+}
+
 /// `maxRequestBodyKB`: off by default (a 64 KiB body passes); when set, a
 /// declared or streamed body past it is refused with 413.
 #[test]

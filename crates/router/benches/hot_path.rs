@@ -337,6 +337,7 @@ fn server(c: &mut Criterion) {
         header_timeout: std::time::Duration::from_secs(30),
         max_headers: 100,
         max_head: 64 * 1024,
+        send_timeout: std::time::Duration::from_secs(60),
     };
     g.bench_function("parse a request head (8 headers)", |b| {
         b.iter_batched_ref(

@@ -139,6 +139,10 @@ pub struct ServerLimits {
     /// 101) may carry no byte either way for this long (default one hour);
     /// both sides are closed after.
     pub upgrade_idle_timeout: Duration,
+    /// `responseSendTimeoutMs`: a response may wait this long for the
+    /// client to take its next byte (default 60 s, nginx's
+    /// `send_timeout`); the connection closes after (HTTP/1 servers).
+    pub send_timeout: Duration,
 }
 
 impl Default for ServerLimits {
@@ -149,6 +153,7 @@ impl Default for ServerLimits {
             max_body_bytes: None,
             max_header_count: 500,
             upgrade_idle_timeout: Duration::from_secs(3600),
+            send_timeout: Duration::from_secs(60),
         }
     }
 }

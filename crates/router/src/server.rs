@@ -240,6 +240,7 @@ impl Server {
                 header_timeout: l.header_timeout,
                 max_headers: l.max_header_count,
                 max_head: self.max_buf,
+                send_timeout: l.send_timeout,
             }
         };
         let svc = H1 {

@@ -534,6 +534,9 @@ impl Live {
                         upgrade_idle_timeout: sc
                             .upgrade_idle_timeout
                             .unwrap_or(config::DEFAULT_UPGRADE_IDLE_TIMEOUT),
+                        send_timeout: sc
+                            .response_send_timeout
+                            .unwrap_or(config::DEFAULT_RESPONSE_SEND_TIMEOUT),
                     },
                     h2: lower::server_h2(sc),
                 };

@@ -72,6 +72,9 @@ pub struct Limits {
     /// Bytes of one head (the exact line and header limits are the
     /// router's `check_request`).
     pub max_head: usize,
+    /// How long a response may wait for the client to take its next byte
+    /// (nginx's `send_timeout`); the connection closes after.
+    pub send_timeout: Duration,
 }
 
 /// What answers each request of a connection.
@@ -101,6 +104,8 @@ struct Conn {
     rbuf: BytesMut,
     /// The current request's body was read to its end.
     body_done: bool,
+    /// How long a write may wait for the client to take a byte.
+    send_timeout: Duration,
 }
 
 type Shared = Arc<Mutex<Conn>>;
@@ -470,6 +475,7 @@ pub async fn serve<S: Service>(
         io: Some(io),
         rbuf: BytesMut::with_capacity(READ_CHUNK),
         body_done: true,
+        send_timeout: limits.send_timeout,
     }));
     let mut wbuf = Vec::with_capacity(1024);
     let mut timer = pin!(tokio::time::sleep(limits.header_timeout));
@@ -954,6 +960,9 @@ async fn write_all(
     tail: &[u8],
 ) -> io::Result<()> {
     let (mut a, mut b, mut c) = (0, 0, 0);
+    // Armed only when the client stops taking bytes (a write that would
+    // block), re-armed by each write that goes through after.
+    let mut stalled: Option<Pin<Box<tokio::time::Sleep>>> = None;
     poll_fn(|cx| {
         let mut conn = lock(shared);
         while a < wbuf.len() || b < data.len() || c < tail.len() {
@@ -962,7 +971,29 @@ async fn write_all(
                 io::IoSlice::new(&data[b..]),
                 io::IoSlice::new(&tail[c..]),
             ];
-            let mut n = ready!(conn.poll_write(cx, &slices))?;
+            let mut n = match conn.poll_write(cx, &slices) {
+                Poll::Ready(r) => r?,
+                Poll::Pending => {
+                    let limit = conn.send_timeout;
+                    let timer = stalled.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+                    if timer.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            format!(
+                                "the client took no byte of the response for {} ms \
+                                 (responseSendTimeoutMs)",
+                                limit.as_millis()
+                            ),
+                        )));
+                    }
+                    return Poll::Pending;
+                }
+            };
+            if let Some(timer) = &mut stalled {
+                timer
+                    .as_mut()
+                    .reset(tokio::time::Instant::now() + conn.send_timeout);
+            }
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }

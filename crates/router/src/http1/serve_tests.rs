@@ -59,7 +59,11 @@ enum Mode {
     Upgrade,
     /// Never answers.
     Hang,
+    /// Answers `BIG` bytes (more than the connection's buffer holds).
+    Big,
 }
+
+const BIG: usize = 1 << 20;
 
 struct Svc {
     mode: Mode,
@@ -162,6 +166,10 @@ impl Service for Svc {
                     r
                 }
                 Mode::Hang => std::future::pending().await,
+                Mode::Big => Response::new(Frames {
+                    frames: VecDeque::from([Frame::data(Bytes::from(vec![b'x'; BIG]))]),
+                    exact: Some(BIG as u64),
+                }),
             };
             guard.1 = true;
             Box::new(resp)
@@ -173,6 +181,7 @@ const LIMITS: Limits = Limits {
     header_timeout: Duration::from_secs(5),
     max_headers: 100,
     max_head: 8192,
+    send_timeout: Duration::from_secs(5),
 };
 
 fn svc(mode: Mode) -> Svc {
@@ -621,6 +630,52 @@ async fn a_head_that_never_ends_gets_408_and_an_idle_connection_closes() {
     // Idle after a response: closed without a word.
     let out = run(Mode::Echo, &[b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"]).await;
     assert_eq!(out.matches("HTTP/1.1 ").count(), 1, "{out}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
+    let (mut c, task) = connect(svc(Mode::Big), LIMITS);
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n")
+        .await
+        .unwrap();
+    // A little of the response, then nothing: the server's writes block.
+    let mut some = vec![0u8; 1024];
+    c.read_exact(&mut some).await.unwrap();
+    let stopped = tokio::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(600), task)
+        .await
+        .expect("the connection ended")
+        .unwrap();
+    // On the runtime's paused clock: not before the timeout.
+    assert!(stopped.elapsed() >= LIMITS.send_timeout);
+    // What was written before is there; then the end, not the body's.
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).await.unwrap();
+    assert!(1024 + rest.len() < BIG, "{} bytes", 1024 + rest.len());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_client_that_reads_slowly_gets_the_whole_response() {
+    let (mut c, task) = connect(svc(Mode::Big), LIMITS);
+    c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    // 64 KiB every second: each read lets the server write again well
+    // within its five seconds.
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = c.read(&mut buf).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    task.await.unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{}", &text[..200]);
+    assert_eq!(body_of(&text).len(), BIG);
 }
 
 #[tokio::test]

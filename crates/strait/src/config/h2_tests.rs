@@ -106,6 +106,7 @@ fn h2_defaults() {
     );
     assert_eq!(rc.servers[0].max_header_count, None);
     assert_eq!(rc.servers[0].upgrade_idle_timeout, None);
+    assert_eq!(rc.servers[0].response_send_timeout, None);
     assert_eq!((rc.max_headers_kb, rc.max_initial_line_kb), (None, None));
     assert_eq!(
         rc.identifiers,

@@ -35,8 +35,8 @@ use super::types::{
 };
 use super::types::{
     DEFAULT_MAX_CONCURRENT_STREAMS, DEFAULT_MAX_ERR_RESPONSE_KB, DEFAULT_MAX_HEADER_COUNT,
-    DEFAULT_MAX_HEADERS_KB, DEFAULT_MAX_INITIAL_LINE_KB, DEFAULT_UPGRADE_IDLE_TIMEOUT,
-    H2EndpointConfig, ServiceConfig, ServiceParams,
+    DEFAULT_MAX_HEADERS_KB, DEFAULT_MAX_INITIAL_LINE_KB, DEFAULT_RESPONSE_SEND_TIMEOUT,
+    DEFAULT_UPGRADE_IDLE_TIMEOUT, H2EndpointConfig, ServiceConfig, ServiceParams,
 };
 
 /// Where a router's parts were written, for the cross-field checks.
@@ -772,6 +772,10 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
             r.opt(cx, "upgradeIdleTimeoutMs", u64_positive)
                 .map_or(DEFAULT_UPGRADE_IDLE_TIMEOUT, Duration::from_millis)
         }),
+        response_send_timeout: (protocol == Protocol::Http).then(|| {
+            r.opt(cx, "responseSendTimeoutMs", u64_positive)
+                .map_or(DEFAULT_RESPONSE_SEND_TIMEOUT, Duration::from_millis)
+        }),
         h2: match protocol {
             Protocol::Http => H2EndpointConfig::default(),
             Protocol::H2 => h2_endpoint(cx, &mut r),
@@ -797,7 +801,12 @@ fn server(cx: &mut Ctx<'_>, node: &Node, path: &str, protocol: Protocol) -> Opti
         Protocol::H2 => {
             r.refuse(
                 cx,
-                &["upgradeIdleTimeoutMs", "maxHeaderCount", "timestampHeader"],
+                &[
+                    "upgradeIdleTimeoutMs",
+                    "responseSendTimeoutMs",
+                    "maxHeaderCount",
+                    "timestampHeader",
+                ],
                 http1_only,
             );
         }

@@ -157,6 +157,8 @@ pub const DEFAULT_MAX_ERR_RESPONSE_KB: u32 = 5120;
 pub const DEFAULT_MAX_HEADER_COUNT: u32 = 500;
 /// `upgradeIdleTimeoutMs`'s default (http servers).
 pub const DEFAULT_UPGRADE_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+/// `responseSendTimeoutMs`'s default (http servers; nginx's `send_timeout`).
+pub const DEFAULT_RESPONSE_SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// `maxConcurrentStreamsPerConnection`'s default (h2 servers; Linkerd's).
 pub const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1000;
 
@@ -470,6 +472,16 @@ pub struct ServerConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub upgrade_idle_timeout: Option<Duration>,
+    /// Strait's own: how long a response may wait for the client to take
+    /// its next byte before the connection closes
+    /// (`responseSendTimeoutMs`, default 60 000, nginx's `send_timeout`).
+    /// http servers only: `None` on h2.
+    #[serde(
+        rename = "responseSendTimeoutMs",
+        serialize_with = "opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_send_timeout: Option<Duration>,
     /// An h2 server's HTTP/2 settings (all `None` on http).
     #[serde(flatten)]
     pub h2: H2EndpointConfig,
