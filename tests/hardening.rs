@@ -443,19 +443,19 @@ fn a_stalled_request_body_is_cut_with_408() {
     );
 }
 
-/// A client that stops reading a response is cut after
-/// `responseSendTimeoutMs` (nginx's `send_timeout`): it holds neither its
-/// connection nor the backend's for ever.
-#[test]
-fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
-    const BIG: usize = 64 << 20;
-    let (_b, addr) = python_server(&format!(
+/// The body of every answer of [`big_backend`]: 256 MiB.
+const BIG_BODY: usize = 256 << 20;
+
+/// A backend that answers every request with [`BIG_BODY`] bytes, written a
+/// MiB at a time.
+fn big_backend() -> (Proc, SocketAddr) {
+    python_server(
         r#"
 import socket, threading
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0)); s.listen(64)
+s.bind(("127.0.0.1", 0)); s.listen(256)
 print("Serving HTTP on 127.0.0.1 port %d (big)" % s.getsockname()[1], flush=True)
-BODY = b"x" * {BIG}
+BLOCK = b"x" * (1 << 20)
 def serve(c):
     try:
         buf = b""
@@ -463,16 +463,24 @@ def serve(c):
             d = c.recv(65536)
             if not d: return
             buf += d
-        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(BODY) + BODY)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (256 << 20))
+        for _ in range(256):
+            c.sendall(BLOCK)
     except OSError:
         pass
-    finally:
-        c.close()
 while True:
     c, _ = s.accept()
     threading.Thread(target=serve, args=(c,), daemon=True).start()
-"#
-    ));
+"#,
+    )
+}
+
+/// A client that stops reading a response is cut after
+/// `responseSendTimeoutMs` (nginx's `send_timeout`): it holds neither its
+/// connection nor the backend's for ever.
+#[test]
+fn a_client_that_stops_reading_is_cut_after_the_send_timeout() {
+    let (_b, addr) = big_backend();
     let mesh = start(&[("h", &[addr])], "", "    responseSendTimeoutMs: 300\n");
     let mut c = std::net::TcpStream::connect(mesh.strait.router()).unwrap();
     c.write_all(b"GET / HTTP/1.1\r\nHost: h\r\n\r\n").unwrap();
@@ -487,7 +495,7 @@ while True:
     c.read_to_end(&mut rest)
         .expect("the router closed the connection");
     assert!(
-        1024 + rest.len() < BIG,
+        1024 + rest.len() < BIG_BODY,
         "{} bytes arrived",
         1024 + rest.len()
     );
@@ -596,29 +604,7 @@ fn head_limits_are_exact_and_separate() {
 /// fixed buffer each, not the ~1 MiB hyper's default read buffer grows to.
 #[test]
 fn slow_readers_of_large_responses_hold_little_memory() {
-    let script = r#"
-import socket, threading
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", 0)); s.listen(256)
-print("Serving HTTP on 127.0.0.1 port %d (big)" % s.getsockname()[1], flush=True)
-BLOCK = b"x" * (1 << 20)
-def serve(c):
-    try:
-        buf = b""
-        while b"\r\n\r\n" not in buf:
-            d = c.recv(65536)
-            if not d: return
-            buf += d
-        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (256 << 20))
-        for _ in range(256):
-            c.sendall(BLOCK)
-    except OSError:
-        pass
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-"#;
-    let (_backend, addr) = python_server(script);
+    let (_backend, addr) = big_backend();
     let mesh = start(&[("big", &[addr])], "", "");
     let pid = mesh.strait.proc.pid();
     // Warm up one connection's worth of allocations first.
