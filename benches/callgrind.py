@@ -26,7 +26,11 @@ two (Host, Accept-Encoding).
 Each line also gives the event loop's waits per request (calls of
 epoll_wait): a server faster than its clients finds nothing to do more
 often and waits more, and each wait costs a few hundred instructions, so
-two binaries' totals are compared together with their waits.
+two binaries' totals are compared together with their waits. For Strait
+the line also gives the instructions outside tokio's waits (the total less
+the inclusive cost of the scheduler's park: the event loop's turn, its
+timers, the wake-ups it hands out), which does not move with the count of
+waits: the figure to compare two Strait binaries by.
 """
 
 import http.client
@@ -123,6 +127,11 @@ def load(port, n, conns=4):
         t.join()
 
 
+# tokio's scheduler waiting for work: the event loop's turn (epoll_wait,
+# the timer wheel) and the wake-ups it hands out, inclusive.
+PARK = re.compile(r"tokio::runtime::scheduler::(current_thread|multi_thread::worker)::Context::park(_internal)?('\d+)?$")
+
+
 def instructions(binary, config, port, n, out_dir):
     out_dir = os.environ.get("CALLGRIND_KEEP") or out_dir
     out = os.path.join(out_dir, f"callgrind.{os.path.basename(binary)}.{n}.{time.time_ns()}")
@@ -156,7 +165,14 @@ def instructions(binary, config, port, n, out_dir):
     load(port, n)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=120)
-    total, waits, names, callee = None, 0, {}, None
+    return counts(out)
+
+
+def counts(out):
+    """The total instructions in the callgrind file `out`, the calls of
+    epoll_wait, and the instructions inside tokio's park."""
+    total, waits, parked, names, caller, callee = None, 0, 0, {}, "", None
+    in_park_call = False
     with open(out) as f:
         for line in f:
             m = re.match(r"(?:summary|totals):\s+(\d+)", line)
@@ -168,11 +184,19 @@ def instructions(binary, config, port, n, out_dir):
                     names[m.group(2)] = m.group(3)
                 if m.group(1):
                     callee = names.get(m.group(2), "")
-            elif line.startswith("calls=") and callee and callee.split("@")[0] == "epoll_wait":
-                waits += int(line[6:].split()[0])
+                else:
+                    caller = names.get(m.group(2), "")
+            elif line.startswith("calls=") and callee:
+                if callee.split("@")[0] == "epoll_wait":
+                    waits += int(line[6:].split()[0])
+                in_park_call = bool(PARK.match(callee)) and not PARK.match(caller)
+            elif in_park_call:
+                # The line after `calls=`: the call's inclusive cost.
+                parked += int(line.split()[1])
+                in_park_call = False
     if total is None:
         raise SystemExit(f"no totals in {out}")
-    return total, waits
+    return total, waits, parked
 
 
 def main():
@@ -200,11 +224,14 @@ def main():
                             f"routers:\n- protocol: http\n  dtab: /svc => /#/io.l5d.fs;\n"
                             f"  servers:\n  - port: {port}\n"
                         )
-                small, w_small = instructions(binary, config, port, 1000, tmp)
-                large, w_large = instructions(binary, config, port, 4000, tmp)
-                print(f"{binary}: {(large - small) / 3000:,.0f} instructions per request "
+                small, w_small, p_small = instructions(binary, config, port, 1000, tmp)
+                large, w_large, p_large = instructions(binary, config, port, 4000, tmp)
+                per = (large - small) / 3000
+                parked = (p_large - p_small) / 3000
+                outside = f"; {per - parked:,.0f} outside tokio's waits" if parked else ""
+                print(f"{binary}: {per:,.0f} instructions per request "
                       f"(I(1,000) = {small:,}, I(4,000) = {large:,}); "
-                      f"{(w_large - w_small) / 3000:.2f} epoll_wait per request")
+                      f"{(w_large - w_small) / 3000:.2f} epoll_wait per request{outside}")
         finally:
             backend.kill()
 

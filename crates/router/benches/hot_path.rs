@@ -310,7 +310,8 @@ fn wire(c: &mut Criterion) {
         b.iter(|| {
             rt.block_on(async {
                 let body = Either::Right(Full::new(Bytes::new()));
-                let resp = pool.send(addr, &head, body).await.unwrap();
+                let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+                let resp = pool.send(addr, &head, body, deadline).await.unwrap();
                 black_box(resp.into_body().collect().await.unwrap());
             })
         })

@@ -45,6 +45,9 @@ pub enum SendFailure {
         /// What went wrong.
         message: String,
     },
+    /// The deadline passed before the response's head came (the request
+    /// may have been written).
+    TimedOut,
 }
 
 /// One protocol's way to send an attempt and read what came back.
@@ -57,10 +60,14 @@ pub trait Exchange {
     /// a body kept while it streams is complete only once it has ended.
     fn replayable(&self) -> bool;
 
-    /// Sends one attempt to `addr`.
+    /// Sends one attempt to `addr`; [`SendFailure::TimedOut`] when the
+    /// response's head has not come by `deadline`. (The exchange keeps
+    /// the time itself: a pooled HTTP/1 connection re-arms its own timer
+    /// rather than registering a new one for every request.)
     fn send(
         &mut self,
         addr: SocketAddr,
+        deadline: tokio::time::Instant,
     ) -> impl Future<Output = Result<Self::Response, SendFailure>> + Send;
 
     /// The response's status code and class.
@@ -383,14 +390,7 @@ async fn attempt<E: Exchange>(
         Some(t) if t <= policy.response_timeout => (t, AttemptError::TimedOut),
         _ => (policy.response_timeout, AttemptError::NoResponse),
     };
-    let res = {
-        // Pinned where it is: the timeout holds a pointer to it, not a
-        // copy of its state.
-        let sent = std::pin::pin!(ex.send(addr));
-        tokio::time::timeout_at(start + limit, sent)
-            .await
-            .map_err(|_| limit)
-    };
+    let res = ex.send(addr, start + limit).await;
     drop(pending);
     stats.requests.incr();
     let failed = |attempted, e| {
@@ -398,7 +398,7 @@ async fn attempt<E: Exchange>(
         Err((attempted, e))
     };
     match res {
-        Ok(Ok(response)) => {
+        Ok(response) => {
             let (code, class) = ex.classify(&response);
             stats.status(code);
             stats.latency.record(start.elapsed());
@@ -410,20 +410,20 @@ async fn attempt<E: Exchange>(
             }
             Ok((response, class))
         }
-        Ok(Err(SendFailure::NotSent(why))) => {
+        Err(SendFailure::NotSent(why)) => {
             stats.connect_failures.incr();
             client.connect_failed(addr, why.as_deref());
             let unsent = Attempted::NotSent { elsewhere: false };
             failed(unsent, AttemptError::ConnectFailed(addr, why))
         }
-        Ok(Err(SendFailure::Local { status, message })) => {
+        Err(SendFailure::Local { status, message }) => {
             Err((Attempted::Local, AttemptError::Local { status, message }))
         }
-        Ok(Err(SendFailure::Lost(message))) => failed(
+        Err(SendFailure::Lost(message)) => failed(
             Attempted::Lost(ex.classify_error()),
             AttemptError::Lost { addr, message },
         ),
-        Err(t) => failed(Attempted::Lost(ex.classify_error()), cut(t)),
+        Err(SendFailure::TimedOut) => failed(Attempted::Lost(ex.classify_error()), cut(limit)),
     }
 }
 

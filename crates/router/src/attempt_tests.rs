@@ -322,10 +322,14 @@ impl Exchange for Scripted {
         self.replayable
     }
 
-    fn send(&mut self, addr: SocketAddr) -> impl Future<Output = Result<u16, SendFailure>> + Send {
+    fn send(
+        &mut self,
+        addr: SocketAddr,
+        deadline: tokio::time::Instant,
+    ) -> impl Future<Output = Result<u16, SendFailure>> + Send {
         self.sent.push(addr);
         let script = self.script[&addr];
-        async move {
+        let sent = async move {
             match script {
                 Script::Answer(code, after) => {
                     tokio::time::sleep(after).await;
@@ -335,6 +339,11 @@ impl Exchange for Scripted {
                 Script::Reset => Err(SendFailure::Lost("connection reset".into())),
                 Script::Hang => std::future::pending().await,
             }
+        };
+        async move {
+            tokio::time::timeout_at(deadline, sent)
+                .await
+                .unwrap_or(Err(SendFailure::TimedOut))
         }
     }
 

@@ -342,17 +342,9 @@ impl H2<'_> {
     }
 }
 
-impl Exchange for H2<'_> {
-    type Response = Response<Incoming>;
-
-    fn replayable(&self) -> bool {
-        match self.body {
-            BodyState::Empty | BodyState::Fresh(_) => true,
-            BodyState::Taken => self.keep.replayable(),
-        }
-    }
-
-    async fn send(&mut self, addr: SocketAddr) -> Result<Self::Response, SendFailure> {
+impl H2<'_> {
+    /// One attempt to `addr`, without a deadline (see `send`).
+    async fn exchange(&mut self, addr: SocketAddr) -> Result<Response<Incoming>, SendFailure> {
         {
             let mut tx = self.pool.sender(addr).await.map_err(send_failure)?;
             // Waits while the connection's streams are all taken.
@@ -438,6 +430,28 @@ impl Exchange for H2<'_> {
             }
         }
     }
+}
+
+impl Exchange for H2<'_> {
+    type Response = Response<Incoming>;
+
+    fn replayable(&self) -> bool {
+        match self.body {
+            BodyState::Empty | BodyState::Fresh(_) => true,
+            BodyState::Taken => self.keep.replayable(),
+        }
+    }
+
+    async fn send(
+        &mut self,
+        addr: SocketAddr,
+        deadline: tokio::time::Instant,
+    ) -> Result<Self::Response, SendFailure> {
+        let sent = std::pin::pin!(self.exchange(addr));
+        tokio::time::timeout_at(deadline, sent)
+            .await
+            .unwrap_or(Err(SendFailure::TimedOut))
+    }
 
     fn classify(&self, resp: &Self::Response) -> (u16, ResponseClass) {
         let class = match self.head_class(resp, self.replayable()) {
@@ -472,6 +486,7 @@ fn send_failure(e: SendError) -> SendFailure {
             status: http::StatusCode::SERVICE_UNAVAILABLE,
             message,
         },
+        SendError::TimedOut => SendFailure::TimedOut,
         SendError::Failed(e) => SendFailure::Lost(e.to_string()),
         SendError::Broken(e) => SendFailure::Lost(e.to_string()),
     }

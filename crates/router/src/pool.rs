@@ -122,6 +122,9 @@ pub enum SendError {
     Local(String),
     /// Nothing was sent: the TLS handshake failed; why (for `l5d-err`).
     Handshake(String),
+    /// The deadline passed before the response's head came (the request
+    /// may have been written).
+    TimedOut,
 }
 
 impl Pool {
@@ -153,22 +156,32 @@ impl Pool {
         addr: SocketAddr,
         head: &RequestHead<'_>,
         mut body: ReqBody,
-    ) -> Result<Response<wire::Body>, SendError> {
+        deadline: tokio::time::Instant,
+    ) -> Result<Box<Response<wire::Body>>, SendError> {
         loop {
-            let (wire, reused) = match self.checkout(addr).await {
-                Checkout::Idle(wire) => (wire, true),
-                // Boxed: connecting (TCP, then a TLS handshake) is a ~3.6 KiB
-                // state machine, which would otherwise sit inside every
-                // request's future and be copied with it at each `.await`
-                // up the chain, though a kept-alive request never connects.
-                Checkout::Open(permit) => (Box::pin(self.connect(addr, permit)).await?, false),
+            let (wire, reused) = match self.try_checkout(addr) {
+                Ok(Checkout::Idle(wire)) => (wire, true),
+                // Waiting for a connection (a free place under `maxSize`,
+                // a connect, a TLS handshake) counts against the deadline.
+                // Boxed: connecting is a ~3.6 KiB state machine, which
+                // would otherwise sit inside every request's future and be
+                // copied with it at each `.await` up the chain, though a
+                // kept-alive request never connects.
+                found => {
+                    let opened = Box::pin(self.open(addr, found));
+                    match tokio::time::timeout_at(deadline, opened).await {
+                        Ok(opened) => opened?,
+                        Err(_) => return Err(SendError::TimedOut),
+                    }
+                }
             };
             let conn = Conn {
                 wire,
                 pool: Arc::clone(self),
             };
-            match wire::exchange(conn, head, body).await {
+            match wire::exchange(conn, head, body, deadline).await {
                 Ok(resp) => return Ok(resp),
+                Err(Unanswered::TimedOut) => return Err(SendError::TimedOut),
                 Err(Unanswered::Unsent(back, _)) if reused => body = back,
                 Err(Unanswered::Unsent(_, e)) => {
                     return Err(SendError::NotSent(format!(
@@ -221,13 +234,33 @@ impl Pool {
         self.lock().values().map(|e| e.idle.len()).sum()
     }
 
-    /// The most recently returned live idle connection to `addr`, or leave
-    /// to open one; waits while `maxSize` connections are open and busy.
-    async fn checkout(&self, addr: SocketAddr) -> Checkout {
-        let (returned, limit) = match self.try_checkout(addr) {
-            Ok(c) => return c,
-            Err(wait) => wait,
+    /// A connection to `addr` once [`Pool::try_checkout`] found none idle
+    /// (`found`): one opened, or (after waiting while `maxSize`
+    /// connections are open and busy) one given back; whether it was
+    /// reused.
+    async fn open(
+        &self,
+        addr: SocketAddr,
+        found: Result<Checkout, (Arc<Notify>, Arc<Semaphore>)>,
+    ) -> Result<(Box<Wire>, bool), SendError> {
+        let checkout = match found {
+            Ok(c) => c,
+            Err(wait) => self.checkout(addr, wait).await,
         };
+        match checkout {
+            Checkout::Idle(wire) => Ok((wire, true)),
+            Checkout::Open(permit) => Ok((self.connect(addr, permit).await?, false)),
+        }
+    }
+
+    /// The most recently returned live idle connection to `addr`, or leave
+    /// to open one, once `try_checkout` said to wait on `returned` and
+    /// `limit`: waits while `maxSize` connections are open and busy.
+    async fn checkout(
+        &self,
+        addr: SocketAddr,
+        (returned, limit): (Arc<Notify>, Arc<Semaphore>),
+    ) -> Checkout {
         loop {
             // Registered before looking again, so that a connection put back
             // from here on wakes this request (a wake-up stored for nobody

@@ -65,10 +65,11 @@ async fn get(pool: &Arc<Pool>, addr: SocketAddr) -> Result<Sent, SendError> {
         lines: None,
     };
     let body: ReqBody = Either::Right(Full::new(Bytes::new()));
-    pool.send(addr, &head, body).await
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    pool.send(addr, &head, body, deadline).await
 }
 
-type Sent = Response<Body>;
+type Sent = Box<Response<Body>>;
 
 /// Reads the response body to the end (which gives the connection back).
 async fn finish(_pool: &Arc<Pool>, resp: Sent) -> String {

@@ -86,7 +86,8 @@ async fn exchange_raw(method: Method, body: &'static [u8], pieces: Vec<Vec<u8>>)
         lines: None,
     };
     let req_body: crate::client::ReqBody = Either::Right(Full::new(Bytes::from_static(body)));
-    let resp = match pool.send(addr, &head, req_body).await {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let resp = match pool.send(addr, &head, req_body, deadline).await {
         Ok(resp) => resp,
         // No response passed on: status 0, the error as the body's.
         Err(e) => {
@@ -383,6 +384,91 @@ async fn bad_chunked_framing_fails_the_body_and_closes() {
     )
     .await;
     assert!(seen.body.unwrap_err().contains("closed"));
+}
+
+/// One kept-alive connection's timer serves every request on it: a later
+/// deadline is only noted, an earlier one or one after the timer fired
+/// re-arms it, and each request is held to its own deadline, never an
+/// earlier request's.
+#[tokio::test]
+async fn each_request_on_a_kept_alive_connection_has_its_own_deadline() {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    // Answers each request after the delay the test sends it, in ms, as
+    // the path; `/never` is read and not answered.
+    let answer = |mut s: tokio::net::TcpStream| async move {
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                let n = s.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    return;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                continue;
+            };
+            let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+            buf.drain(..end + 4);
+            let path = head.split(' ').nth(1).unwrap().trim_start_matches('/');
+            let Ok(ms) = path.parse::<u64>() else {
+                std::future::pending::<()>().await;
+                return;
+            };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await
+                .unwrap();
+        }
+    };
+    tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            tokio::spawn(answer(s));
+        }
+    });
+    let pool = Arc::new(Pool::new(
+        Duration::from_secs(1),
+        Duration::from_secs(60),
+        None,
+    ));
+    let headers = HeaderMap::new();
+    let send = |path: &'static str, within: Duration| {
+        let pool = Arc::clone(&pool);
+        let headers = headers.clone();
+        async move {
+            let head = RequestHead {
+                method: &Method::GET,
+                path_and_query: path,
+                headers: &headers,
+                opaque: &[],
+                lines: None,
+            };
+            let body: crate::client::ReqBody = Either::Right(Full::new(Bytes::new()));
+            let deadline = tokio::time::Instant::now() + within;
+            match pool.send(addr, &head, body, deadline).await {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    resp.into_body().collect().await.unwrap();
+                    Ok(status)
+                }
+                Err(e) => Err(format!("{e:?}")),
+            }
+        }
+    };
+    let ms = Duration::from_millis;
+    // Answered at once within 300 ms; then one given 5 s, answered after
+    // 600 ms: past the first request's deadline, within its own.
+    assert_eq!(send("/0", ms(300)).await, Ok(200));
+    assert_eq!(send("/600", ms(5000)).await, Ok(200));
+    assert_eq!(pool.idle_count(), 1, "one connection, reused");
+    // A shorter deadline than the last one still holds.
+    assert_eq!(send("/never", ms(200)).await, Err("TimedOut".to_owned()));
+    assert_eq!(pool.idle_count(), 0, "a timed-out connection is dropped");
+    // On a new connection whose timer fired while it was idle.
+    assert_eq!(send("/0", ms(100)).await, Ok(200));
+    tokio::time::sleep(ms(300)).await;
+    assert_eq!(send("/150", ms(5000)).await, Ok(200));
+    assert_eq!(send("/never", ms(200)).await, Err("TimedOut".to_owned()));
 }
 
 #[tokio::test]
