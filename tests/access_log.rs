@@ -271,6 +271,7 @@ fn the_json_format_names_service_client_and_endpoint() {
     assert_eq!(ok["client"], "/#/io.l5d.fs/hello", "{ok}");
     assert_eq!(ok["endpoint"], s.backend.addr.to_string(), "{ok}");
     assert_eq!(ok["uri"], "/a?b=c");
+    assert_eq!(ok["host"], "hello", "{ok}");
     assert_eq!(ok["status"], 200);
     assert_eq!(ok["user_agent"], "t/1");
     assert_eq!(ok["referer"], "http://r/1");
@@ -278,6 +279,7 @@ fn the_json_format_names_service_client_and_endpoint() {
     let failed: serde_json::Value = serde_json::from_str(&lines[1]).unwrap();
     assert_eq!(failed["status"], 502, "{failed}");
     assert_eq!(failed["service"], "/svc/nosuch", "{failed}");
+    assert_eq!(failed["host"], "nosuch", "{failed}");
     assert!(failed["endpoint"].is_null(), "{failed}");
     assert_eq!(failed["user_agent"], "t/2", "{failed}");
     assert!(failed["referer"].is_null(), "{failed}");

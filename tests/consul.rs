@@ -476,7 +476,8 @@ class H(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def log_message(self, *a): pass
     def do_GET(self):
-        host = self.headers.get("Host", "")
+        # Every Host it was sent: a second one would show.
+        host = ",".join(self.headers.get_all("Host", []))
         body = host.encode()
         self.send_response(302)
         self.send_header("Location", "http://%s/next" % host)

@@ -336,11 +336,12 @@ fn fields_the_router_does_not_read_reach_the_backend_as_written() {
     for line in [
         "\r\nUser-Agent: raw/1\r\n",
         "\r\nACCEPT: */*\r\n",
-        "\r\nhost: echo\r\n",
+        "\r\nHost: echo\r\n",
         "\r\nvia: 1.1 strait\r\n",
     ] {
         assert!(got.contains(line), "{line:?} reaches the backend: {got}");
     }
+    assert_eq!(hosts(&got), ["echo"], "one Host: {got}");
     assert!(
         got.starts_with("GET /x?y=1 HTTP/1.1\r\n"),
         "the request line: {got}"
@@ -367,6 +368,49 @@ fn fields_the_router_does_not_read_reach_the_backend_as_written() {
         !got.to_ascii_lowercase().contains("connection: close"),
         "the client's Connection is hop-by-hop: {got}"
     );
+}
+
+/// The values of the `Host` lines of `head`, any case.
+fn hosts(head: &str) -> Vec<&str> {
+    head.lines()
+        .filter_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.eq_ignore_ascii_case("host").then(|| v.trim())
+        })
+        .collect()
+}
+
+/// The `Host` a client writes is passed on as written; what changes it
+/// (an absolute URI's authority, `addForwardedHeader`'s `host=`) takes it
+/// out of the passed-on fields first: the backend sees one `Host`.
+#[test]
+fn the_host_is_changed_in_one_place_only() {
+    let (listener, strait, _dirs) = routed_to_listener("");
+    let backend = std::thread::spawn(move || first_head(listener));
+    let answer = raw_exchange(
+        strait.router(),
+        "GET http://echo/x HTTP/1.1\r\nUser-Agent: raw/1\r\nHost: other\r\nConnection: close\r\n\r\n",
+    );
+    let got = backend.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(got.starts_with("GET /x HTTP/1.1\r\n"), "origin-form: {got}");
+    assert_eq!(hosts(&got), ["echo"], "the URI's authority, once: {got}");
+
+    let (listener, strait, _dirs) = routed_to_listener("    addForwardedHeader: {}\n");
+    let backend = std::thread::spawn(move || first_head(listener));
+    let answer = raw_exchange(
+        strait.router(),
+        "GET /y HTTP/1.1\r\nHost: echo\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+    );
+    let got = backend.join().unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert_eq!(hosts(&got), ["echo"], "one Host: {got}");
+    let forwarded: Vec<&str> = got
+        .lines()
+        .filter(|l| l.to_ascii_lowercase().starts_with("forwarded:"))
+        .collect();
+    assert_eq!(forwarded.len(), 1, "{got}");
+    assert!(forwarded[0].contains(";host=\"echo\""), "{got}");
 }
 
 #[test]

@@ -323,9 +323,9 @@ impl Fields {
         }
     }
 
-    /// With `Referer` and `User-Agent` from the fields a request's HTTP/1
-    /// server passed on as written (`name: value\r\n` lines), when its
-    /// map has neither.
+    /// With the host, `Referer` and `User-Agent` from the fields a
+    /// request's HTTP/1 server passed on as written (`name: value\r\n`
+    /// lines), when its map has none of them.
     pub(crate) fn opaque(mut self, block: &Bytes) -> Fields {
         if block.is_empty() {
             return self;
@@ -334,6 +334,9 @@ impl Fields {
             let v = crate::http1::field(block, name)?;
             HeaderValue::from_maybe_shared(block.slice_ref(v)).ok()
         };
+        if self.host.is_none() {
+            self.host = value(b"host");
+        }
         if self.referer.is_none() {
             self.referer = value(b"referer");
         }

@@ -390,7 +390,9 @@ async fn attempt<E: Exchange>(
         Some(t) if t <= policy.response_timeout => (t, AttemptError::TimedOut),
         _ => (policy.response_timeout, AttemptError::NoResponse),
     };
-    let res = ex.send(addr, start + limit).await;
+    // Pinned where it is, awaited through a pointer: not moved into the
+    // awaiting state (a copy of the exchange's state per request).
+    let res = std::pin::pin!(ex.send(addr, start + limit)).await;
     drop(pending);
     stats.requests.incr();
     let failed = |attempted, e| {

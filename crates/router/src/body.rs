@@ -245,6 +245,25 @@ impl RequestBody {
         }
     }
 
+    /// Takes the `Host` field out of the fields passed on as written
+    /// ([`Seen::host_passed`]), for the router to put it in the map and
+    /// change it (`setHost`, an absolute URI's authority); `None` when it
+    /// is not there.
+    pub fn take_host(&mut self) -> Option<http::HeaderValue> {
+        let (seen, opaque) = match self {
+            RequestBody::Empty(seen, opaque) => (seen, opaque),
+            RequestBody::H1(b) => (&mut b.seen, &mut b.opaque),
+            RequestBody::H2(_) => return None,
+        };
+        if !seen.host_passed() {
+            return None;
+        }
+        *seen = seen.with_host_passed(false);
+        let (value, rest) = crate::http1::take_field(opaque, b"host")?;
+        *opaque = rest;
+        http::HeaderValue::from_maybe_shared(value).ok()
+    }
+
     /// Takes [`RequestBody::opaque`]'s fields, to be written to a backend.
     pub fn take_opaque(&mut self) -> Bytes {
         match self {
@@ -277,11 +296,21 @@ pub trait Opaque {
     fn opaque_fields(&self) -> &[u8] {
         &[]
     }
+
+    /// The `Host` among them, when where it sits is known.
+    fn passed_host(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 impl Opaque for RequestBody {
     fn opaque_fields(&self) -> &[u8] {
         self.opaque()
+    }
+
+    fn passed_host(&self) -> Option<&[u8]> {
+        let at = self.seen().host_at()?;
+        self.opaque().get(at)
     }
 }
 

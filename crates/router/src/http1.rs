@@ -40,7 +40,7 @@ mod upgrade;
 pub mod wire;
 
 pub(crate) use checks::{Checked, check_request};
-pub(crate) use fields::{append_to as append_fields, get as field};
+pub(crate) use fields::{append_to as append_fields, get as field, take as take_field};
 pub use upgrade::UpgradeStats;
 use upgrade::{Asked, tunnel};
 
@@ -128,6 +128,14 @@ pub fn via_depth(h: &HeaderMap) -> usize {
         .sum()
 }
 
+/// Puts the `Host` the client's HTTP/1 server passed on as written (see
+/// `Seen::host_passed`) into the request's map, to be changed there.
+pub(crate) fn host_to_map(req: &mut Request<RequestBody>) {
+    if let Some(host) = req.body_mut().take_host() {
+        req.headers_mut().insert(HOST, host);
+    }
+}
+
 /// `GET http://hello/x` (what `http_proxy` clients send): `Host` from the
 /// URI's authority, the URI cut to path and query.
 pub fn absolute_to_origin_form<B>(req: &mut Request<B>) {
@@ -188,6 +196,11 @@ impl<'a> Http1<'a> {
         } else {
             None
         };
+        // What changes the `Host` (or reads it beside the map) takes it
+        // into the map first.
+        if client.host.is_some() || fwd.server.add_forwarded {
+            host_to_map(&mut req);
+        }
         let (mut parts, mut body) = (*req).into_parts();
         let opaque = body.take_opaque();
         let h = &mut parts.headers;

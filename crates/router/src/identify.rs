@@ -110,7 +110,7 @@ impl Field {
         let v = match self {
             Field::Authority => match req.uri().authority() {
                 Some(a) => a.as_str().as_bytes(),
-                None => req.headers().get(HOST)?.as_bytes(),
+                None => header(req, &HOST)?,
             },
             Field::Path => req.uri().path_and_query()?.as_str().as_bytes(),
             Field::Method => req.method().as_str().as_bytes(),
@@ -159,11 +159,7 @@ impl Identifier {
                 p.push(Bytes::from_static(version.as_bytes()));
                 p.push(Bytes::copy_from_slice(req.method().as_str().as_bytes()));
                 if version == "1.1" {
-                    let host = req
-                        .headers()
-                        .get(HOST)
-                        .map(|v| v.as_bytes())
-                        .unwrap_or_default();
+                    let host = header(req, &HOST).unwrap_or_default();
                     if host.is_empty() {
                         return Err("HTTP/1.1 request missing hostname".to_owned());
                     }
@@ -264,8 +260,13 @@ fn header_value<'r, B: Opaque>(
 }
 
 /// The first value of `name`: in the map, else among the fields the
-/// request's HTTP/1 server passed on as written.
-fn header<'r, B: Opaque>(req: &'r Request<B>, name: &HeaderName) -> Option<&'r [u8]> {
+/// request's HTTP/1 server passed on as written (`Host`, most often).
+pub(crate) fn header<'r, B: Opaque>(req: &'r Request<B>, name: &HeaderName) -> Option<&'r [u8]> {
+    if name == HOST
+        && let Some(host) = req.body().passed_host()
+    {
+        return Some(host);
+    }
     match req.headers().get(name) {
         Some(v) => Some(v.as_bytes()),
         None => crate::http1::field(req.body().opaque_fields(), name.as_str().as_bytes()),
@@ -316,6 +317,29 @@ mod tests {
             .identify(&svc(), &req("POST", "/a/b", &[("host", "Web")]))
             .unwrap();
         assert_eq!(r.dst.show(), "/svc/1.1/POST/web/a/b");
+    }
+
+    #[test]
+    fn a_host_passed_on_as_written_is_found() {
+        // As Strait's HTTP/1 server hands a request over: `Host` among the
+        // fields outside the map.
+        let block = Bytes::from_static(b"Accept: */*\r\nHost: Web:8080\r\n");
+        let mut r = Request::new(crate::body::RequestBody::Empty(
+            crate::http1::seen::Seen::ALL,
+            block,
+        ));
+        *r.uri_mut() = "/a".parse().unwrap();
+        let host = Identifier::HeaderToken { header: HOST };
+        assert_eq!(
+            host.identify(&svc(), &r).unwrap().dst.show(),
+            "/svc/Web:8080"
+        );
+        let mh = Identifier::MethodAndHost { uri_in_dst: false };
+        assert_eq!(
+            mh.identify(&svc(), &r).unwrap().dst.show(),
+            "/svc/1.1/GET/web:8080"
+        );
+        assert_eq!(Field::Authority.value(&r), Some(&b"Web:8080"[..]));
     }
 
     #[test]

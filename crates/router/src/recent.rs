@@ -136,7 +136,7 @@ impl RequestTelemeters {
 
     /// Whether to sample this request: `Some` (with what is known of it
     /// now) when some telemeter takes it.
-    pub fn sample<B>(
+    pub fn sample<B: crate::body::Opaque>(
         &self,
         req: &Request<B>,
         trace: &Trace,
@@ -155,10 +155,8 @@ impl RequestTelemeters {
             return None;
         }
         // Sampled: from here on the request pays for its entry.
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
+        let host = crate::identify::header(req, &http::header::HOST)
+            .and_then(|h| std::str::from_utf8(h).ok())
             .map(str::to_owned)
             .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned()));
         let timestamp_ms = SystemTime::now()

@@ -184,6 +184,9 @@ impl Classifier {
 #[derive(Debug)]
 pub struct Budget {
     ttl: Duration,
+    /// A slot's width (`ttl` / `SLOTS`) in nanoseconds: a slot is found
+    /// with one 64-bit division per request, not a 128-bit one.
+    width_ns: u64,
     min_per_sec: u32,
     percent: f64,
     slots: Mutex<Slots>,
@@ -197,6 +200,13 @@ struct Slots {
 }
 
 const SLOTS: usize = 10;
+
+/// `ttl` / `SLOTS` in nanoseconds, at least 1 (`ttl` is at most 60 s).
+fn slot_width_ns(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_nanos() / SLOTS as u128)
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
 
 /// Budget parameters out of range.
 #[derive(Debug, PartialEq, Eq)]
@@ -220,6 +230,7 @@ impl Budget {
         }
         Ok(Budget {
             ttl,
+            width_ns: slot_width_ns(ttl),
             min_per_sec,
             percent: percent_can_retry,
             slots: Mutex::new(Slots {
@@ -234,6 +245,7 @@ impl Budget {
         let d = BudgetParams::LINKERD_DEFAULT;
         Budget {
             ttl: d.ttl,
+            width_ns: slot_width_ns(d.ttl),
             min_per_sec: d.min_per_sec,
             percent: d.percent_can_retry,
             slots: Mutex::new(Slots {
@@ -244,8 +256,12 @@ impl Budget {
     }
 
     fn slot_at(&self, now: Instant, slots: &Slots) -> u64 {
-        let width = self.ttl.as_nanos() / SLOTS as u128;
-        (now.saturating_duration_since(slots.start).as_nanos() / width.max(1)) as u64
+        let d = now.saturating_duration_since(slots.start);
+        let ns = d
+            .as_secs()
+            .saturating_mul(1_000_000_000)
+            .saturating_add(u64::from(d.subsec_nanos()));
+        ns / self.width_ns
     }
 
     fn with_slot<T>(
@@ -438,6 +454,21 @@ mod tests {
         // After the ttl the window is empty again.
         let later = t0 + Duration::from_secs(11);
         assert!(b.try_withdraw_at(later), "the window slides");
+    }
+
+    #[test]
+    fn deposits_count_for_the_ttl_and_then_expire() {
+        let b = Budget::new(Duration::from_secs(10), 0, 0.5).unwrap_or_else(|e| panic!("{e:?}"));
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            b.deposit_at(t0);
+        }
+        let at = |s: f64| t0 + Duration::from_secs_f64(s);
+        // One withdrawal at a time, from slots nearer the end of the ttl.
+        assert!(b.try_withdraw_at(at(0.5)));
+        assert!(b.try_withdraw_at(at(4.2)));
+        assert!(b.try_withdraw_at(at(8.5)), "within the ttl");
+        assert!(!b.try_withdraw_at(at(11.0)), "past the ttl: nothing left");
     }
 
     #[test]

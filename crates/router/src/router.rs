@@ -401,7 +401,11 @@ impl Router {
                 self.params.max_headers_bytes,
                 limits.max_body_bytes,
             )?;
-            http1::absolute_to_origin_form(&mut req);
+            if req.uri().scheme().is_some() {
+                // The authority replaces the `Host` (in the map).
+                http1::host_to_map(&mut req);
+                http1::absolute_to_origin_form(&mut req);
+            }
         }
         let local = match (&server.dtab_override, seen.l5d()) {
             (_, false) => None,

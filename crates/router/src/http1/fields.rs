@@ -148,11 +148,55 @@ pub(crate) fn lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
     })
 }
 
-/// The first value of `name` (any case) among `block`'s lines.
+/// The first value of `name` (any case) among `block`'s lines (the
+/// lines [`lines`] gives). Each line's start is compared with the name
+/// before anything else is looked at: the identifier reads `Host` here for
+/// most requests, and it is most often the first line.
 pub(crate) fn get<'b>(block: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-    lines(block)
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v)
+    let mut rest = block;
+    while !rest.is_empty() {
+        let named = rest.get(name.len()) == Some(&b':')
+            && rest
+                .get(..name.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name));
+        let end = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let (line, next) = rest.split_at(end);
+        if named && let Some(text) = line.strip_suffix(b"\r\n") {
+            return Some(text.get(name.len() + 1..).unwrap_or_default().trim_ascii());
+        }
+        rest = next;
+    }
+    None
+}
+
+/// The first line named `name` (any case) taken out of `block`: its
+/// value, and the block without the line (a slice when the line is the
+/// first; else the rest copied around it).
+pub(crate) fn take(block: &Bytes, name: &[u8]) -> Option<(Bytes, Bytes)> {
+    let mut start = 0;
+    for line in block.split_inclusive(|&b| b == b'\n') {
+        let end = start + line.len();
+        if let Some(text) = line.strip_suffix(b"\r\n")
+            && let Some(colon) = text.iter().position(|&b| b == b':')
+            && text[..colon].eq_ignore_ascii_case(name)
+        {
+            let value = block.slice_ref(text[colon + 1..].trim_ascii());
+            let rest = if start == 0 {
+                block.slice(end..)
+            } else {
+                let mut rest = Vec::with_capacity(block.len() - line.len());
+                rest.extend_from_slice(&block[..start]);
+                rest.extend_from_slice(&block[end..]);
+                Bytes::from(rest)
+            };
+            return Some((value, rest));
+        }
+        start = end;
+    }
+    None
 }
 
 /// `block`'s lines appended to `map` (the values share `block`'s bytes).
@@ -283,6 +327,43 @@ mod tests {
         let mut out = Vec::new();
         f.write(&mut out);
         String::from_utf8(out).unwrap()
+    }
+
+    proptest! {
+        /// `get` finds what a search of `lines` finds.
+        #[test]
+        fn get_is_the_first_line_of_the_name(
+            fields in prop::collection::vec(("(?i)(host|x-a|hos|hostx|a)", "[ -~]{0,12}"), 0..6),
+            bare in any::<bool>(),
+        ) {
+            let mut block = Vec::new();
+            for (n, v) in &fields {
+                block.extend_from_slice(format!("{n}:{v}").as_bytes());
+                block.extend_from_slice(if bare { b"\n" } else { b"\r\n" });
+            }
+            for name in [&b"host"[..], b"x-a", b"a"] {
+                let want = lines(&block).find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v);
+                prop_assert_eq!(get(&block, name), want);
+            }
+        }
+    }
+
+    #[test]
+    fn a_field_is_taken_out_of_a_block_and_the_rest_kept_in_order() {
+        let block = Bytes::from_static(b"Host: a:80\r\nX-A: 1\r\nhOST:  b \r\nX-B: 2\r\n");
+        // The first of its name, any case; the rest a slice (no copy).
+        let (v, rest) = take(&block, b"host").unwrap();
+        assert_eq!(&v[..], b"a:80");
+        assert_eq!(&rest[..], b"X-A: 1\r\nhOST:  b \r\nX-B: 2\r\n");
+        assert_eq!(rest.as_ptr(), block[12..].as_ptr());
+        // From the middle: the lines around it, copied.
+        let (v, rest) = take(&rest, b"HOST").unwrap();
+        assert_eq!(&v[..], b"b");
+        assert_eq!(&rest[..], b"X-A: 1\r\nX-B: 2\r\n");
+        assert!(take(&rest, b"host").is_none());
+        assert!(take(&Bytes::new(), b"host").is_none());
+        // A name is matched whole.
+        assert!(take(&Bytes::from_static(b"Hosts: x\r\n"), b"host").is_none());
     }
 
     #[test]

@@ -20,7 +20,13 @@ pub struct Seen {
     bits: u8,
     /// `Name: value\r\n` of every field, in bytes (saturated).
     block: u32,
+    /// Where the passed-on `Host`'s value sits in the passed-on fields
+    /// (start and length), when known: it is read there without a search.
+    host: (u16, u16),
 }
+
+/// `Seen::host`: not known.
+const NO_SPAN: (u16, u16) = (u16::MAX, 0);
 
 const L5D: u8 = 1;
 const TRACE: u8 = 2;
@@ -31,6 +37,9 @@ const HOP: u8 = 8;
 const CHECKED: u8 = 16;
 /// A `Host` field is there (never set in [`Seen::ALL`]: "may be missing").
 const HOST: u8 = 32;
+/// The `Host` field is among the fields passed on as written, not in the
+/// request's map (see [`Seen::host_passed`]).
+const HOST_PASSED: u8 = 64;
 /// Not a family, but a field the router reads (never kept in [`Seen`]).
 const READ: u8 = 128;
 
@@ -39,6 +48,7 @@ impl Seen {
     pub const ALL: Seen = Seen {
         bits: L5D | TRACE | VIA | HOP,
         block: 0,
+        host: NO_SPAN,
     };
 
     /// A name starting `l5d-` (Linkerd's context, dtab, destination and
@@ -56,6 +66,45 @@ impl Seen {
     /// A `Host` field is certainly there (`false`: it may be missing).
     pub fn host(&self) -> bool {
         self.bits & HOST != 0
+    }
+
+    /// The `Host` field (one, checked) is passed on as the client wrote it,
+    /// among the fields outside the request's map: the router reads it
+    /// there (identifiers, the access log), and takes it into the map
+    /// (`RequestBody::take_host`) only to change it.
+    pub fn host_passed(&self) -> bool {
+        self.bits & HOST_PASSED != 0
+    }
+
+    /// With [`Seen::host_passed`] set to `passed` (where its value sits
+    /// not known).
+    pub(crate) fn with_host_passed(self, passed: bool) -> Seen {
+        Seen {
+            bits: if passed {
+                self.bits | HOST_PASSED
+            } else {
+                self.bits & !HOST_PASSED
+            },
+            host: NO_SPAN,
+            ..self
+        }
+    }
+
+    /// With the passed-on `Host`'s value at `at` in the passed-on fields
+    /// (not kept past 64 KiB).
+    pub(crate) fn with_host_at(self, at: std::ops::Range<usize>) -> Seen {
+        let span = match (u16::try_from(at.start), u16::try_from(at.len())) {
+            (Ok(s), Ok(l)) if s != u16::MAX && self.host_passed() => (s, l),
+            _ => NO_SPAN,
+        };
+        Seen { host: span, ..self }
+    }
+
+    /// Where the passed-on `Host`'s value sits in the passed-on fields,
+    /// when known.
+    pub(crate) fn host_at(&self) -> Option<std::ops::Range<usize>> {
+        let (s, l) = self.host;
+        (s != u16::MAX).then(|| usize::from(s)..usize::from(s) + usize::from(l))
     }
 
     /// `Via`.
@@ -122,10 +171,13 @@ impl Noter {
     /// Notes one field: its first letter and length pick the one or two
     /// names it could be, so a field of no family costs two compares.
     ///
-    /// Whether the router reads or changes it (a family above, or
-    /// `Content-Length`, `Expect`, `Forwarded`): those go in the request's
-    /// map, the others are passed on as written (see
-    /// [`super::fields::kept_block`]).
+    /// Whether the router reads or changes it (a family above but `Host`,
+    /// or `Content-Length`, `Expect`, `Forwarded`): those go in the
+    /// request's map, the others are passed on as written (see
+    /// [`super::fields::kept_block`]). `Host` is noted and checked, and
+    /// passed on as written: most requests are routed by it and forwarded
+    /// with it unchanged, so a map made for it alone (two allocations, a
+    /// hash, an insert) would be paid for nothing.
     pub(super) fn field(&mut self, name: &[u8], value: &[u8]) -> bool {
         self.block += name.len() + value.len() + 4;
         let Some(&first) = name.first() else {
@@ -147,7 +199,8 @@ impl Noter {
             (b'h', 4) if is(b"host") => {
                 self.hosts += 1;
                 self.fields_ok &= self.hosts == 1 && checks::is_host(value);
-                HOST
+                self.bits |= HOST;
+                return false;
             }
             (b't', 17) if is(b"transfer-encoding") => {
                 // Only `chunked` may be passed on (else 501, with the
@@ -179,6 +232,7 @@ impl Noter {
         Seen {
             bits: self.bits | if self.fields_ok { CHECKED } else { 0 },
             block: u32::try_from(self.block).unwrap_or(u32::MAX),
+            host: NO_SPAN,
         }
     }
 }
@@ -254,7 +308,6 @@ mod tests {
     fn the_fields_the_router_reads_are_told_apart() {
         let mut n = Noter::new();
         for read in [
-            "Host",
             "l5d-dtab",
             "X-B3-TraceId",
             "traceparent",
@@ -279,6 +332,17 @@ mod tests {
         ] {
             assert!(!n.field(other.as_bytes(), b"1"), "{other}");
         }
+        // `Host` is noted and checked, and passed on as written.
+        let mut n = Noter::new();
+        assert!(!n.field(b"HOST", b"web:8080"));
+        let s = n.finish();
+        assert!(s.host() && s.checked_block().is_some());
+        let mut n = Noter::new();
+        assert!(!n.field(b"Host", b"a b"));
+        assert!(
+            n.finish().checked_block().is_none(),
+            "a bad Host fails the checks"
+        );
     }
 
     #[test]

@@ -322,6 +322,8 @@ fn parse_with(
     let mut opaque = 0u64;
     // `Connection` names a field to drop: every field goes in the map.
     let mut names_fields = false;
+    // The last `Host` (there is one when the head passes the checks).
+    let mut host = None;
     for (i, h) in r.headers.iter().enumerate() {
         let name = h.name.as_bytes();
         if !noter.field(name, h.value) {
@@ -360,6 +362,7 @@ fn parse_with(
                 }
             }
             7 if name.eq_ignore_ascii_case(b"upgrade") => has_upgrade = true,
+            4 if name.eq_ignore_ascii_case(b"host") => host = Some((vs, ve)),
             6 if name.eq_ignore_ascii_case(b"expect") => {
                 expect = h.value.trim_ascii().eq_ignore_ascii_case(b"100-continue");
             }
@@ -379,6 +382,7 @@ fn parse_with(
     if names_fields || seen.checked_block().is_none() || n > 64 {
         opaque = 0;
     }
+    let seen = seen.with_host_passed(opaque != 0 && seen.host());
     let framing = if te {
         if version == Version::HTTP_10 {
             return Err(Some(bad(
@@ -412,9 +416,25 @@ fn parse_with(
     } else {
         fields::kept_block(&head, at.as_slice(), |i, _| passed(i))
     };
+    // Where the `Host` passed on sits in the block, when the block is the
+    // head's own bytes (as for most requests): read there, not searched.
+    let from = (opaque_block.as_ptr() as usize).wrapping_sub(head.as_ptr() as usize);
+    let seen = match host {
+        Some((vs, ve))
+            if seen.host_passed()
+                && from + opaque_block.len() <= head.len()
+                && from <= vs
+                && ve <= from + opaque_block.len() =>
+        {
+            seen.with_host_at(vs - from..ve - from)
+        }
+        _ => seen,
+    };
     // Room for what the router adds (`Forwarded`, `l5d-ctx-deadline`, a
-    // `Host`) without growing the map.
-    let mut headers = HeaderMap::with_capacity(n - opaque.count_ones() as usize + 3);
+    // `Host`) without growing the map; no map at all (no allocation) when
+    // every field is passed on as written, as for most requests.
+    let mapped = n - opaque.count_ones() as usize;
+    let mut headers = HeaderMap::with_capacity(if mapped == 0 { 0 } else { mapped + 3 });
     for (i, &(ns, ne, vs, ve)) in at.as_slice().iter().enumerate() {
         if passed(i) {
             continue;

@@ -248,7 +248,7 @@ async fn a_get_is_answered_and_the_connection_carries_the_next() {
     assert!(responses[0].contains("content-length: "), "{out}");
     assert!(!responses[0].contains("connection: close"), "{out}");
     assert!(
-        responses[0].contains("GET /a?x=1 HTTP/1.1\nhost: h\nX-A: 1\nX-A: 2\n\n"),
+        responses[0].contains("GET /a?x=1 HTTP/1.1\nHost: h\nX-A: 1\nX-A: 2\n\n"),
         "{out}"
     );
     assert!(responses[1].contains("connection: close\r\n"), "{out}");
@@ -268,12 +268,49 @@ fn split(head: &[u8]) -> (Vec<String>, String, bool) {
 }
 
 #[test]
+fn the_passed_host_is_found_where_it_sits() {
+    let host_of = |head: &[u8]| {
+        let mut buf = BytesMut::from(head);
+        let h = parse_head(&mut buf, &LIMITS).unwrap().unwrap();
+        let at = h
+            .seen
+            .host_at()
+            .map(|r| String::from_utf8(h.opaque[r].to_vec()).unwrap());
+        (h.seen.host_passed(), at)
+    };
+    let web = |s: &str| (true, Some(s.to_owned()));
+    assert_eq!(
+        host_of(b"GET / HTTP/1.1\r\nHost: web:80\r\nAccept: */*\r\n\r\n"),
+        web("web:80")
+    );
+    assert_eq!(
+        host_of(b"GET / HTTP/1.1\r\nAccept: */*\r\nhost:  web \r\n\r\n"),
+        web("web")
+    );
+    assert_eq!(
+        host_of(b"GET / HTTP/1.1\r\nVia: 1.1 x\r\nHost: web\r\n\r\n"),
+        web("web")
+    );
+    // Copied around a field the router reads: searched for instead.
+    assert_eq!(
+        host_of(b"GET / HTTP/1.1\r\nA: 1\r\nVia: 1.1 x\r\nHost: web\r\n\r\n"),
+        (true, None)
+    );
+    // In the map.
+    assert_eq!(
+        host_of(b"GET / HTTP/1.1\r\nHost: web\r\nConnection: x-a\r\n\r\n"),
+        (false, None)
+    );
+}
+
+#[test]
 fn fields_the_router_does_not_read_are_kept_as_written() {
-    // The usual head: Host first, the rest one run of lines: no copy.
+    // The usual head: every field passed on as written, `Host` too (one
+    // run of lines: no copy, and no map).
     let (names, block, shared) =
         split(b"GET / HTTP/1.1\r\nHost: h\r\nUser-Agent: curl/8\r\nAccept:  */* \r\n\r\n");
-    assert_eq!(names, ["host"]);
-    assert_eq!(block, "User-Agent: curl/8\r\nAccept:  */* \r\n");
+    assert!(names.is_empty(), "{names:?}");
+    assert_eq!(block, "Host: h\r\nUser-Agent: curl/8\r\nAccept:  */* \r\n");
     assert!(shared);
     // Every field the router reads goes in the map; the others are
     // copied when those sit between them.
@@ -291,13 +328,12 @@ fn fields_the_router_does_not_read_are_kept_as_written() {
             "content-length",
             "expect",
             "forwarded",
-            "host",
             "l5d-dtab",
             "traceparent",
             "via"
         ]
     );
-    assert_eq!(block, "A: 1\r\nB: 2\r\nC: 3\r\n");
+    assert_eq!(block, "A: 1\r\nB: 2\r\nHost: h\r\nC: 3\r\n");
     assert!(!shared);
     // `Connection` naming a field, and a head the router checks in full
     // (two Hosts: refused there): every field in the map.
@@ -314,7 +350,7 @@ fn fields_the_router_does_not_read_are_kept_as_written() {
         b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n\
           Sec-WebSocket-Key: k\r\n\r\n",
     );
-    assert_eq!(block, "Sec-WebSocket-Key: k\r\n");
+    assert_eq!(block, "Host: h\r\nSec-WebSocket-Key: k\r\n");
 }
 
 #[tokio::test]
@@ -329,7 +365,7 @@ async fn bodies_by_length_and_chunked_reach_the_router_whole() {
         ],
     )
     .await;
-    assert!(out.contains("content-length: 5\n\nhello"), "{out}");
+    assert!(out.contains("content-length: 5\nHost: h\n\nhello"), "{out}");
     assert!(out.contains("transfer-encoding: chunked\n"), "{out}");
     assert!(out.contains("\n\nabcde\ntrailer x-t: t"), "{out}");
 }
@@ -466,7 +502,7 @@ async fn a_head_trickled_a_byte_at_a_time_is_read_whole() {
         let bytes: Vec<&[u8]> = head.as_bytes().chunks(1).collect();
         let out = run_with(Mode::Echo, wide, &bytes).await;
         assert_eq!(status(&out), 200, "{out}");
-        assert!(out.contains("connection: close\n\n"), "{out}");
+        assert!(out.contains("connection: close\n"), "{out}");
     }
 }
 
@@ -774,7 +810,8 @@ proptest! {
             Some((_, vs)) => vs.push(v.to_owned()),
             None => want.push((n.to_owned(), vec![v.to_owned()])),
         };
-        add("host", "h");
+        // `Host` is passed on as written, in the client's case.
+        add("Host", "h");
         for (n, v) in &fields {
             add(n, v);
         }

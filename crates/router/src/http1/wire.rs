@@ -819,6 +819,12 @@ pub(super) fn content_length(
     before: Result<Option<u64>, String>,
 ) -> Result<Option<u64>, String> {
     let mut length = before?;
+    // The usual value: one number.
+    if length.is_none()
+        && let Some(n) = digits(value)
+    {
+        return Ok(Some(n));
+    }
     for part in value.split(|&b| b == b',') {
         let n = digits(part.trim_ascii()).ok_or_else(|| "invalid Content-Length".to_string())?;
         if length.is_some_and(|l| l != n) {
