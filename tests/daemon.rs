@@ -319,19 +319,26 @@ fn raw_exchange(addr: SocketAddr, req: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `req` written raw to a router (with `extra_server` keys) in front of a
+/// listener standing in for `echo`'s backend: the router's answer, and
+/// the head the backend got.
+fn through_listener(extra_server: &str, req: &str) -> (String, String) {
+    let (listener, strait, _dirs) = routed_to_listener(extra_server);
+    let backend = std::thread::spawn(move || first_head(listener));
+    let answer = raw_exchange(strait.router(), req);
+    (answer, backend.join().unwrap())
+}
+
 #[test]
 fn fields_the_router_does_not_read_reach_the_backend_as_written() {
-    let (listener, strait, _dirs) = routed_to_listener("");
-    let backend = std::thread::spawn(move || first_head(listener));
     // Names in their own case, a value with the spaces around it, two
     // fields of one name with Forwarded (which the router reads) between.
-    let answer = raw_exchange(
-        strait.router(),
+    let (answer, got) = through_listener(
+        "",
         "GET /x?y=1 HTTP/1.1\r\nUser-Agent: raw/1\r\nHost: echo\r\nX-Request-ID:   abc  \r\n\
          Cookie: a=1\r\nForwarded: for=5.6.7.8\r\n\
          Cookie: b=2\r\nForwarded: for=1.2.3.4\r\nACCEPT: */*\r\nConnection: close\r\n\r\n",
     );
-    let got = backend.join().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     for line in [
         "\r\nUser-Agent: raw/1\r\n",
@@ -385,24 +392,18 @@ fn hosts(head: &str) -> Vec<&str> {
 /// out of the passed-on fields first: the backend sees one `Host`.
 #[test]
 fn the_host_is_changed_in_one_place_only() {
-    let (listener, strait, _dirs) = routed_to_listener("");
-    let backend = std::thread::spawn(move || first_head(listener));
-    let answer = raw_exchange(
-        strait.router(),
+    let (answer, got) = through_listener(
+        "",
         "GET http://echo/x HTTP/1.1\r\nUser-Agent: raw/1\r\nHost: other\r\nConnection: close\r\n\r\n",
     );
-    let got = backend.join().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert!(got.starts_with("GET /x HTTP/1.1\r\n"), "origin-form: {got}");
     assert_eq!(hosts(&got), ["echo"], "the URI's authority, once: {got}");
 
-    let (listener, strait, _dirs) = routed_to_listener("    addForwardedHeader: {}\n");
-    let backend = std::thread::spawn(move || first_head(listener));
-    let answer = raw_exchange(
-        strait.router(),
+    let (answer, got) = through_listener(
+        "    addForwardedHeader: {}\n",
         "GET /y HTTP/1.1\r\nHost: echo\r\nAccept: */*\r\nConnection: close\r\n\r\n",
     );
-    let got = backend.join().unwrap();
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
     assert_eq!(hosts(&got), ["echo"], "one Host: {got}");
     let forwarded: Vec<&str> = got

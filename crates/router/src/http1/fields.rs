@@ -149,52 +149,48 @@ pub(crate) fn lines(block: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
 }
 
 /// The first value of `name` (any case) among `block`'s lines (the
-/// lines [`lines`] gives). Each line's start is compared with the name
-/// before anything else is looked at: the identifier reads `Host` here for
-/// most requests, and it is most often the first line.
+/// lines [`lines`] gives).
 pub(crate) fn get<'b>(block: &'b [u8], name: &[u8]) -> Option<&'b [u8]> {
-    let mut rest = block;
-    while !rest.is_empty() {
-        let named = rest.get(name.len()) == Some(&b':')
-            && rest
-                .get(..name.len())
-                .is_some_and(|n| n.eq_ignore_ascii_case(name));
-        let end = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .map_or(rest.len(), |i| i + 1);
-        let (line, next) = rest.split_at(end);
-        if named && let Some(text) = line.strip_suffix(b"\r\n") {
-            return Some(text.get(name.len() + 1..).unwrap_or_default().trim_ascii());
-        }
-        rest = next;
-    }
-    None
+    find(block, name).map(|(_, v)| v)
 }
 
 /// The first line named `name` (any case) taken out of `block`: its
 /// value, and the block without the line (a slice when the line is the
 /// first; else the rest copied around it).
 pub(crate) fn take(block: &Bytes, name: &[u8]) -> Option<(Bytes, Bytes)> {
+    let (line, value) = find(block, name)?;
+    let value = block.slice_ref(value);
+    let rest = if line.start == 0 {
+        block.slice(line.end..)
+    } else {
+        let mut rest = Vec::with_capacity(block.len() - line.len());
+        rest.extend_from_slice(&block[..line.start]);
+        rest.extend_from_slice(&block[line.end..]);
+        Bytes::from(rest)
+    };
+    Some((value, rest))
+}
+
+/// The first CRLF line named `name` (any case) in `block`: where it sits
+/// (its CRLF included) and its value. Each line's start is compared with
+/// the name before the line is scanned: the identifier reads `Host` here
+/// for most requests, most often from the first line.
+fn find<'b>(block: &'b [u8], name: &[u8]) -> Option<(std::ops::Range<usize>, &'b [u8])> {
     let mut start = 0;
-    for line in block.split_inclusive(|&b| b == b'\n') {
-        let end = start + line.len();
-        if let Some(text) = line.strip_suffix(b"\r\n")
-            && let Some(colon) = text.iter().position(|&b| b == b':')
-            && text[..colon].eq_ignore_ascii_case(name)
-        {
-            let value = block.slice_ref(text[colon + 1..].trim_ascii());
-            let rest = if start == 0 {
-                block.slice(end..)
-            } else {
-                let mut rest = Vec::with_capacity(block.len() - line.len());
-                rest.extend_from_slice(&block[..start]);
-                rest.extend_from_slice(&block[end..]);
-                Bytes::from(rest)
-            };
-            return Some((value, rest));
+    while let Some(rest) = block.get(start..).filter(|r| !r.is_empty()) {
+        let named = rest.get(name.len()) == Some(&b':')
+            && rest
+                .get(..name.len())
+                .is_some_and(|n| n.eq_ignore_ascii_case(name));
+        let len = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        if named && let Some(text) = rest[..len].strip_suffix(b"\r\n") {
+            let value = text.get(name.len() + 1..).unwrap_or_default().trim_ascii();
+            return Some((start..start + len, value));
         }
-        start = end;
+        start += len;
     }
     None
 }
